@@ -1,0 +1,39 @@
+# The two commands of the README, and their helpers. Everything is set up from scratch:
+# Python venv, Docker engine, the sandbox host image.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYINFRA := $(VENV)/bin/pyinfra
+
+.PHONY: sandbox sandbox-destroy test test-unit audit bench venv
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# Start (or reuse) the sandbox host and deploy the whole platform to it.
+sandbox: venv
+	$(PY) tools/sandbox.py up
+	$(PYINFRA) inventory/sandbox.py deploy.py -y
+
+sandbox-destroy: venv
+	$(PY) tools/sandbox.py destroy
+	rm -rf .sandbox
+
+# All tests: unit, then end-to-end against a fresh sandbox host of their own.
+test: venv
+	$(PY) tools/sandbox.py docker
+	$(PY) -m pytest tests/unit tests/e2e
+
+test-unit: venv
+	$(PY) -m pytest tests/unit
+
+# Audit the sandbox host; for production: $(PY) -m pytest tests/audit --inventory inventory/production.py
+audit: venv
+	$(PY) -m pytest tests/audit --inventory inventory/sandbox.py
+
+bench: venv
+	$(PY) bench/converge.py

@@ -1,0 +1,21 @@
+"""Turn a fresh Ubuntu/Debian server into the messaging platform, or converge it again.
+
+    pyinfra inventory/production.py deploy.py
+
+Group data is validated first; a bad value stops the run before anything changes.
+"""
+
+from pyinfra import host, logger
+from pyinfra.facts.hardware import Memory
+
+from platform_deploy import base, config, docker_engine, firewall, memory
+
+cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory))
+docker_plan = docker_engine.host_plan(cfg)
+logger.info(
+    f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
+)
+
+base.apply(cfg)
+firewall.apply(cfg)
+docker_engine.apply(cfg, docker_plan)

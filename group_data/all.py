@@ -1,0 +1,43 @@
+# Defaults for every environment. Override per environment in group_data/<inventory name>.py;
+# every key is checked by platform_deploy/config.py before anything touches a host.
+
+stack_name = "msgplatform"  # compose project name; the stack lives in /opt/<stack_name>
+domain = None  # required: apps answer on chat.<domain>, n8n.<domain>, cms.<domain>
+acme_email = None  # required: Let's Encrypt account and expiry notices
+
+# Memory: "auto" picks the largest profile of the RAM table the host can carry;
+# "recommended" or "minimum" force one. Per-service limits in MB override the profile.
+memory_profile = "auto"
+memory_limits_mb = {}
+swap_mb = "auto"  # 2 GB swap file on hosts under 7 GB of RAM; 0 for none
+
+# SSH stays open (rate-limited) or the operator locks themself out. Restrict it to
+# admin networks with e.g. ["203.0.113.0/24"]. ssh_port is also the port pyinfra uses.
+ssh_port = 22
+ssh_allow_cidrs = []
+ssh_hardening = False  # True: key log-in only (turn on once you log in with a key)
+admin_user = None  # e.g. "ops": created with sudo and admin_ssh_keys
+admin_ssh_keys = []
+
+# Docker: "auto" = Docker's apt repository on Ubuntu and Debian 12, the distribution's
+# docker.io + compose v2 on Debian 13; "docker" or "distro" force one.
+docker_source = "auto"
+docker_log_max_size = "10m"
+docker_log_max_file = 3
+
+tunnels_enabled = False  # Pangolin tunnels (Gerbil, UDP 51820 and 21820)
+
+# WhatsApp Business numbers by department, E.164: {"sales": "+5922221111"}
+whatsapp_numbers = {}
+
+# Exact image tags; bump one and rerun the deploy to upgrade that service.
+images = {
+    "postgres": "pgvector/pgvector:0.8.0-pg15",
+    "redis": "redis:7.4.5",
+    "chatwoot": "chatwoot/chatwoot:v4.6.0",
+    "n8n": "docker.n8n.io/n8nio/n8n:2.40.7",
+    "directus": "directus/directus:12.3.1",
+    "pangolin": "fosrl/pangolin:1.12.3",
+    "traefik": "traefik:v3.5.3",
+    "gerbil": "fosrl/gerbil:1.2.2",
+}

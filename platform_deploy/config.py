@@ -1,0 +1,295 @@
+"""The config model: every group data key the deploy reads, validated once.
+
+`load()` runs at the top of deploy.py, before any operation is collected, so a bad
+value stops the run with a message naming the key, the problem and the fix, and the
+host is left untouched.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+
+from pyinfra.api.exceptions import PyinfraError
+
+from . import memory
+
+SERVICES = tuple(memory.RAM_TABLE_MB) + ("gerbil",)
+IMAGE_KEYS = ("postgres", "redis", "chatwoot", "n8n", "directus", "pangolin", "traefik", "gerbil")
+DOCKER_SOURCES = ("auto", "docker", "distro")
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[a-z][a-z0-9-]{{0,62}}$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<domain>[^@\s]+)$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# repository[:tag][@digest]; the tag is what must be pinned
+IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$")
+
+
+class ConfigError(PyinfraError):
+    """Bad group data. The message lists every problem found, each with its fix."""
+
+
+@dataclass(frozen=True)
+class Config:
+    stack_name: str
+    stack_root: str
+    domain: str
+    acme_email: str
+    host_ram_mb: int
+    memory_profile: str
+    memory_limits_mb: dict
+    ssh_port: int
+    ssh_allow_cidrs: tuple
+    ssh_hardening: bool
+    admin_user: str | None
+    admin_ssh_keys: tuple
+    swap_mb: int
+    docker_source: str
+    docker_log_max_size: str
+    docker_log_max_file: int
+    tunnels_enabled: bool
+    whatsapp_numbers: dict
+    images: dict = field(default_factory=dict)
+
+
+class _Checker:
+    def __init__(self, data):
+        self.data = data
+        self.errors = []
+
+    def fail(self, key, value, problem, fix):
+        self.errors.append(f"- {key} = {value!r}: {problem}\n  Fix: {fix}")
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+
+def _domain(c):
+    value = c.get("domain")
+    if not value:
+        c.fail("domain", value, "missing", 'set domain = "example.org" (the apps get chat., n8n. and cms. under it)')
+        return ""
+    if not isinstance(value, str) or not DOMAIN_RE.match(value):
+        c.fail("domain", value, "not a lower-case DNS name with at least two labels",
+               'set domain = "example.org": no scheme, no path, no trailing dot')
+        return ""
+    return value
+
+
+def _acme_email(c):
+    value = c.get("acme_email")
+    match = EMAIL_RE.match(value) if isinstance(value, str) else None
+    if not match or not DOMAIN_RE.match(match["domain"].lower()):
+        c.fail("acme_email", value, "not an e-mail address",
+               'set acme_email = "ops@example.org": Let\'s Encrypt sends expiry notices there')
+        return ""
+    return value
+
+
+def _port(c, key, default):
+    value = c.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        c.fail(key, value, "not a TCP port", f"set {key} to a whole number from 1 to 65535 (default {default})")
+        return default
+    return value
+
+
+def _cidrs(c):
+    values = c.get("ssh_allow_cidrs", []) or []
+    if not isinstance(values, (list, tuple)):
+        c.fail("ssh_allow_cidrs", values, "not a list", 'set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere')
+        return ()
+    cidrs = []
+    for value in values:
+        try:
+            cidrs.append(str(ipaddress.ip_network(value, strict=True)))
+        except (TypeError, ValueError) as e:
+            hint = ""
+            try:
+                hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
+            except (TypeError, ValueError):
+                pass
+            c.fail("ssh_allow_cidrs", value, f"not a network in CIDR notation: {e}{hint}",
+                   'write each entry as address/prefix with no host bits, e.g. "203.0.113.0/24"')
+    return tuple(cidrs)
+
+
+def _choice(c, key, choices, default):
+    value = c.get(key, default)
+    if value not in choices:
+        c.fail(key, value, "unknown value", f"set {key} to one of: {', '.join(choices)}")
+        return default
+    return value
+
+
+def _bool(c, key, default):
+    value = c.get(key, default)
+    if not isinstance(value, bool):
+        c.fail(key, value, "not a boolean", f"set {key} = True or {key} = False")
+        return default
+    return value
+
+
+def _whatsapp(c):
+    numbers = c.get("whatsapp_numbers", {}) or {}
+    if not isinstance(numbers, dict):
+        c.fail("whatsapp_numbers", numbers, "not a mapping", 'set whatsapp_numbers = {"sales": "+5922221111"}')
+        return {}
+    for department, number in numbers.items():
+        if not isinstance(number, str) or not E164_RE.match(number):
+            c.fail(f"whatsapp_numbers[{department!r}]", number, "not an E.164 phone number",
+                   'write it as + then country code and number, digits only, e.g. "+5922221111"')
+    return dict(numbers)
+
+
+def _images(c):
+    images = c.get("images", {}) or {}
+    if not isinstance(images, dict):
+        c.fail("images", images, "not a mapping", 'set images = {"redis": "redis:7.4.5", ...}')
+        return {}
+    for name, ref in images.items():
+        if name not in IMAGE_KEYS:
+            c.fail(f"images[{name!r}]", ref, "unknown service", f"use one of: {', '.join(IMAGE_KEYS)}")
+            continue
+        match = IMAGE_RE.match(ref) if isinstance(ref, str) else None
+        if not match:
+            c.fail(f"images[{name!r}]", ref, "not an image reference", 'write it as repository:tag, e.g. "redis:7.4.5"')
+        elif not match["tag"] or match["tag"] == "latest":
+            c.fail(f"images[{name!r}]", ref, "the tag must be pinned (no tag and 'latest' both float)",
+                   f'name an exact version, e.g. "{match["repo"]}:<version>"; upgrades then happen only when you bump it')
+    return dict(images)
+
+
+def _memory(c, ram_mb):
+    profile = c.get("memory_profile", "auto")
+    if profile not in ("auto",) + memory.PROFILES:
+        c.fail("memory_profile", profile, "unknown profile", "set memory_profile to auto, recommended or minimum")
+        return "minimum", memory.profile_limits("minimum")
+
+    needed_min = memory.host_needs_mb(memory.profile_limits("minimum"))
+    if ram_mb < needed_min:
+        c.fail("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
+               "use a server with at least 4 GB of RAM (the seed's minimum)")
+        return "minimum", memory.profile_limits("minimum")
+    if profile == "auto":
+        profile = memory.auto_profile(ram_mb)
+    limits = memory.profile_limits(profile)
+
+    overrides = c.get("memory_limits_mb", {}) or {}
+    if not isinstance(overrides, dict):
+        c.fail("memory_limits_mb", overrides, "not a mapping", 'set memory_limits_mb = {"postgres": 3072}')
+        overrides = {}
+    for service, mb in overrides.items():
+        if service not in memory.RAM_TABLE_MB:
+            c.fail(f"memory_limits_mb[{service!r}]", mb, "unknown service",
+                   f"use one of: {', '.join(memory.RAM_TABLE_MB)}")
+        elif isinstance(mb, bool) or not isinstance(mb, int) or mb < 32:
+            c.fail(f"memory_limits_mb[{service!r}]", mb, "not a size in MB", "give a whole number of MB, at least 32")
+        else:
+            limits[service] = mb
+    if memory.host_needs_mb(limits) > ram_mb:
+        c.fail("memory_limits_mb", overrides,
+               f"the limits add up to {memory.host_needs_mb(limits)} MB with the {memory.HOST_RESERVE_MB} MB "
+               f"host reserve, more than the host's {ram_mb} MB",
+               "lower the limits, use memory_profile = \"minimum\", or use a larger server")
+    return profile, limits
+
+
+def _swap(c, ram_mb):
+    value = c.get("swap_mb", "auto")
+    if value == "auto":
+        # Small hosts get a safety net against the OOM killer; large ones do not need it.
+        return 2048 if ram_mb < 7 * 1024 else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        c.fail("swap_mb", value, "not a size in MB", 'set swap_mb = "auto", 0 (no swap file) or a size in MB')
+        return 0
+    return value
+
+
+def _admin(c):
+    user = c.get("admin_user")
+    keys = c.get("admin_ssh_keys", []) or []
+    if user is not None and (not isinstance(user, str) or not USER_RE.match(user) or user == "root"):
+        c.fail("admin_user", user, "not a valid non-root user name", 'set admin_user = "ops" or None')
+    if not isinstance(keys, (list, tuple)) or not all(
+        isinstance(k, str) and re.match(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+", k) for k in keys
+    ):
+        c.fail("admin_ssh_keys", keys, "not a list of OpenSSH public keys",
+               'paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"')
+        keys = []
+    if user and not keys:
+        c.fail("admin_ssh_keys", keys, f"admin_user {user!r} would have no way to log in",
+               "add at least one public key to admin_ssh_keys")
+    return user, tuple(keys)
+
+
+def load(data, ram_mb):
+    """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config."""
+    c = _Checker(data)
+    domain = _domain(c)
+    acme_email = _acme_email(c)
+    profile, limits = _memory(c, ram_mb)
+    ssh_port = _port(c, "ssh_port", 22)
+    ssh_allow_cidrs = _cidrs(c)
+    ssh_hardening = _bool(c, "ssh_hardening", False)
+    if ssh_hardening and c.get("ssh_password"):
+        c.fail("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
+               "log in with a key (ssh_key) first, or leave ssh_hardening = False")
+    admin_user, admin_keys = _admin(c)
+    swap_mb = _swap(c, ram_mb)
+    docker_source = _choice(c, "docker_source", DOCKER_SOURCES, "auto")
+    log_max_size = c.get("docker_log_max_size", "10m")
+    if not isinstance(log_max_size, str) or not re.match(r"^[1-9][0-9]*[kmg]$", log_max_size):
+        c.fail("docker_log_max_size", log_max_size, "not a size", 'write it like "10m" (k, m or g)')
+    log_max_file = c.get("docker_log_max_file", 3)
+    if isinstance(log_max_file, bool) or not isinstance(log_max_file, int) or log_max_file < 1:
+        c.fail("docker_log_max_file", log_max_file, "not a count", "set a whole number of files, at least 1")
+    tunnels = _bool(c, "tunnels_enabled", False)
+    whatsapp = _whatsapp(c)
+    images = _images(c)
+    stack_name = c.get("stack_name", "msgplatform")
+    if not isinstance(stack_name, str) or not re.match(r"^[a-z0-9][a-z0-9_-]*$", stack_name):
+        c.fail("stack_name", stack_name, "not a valid compose project name", "use lower-case letters, digits, - and _")
+    stack_root = c.get("stack_root") or f"/opt/{stack_name}"
+    if not isinstance(stack_root, str) or not stack_root.startswith("/") or stack_root.rstrip("/") in ("", "/opt"):
+        c.fail("stack_root", stack_root, "not a dedicated absolute directory", 'set stack_root = "/opt/msgplatform"')
+
+    if c.errors:
+        raise ConfigError("invalid group data; nothing was changed on the host:\n" + "\n".join(c.errors))
+
+    return Config(
+        stack_name=stack_name,
+        stack_root=stack_root.rstrip("/"),
+        domain=domain,
+        acme_email=acme_email,
+        host_ram_mb=ram_mb,
+        memory_profile=profile,
+        memory_limits_mb=limits,
+        ssh_port=ssh_port,
+        ssh_allow_cidrs=ssh_allow_cidrs,
+        ssh_hardening=ssh_hardening,
+        admin_user=admin_user,
+        admin_ssh_keys=admin_keys,
+        swap_mb=swap_mb,
+        docker_source=docker_source,
+        docker_log_max_size=log_max_size,
+        docker_log_max_file=log_max_file,
+        tunnels_enabled=tunnels,
+        whatsapp_numbers=whatsapp,
+        images=images,
+    )
+
+
+SUPPORTED_OS = {("Ubuntu", 22), ("Ubuntu", 24), ("Debian", 12), ("Debian", 13)}
+
+
+def check_os(distro):
+    """(name, major, codename) from pyinfra's LinuxDistribution fact; refuse anything else."""
+    name, major = distro.get("name"), distro.get("major")
+    if (name, major) not in SUPPORTED_OS:
+        raise ConfigError(
+            f"unsupported operating system {name} {major}; nothing was changed on the host.\n"
+            "  Fix: use Ubuntu 24.04 or 22.04, or Debian 12 or 13."
+        )
+    return name, major, distro.get("release_meta", {}).get("VERSION_CODENAME")

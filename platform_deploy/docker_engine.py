@@ -1,0 +1,87 @@
+"""Layer 3, docker: Docker Engine and compose v2, with the daemon settings the stack relies on.
+
+Ubuntu (and Debian 12, whose own docker-compose is the old v1) get Docker's apt
+repository; Debian 13 gets its own docker.io and docker-compose (v2).
+"""
+
+from pyinfra import host
+from pyinfra.facts.deb import DebArch
+from pyinfra.facts.server import LinuxDistribution
+from pyinfra.operations import apt, files, systemd
+
+from .apt_util import ensure_packages
+from .config import ConfigError, check_os
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+KEYRING = "/etc/apt/keyrings/docker.asc"
+SOURCE_FILE = "/etc/apt/sources.list.d/docker.sources"
+
+DOCKER_REPO_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-buildx-plugin", "docker-compose-plugin")
+# Docker's documented list of packages that conflict with its own.
+CONFLICTING = ("docker.io", "docker-doc", "docker-compose", "docker-compose-v2", "podman-docker", "containerd", "runc")
+DISTRO_PACKAGES = {
+    ("Debian", 13): ("docker.io", "docker-compose"),
+    ("Ubuntu", 24): ("docker.io", "docker-compose-v2"),
+    ("Ubuntu", 22): ("docker.io", "docker-compose-v2"),
+}
+
+
+def plan(os_name, major, codename, arch, docker_source):
+    """Where Docker comes from on this OS, and which packages go in and out."""
+    source = docker_source
+    if source == "auto":
+        source = "distro" if (os_name, major) == ("Debian", 13) else "docker"
+    if source == "docker":
+        url = f"https://download.docker.com/linux/{os_name.lower()}"
+        return {
+            "source": "docker",
+            "repo": {"url": url, "key_url": f"{url}/gpg", "suite": codename, "arch": arch},
+            "install": DOCKER_REPO_PACKAGES,
+            "remove": CONFLICTING,
+        }
+    if (os_name, major) not in DISTRO_PACKAGES:
+        raise ConfigError(
+            f"docker_source = 'distro': {os_name} {major} has no compose v2 package; nothing was changed.\n"
+            "  Fix: set docker_source = 'docker' (or 'auto') to use Docker's apt repository."
+        )
+    return {"source": "distro", "repo": None, "install": DISTRO_PACKAGES[(os_name, major)], "remove": ()}
+
+
+def daemon_settings(cfg):
+    return {
+        "log-driver": "json-file",
+        "log-opts": {"max-size": cfg.docker_log_max_size, "max-file": str(cfg.docker_log_max_file)},
+        # Containers keep running while dockerd restarts (upgrades, daemon.json changes).
+        "live-restore": True,
+        # Published ports go through iptables DNAT only, no docker-proxy processes.
+        "userland-proxy": False,
+    }
+
+
+def host_plan(cfg):
+    os_name, major, codename = check_os(host.get_fact(LinuxDistribution))
+    return plan(os_name, major, codename, host.get_fact(DebArch), cfg.docker_source)
+
+
+def apply(cfg, docker_plan):
+    daemon = files.template(
+        name="Docker daemon settings",
+        src="templates/daemon.json.j2",
+        dest=DAEMON_JSON,
+        mode="644",
+        settings=daemon_settings(cfg),
+    )
+
+    repo = docker_plan["repo"]
+    if repo:
+        apt.packages(name="Packages that conflict with Docker's removed", packages=list(docker_plan["remove"]), present=False)
+        files.directory(name="apt keyrings directory", path="/etc/apt/keyrings", mode="755")
+        files.download(name="Docker's apt signing key", src=repo["key_url"], dest=KEYRING, mode="644")
+        source = files.template(name="Docker's apt repository (deb822)", src="templates/docker.sources.j2", dest=SOURCE_FILE, mode="644", repo=repo, keyring=KEYRING)
+        apt.update(name="Package index with Docker's repository", _if=source.did_change)
+    else:
+        files.file(name="Docker's apt repository absent", path=SOURCE_FILE, present=False)
+
+    ensure_packages("Docker Engine and compose v2", docker_plan["install"])
+    systemd.service(name="Docker running and enabled", service="docker", running=True, enabled=True)
+    systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True, _if=daemon.did_change)
