@@ -20,7 +20,7 @@ DOCKER_REPO_PACKAGES = ("docker-ce", "docker-ce-cli", "containerd.io", "docker-b
 # Docker's documented list of packages that conflict with its own.
 CONFLICTING = ("docker.io", "docker-doc", "docker-compose", "docker-compose-v2", "podman-docker", "containerd", "runc")
 DISTRO_PACKAGES = {
-    ("Debian", 13): ("docker.io", "docker-compose"),
+    ("Debian", 13): ("docker.io", "docker-cli", "docker-compose"),
     ("Ubuntu", 24): ("docker.io", "docker-compose-v2"),
     ("Ubuntu", 22): ("docker.io", "docker-compose-v2"),
 }

@@ -1,0 +1,73 @@
+"""The testinfra audit: checks a live host against the same group data the deploy uses.
+
+    pytest tests/audit --inventory inventory/production.py
+
+The hosts come from the inventory (SSH user, port, key, sudo) unless --hosts is given.
+Expectations are computed by the deploy's own code from the group data, never copied.
+"""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from pyinfra.api import State  # noqa: E402
+from pyinfra.context import ctx_state  # noqa: E402
+from pyinfra.facts.hardware import Memory  # noqa: E402
+from pyinfra_cli.inventory import make_inventory  # noqa: E402
+
+from platform_deploy import config  # noqa: E402
+
+_TARGETS = {}  # testinfra host name -> that host's group data
+
+
+def pytest_addoption(parser):
+    parser.addoption("--inventory", default=str(ROOT / "inventory" / "sandbox.py"),
+                     help="pyinfra inventory whose hosts and group data the audit checks")
+
+
+def _spec(data):
+    user = data.get("ssh_user") or "root"
+    query = []
+    if data.get("ssh_key"):
+        query.append(f"ssh_identity_file={data['ssh_key']}")
+    if data.get("_sudo") and user != "root":
+        query.append("sudo=true")
+    return f"paramiko://{user}@{data['ssh_hostname']}:{data.get('ssh_port', 22)}" + ("?" + "&".join(query) if query else "")
+
+
+def pytest_configure(config):
+    with ctx_state.use(State()):
+        inventory = make_inventory(config.getoption("--inventory"), cwd=str(ROOT))
+    for pyinfra_host in inventory:
+        data = pyinfra_host.data.dict()
+        data.setdefault("ssh_hostname", pyinfra_host.name)
+        _TARGETS[data["ssh_hostname"]] = data
+        _TARGETS[pyinfra_host.name] = data
+    if not config.option.hosts:
+        config.option.hosts = ",".join(_spec(_TARGETS[h.name]) for h in inventory)
+
+
+def run_fact(host, fact_cls, *args):
+    """A pyinfra fact, gathered through testinfra: the deploy and the audit read the host alike."""
+    fact = fact_cls()
+    result = host.run(fact.command(*args))
+    if result.rc != 0:
+        return fact.default()
+    return fact.process(result.stdout.splitlines())
+
+
+@pytest.fixture(scope="module")
+def group_data(host):
+    name = host.backend.get_hostname()
+    if name not in _TARGETS:
+        pytest.fail(f"host {name} is not in the inventory; pass --inventory with the file that lists it")
+    return _TARGETS[name]
+
+
+@pytest.fixture(scope="module")
+def cfg(host, group_data):
+    return config.load(group_data, ram_mb=run_fact(host, Memory))
