@@ -1,0 +1,144 @@
+"""The config model: every bad value is refused with the key, the problem and the fix."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+from platform_deploy import config, memory
+
+ROOT = Path(__file__).resolve().parents[2]
+RAM_8G = 7800  # what an "8 GB" server reports
+DEFAULTS = {k: v for k, v in runpy.run_path(str(ROOT / "group_data" / "all.py")).items() if not k.startswith("__")}
+GOOD = {**DEFAULTS, "domain": "example.org", "acme_email": "ops@example.org"}
+
+
+def load(ram_mb=RAM_8G, **overrides):
+    return config.load({**GOOD, **overrides}, ram_mb=ram_mb)
+
+
+def refused(ram_mb=RAM_8G, **overrides):
+    with pytest.raises(config.ConfigError) as error:
+        load(ram_mb, **overrides)
+    return str(error.value)
+
+
+def test_defaults_with_domain_and_email_are_valid():
+    cfg = load()
+    assert cfg.domain == "example.org"
+    assert cfg.stack_root == "/opt/msgplatform"
+    assert cfg.memory_profile == "recommended"
+
+
+@pytest.mark.parametrize("env", ["sandbox", "production.example"])
+def test_shipped_group_data_is_valid(env):
+    data = {**DEFAULTS, **{k: v for k, v in runpy.run_path(str(ROOT / "group_data" / f"{env}.py")).items() if not k.startswith("__")}}
+    config.load(data, ram_mb=RAM_8G)
+
+
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("domain", None, "missing"),
+        ("domain", "https://example.org", "DNS name"),
+        ("domain", "localhost", "DNS name"),
+        ("domain", "Example.org.", "DNS name"),
+        ("acme_email", "ops-at-example.org", "not an e-mail"),
+        ("acme_email", "ops@localhost", "not an e-mail"),
+        ("memory_profile", "huge", "unknown profile"),
+        ("ssh_port", 0, "not a TCP port"),
+        ("ssh_port", 70000, "not a TCP port"),
+        ("ssh_port", "22", "not a TCP port"),
+        ("ssh_allow_cidrs", ["10.0.0.1/8"], "did you mean 10.0.0.0/8"),
+        ("ssh_allow_cidrs", ["10.0.0.0/33"], "not a network"),
+        ("ssh_allow_cidrs", "10.0.0.0/8", "not a list"),
+        ("memory_limits_mb", {"postgress": 1024}, "unknown service"),
+        ("images", {"mysql": "mysql:8.0.40"}, "unknown service"),
+        ("images", {"redis": "redis:latest"}, "must be pinned"),
+        ("images", {"redis": "redis"}, "must be pinned"),
+        ("images", {"redis": "Redis With Spaces"}, "not an image reference"),
+        ("whatsapp_numbers", {"sales": "5922221111"}, "E.164"),
+        ("whatsapp_numbers", {"sales": "+592-222-1111"}, "E.164"),
+        ("whatsapp_numbers", {"sales": "+0592221111"}, "E.164"),
+        ("docker_source", "snap", "unknown value"),
+        ("tunnels_enabled", "yes", "not a boolean"),
+        ("admin_user", "ops", "no way to log in"),
+        ("stack_root", "opt/x", "absolute"),
+    ],
+)
+def test_bad_value_is_refused_with_key_and_fix(key, value, fragment):
+    message = refused(**{key: value})
+    assert key in message
+    assert fragment in message
+    assert "Fix:" in message
+    assert "nothing was changed on the host" in message
+
+
+def test_host_below_minimum_profile_is_refused():
+    message = refused(ram_mb=2048)
+    assert "(host RAM)" in message and "2048 MB" in message and "4 GB" in message
+
+
+def test_explicit_limits_larger_than_host_are_refused():
+    message = refused(memory_limits_mb={"postgres": 6000})
+    assert "memory_limits_mb" in message and "more than the host's 7800 MB" in message
+
+
+def test_every_problem_is_reported_at_once():
+    message = refused(domain="bad", acme_email="bad", ssh_port=0)
+    assert all(key in message for key in ("domain", "acme_email", "ssh_port"))
+
+
+def test_password_login_with_hardening_is_refused():
+    message = refused(ssh_hardening=True, ssh_password="x")
+    assert "ssh_hardening" in message and "ssh_password" in message
+
+
+def test_valid_values_pass():
+    cfg = load(
+        ram_mb=16000,
+        ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
+        whatsapp_numbers={"sales": "+5922221111"},
+        images={"redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
+        memory_limits_mb={"postgres": 3072},
+        admin_user="ops",
+        admin_ssh_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB ops@laptop"],
+    )
+    assert cfg.ssh_allow_cidrs == ("203.0.113.0/24", "2001:db8::/32")
+    assert cfg.memory_limits_mb["postgres"] == 3072
+
+
+@pytest.mark.parametrize(
+    "ram_mb, profile",
+    [(3800, "minimum"), (6000, "minimum"), (RAM_8G, "recommended"), (16000, "recommended")],
+)
+def test_profile_follows_host_ram(ram_mb, profile):
+    cfg = load(ram_mb=ram_mb)
+    assert cfg.memory_profile == profile
+    assert cfg.memory_limits_mb == memory.profile_limits(profile)
+
+
+def test_forced_profile_wins():
+    assert load(memory_profile="minimum").memory_profile == "minimum"
+
+
+@pytest.mark.parametrize("ram_mb, swap", [(3800, 2048), (RAM_8G, 0)])
+def test_swap_follows_host_ram(ram_mb, swap):
+    assert load(ram_mb=ram_mb).swap_mb == swap
+
+
+@pytest.mark.parametrize(
+    "distro, expected",
+    [
+        ({"name": "Ubuntu", "major": 24, "release_meta": {"VERSION_CODENAME": "noble"}}, ("Ubuntu", 24, "noble")),
+        ({"name": "Debian", "major": 13, "release_meta": {"VERSION_CODENAME": "trixie"}}, ("Debian", 13, "trixie")),
+    ],
+)
+def test_supported_os(distro, expected):
+    assert config.check_os(distro) == expected
+
+
+@pytest.mark.parametrize("name, major", [("Ubuntu", 20), ("CentOS", 9), (None, None)])
+def test_unsupported_os_is_refused(name, major):
+    with pytest.raises(config.ConfigError, match="unsupported operating system"):
+        config.check_os({"name": name, "major": major, "release_meta": {}})

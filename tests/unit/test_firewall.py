@@ -1,0 +1,68 @@
+"""UFW rules as data: what is wanted, how the host's state is read, what converges it."""
+
+from platform_deploy import firewall
+from tests.unit.test_config import load
+
+# Captured from ufw 0.36.2 on Debian 13.
+UFW_OUTPUT = """Status: active
+Logging: on (low)
+Default: deny (incoming), allow (outgoing), deny (routed)
+New profiles: skip
+
+To                         Action      From
+--                         ------      ----
+22/tcp                     LIMIT IN    Anywhere
+80/tcp                     ALLOW IN    Anywhere
+
+Added user rules (see 'ufw status' for running firewall):
+ufw limit 22/tcp
+ufw allow 80/tcp
+ufw allow 8080/tcp
+""".splitlines()
+
+
+def test_default_rules_are_ssh_and_web_only():
+    assert firewall.wanted_rules(load(), [22]) == ["limit 22/tcp", "allow 80/tcp", "allow 443/tcp"]
+
+
+def test_ssh_restricted_to_admin_networks():
+    rules = firewall.wanted_rules(load(ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"]), [2200])
+    assert rules[:2] == [
+        "limit from 203.0.113.0/24 to any port 2200 proto tcp",
+        "limit from 2001:db8::/32 to any port 2200 proto tcp",
+    ]
+    assert not any("limit 2200/tcp" == r for r in rules)
+
+
+def test_tunnel_ports_only_with_tunnels():
+    assert "allow 51820/udp" not in firewall.wanted_rules(load(), [22])
+    assert firewall.wanted_rules(load(tunnels_enabled=True), [22])[-2:] == ["allow 51820/udp", "allow 21820/udp"]
+
+
+def test_parse_ufw():
+    state = firewall.parse_ufw(UFW_OUTPUT)
+    assert state == {
+        "active": True,
+        "defaults": {"incoming": "deny", "outgoing": "allow", "routed": "deny"},
+        "rules": ["limit 22/tcp", "allow 80/tcp", "allow 8080/tcp"],
+    }
+
+
+def test_converge_adds_before_it_deletes():
+    state = firewall.parse_ufw(UFW_OUTPUT)
+    commands = firewall.converge_commands(state, ["limit 22/tcp", "allow 80/tcp", "allow 443/tcp"])
+    assert commands == ["ufw allow 443/tcp", "ufw delete allow 8080/tcp"]
+
+
+def test_converged_host_gets_no_command():
+    state = firewall.parse_ufw(UFW_OUTPUT)
+    assert firewall.converge_commands(state, state["rules"]) == []
+
+
+def test_fresh_host_is_set_up_and_enabled():
+    commands = firewall.converge_commands(firewall.UfwState.default(), ["limit 22/tcp"])
+    assert commands == ["ufw limit 22/tcp", "ufw default deny incoming", "ufw default allow outgoing", "ufw --force enable"]
+
+
+def test_sshd_ports():
+    assert firewall.parse_sshd_ports(["port 22", "port 2200", "addressfamily any"]) == [22, 2200]
