@@ -15,6 +15,7 @@ swap_mb = "auto"  # 2 GB swap file on hosts under 7 GB of RAM; 0 for none
 # admin networks with e.g. ["203.0.113.0/24"]. ssh_port is also the port pyinfra uses.
 ssh_port = 22
 ssh_allow_cidrs = []
+ssh_rate_limit = True  # UFW "limit": a source opening 6 SSH connections in 30 s is refused for a while
 ssh_hardening = False  # True: key log-in only (turn on once you log in with a key)
 admin_user = None  # e.g. "ops": created with sudo and admin_ssh_keys
 admin_ssh_keys = []

@@ -41,6 +41,7 @@ class Config:
     memory_limits_mb: dict
     ssh_port: int
     ssh_allow_cidrs: tuple
+    ssh_rate_limit: bool
     ssh_hardening: bool
     admin_user: str | None
     admin_ssh_keys: tuple
@@ -232,6 +233,7 @@ def load(data, ram_mb):
     profile, limits = _memory(c, ram_mb)
     ssh_port = _port(c, "ssh_port", 22)
     ssh_allow_cidrs = _cidrs(c)
+    ssh_rate_limit = _bool(c, "ssh_rate_limit", True)
     ssh_hardening = _bool(c, "ssh_hardening", False)
     if ssh_hardening and c.get("ssh_password"):
         c.fail("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
@@ -268,6 +270,7 @@ def load(data, ram_mb):
         memory_limits_mb=limits,
         ssh_port=ssh_port,
         ssh_allow_cidrs=ssh_allow_cidrs,
+        ssh_rate_limit=ssh_rate_limit,
         ssh_hardening=ssh_hardening,
         admin_user=admin_user,
         admin_ssh_keys=admin_keys,

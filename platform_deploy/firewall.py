@@ -16,12 +16,13 @@ DEFAULT_POLICY = {"incoming": "deny", "outgoing": "allow"}
 
 def wanted_rules(cfg, sshd_ports):
     """`sshd_ports`: where sshd listens on the host, which behind NAT is not ssh_port."""
+    action = "limit" if cfg.ssh_rate_limit else "allow"
     rules = []
     for port in sshd_ports:
         if cfg.ssh_allow_cidrs:
-            rules += [f"limit from {cidr} to any port {port} proto tcp" for cidr in cfg.ssh_allow_cidrs]
+            rules += [f"{action} from {cidr} to any port {port} proto tcp" for cidr in cfg.ssh_allow_cidrs]
         else:
-            rules.append(f"limit {port}/tcp")
+            rules.append(f"{action} {port}/tcp")
     rules += ["allow 80/tcp", "allow 443/tcp"]
     if cfg.tunnels_enabled:
         rules += [f"allow {port}/udp" for port in TUNNEL_PORTS_UDP]

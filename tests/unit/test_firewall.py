@@ -66,3 +66,7 @@ def test_fresh_host_is_set_up_and_enabled():
 
 def test_sshd_ports():
     assert firewall.parse_sshd_ports(["port 22", "port 2200", "addressfamily any"]) == [22, 2200]
+
+
+def test_ssh_without_rate_limit():
+    assert firewall.wanted_rules(load(ssh_rate_limit=False), [22])[0] == "allow 22/tcp"

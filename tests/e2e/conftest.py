@@ -1,0 +1,60 @@
+"""End-to-end: a fresh sandbox host of the tests' own, real pyinfra over real SSH."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NAME = os.environ.get("E2E_SANDBOX_NAME", "sandbox-e2e")
+PORT = os.environ.get("E2E_SANDBOX_SSH_PORT", "2223")
+ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
+BIN = Path(sys.executable).parent
+
+
+def run(cmd, check=False, **kw):
+    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, **kw)
+
+
+class Sandbox:
+    name = NAME
+
+    def deploy(self, *args):
+        """pyinfra with --json: returns (returncode, results or None, log text)."""
+        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args], timeout=1200)
+        try:
+            results = json.loads(out.stdout)["results"]
+        except (ValueError, KeyError, TypeError):
+            results = None
+        return out.returncode, results, out.stdout + out.stderr
+
+    def audit(self):
+        out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider",
+                   "--inventory", "inventory/sandbox.py"], timeout=600)
+        failed = sorted({line.split("::")[1].split("[")[0] for line in out.stdout.splitlines() if line.startswith("FAILED ")})
+        return out.returncode, failed, out.stdout + out.stderr
+
+    def sh(self, script, check=True):
+        """Out-of-band access to the host (an operator's manual change), not the deploy's SSH path."""
+        out = run(["docker", "exec", self.name, "sh", "-c", script])
+        if check and out.returncode:
+            raise AssertionError(f"{script!r} failed on {self.name}: {out.stderr}")
+        return out.stdout
+
+
+def changed(results):
+    return [op["name"] for op in results["operations"] if op["success"]]
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    tool = [sys.executable, "tools/sandbox.py", "--name", NAME, "--port", PORT]
+    run([*tool, "destroy"])
+    up = run([*tool, "up"], timeout=1800)
+    assert up.returncode == 0, f"sandbox host did not come up:\n{up.stdout}\n{up.stderr}"
+    yield Sandbox()
+    if not os.environ.get("KEEP_SANDBOX"):
+        run([*tool, "destroy"])

@@ -1,0 +1,106 @@
+"""Foundation end to end, in order: bad group data refused on an untouched host, a fresh
+deploy, the audit, a clean rerun as a sudo user, and three kinds of drift caught and repaired."""
+
+import socket
+
+import pytest
+from conftest import PORT, changed
+
+# Files that any operation of the deploy would create or change.
+FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ('domain=', "domain"),
+        ("domain=https://example.org/", "domain"),
+        ("acme_email=ops-at-example", "acme_email"),
+        ("memory_profile=huge", "memory_profile"),
+        ('memory_limits_mb={"postgres": 900000}', "memory_limits_mb"),
+        ('memory_limits_mb={"postgress": 512}', "memory_limits_mb['postgress']"),
+        ('ssh_allow_cidrs=["10.0.0.1/8"]', "ssh_allow_cidrs"),
+        ('whatsapp_numbers={"sales": "592-222-1111"}', "whatsapp_numbers['sales']"),
+        ('images={"redis": "redis:latest"}', "images['redis']"),
+        ('images={"redis": "redis"}', "images['redis']"),
+    ],
+)
+def test_bad_group_data_is_refused_before_anything_runs(sandbox, override, key):
+    sandbox.sh("touch /run/before-refused-deploy && sleep 1")
+    rc, results, log = sandbox.deploy("--data", override)
+    assert rc != 0
+    assert results is None, "operations ran despite invalid group data"
+    assert "invalid group data" in log and key in log and "Fix:" in log
+    assert "Beginning operation run" not in log
+    touched = sandbox.sh(f"find {FOOTPRINT} /etc/apt/sources.list.d -newer /run/before-refused-deploy 2>/dev/null; "
+                         "dpkg -s ufw >/dev/null 2>&1 && echo ufw-installed", check=False)
+    assert touched.strip() == "", f"the host was changed: {touched}"
+
+
+def test_fresh_deploy(sandbox):
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert results["totals"]["error"] == 0
+    assert changed(results), "a fresh host needed no change?"
+
+
+def test_audit_passes_after_deploy(sandbox):
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, log[-3000:]
+
+
+def test_rerun_as_sudo_user_changes_nothing(sandbox):
+    # Ubuntu cloud images log in as a sudo user: the same deploy must see the same host.
+    rc, results, log = sandbox.deploy("--user", "admin", "--sudo")
+    assert rc == 0, log[-3000:]
+    assert changed(results) == [], f"a rerun changed: {changed(results)}"
+    assert results["totals"]["no_change"] > 10
+
+
+DRIFTS = {
+    "extra UFW rule": ("ufw allow 8080/tcp", {"test_ufw_rules_exactly_as_configured"}),
+    "Docker stopped and disabled": (
+        "systemctl disable --now docker.service docker.socket",
+        {"test_docker_running_and_enabled", "test_docker_daemon_settings"},
+    ),
+    "daemon.json changed": (
+        """sed -i 's/"live-restore": true/"live-restore": false/' /etc/docker/daemon.json && systemctl restart docker""",
+        {"test_docker_daemon_settings"},
+    ),
+    "sysctl reverted": ("sysctl -w vm.overcommit_memory=0", {"test_sysctls_live_and_persisted"}),
+}
+
+
+@pytest.mark.parametrize("drift", DRIFTS)
+def test_drift_is_caught_by_the_audit_and_repaired_by_a_deploy(sandbox, drift):
+    inject, expected_failures = DRIFTS[drift]
+    sandbox.sh(inject)
+
+    rc, failed, log = sandbox.audit()
+    assert rc != 0, f"the audit missed: {drift}"
+    assert set(failed) == expected_failures, log[-3000:]
+
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert changed(results), f"the deploy did not repair: {drift}"
+
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, f"still drifted after the deploy: {failed}\n{log[-3000:]}"
+
+
+def ssh_answers():
+    try:
+        with socket.create_connection(("127.0.0.1", int(PORT)), timeout=3) as conn:
+            conn.settimeout(3)
+            return conn.recv(64).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def test_ssh_rate_limit_refuses_a_burst(sandbox):
+    # Last: afterwards the host refuses this address's SSH for 30 s.
+    rc, results, log = sandbox.deploy("--data", "ssh_rate_limit=true")
+    assert rc == 0, log[-3000:]
+    assert "UFW: only SSH and web traffic in" in changed(results)
+    answers = [ssh_answers() for _ in range(10)]
+    assert answers[0] and not all(answers), f"SSH answers to a burst of 10 connections: {answers}"
