@@ -8,7 +8,7 @@ Group data is validated first; a bad value stops the run before anything changes
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import base, config, docker_engine, firewall, memory
+from platform_deploy import base, config, converge, docker_engine, firewall, memory
 
 cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory))
 docker_plan = docker_engine.host_plan(cfg)
@@ -16,6 +16,9 @@ logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
 )
 
-base.apply(cfg)
+# Decisions are taken against the host as it is before this run (one dpkg read).
+installed = converge.installed_packages()
+base.apply(cfg, installed)
 firewall.apply(cfg)
-docker_engine.apply(cfg, docker_plan)
+docker_engine.apply(cfg, docker_plan, installed)
+converge.ensure_units({**base.UNITS, **docker_engine.UNITS})

@@ -5,9 +5,10 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.facts.files import File
+from pyinfra.facts.server import Sysctl
 from pyinfra.operations import files, server, systemd
 
-from .apt_util import ensure_packages
+from .converge import ensure_packages
 
 PACKAGES = (
     "ca-certificates",
@@ -31,17 +32,26 @@ SWAP_FILE = "/swapfile"
 UPGRADE_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 
-def apply(cfg):
-    ensure_packages("Base packages", PACKAGES)
+# unit -> (running, enabled). timesyncd is only enabled: systemd skips it in containers,
+# where the host keeps the time.
+UNITS = {"systemd-timesyncd": (None, True), **{timer: (True, True) for timer in UPGRADE_TIMERS}}
 
-    systemd.service(name="Time sync (systemd-timesyncd) enabled", service="systemd-timesyncd", running=None, enabled=True)
 
-    files.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE, mode="644")
-    for timer in UPGRADE_TIMERS:
-        systemd.service(name=f"{timer} enabled", service=timer, running=True, enabled=True)
+def sysctl_file():
+    return "".join(f"{key} = {value}\n" for key, value in SYSCTLS.items())
 
-    for key, value in SYSCTLS.items():
-        server.sysctl(name=f"sysctl {key}={value}", key=key, value=value, persist=True, persist_file=SYSCTL_FILE)
+
+def apply(cfg, installed):
+    ensure_packages("Base packages", PACKAGES, installed)
+    files.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
+              mode="644", create_remote_dir=False)
+
+    persisted = files.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
+                          mode="644", create_remote_dir=False)
+    live = host.get_fact(Sysctl)
+    live_differs = any(live.get(key) != value for key, value in SYSCTLS.items())
+    server.shell(name="sysctl settings applied", commands=[f"sysctl -p {SYSCTL_FILE}"],
+                 _if=lambda: live_differs or persisted.did_change())
 
     _swap(cfg)
     _admin_user(cfg)

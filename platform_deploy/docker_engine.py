@@ -9,10 +9,11 @@ from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
-from .apt_util import ensure_packages
+from .converge import ensure_packages
 from .config import ConfigError, check_os
 
 DAEMON_JSON = "/etc/docker/daemon.json"
+UNITS = {"docker": (True, True)}
 KEYRING = "/etc/apt/keyrings/docker.asc"
 SOURCE_FILE = "/etc/apt/sources.list.d/docker.sources"
 
@@ -60,10 +61,13 @@ def daemon_settings(cfg):
 
 def host_plan(cfg):
     os_name, major, codename = check_os(host.get_fact(LinuxDistribution))
-    return plan(os_name, major, codename, host.get_fact(DebArch), cfg.docker_source)
+    docker_plan = plan(os_name, major, codename, None, cfg.docker_source)
+    if docker_plan["repo"]:
+        docker_plan["repo"]["arch"] = host.get_fact(DebArch)
+    return docker_plan
 
 
-def apply(cfg, docker_plan):
+def apply(cfg, docker_plan, installed):
     daemon = files.template(
         name="Docker daemon settings",
         src="templates/daemon.json.j2",
@@ -82,6 +86,5 @@ def apply(cfg, docker_plan):
     else:
         files.file(name="Docker's apt repository absent", path=SOURCE_FILE, present=False)
 
-    ensure_packages("Docker Engine and compose v2", docker_plan["install"])
-    systemd.service(name="Docker running and enabled", service="docker", running=True, enabled=True)
+    ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
     systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True, _if=daemon.did_change)

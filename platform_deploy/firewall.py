@@ -10,12 +10,13 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
+from .config import ConfigError
+
 TUNNEL_PORTS_UDP = (51820, 21820)  # Gerbil's WireGuard and relay ports
 DEFAULT_POLICY = {"incoming": "deny", "outgoing": "allow"}
 
 
 def wanted_rules(cfg, sshd_ports):
-    """`sshd_ports`: where sshd listens on the host, which behind NAT is not ssh_port."""
     action = "limit" if cfg.ssh_rate_limit else "allow"
     rules = []
     for port in sshd_ports:
@@ -29,9 +30,10 @@ def wanted_rules(cfg, sshd_ports):
     return rules
 
 
-def parse_ufw(lines):
-    """`ufw status verbose` then `ufw show added` -> {active, defaults, rules}."""
-    state = {"active": False, "defaults": {}, "rules": []}
+def parse_state(lines):
+    """`ufw status verbose`, `ufw show added`, then sshd's `port` lines ->
+    {active, defaults, rules, sshd_ports}."""
+    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": []}
     for line in lines:
         line = line.strip()
         if line.startswith("Status:"):
@@ -43,45 +45,27 @@ def parse_ufw(lines):
                 state["defaults"][direction.strip("()")] = policy
         elif line.startswith("ufw "):
             state["rules"].append(line[len("ufw "):])
+        elif line.startswith("port "):
+            state["sshd_ports"].append(int(line.split()[1]))
+    state["sshd_ports"].sort()
     return state
 
 
-def parse_sshd_ports(lines):
-    return sorted({int(line.split()[1]) for line in lines if line.startswith("port ")})
-
-
-class SshdPorts(FactBase):
-    """The ports sshd listens on, from its effective configuration."""
-
-    def requires_command(self):
-        return "sshd"
+class FirewallState(FactBase):
+    """UFW's status, default policies and user rules (active or not, absent before the
+    first deploy), and the ports sshd listens on, which behind NAT are not ssh_port."""
 
     def command(self):
-        return "sshd -T"
-
-    @staticmethod
-    def default():
-        return [22]
-
-    def process(self, output):
-        return parse_sshd_ports(output)
-
-
-class UfwState(FactBase):
-    """UFW's live status, default policies and the user rules it holds (active or not)."""
-
-    def requires_command(self):
-        return "ufw"
-
-    def command(self):
-        return "LANG=C ufw status verbose && LANG=C ufw show added"
-
-    @staticmethod
-    def default():
-        return {"active": False, "defaults": {}, "rules": []}
+        return (
+            "if command -v ufw >/dev/null; then LANG=C ufw status verbose && LANG=C ufw show added; fi; "
+            "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '"
+        )
 
     def process(self, output):
-        return parse_ufw(output)
+        state = parse_state(output)
+        if not state["sshd_ports"]:
+            raise ConfigError("could not read sshd's port (sshd -T); the firewall would lock SSH out. Nothing was changed.")
+        return state
 
 
 def converge_commands(state, wanted):
@@ -98,6 +82,7 @@ def converge_commands(state, wanted):
 
 
 def apply(cfg):
-    commands = converge_commands(host.get_fact(UfwState), wanted_rules(cfg, host.get_fact(SshdPorts)))
+    state = host.get_fact(FirewallState)
+    commands = converge_commands(state, wanted_rules(cfg, state["sshd_ports"]))
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)

@@ -58,15 +58,16 @@ def test_admin_user(host, cfg):
 
 
 def test_ufw_active_with_default_deny(host):
-    state = run_fact(host, firewall.UfwState)
+    state = run_fact(host, firewall.FirewallState)
     assert state["active"], "UFW is not active"
     got = {d: state["defaults"].get(d) for d in firewall.DEFAULT_POLICY}
     assert got == firewall.DEFAULT_POLICY, f"UFW default policies drifted: {got}"
 
 
 def test_ufw_rules_exactly_as_configured(host, cfg):
-    rules = run_fact(host, firewall.UfwState)["rules"]
-    wanted = firewall.wanted_rules(cfg, run_fact(host, firewall.SshdPorts))
+    state = run_fact(host, firewall.FirewallState)
+    rules = state["rules"]
+    wanted = firewall.wanted_rules(cfg, state["sshd_ports"])
     extra = [r for r in rules if r not in wanted]
     missing = [r for r in wanted if r not in rules]
     assert not extra and not missing, f"UFW rules drifted: extra {extra}, missing {missing}"

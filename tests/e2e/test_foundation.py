@@ -54,7 +54,7 @@ def test_rerun_as_sudo_user_changes_nothing(sandbox):
     rc, results, log = sandbox.deploy("--user", "admin", "--sudo")
     assert rc == 0, log[-3000:]
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
-    assert results["totals"]["no_change"] > 10
+    assert results["totals"]["no_change"] > 0
 
 
 DRIFTS = {

@@ -1,6 +1,8 @@
 """UFW rules as data: what is wanted, how the host's state is read, what converges it."""
 
-from platform_deploy import firewall
+import pytest
+
+from platform_deploy import config, firewall
 from tests.unit.test_config import load
 
 # Captured from ufw 0.36.2 on Debian 13.
@@ -18,6 +20,7 @@ Added user rules (see 'ufw status' for running firewall):
 ufw limit 22/tcp
 ufw allow 80/tcp
 ufw allow 8080/tcp
+port 22
 """.splitlines()
 
 
@@ -39,33 +42,40 @@ def test_tunnel_ports_only_with_tunnels():
     assert firewall.wanted_rules(load(tunnels_enabled=True), [22])[-2:] == ["allow 51820/udp", "allow 21820/udp"]
 
 
-def test_parse_ufw():
-    state = firewall.parse_ufw(UFW_OUTPUT)
+def test_parse_state():
+    state = firewall.parse_state(UFW_OUTPUT)
     assert state == {
         "active": True,
         "defaults": {"incoming": "deny", "outgoing": "allow", "routed": "deny"},
         "rules": ["limit 22/tcp", "allow 80/tcp", "allow 8080/tcp"],
+        "sshd_ports": [22],
     }
 
 
+def test_fresh_host_without_ufw():
+    assert firewall.parse_state(["port 2200", "port 22"]) == {"active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200]}
+
+
+def test_unknown_sshd_port_stops_the_deploy():
+    with pytest.raises(config.ConfigError, match="lock SSH out"):
+        firewall.FirewallState().process(["Status: inactive"])
+
+
 def test_converge_adds_before_it_deletes():
-    state = firewall.parse_ufw(UFW_OUTPUT)
+    state = firewall.parse_state(UFW_OUTPUT)
     commands = firewall.converge_commands(state, ["limit 22/tcp", "allow 80/tcp", "allow 443/tcp"])
     assert commands == ["ufw allow 443/tcp", "ufw delete allow 8080/tcp"]
 
 
 def test_converged_host_gets_no_command():
-    state = firewall.parse_ufw(UFW_OUTPUT)
+    state = firewall.parse_state(UFW_OUTPUT)
     assert firewall.converge_commands(state, state["rules"]) == []
 
 
 def test_fresh_host_is_set_up_and_enabled():
-    commands = firewall.converge_commands(firewall.UfwState.default(), ["limit 22/tcp"])
+    commands = firewall.converge_commands(firewall.parse_state(["port 22"]), ["limit 22/tcp"])
     assert commands == ["ufw limit 22/tcp", "ufw default deny incoming", "ufw default allow outgoing", "ufw --force enable"]
 
-
-def test_sshd_ports():
-    assert firewall.parse_sshd_ports(["port 22", "port 2200", "addressfamily any"]) == [22, 2200]
 
 
 def test_ssh_without_rate_limit():
