@@ -1,7 +1,17 @@
 # The local sandbox host (make sandbox): a Debian 13 systemd container on this machine.
+import os
+
 domain = "sandbox.test"
 acme_email = "ops@sandbox.test"
 docker_source = "distro"
+
 # The tests open many SSH connections in quick succession from one address; UFW's
 # limit rule would refuse them. tests/e2e turns it on once and checks that it bites.
 ssh_rate_limit = False
+
+# Exercise the admin user and SSH hardening with the sandbox's own key (made by
+# tools/sandbox.py before any deploy).
+ssh_hardening = True
+_public_key = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox", "id_ed25519.pub")
+admin_ssh_keys = [open(_public_key).read().strip()] if os.path.exists(_public_key) else []
+admin_user = "ops" if admin_ssh_keys else None

@@ -51,7 +51,8 @@ def test_audit_passes_after_deploy(sandbox):
 
 def test_rerun_as_sudo_user_changes_nothing(sandbox):
     # Ubuntu cloud images log in as a sudo user: the same deploy must see the same host.
-    rc, results, log = sandbox.deploy("--user", "admin", "--sudo")
+    # "ops" is the admin user the first deploy created (group_data/sandbox.py), key only.
+    rc, results, log = sandbox.deploy("--user", "ops", "--sudo")
     assert rc == 0, log[-3000:]
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
     assert results["totals"]["no_change"] > 0
