@@ -8,7 +8,7 @@ Group data is validated first; a bad value stops the run before anything changes
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import base, config, converge, docker_engine, firewall, memory
+from platform_deploy import base, config, converge, docker_engine, firewall, memory, stack
 
 cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory))
 docker_plan = docker_engine.host_plan(cfg)
@@ -22,3 +22,4 @@ base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_engine.apply(cfg, docker_plan, installed)
 converge.ensure_units({**base.UNITS, **docker_engine.UNITS})
+stack.apply(cfg)

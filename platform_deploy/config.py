@@ -7,13 +7,14 @@ host is left untouched.
 
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from pyinfra.api.exceptions import PyinfraError
 
 from . import memory
 
-SERVICES = tuple(memory.RAM_TABLE_MB) + ("gerbil",)
+APPS = ("chatwoot", "n8n", "directus")
+APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n",), "directus": ("directus",)}
 IMAGE_KEYS = ("postgres", "redis", "chatwoot", "n8n", "directus", "pangolin", "traefik", "gerbil")
 DOCKER_SOURCES = ("auto", "docker", "distro")
 
@@ -51,7 +52,23 @@ class Config:
     docker_log_max_file: int
     tunnels_enabled: bool
     whatsapp_numbers: dict
-    images: dict = field(default_factory=dict)
+    images: dict
+    apps: tuple
+    admin_email: str
+    timezone: str
+    offline_images: str | None
+
+    @property
+    def env_files(self):
+        """Env files holding secrets, one per compose service group."""
+        return ("postgres", "redis", *self.apps)
+
+    @property
+    def compose_services(self):
+        services = ["postgres", "redis"]
+        for app in self.apps:
+            services += APP_SERVICES[app]
+        return tuple(services)
 
 
 class _Checker:
@@ -162,6 +179,24 @@ def _images(c):
     return dict(images)
 
 
+def _apps(c):
+    apps = c.get("apps", list(APPS))
+    if not isinstance(apps, (list, tuple)) or not apps:
+        c.fail("apps", apps, "not a non-empty list", f"list the apps to run, e.g. apps = {list(APPS)}")
+        return APPS
+    unknown = [a for a in apps if a not in APPS]
+    if unknown:
+        c.fail("apps", apps, f"unknown service {unknown}", f"use names from: {', '.join(APPS)}")
+    # Keep the canonical order so the rendered files do not depend on how the list was written.
+    return tuple(a for a in APPS if a in apps)
+
+
+def _images_present(c, images, apps):
+    for name in ("postgres", "redis", *apps):
+        if name not in images:
+            c.fail(f"images[{name!r}]", None, "missing", f'pin the image for {name}, e.g. in group_data/all.py')
+
+
 def _memory(c, ram_mb):
     profile = c.get("memory_profile", "auto")
     if profile not in ("auto",) + memory.PROFILES:
@@ -250,6 +285,17 @@ def load(data, ram_mb):
     tunnels = _bool(c, "tunnels_enabled", False)
     whatsapp = _whatsapp(c)
     images = _images(c)
+    apps = _apps(c)
+    _images_present(c, images, apps)
+    admin_email = c.get("admin_email") or acme_email
+    if not isinstance(admin_email, str) or not EMAIL_RE.match(admin_email):
+        c.fail("admin_email", admin_email, "not an e-mail address", "set admin_email (the apps' first admin), or leave it unset to use acme_email")
+    timezone = c.get("timezone", "UTC")
+    if not isinstance(timezone, str) or not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", timezone):
+        c.fail("timezone", timezone, "not a time zone name", 'use a tz database name, e.g. "America/Guyana" or "UTC"')
+    offline_images = c.get("offline_images")
+    if offline_images is not None and not isinstance(offline_images, str):
+        c.fail("offline_images", offline_images, "not a path", "give the path of a `docker save` archive on this machine, or None")
     stack_name = c.get("stack_name", "msgplatform")
     if not isinstance(stack_name, str) or not re.match(r"^[a-z0-9][a-z0-9_-]*$", stack_name):
         c.fail("stack_name", stack_name, "not a valid compose project name", "use lower-case letters, digits, - and _")
@@ -281,6 +327,10 @@ def load(data, ram_mb):
         tunnels_enabled=tunnels,
         whatsapp_numbers=whatsapp,
         images=images,
+        apps=apps,
+        admin_email=admin_email,
+        timezone=timezone,
+        offline_images=offline_images,
     )
 
 

@@ -10,6 +10,7 @@ iptables, so the deploy meets what it meets on a server.
 
 import argparse
 import os
+import runpy
 import shutil
 import socket
 import subprocess
@@ -21,9 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 STATE = ROOT / ".sandbox"
 KEY = STATE / "id_ed25519"
-# Bump the suffix when the image recipe below changes.
+# Bump the suffixes when a recipe changes.
 IMAGE = "platform-sandbox-host:trixie-1"
-INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
+BASE_IMAGE = "platform-sandbox-base:bookworm-1"
+ARCHIVE = STATE / "images.tar"
+HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The default user of a cloud image: key log-in, password-less sudo.
 SUDO_USER = "admin"
@@ -83,30 +86,64 @@ def ensure_key():
     Path(f"{KEY}.pub").write_text(public.decode() + " platform-sandbox\n")
 
 
-def image_exists():
-    return run(["docker", "image", "inspect", IMAGE], check=False, capture_output=True).returncode == 0
+def image_exists(ref):
+    return run(["docker", "image", "inspect", ref], check=False, capture_output=True).returncode == 0
 
 
-def build_image():
+def debootstrap_image(suite, tag, include, setup=()):
+    """A Debian root built with debootstrap, customised in a chroot, imported as `tag`."""
     if not shutil.which("debootstrap"):
         log("installing debootstrap")
         run(privileged(["apt-get", "update", "-qq"]))
         run(privileged(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "debootstrap"]))
-    rootfs = Path(tempfile.mkdtemp(prefix="sandbox-rootfs-", dir=STATE))
+    STATE.mkdir(exist_ok=True)
+    rootfs = Path(tempfile.mkdtemp(prefix=f"rootfs-{suite}-", dir=STATE))
     try:
-        log(f"building the host image {IMAGE} with debootstrap (about a minute, once)")
-        run(privileged(["debootstrap", "--variant=minbase", f"--include={INCLUDE}", "trixie", str(rootfs), MIRROR]), stdout=subprocess.DEVNULL)
-        chroot = privileged(["chroot", str(rootfs)])
-        run([*chroot, "useradd", "--create-home", "--shell", "/bin/bash", "--groups", "sudo", SUDO_USER])
-        run([*chroot, "sh", "-c", f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{SUDO_USER} && chmod 440 /etc/sudoers.d/90-{SUDO_USER}"])
-        # No kernel modules to load in a container; keep systemd from reporting "degraded".
-        run([*chroot, "systemctl", "mask", "systemd-modules-load.service"])
+        log(f"building {tag} with debootstrap (about a minute, once)")
+        run(privileged(["debootstrap", "--variant=minbase", f"--include={include}", suite, str(rootfs), MIRROR]), stdout=subprocess.DEVNULL)
+        for command in setup:
+            run(privileged(["chroot", str(rootfs), "sh", "-c", command]))
         tar = subprocess.Popen(privileged(["tar", "-C", str(rootfs), "-c", "."]), stdout=subprocess.PIPE)
-        run(["docker", "import", "--change", 'CMD ["/lib/systemd/systemd"]', "-", IMAGE], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        run(["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag], stdin=tar.stdout, stdout=subprocess.DEVNULL)
         if tar.wait() != 0:
-            sys.exit("tar of the host root failed")
+            sys.exit(f"tar of the {suite} root failed")
     finally:
         run(privileged(["rm", "-rf", str(rootfs)]))
+
+
+def build_host_image():
+    debootstrap_image("trixie", IMAGE, HOST_INCLUDE, setup=(
+        f"useradd --create-home --shell /bin/bash --groups sudo {SUDO_USER}",
+        f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{SUDO_USER} && chmod 440 /etc/sudoers.d/90-{SUDO_USER}",
+        # No kernel modules to load in a container; keep systemd from reporting "degraded".
+        "systemctl mask systemd-modules-load.service",
+    ))
+
+
+def sandbox_images():
+    """image reference -> (recipe directory, build args), from group_data/sandbox.py."""
+    images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
+    recipes = {"postgres": ("postgres", {}), "redis": ("redis", {})}
+    for app in ("chatwoot", "n8n", "directus"):
+        recipes[app] = ("app-stand-in", {"APP": app, "VERSION": images[app].rsplit(":", 1)[1]})
+    return {ref: recipes[key] for key, ref in images.items() if key in recipes}
+
+
+def ensure_service_images():
+    """The images the sandbox's stack runs, built here and saved in one archive that the
+    deploy uploads and loads on the host (offline_images), since no registry is reachable."""
+    if not image_exists(BASE_IMAGE):
+        debootstrap_image("bookworm", BASE_IMAGE, "ca-certificates")
+    built = False
+    for ref, (recipe, args) in sandbox_images().items():
+        if not image_exists(ref):
+            log(f"building {ref}")
+            build_args = [f"--build-arg={k}={v}" for k, v in {"BASE": BASE_IMAGE, "MIRROR": MIRROR, **args}.items()]
+            run(["docker", "build", "-q", "-t", ref, *build_args, str(ROOT / "sandbox" / "images" / recipe)], stdout=subprocess.DEVNULL)
+            built = True
+    if built or not ARCHIVE.exists():
+        log(f"saving the images to {ARCHIVE}")
+        run(["docker", "save", "-o", str(ARCHIVE), *sandbox_images()])
 
 
 def container_state(name):
@@ -148,8 +185,9 @@ def wait_for_ssh(port, timeout=90):
 def up(name, port):
     ensure_docker()
     ensure_key()
-    if not image_exists():
-        build_image()
+    if not image_exists(IMAGE):
+        build_host_image()
+    ensure_service_images()
     state = container_state(name)
     if state is None:
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
@@ -176,7 +214,7 @@ def destroy(name):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("up", "destroy", "docker"))
+    parser.add_argument("action", choices=("up", "destroy", "docker", "images"))
     parser.add_argument("--name", default=os.environ.get("SANDBOX_NAME", "sandbox-1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_SSH_PORT", "2222")))
     args = parser.parse_args()
@@ -184,6 +222,9 @@ def main():
         up(args.name, args.port)
     elif args.action == "destroy":
         destroy(args.name)
+    elif args.action == "images":
+        ensure_docker()
+        ensure_service_images()
     else:
         ensure_docker()
 

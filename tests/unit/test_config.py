@@ -99,7 +99,7 @@ def test_valid_values_pass():
         ram_mb=16000,
         ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
         whatsapp_numbers={"sales": "+5922221111"},
-        images={"redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
+        images={**DEFAULTS["images"], "redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
         memory_limits_mb={"postgres": 3072},
         admin_user="ops",
         admin_ssh_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB ops@laptop"],

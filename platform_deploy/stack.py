@@ -1,0 +1,270 @@
+"""Layers 5-7, stack, data and apps: one compose project with PostgreSQL, Redis, Chatwoot,
+n8n and Directus, sized to the RAM table, with secrets generated and kept on the host.
+
+Order on the host: files (secrets, config, env, compose.yaml) -> images -> data services
+up -> per-service databases -> Chatwoot's prepare step -> everything up. Each step runs
+only when its inputs changed or the host drifted, so a rerun reports no change.
+"""
+
+import shlex
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.operations import files, server
+
+REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
+CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
+
+# Generated secrets: name -> length. Alphanumeric only, so they are safe in URLs and SQL.
+GENERATED_SECRETS = {
+    "postgres_password": 40,
+    "redis_password": 40,
+    "chatwoot_db_password": 40,
+    "n8n_db_password": 40,
+    "directus_db_password": 40,
+    "chatwoot_secret_key_base": 128,
+    "n8n_encryption_key": 48,
+    "directus_secret": 64,
+    "directus_admin_password": 24,
+}
+# Environment variable -> secret, per env file (secrets/<name>.env on the host).
+SECRET_ENV = {
+    "postgres": {"POSTGRES_PASSWORD": "postgres_password"},
+    "redis": {"REDIS_PASSWORD": "redis_password"},
+    "chatwoot": {
+        "POSTGRES_PASSWORD": "chatwoot_db_password",
+        "REDIS_PASSWORD": "redis_password",
+        "SECRET_KEY_BASE": "chatwoot_secret_key_base",
+    },
+    "n8n": {
+        "DB_POSTGRESDB_PASSWORD": "n8n_db_password",
+        "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
+        "QUEUE_BULL_REDIS_PASSWORD": "redis_password",
+    },
+    "directus": {
+        "DB_PASSWORD": "directus_db_password",
+        "SECRET": "directus_secret",
+        "ADMIN_PASSWORD": "directus_admin_password",
+        "REDIS_PASSWORD": "redis_password",
+    },
+}
+
+
+def sizing(cfg):
+    """Settings inside each container, derived from its memory limit (MB)."""
+    limits = cfg.memory_limits_mb
+    web, sidekiq = limits["chatwoot-web"], limits["chatwoot-sidekiq"]
+    chatwoot = {
+        # A Puma worker of Chatwoot takes about 400-500 MB; one worker is Puma's single mode.
+        "web_concurrency": max(1, (web - 256) // 512),
+        "rails_max_threads": 5,
+        "sidekiq_concurrency": max(2, min(25, sidekiq // 75)),
+    }
+    pools = {
+        "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
+        "n8n": 5,
+        "directus": 10,
+    }
+    pg = limits["postgres"]
+    max_connections = sum(pools[app] for app in cfg.apps) + 15  # + superuser, backups, psql
+    shared_buffers = pg // 4
+    return {
+        "postgres": {
+            "max_connections": max_connections,
+            "shared_buffers": f"{shared_buffers}MB",
+            # A planner hint: the page cache counts against the container's limit.
+            "effective_cache_size": f"{pg // 2}MB",
+            "work_mem": f"{max(4, (pg - shared_buffers) // (max_connections * 3))}MB",
+            "maintenance_work_mem": f"{max(32, pg // 16)}MB",
+        },
+        "redis_maxmemory_mb": limits["redis"] * 3 // 4,
+        "node_heap_mb": {app: limits[app] * 3 // 4 for app in ("n8n", "directus")},
+        "chatwoot": chatwoot,
+        "pools": pools,
+    }
+
+
+def urls(cfg):
+    return {
+        "chatwoot": f"https://chat.{cfg.domain}",
+        "n8n": f"https://n8n.{cfg.domain}/",
+        "directus": f"https://cms.{cfg.domain}",
+    }
+
+
+class StackState(FactBase):
+    """Secret file names, Chatwoot's last prepared image, and each compose service's state."""
+
+    def command(self, root, project):
+        root = shlex.quote(root)
+        return (
+            f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
+            f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
+            f"if [ -f {root}/compose.yaml ] && command -v docker >/dev/null; then "
+            f"docker compose -f {root}/compose.yaml -p {shlex.quote(project)} ps -a "
+            "--format 'service {{.Service}} {{.State}} {{.Health}}'; fi"
+        )
+
+    @staticmethod
+    def default():
+        return {"secrets": set(), "prepared": "", "services": {}}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "secret":
+                state["secrets"].add(rest.strip())
+            elif kind == "prepared":
+                state["prepared"] = rest.strip()
+            elif kind == "service":
+                name, status, health = (rest.split() + ["", ""])[:3]
+                state["services"][name] = (status, health)
+        return state
+
+
+class DatabaseState(FactBase):
+    """Roles, databases (owner, ACL) and Chatwoot's extensions, as the superuser sees them."""
+
+    QUERIES = (
+        ("postgres", "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
+                     "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
+        ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
+    )
+
+    def command(self, dc):
+        psql = f"{dc} exec -T postgres psql -U postgres -tA -F '|'"
+        return "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES) + "; true"
+
+    @staticmethod
+    def default():
+        return {"roles": {}, "dbs": {}, "extensions": set()}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, name, a, b = (line.split("|") + ["", "", "", ""])[:4]
+            if kind == "role":
+                state["roles"][name] = {"login": a == "true", "super": b == "true"}
+            elif kind == "db":
+                grantees = {entry.split("=")[0] for entry in b.strip("{}").split(",") if entry} if b else {""}
+                state["dbs"][name] = {"owner": a, "grantees": grantees}
+            elif kind == "ext":
+                state["extensions"].add(name)
+        return state
+
+
+def database_drift(cfg, state):
+    """How the databases differ from one login role and one private database per app."""
+    drift = []
+    for app in cfg.apps:
+        role = state["roles"].get(app)
+        if not role or not role["login"] or role["super"]:
+            drift.append(f"role {app}")
+        db = state["dbs"].get(app)
+        if not db or db["owner"] != app:
+            drift.append(f"database {app}")
+        elif not db["grantees"] <= {app, "postgres"}:
+            # "" is PUBLIC (also what no ACL at all means): anyone could connect.
+            drift.append(f"database {app} open to {sorted(db['grantees'] - {app, 'postgres'})}")
+    if "chatwoot" in cfg.apps:
+        drift += [f"extension {e}" for e in CHATWOOT_EXTENSIONS if e not in state["extensions"]]
+    return drift
+
+
+def apply(cfg):
+    root, project = cfg.stack_root, cfg.stack_name
+    dc = f"docker compose -f {root}/compose.yaml -p {project}"
+    state = host.get_fact(StackState, root=root, project=project)
+
+    for path, mode in ((root, "755"), (f"{root}/secrets", "700"), (f"{root}/config", "755"),
+                       (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
+        files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
+
+    secret_env = {name: SECRET_ENV[name] for name in cfg.env_files}
+    secrets_script = files.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
+                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=secret_env)
+    wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in secret_env}
+    secrets = server.shell(
+        name="Secrets generated and kept on the host",
+        commands=[f"{root}/bin/secrets.sh"],
+        _if=lambda: secrets_script.did_change() or not wanted_secret_files <= state["secrets"],
+    )
+
+    size = sizing(cfg)
+    template_vars = dict(cfg=cfg, size=size, urls=urls(cfg), redis_db=REDIS_DB, root=root)
+    inputs = [
+        secrets,
+        files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
+                       mode="644", **template_vars),
+        files.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
+                       mode="640", **template_vars),
+    ]
+    for app in cfg.apps:
+        inputs.append(files.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2",
+                                     dest=f"{root}/env/{app}.env", mode="600", **template_vars))
+    inputs += _offline_images(cfg)
+
+    not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
+
+    def needs_up():
+        return bool(not_ready) or any(op.did_change() for op in inputs)
+
+    data_up = server.shell(
+        name="Data services up and healthy",
+        commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
+        _if=needs_up,
+    )
+
+    db_script = files.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
+                               mode="700", cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
+    drift = database_drift(cfg, host.get_fact(DatabaseState, dc=dc))
+    server.shell(
+        name="Per-service databases and roles",
+        commands=[f"{root}/bin/databases.sh"],
+        _if=lambda: bool(drift) or db_script.did_change() or secrets.did_change(),
+    )
+
+    if "chatwoot" in cfg.apps:
+        image = cfg.images["chatwoot"]
+        server.shell(
+            name=f"Chatwoot db:chatwoot_prepare for {image}",
+            commands=[f"{dc} run --rm --no-deps chatwoot-web bundle exec rails db:chatwoot_prepare",
+                      f"echo {shlex.quote(image)} > {root}/state/chatwoot-prepared"],
+            _if=lambda: state["prepared"] != image,
+        )
+
+    server.shell(
+        name="All services up and healthy",
+        commands=[f"{dc} up -d --wait --wait-timeout 300 --remove-orphans"],
+        _if=needs_up,
+    )
+
+
+class DockerImageRefs(FactBase):
+    def command(self):
+        return "docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null || true"
+
+    @staticmethod
+    def default():
+        return set()
+
+    def process(self, output):
+        return set(output)
+
+
+def _offline_images(cfg):
+    """With offline_images (a `docker save` archive on this machine), images the host lacks
+    are uploaded and loaded from it; without, `compose up` pulls them."""
+    if not cfg.offline_images:
+        return []
+    wanted = {cfg.images[name] for name in ("postgres", "redis", *cfg.apps)}
+    missing = sorted(wanted - host.get_fact(DockerImageRefs))
+    if not missing:
+        return []
+    remote = "/var/tmp/platform-images.tar"
+    return [
+        files.put(name=f"Image archive uploaded for {', '.join(missing)}", src=cfg.offline_images, dest=remote, mode="600"),
+        server.shell(name="Images loaded", commands=[f"docker load -q -i {remote}", f"rm -f {remote}"]),
+    ]

@@ -1,0 +1,155 @@
+"""STAND-IN for Chatwoot, n8n and Directus in the sandbox (their images cannot be fetched here).
+
+It proves the deploy's wiring, never the app's behaviour: it starts with the command the
+compose file gives the real image, reads the real app's environment variables, really
+connects to PostgreSQL and Redis with them, listens on the app's port and answers the
+app's health path (healthy only while its database and Redis answer), and records what
+it was started with (names of variables, never values) in its log.
+"""
+
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+import psycopg2
+import redis
+
+APP = os.environ["STAND_IN_APP"]
+VERSION = os.environ.get("STAND_IN_VERSION", "stand-in")
+ENV = os.environ
+
+
+def log(msg):
+    print(f"[{APP} stand-in] {msg}", flush=True)
+
+
+def db_params():
+    if APP == "chatwoot":
+        return dict(host=ENV["POSTGRES_HOST"], port=int(ENV.get("POSTGRES_PORT", 5432)), user=ENV["POSTGRES_USERNAME"],
+                    password=ENV["POSTGRES_PASSWORD"], dbname=ENV["POSTGRES_DATABASE"])
+    if APP == "n8n":
+        return dict(host=ENV["DB_POSTGRESDB_HOST"], port=int(ENV.get("DB_POSTGRESDB_PORT", 5432)), user=ENV["DB_POSTGRESDB_USER"],
+                    password=ENV["DB_POSTGRESDB_PASSWORD"], dbname=ENV["DB_POSTGRESDB_DATABASE"])
+    return dict(host=ENV["DB_HOST"], port=int(ENV.get("DB_PORT", 5432)), user=ENV["DB_USER"],
+                password=ENV["DB_PASSWORD"], dbname=ENV["DB_DATABASE"])
+
+
+def redis_client():
+    if APP == "chatwoot":
+        url = urlparse(ENV["REDIS_URL"])
+        return redis.Redis(host=url.hostname, port=url.port or 6379, db=int(url.path.lstrip("/") or 0),
+                           password=ENV.get("REDIS_PASSWORD"), socket_timeout=3)
+    if APP == "n8n":
+        return redis.Redis(host=ENV["QUEUE_BULL_REDIS_HOST"], port=int(ENV.get("QUEUE_BULL_REDIS_PORT", 6379)),
+                           db=int(ENV.get("QUEUE_BULL_REDIS_DB", 0)), password=ENV.get("QUEUE_BULL_REDIS_PASSWORD"), socket_timeout=3)
+    return redis.Redis(host=ENV["REDIS_HOST"], port=int(ENV.get("REDIS_PORT", 6379)), db=int(ENV.get("REDIS_DB", 0)),
+                       password=ENV.get("REDIS_PASSWORD"), socket_timeout=3)
+
+
+def check():
+    """(database ok, redis ok) right now."""
+    db_ok = redis_ok = False
+    try:
+        with psycopg2.connect(connect_timeout=3, **db_params()) as conn, conn.cursor() as cur:
+            cur.execute("select 1")
+            db_ok = True
+    except psycopg2.Error as e:
+        log(f"database check failed: {e}".strip())
+    try:
+        redis_ok = redis_client().ping()
+    except redis.RedisError as e:
+        log(f"redis check failed: {e}")
+    return db_ok, redis_ok
+
+
+def migrate():
+    """What the real app's migrations leave behind: a table in its own database."""
+    with psycopg2.connect(connect_timeout=5, **db_params()) as conn, conn.cursor() as cur:
+        cur.execute("create table if not exists stand_in_migrations (version text, ran_at timestamptz default now())")
+        cur.execute("insert into stand_in_migrations (version) values (%s)", (VERSION,))
+
+
+def wait_for_services(timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if all(check()):
+            return True
+        time.sleep(2)
+    return False
+
+
+HEALTH = {
+    "chatwoot": (3000, "/api"),
+    "n8n": (5678, "/healthz/readiness"),
+    "directus": (8055, "/server/health"),
+}
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        port, health_path = HEALTH[APP]
+        path = self.path.split("?")[0]
+        if path == health_path or (APP == "n8n" and path == "/healthz"):
+            db_ok, redis_ok = check()
+            if APP == "chatwoot":
+                status, body = 200, {"version": VERSION, "data_services": "ok" if db_ok else "failing",
+                                     "queue_services": "ok" if redis_ok else "failing"}
+            else:
+                ok = db_ok and redis_ok
+                status, body = (200 if ok else 503), {"status": "ok" if ok else "error", "stand_in": True}
+        else:
+            status, body = 200, {"stand_in": APP, "version": VERSION, "path": path}
+        data = json.dumps(body, separators=(",", ":")).encode()  # as Rails renders it
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def serve():
+    port, _ = HEALTH[APP]
+    if not wait_for_services():
+        log("database or redis unreachable; serving anyway, unhealthy")
+    else:
+        migrate()
+    log(f"listening on :{port}")
+    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+
+
+def sidekiq():
+    import setproctitle
+
+    concurrency = ENV.get("SIDEKIQ_CONCURRENCY", "?")
+    while True:
+        db_ok, redis_ok = check()
+        # What a booted Sidekiq shows in its process title; the compose healthcheck looks for it.
+        setproctitle.setproctitle(f"sidekiq stand-in chatwoot [0 of {concurrency} busy]" if db_ok and redis_ok
+                                  else "sidekiq stand-in chatwoot [waiting]")
+        time.sleep(5)
+
+
+def main():
+    argv = sys.argv[1:]
+    log(f"started with command {argv!r}; environment names: {sorted(k for k in ENV if k.isupper())}")
+    command = " ".join(argv)
+    if APP == "chatwoot" and "db:chatwoot_prepare" in command:
+        if not wait_for_services():
+            sys.exit("database or redis unreachable")
+        migrate()
+        log("db:chatwoot_prepare done")
+        return
+    if APP == "chatwoot" and "sidekiq" in command:
+        sidekiq()
+    serve()
+
+
+if __name__ == "__main__":
+    main()
