@@ -20,6 +20,6 @@ logger.info(
 installed = converge.installed_packages()
 base.apply(cfg, installed)
 firewall.apply(cfg)
-docker_engine.apply(cfg, docker_plan, installed)
+docker_restarted = docker_engine.apply(cfg, docker_plan, installed)
 converge.ensure_units({**base.UNITS, **docker_engine.UNITS})
-stack.apply(cfg)
+stack.apply(cfg, docker_restarted)

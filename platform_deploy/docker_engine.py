@@ -87,4 +87,5 @@ def apply(cfg, docker_plan, installed):
         files.file(name="Docker's apt repository absent", path=SOURCE_FILE, present=False)
 
     ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
-    systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True, _if=daemon.did_change)
+    return systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True,
+                           _if=daemon.did_change)

@@ -103,7 +103,7 @@ class StackState(FactBase):
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
             f"if [ -f {root}/compose.yaml ] && command -v docker >/dev/null; then "
             f"docker compose -f {root}/compose.yaml -p {shlex.quote(project)} ps -a "
-            "--format 'service {{.Service}} {{.State}} {{.Health}}'; fi"
+            "--format 'service {{.Service}} {{.State}} {{.Health}}' 2>/dev/null || true; fi"
         )
 
     @staticmethod
@@ -173,7 +173,8 @@ def database_drift(cfg, state):
     return drift
 
 
-def apply(cfg):
+def apply(cfg, docker_restarted):
+    """`docker_restarted`: the docker layer's restart operation; containers need bringing back after it."""
     root, project = cfg.stack_root, cfg.stack_name
     dc = f"docker compose -f {root}/compose.yaml -p {project}"
     state = host.get_fact(StackState, root=root, project=project)
@@ -209,7 +210,7 @@ def apply(cfg):
     not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
 
     def needs_up():
-        return bool(not_ready) or any(op.did_change() for op in inputs)
+        return bool(not_ready) or docker_restarted.did_change() or any(op.did_change() for op in inputs)
 
     data_up = server.shell(
         name="Data services up and healthy",

@@ -26,6 +26,7 @@ KEY = STATE / "id_ed25519"
 IMAGE = "platform-sandbox-host:trixie-1"
 BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 ARCHIVE = STATE / "images.tar"
+UPGRADE_CHATWOOT = "sandbox.local/chatwoot-stand-in:v4.6.1-r1"
 HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The default user of a cloud image: key log-in, password-less sudo.
@@ -126,7 +127,10 @@ def sandbox_images():
     recipes = {"postgres": ("postgres", {}), "redis": ("redis", {})}
     for app in ("chatwoot", "n8n", "directus"):
         recipes[app] = ("app-stand-in", {"APP": app, "VERSION": images[app].rsplit(":", 1)[1]})
-    return {ref: recipes[key] for key, ref in images.items() if key in recipes}
+    refs = {ref: recipes[key] for key, ref in images.items() if key in recipes}
+    # A second Chatwoot version, for the tests of what a version change triggers.
+    refs[UPGRADE_CHATWOOT] = ("app-stand-in", {"APP": "chatwoot", "VERSION": UPGRADE_CHATWOOT.rsplit(":", 1)[1]})
+    return refs
 
 
 def ensure_service_images():

@@ -21,20 +21,25 @@ def run(cmd, check=False, **kw):
 
 class Sandbox:
     name = NAME
+    # Everything pyinfra and the audit printed, to check that no secret ever shows.
+    outputs = []
 
     def deploy(self, *args):
         """pyinfra with --json: returns (returncode, results or None, log text)."""
         out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args], timeout=1200)
+        self.outputs.append(out.stdout + out.stderr)
         try:
             results = json.loads(out.stdout)["results"]
         except (ValueError, KeyError, TypeError):
             results = None
         return out.returncode, results, out.stdout + out.stderr
 
-    def audit(self):
-        out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider",
+    def audit(self, *tests):
+        out = run([sys.executable, "-m", "pytest", *(tests or ["tests/audit"]), "-q", "-p", "no:cacheprovider",
                    "--inventory", "inventory/sandbox.py"], timeout=600)
-        failed = sorted({line.split("::")[1].split("[")[0] for line in out.stdout.splitlines() if line.startswith("FAILED ")})
+        self.outputs.append(out.stdout + out.stderr)
+        failed = sorted({line.split("::")[1].split("[")[0] for line in out.stdout.splitlines()
+                         if line.startswith(("FAILED ", "ERROR "))})
         return out.returncode, failed, out.stdout + out.stderr
 
     def sh(self, script, check=True):
@@ -52,7 +57,8 @@ def changed(results):
 @pytest.fixture(scope="session")
 def sandbox():
     tool = [sys.executable, "tools/sandbox.py", "--name", NAME, "--port", PORT]
-    run([*tool, "destroy"])
+    if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
+        run([*tool, "destroy"])
     up = run([*tool, "up"], timeout=1800)
     assert up.returncode == 0, f"sandbox host did not come up:\n{up.stdout}\n{up.stderr}"
     yield Sandbox()

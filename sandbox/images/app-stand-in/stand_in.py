@@ -66,11 +66,11 @@ def check():
     return db_ok, redis_ok
 
 
-def migrate():
-    """What the real app's migrations leave behind: a table in its own database."""
+def migrate(label):
+    """What the real app's migrations leave behind: a table in its own database, one row per run."""
     with psycopg2.connect(connect_timeout=5, **db_params()) as conn, conn.cursor() as cur:
         cur.execute("create table if not exists stand_in_migrations (version text, ran_at timestamptz default now())")
-        cur.execute("insert into stand_in_migrations (version) values (%s)", (VERSION,))
+        cur.execute("insert into stand_in_migrations (version) values (%s)", (f"{label} {VERSION}",))
 
 
 def wait_for_services(timeout=120):
@@ -119,7 +119,7 @@ def serve():
     if not wait_for_services():
         log("database or redis unreachable; serving anyway, unhealthy")
     else:
-        migrate()
+        migrate("start")
     log(f"listening on :{port}")
     ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
 
@@ -143,7 +143,7 @@ def main():
     if APP == "chatwoot" and "db:chatwoot_prepare" in command:
         if not wait_for_services():
             sys.exit("database or redis unreachable")
-        migrate()
+        migrate("prepare")
         log("db:chatwoot_prepare done")
         return
     if APP == "chatwoot" and "sidekiq" in command:

@@ -1,10 +1,8 @@
 """Foundation end to end, in order: bad group data refused on an untouched host, a fresh
 deploy, the audit, a clean rerun as a sudo user, and three kinds of drift caught and repaired."""
 
-import socket
-
 import pytest
-from conftest import PORT, changed
+from conftest import changed
 
 # Files that any operation of the deploy would create or change.
 FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
@@ -58,28 +56,35 @@ def test_rerun_as_sudo_user_changes_nothing(sandbox):
     assert results["totals"]["no_change"] > 0
 
 
+# drift -> (how to inject it, the audit checks that must fail, whether only those). Drifts
+# that stop or restart Docker also take the stack down for a while, failing its checks too.
 DRIFTS = {
-    "extra UFW rule": ("ufw allow 8080/tcp", {"test_ufw_rules_exactly_as_configured"}),
+    "extra UFW rule": ("ufw allow 8080/tcp", {"test_ufw_rules_exactly_as_configured"}, True),
     "Docker stopped and disabled": (
         "systemctl disable --now docker.service docker.socket",
-        {"test_docker_running_and_enabled", "test_docker_daemon_settings"},
+        {"test_docker_running_and_enabled", "test_docker_daemon_settings", "test_every_service_running_and_healthy"},
+        False,
     ),
     "daemon.json changed": (
         """sed -i 's/"live-restore": true/"live-restore": false/' /etc/docker/daemon.json && systemctl restart docker""",
         {"test_docker_daemon_settings"},
+        False,
     ),
-    "sysctl reverted": ("sysctl -w vm.overcommit_memory=0", {"test_sysctls_live_and_persisted"}),
+    "sysctl reverted": ("sysctl -w vm.overcommit_memory=0", {"test_sysctls_live_and_persisted"}, True),
 }
 
 
 @pytest.mark.parametrize("drift", DRIFTS)
 def test_drift_is_caught_by_the_audit_and_repaired_by_a_deploy(sandbox, drift):
-    inject, expected_failures = DRIFTS[drift]
+    inject, expected_failures, only_those = DRIFTS[drift]
     sandbox.sh(inject)
 
     rc, failed, log = sandbox.audit()
     assert rc != 0, f"the audit missed: {drift}"
-    assert set(failed) == expected_failures, log[-3000:]
+    if only_those:
+        assert set(failed) == expected_failures, log[-3000:]
+    else:
+        assert expected_failures <= set(failed), log[-3000:]
 
     rc, results, log = sandbox.deploy()
     assert rc == 0, log[-3000:]
@@ -87,21 +92,3 @@ def test_drift_is_caught_by_the_audit_and_repaired_by_a_deploy(sandbox, drift):
 
     rc, failed, log = sandbox.audit()
     assert rc == 0, f"still drifted after the deploy: {failed}\n{log[-3000:]}"
-
-
-def ssh_answers():
-    try:
-        with socket.create_connection(("127.0.0.1", int(PORT)), timeout=3) as conn:
-            conn.settimeout(3)
-            return conn.recv(64).startswith(b"SSH-")
-    except OSError:
-        return False
-
-
-def test_ssh_rate_limit_refuses_a_burst(sandbox):
-    # Last: afterwards the host refuses this address's SSH for 30 s.
-    rc, results, log = sandbox.deploy("--data", "ssh_rate_limit=true")
-    assert rc == 0, log[-3000:]
-    assert "UFW: only SSH and web traffic in" in changed(results)
-    answers = [ssh_answers() for _ in range(10)]
-    assert answers[0] and not all(answers), f"SSH answers to a burst of 10 connections: {answers}"

@@ -1,0 +1,123 @@
+"""The stack end to end (after test_foundation has deployed the host): data kept across a
+container kill and a host restart, databases repaired, Chatwoot prepared once per version,
+secrets never shown."""
+
+import time
+
+import pytest
+from conftest import changed
+
+DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+APPS = ("chatwoot", "n8n", "directus")
+SANDBOX_IMAGES = {
+    "postgres": "sandbox.local/postgres-pg15-pgvector:r1",
+    "redis": "sandbox.local/redis-7:r1",
+    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r1",
+    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r1",
+    "directus": "sandbox.local/directus-stand-in:12.3.1-r1",
+}
+
+
+def psql(sandbox, db, sql, user="postgres"):
+    return sandbox.sh(f"{DC} exec -T postgres psql -U {user} -d {db} -tAc \"{sql}\"").strip()
+
+
+def redis(sandbox, *args):
+    return sandbox.sh(f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'").strip()
+
+
+def wait_healthy(sandbox, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        states = sandbox.sh(f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False).split("\n")
+        states = [s for s in states if s.strip()]
+        if len(states) == 6 and all(s.endswith("running healthy") for s in states):
+            return
+        time.sleep(3)
+    raise AssertionError(f"the stack did not come back healthy: {states}")
+
+
+def write_marks(sandbox, mark):
+    for app in APPS:
+        psql(sandbox, app, f"create table if not exists marks (v text); insert into marks values ('{mark}')", user=app)
+    for app, index in zip(APPS, (0, 1, 2)):
+        redis(sandbox, "-n", str(index), "set", "mark", mark)
+
+
+def read_marks(sandbox):
+    rows = {app: psql(sandbox, app, "select string_agg(v, ',') from marks", user=app) for app in APPS}
+    keys = {app: redis(sandbox, "-n", str(index), "get", "mark") for app, index in zip(APPS, (0, 1, 2))}
+    return rows, keys
+
+
+def test_stack_is_up_with_data_written(sandbox):
+    wait_healthy(sandbox)
+    write_marks(sandbox, "one")
+    assert read_marks(sandbox) == ({a: "one" for a in APPS}, {a: "one" for a in APPS})
+
+
+@pytest.mark.parametrize("service", ["postgres", "redis", "chatwoot-web"])
+def test_killed_container_comes_back_healthy_with_its_data(sandbox, service):
+    # A crash, not a stop: SIGKILL to the container's process from the host (`docker kill`
+    # counts as a manual stop, which restart policies respect).
+    sandbox.sh(f"kill -9 $(docker inspect -f '{{{{.State.Pid}}}}' msgplatform-{service}-1)")
+    time.sleep(2)
+    wait_healthy(sandbox)
+    assert read_marks(sandbox) == ({a: "one" for a in APPS}, {a: "one" for a in APPS})
+
+
+def test_host_restart_brings_the_stack_back_with_its_data(sandbox):
+    from conftest import run
+
+    restarted = run(["docker", "restart", "-t", "60", sandbox.name], timeout=300)
+    assert restarted.returncode == 0, restarted.stderr
+    wait_healthy(sandbox, timeout=300)
+    assert read_marks(sandbox) == ({a: "one" for a in APPS}, {a: "one" for a in APPS})
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, log[-3000:]
+
+
+def test_rerun_after_restart_changes_nothing(sandbox):
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert changed(results) == [], f"a rerun changed: {changed(results)}"
+
+
+def test_lost_database_is_recreated_by_the_next_run(sandbox):
+    sandbox.sh(f"{DC} stop directus && {DC} exec -T postgres psql -U postgres -c 'drop database directus' "
+               f"-c 'drop role directus'")
+    rc, failed, log = sandbox.audit("tests/audit/test_stack.py")
+    assert "test_databases_and_roles" in failed, log[-3000:]
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert "Per-service databases and roles" in changed(results)
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, log[-3000:]
+
+
+def test_chatwoot_prepare_runs_once_per_version(sandbox):
+    def prepared():
+        return int(psql(sandbox, "chatwoot", "select count(*) from stand_in_migrations where version like 'prepare%'"))
+
+    before = prepared()
+    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r1", '
+                                      + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
+    assert rc == 0, log[-3000:]
+    assert any(name.startswith("Chatwoot db:chatwoot_prepare") for name in changed(results))
+    assert prepared() == before + 1
+    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r1", '
+                                      + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
+    assert changed(results) == [], f"a rerun changed: {changed(results)}"
+    assert prepared() == before + 1
+    rc, results, log = sandbox.deploy()  # back to the group data's version
+    assert rc == 0 and prepared() == before + 2
+
+
+def test_no_secret_ever_shown(sandbox):
+    names = sandbox.sh("ls /opt/msgplatform/secrets | grep -v '\\.env$'").split()
+    values = [sandbox.sh(f"cat /opt/msgplatform/secrets/{name}") for name in names]
+    assert len(values) >= 9 and all(len(v) >= 24 for v in values)
+    shown = [name for name, value in zip(names, values) if any(value in output for output in sandbox.outputs)]
+    assert not shown, f"secrets printed by pyinfra or the audit: {shown}"
+    in_args = sandbox.sh("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '", check=False)
+    assert not [n for n, v in zip(names, values) if v in in_args], "a secret is in a process's arguments"
