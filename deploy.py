@@ -10,7 +10,7 @@ from pyinfra.facts.hardware import Memory
 
 from platform_deploy import base, config, converge, docker_engine, firewall, memory, stack
 
-cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory))
+cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=config.supplied_secrets())
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)

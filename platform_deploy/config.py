@@ -6,8 +6,9 @@ host is left untouched.
 """
 
 import ipaddress
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pyinfra.api.exceptions import PyinfraError
 
@@ -57,6 +58,10 @@ class Config:
     admin_email: str
     timezone: str
     offline_images: str | None
+    smtp: dict | None
+    ai_replies: bool
+    # Operator-supplied secrets the enabled features need (name -> value); never printed.
+    supplied_secrets: dict = field(repr=False)
 
     @property
     def env_files(self):
@@ -260,8 +265,60 @@ def _admin(c):
     return user, tuple(keys)
 
 
-def load(data, ram_mb):
-    """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config."""
+# Secrets only the operator can supply: name -> (the feature that needs it, where it goes).
+SUPPLIED_SECRETS = {
+    "smtp_password": "smtp",
+    "claude_api_key": "ai_replies",
+    "whatsapp_access_token": "whatsapp_numbers",
+}
+SUPPLIED_SECRETS_FILE = "secrets.env"
+
+
+def supplied_secrets(directory="."):
+    """Operator secrets from the environment (PLATFORM_SMTP_PASSWORD, ...) or from the
+    git-ignored secrets.env beside deploy.py (same names, KEY=VALUE lines)."""
+    found = {}
+    path = os.path.join(directory, SUPPLIED_SECRETS_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.strip().partition("=")
+                if sep and not key.startswith("#"):
+                    found[key.strip()] = value.strip()
+    found.update({k: v for k, v in os.environ.items() if k.startswith("PLATFORM_")})
+    return {name: found[f"PLATFORM_{name.upper()}"] for name in SUPPLIED_SECRETS if found.get(f"PLATFORM_{name.upper()}")}
+
+
+def _smtp(c):
+    smtp = c.get("smtp")
+    if smtp is None:
+        return None
+    fix = 'set smtp = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}, or None'
+    if not isinstance(smtp, dict) or set(smtp) != {"host", "port", "user", "sender"}:
+        c.fail("smtp", smtp, "needs exactly the keys host, port, user, sender", fix)
+        return None
+    if not isinstance(smtp["host"], str) or not DOMAIN_RE.match(smtp["host"]):
+        c.fail("smtp['host']", smtp["host"], "not a host name", fix)
+    if isinstance(smtp["port"], bool) or not isinstance(smtp["port"], int) or not 1 <= smtp["port"] <= 65535:
+        c.fail("smtp['port']", smtp["port"], "not a TCP port", "use 587 (STARTTLS) or 465 (TLS)")
+    if not isinstance(smtp["sender"], str) or not EMAIL_RE.match(smtp["sender"]):
+        c.fail("smtp['sender']", smtp["sender"], "not an e-mail address", fix)
+    return dict(smtp)
+
+
+def _supplied(c, supplied, enabled):
+    for name, feature in SUPPLIED_SECRETS.items():
+        if enabled[feature] and name not in supplied:
+            variable = f"PLATFORM_{name.upper()}"
+            c.fail(variable, None, f"missing, and {feature} needs it",
+                   f"export {variable}=... before the deploy, or add a {variable}=... line to {SUPPLIED_SECRETS_FILE} "
+                   "beside deploy.py (git-ignored); it is stored on the host root-only and never printed")
+    return {name: value for name, value in supplied.items() if enabled[SUPPLIED_SECRETS[name]]}
+
+
+def load(data, ram_mb, supplied=None):
+    """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config.
+    `supplied`: the operator's secrets (supplied_secrets())."""
     c = _Checker(data)
     domain = _domain(c)
     acme_email = _acme_email(c)
@@ -293,6 +350,10 @@ def load(data, ram_mb):
     timezone = c.get("timezone", "UTC")
     if not isinstance(timezone, str) or not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", timezone):
         c.fail("timezone", timezone, "not a time zone name", 'use a tz database name, e.g. "America/Guyana" or "UTC"')
+    smtp = _smtp(c)
+    ai_replies = _bool(c, "ai_replies", False)
+    supplied = _supplied(c, supplied or {}, {"smtp": smtp is not None, "ai_replies": ai_replies,
+                                             "whatsapp_numbers": bool(whatsapp)})
     offline_images = c.get("offline_images")
     if offline_images is not None and not isinstance(offline_images, str):
         c.fail("offline_images", offline_images, "not a path", "give the path of a `docker save` archive on this machine, or None")
@@ -331,6 +392,9 @@ def load(data, ram_mb):
         admin_email=admin_email,
         timezone=timezone,
         offline_images=offline_images,
+        smtp=smtp,
+        ai_replies=ai_replies,
+        supplied_secrets=supplied,
     )
 
 

@@ -6,11 +6,13 @@ up -> per-service databases -> Chatwoot's prepare step -> everything up. Each st
 only when its inputs changed or the host drifted, so a rerun reports no change.
 """
 
+import hashlib
 import shlex
-from io import StringIO
+from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FactBase
+from pyinfra.api import FactBase, FileUploadCommand, operation
+from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
@@ -36,19 +38,44 @@ SECRET_ENV = {
         "POSTGRES_PASSWORD": "chatwoot_db_password",
         "REDIS_PASSWORD": "redis_password",
         "SECRET_KEY_BASE": "chatwoot_secret_key_base",
+        "SMTP_PASSWORD": "smtp_password",
     },
     "n8n": {
         "DB_POSTGRESDB_PASSWORD": "n8n_db_password",
         "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
         "QUEUE_BULL_REDIS_PASSWORD": "redis_password",
+        "N8N_SMTP_PASS": "smtp_password",
+        # For the workflows (bootstrap layer), read from n8n's environment.
+        "ANTHROPIC_API_KEY": "claude_api_key",
+        "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
     },
     "directus": {
         "DB_PASSWORD": "directus_db_password",
         "SECRET": "directus_secret",
         "ADMIN_PASSWORD": "directus_admin_password",
         "REDIS_PASSWORD": "redis_password",
+        "EMAIL_SMTP_PASSWORD": "smtp_password",
     },
 }
+
+
+def secret_env(cfg):
+    """SECRET_ENV for this deploy: the env files it needs, with only the secrets it has."""
+    available = set(GENERATED_SECRETS) | set(cfg.supplied_secrets)
+    return {name: {var: secret for var, secret in SECRET_ENV[name].items() if secret in available}
+            for name in cfg.env_files}
+
+
+@operation()
+def secret_file(secret_name: str, dest: str, cfg=None):
+    """files.put for an operator-supplied secret: the same compare-and-upload, but the value
+    is never shown, not even by --diff, and is not an argument of the operation."""
+    data = cfg.supplied_secrets[secret_name].encode()
+    if host.get_fact(Sha256File, path=dest) == hashlib.sha256(data).hexdigest():
+        host.noop(f"{secret_name} is up to date")
+        return
+    yield FileUploadCommand(BytesIO(data), dest, remote_temp_filename=host.get_temp_filename(dest))
+    yield f"chown root:root {dest} && chmod 600 {dest}"
 
 
 def sizing(cfg):
@@ -183,14 +210,17 @@ def apply(cfg, docker_restarted):
                        (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
-    secret_env = {name: SECRET_ENV[name] for name in cfg.env_files}
+    supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
+                for name in sorted(cfg.supplied_secrets)]
+    env = secret_env(cfg)
     secrets_script = files.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
-                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=secret_env)
-    wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in secret_env}
+                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=env)
+    wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
     secrets = server.shell(
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],
-        _if=lambda: secrets_script.did_change() or not wanted_secret_files <= state["secrets"],
+        _if=lambda: (secrets_script.did_change() or not wanted_secret_files <= state["secrets"]
+                     or any(op.did_change() for op in supplied)),
     )
 
     size = sizing(cfg)

@@ -15,8 +15,8 @@ ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
 BIN = Path(sys.executable).parent
 
 
-def run(cmd, check=False, **kw):
-    return subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True, check=check, **kw)
+def run(cmd, check=False, env=None, **kw):
+    return subprocess.run(cmd, cwd=ROOT, env={**ENV, **(env or {})}, capture_output=True, text=True, check=check, **kw)
 
 
 class Sandbox:
@@ -24,9 +24,9 @@ class Sandbox:
     # Everything pyinfra and the audit printed, to check that no secret ever shows.
     outputs = []
 
-    def deploy(self, *args):
+    def deploy(self, *args, env=None):
         """pyinfra with --json: returns (returncode, results or None, log text)."""
-        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args], timeout=1200)
+        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args], env=env, timeout=1200)
         self.outputs.append(out.stdout + out.stderr)
         try:
             results = json.loads(out.stdout)["results"]

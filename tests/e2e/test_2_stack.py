@@ -2,6 +2,7 @@
 container kill and a host restart, databases repaired, Chatwoot prepared once per version,
 secrets never shown."""
 
+import secrets
 import time
 
 import pytest
@@ -113,10 +114,35 @@ def test_chatwoot_prepare_runs_once_per_version(sandbox):
     assert rc == 0 and prepared() == before + 2
 
 
+SMTP = 'smtp={"host": "smtp.sandbox.test", "port": 587, "user": "mailer", "sender": "support@sandbox.test"}'
+SMTP_PASSWORD = secrets.token_urlsafe(24)
+
+
+def test_operator_secret_required_then_stored_root_only(sandbox):
+    rc, results, log = sandbox.deploy("--data", SMTP)
+    assert rc != 0 and results is None and "PLATFORM_SMTP_PASSWORD" in log
+
+    rc, results, log = sandbox.deploy("--data", SMTP, env={"PLATFORM_SMTP_PASSWORD": SMTP_PASSWORD})
+    assert rc == 0, log[-3000:]
+    assert "Operator secret smtp_password stored" in changed(results)
+    stat = sandbox.sh("stat -c '%U %a' /opt/msgplatform/secrets/smtp_password").strip()
+    assert stat == "root 600"
+    for container in ("chatwoot-web", "n8n", "directus"):
+        env = sandbox.sh(f"docker inspect -f '{{{{join .Config.Env \"\\n\"}}}}' msgplatform-{container}-1").splitlines()
+        assert any(line.endswith("=" + SMTP_PASSWORD) for line in env), f"{container} did not get the SMTP password"
+
+    rc, results, log = sandbox.deploy("--data", SMTP, env={"PLATFORM_SMTP_PASSWORD": SMTP_PASSWORD})
+    assert changed(results) == [], f"a rerun changed: {changed(results)}"
+    rc, results, log = sandbox.deploy()  # back to no SMTP
+    assert rc == 0, log[-3000:]
+
+
 def test_no_secret_ever_shown(sandbox):
     names = sandbox.sh("ls /opt/msgplatform/secrets | grep -v '\\.env$'").split()
     values = [sandbox.sh(f"cat /opt/msgplatform/secrets/{name}") for name in names]
     assert len(values) >= 9 and all(len(v) >= 24 for v in values)
+    names.append("PLATFORM_SMTP_PASSWORD")
+    values.append(SMTP_PASSWORD)
     shown = [name for name, value in zip(names, values) if any(value in output for output in sandbox.outputs)]
     assert not shown, f"secrets printed by pyinfra or the audit: {shown}"
     in_args = sandbox.sh("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '", check=False)

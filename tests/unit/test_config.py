@@ -13,13 +13,13 @@ DEFAULTS = {k: v for k, v in runpy.run_path(str(ROOT / "group_data" / "all.py"))
 GOOD = {**DEFAULTS, "domain": "example.org", "acme_email": "ops@example.org"}
 
 
-def load(ram_mb=RAM_8G, **overrides):
-    return config.load({**GOOD, **overrides}, ram_mb=ram_mb)
+def load(ram_mb=RAM_8G, supplied=None, **overrides):
+    return config.load({**GOOD, **overrides}, ram_mb=ram_mb, supplied=supplied)
 
 
-def refused(ram_mb=RAM_8G, **overrides):
+def refused(ram_mb=RAM_8G, supplied=None, **overrides):
     with pytest.raises(config.ConfigError) as error:
-        load(ram_mb, **overrides)
+        load(ram_mb, supplied, **overrides)
     return str(error.value)
 
 
@@ -97,6 +97,7 @@ def test_password_login_with_hardening_is_refused():
 def test_valid_values_pass():
     cfg = load(
         ram_mb=16000,
+        supplied={"whatsapp_access_token": "token"},
         ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
         whatsapp_numbers={"sales": "+5922221111"},
         images={**DEFAULTS["images"], "redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
@@ -142,3 +143,41 @@ def test_supported_os(distro, expected):
 def test_unsupported_os_is_refused(name, major):
     with pytest.raises(config.ConfigError, match="unsupported operating system"):
         config.check_os({"name": name, "major": major, "release_meta": {}})
+
+
+SMTP = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}
+
+
+@pytest.mark.parametrize(
+    "overrides, variable",
+    [
+        ({"smtp": SMTP}, "PLATFORM_SMTP_PASSWORD"),
+        ({"ai_replies": True}, "PLATFORM_CLAUDE_API_KEY"),
+        ({"whatsapp_numbers": {"sales": "+5922221111"}}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
+    ],
+)
+def test_a_feature_needs_its_operator_secret(overrides, variable):
+    message = refused(**overrides)
+    assert variable in message and "secrets.env" in message
+
+
+def test_operator_secrets_only_for_enabled_features_and_never_in_repr():
+    cfg = load(smtp=SMTP, supplied={"smtp_password": "s3cret-value", "claude_api_key": "unused"})
+    assert cfg.supplied_secrets == {"smtp_password": "s3cret-value"}
+    assert "s3cret-value" not in repr(cfg)
+
+
+def test_operator_secrets_from_environment_over_file(tmp_path, monkeypatch):
+    (tmp_path / "secrets.env").write_text("# comment\nPLATFORM_SMTP_PASSWORD=from-file\nPLATFORM_CLAUDE_API_KEY=key\n")
+    monkeypatch.setenv("PLATFORM_SMTP_PASSWORD", "from-env")
+    assert config.supplied_secrets(str(tmp_path)) == {"smtp_password": "from-env", "claude_api_key": "key"}
+
+
+def test_bad_smtp_settings_are_refused():
+    assert "smtp['port']" in refused(smtp={**SMTP, "port": 0}, supplied={"smtp_password": "x"})
+    assert "needs exactly the keys" in refused(smtp={"host": "x.org"}, supplied={"smtp_password": "x"})
+
+
+@pytest.mark.parametrize("apps", [["chatwoot", "mailchimp"], [], "n8n"])
+def test_unknown_or_empty_apps_are_refused(apps):
+    assert "apps" in refused(apps=apps)

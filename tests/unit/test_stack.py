@@ -1,0 +1,114 @@
+"""The stack as rendered: compose project, env files, scripts, and the sizing behind them."""
+
+import jinja2
+import yaml
+
+from platform_deploy import memory, stack
+from tests.unit.test_config import ROOT, load
+
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
+
+
+def render(name, cfg):
+    return TEMPLATES.get_template(name).render(
+        cfg=cfg, size=stack.sizing(cfg), urls=stack.urls(cfg), redis_db=stack.REDIS_DB, root=cfg.stack_root,
+        generated=stack.GENERATED_SECRETS, secret_env=stack.secret_env(cfg), dc="dc", extensions=stack.CHATWOOT_EXTENSIONS,
+    )
+
+
+def compose(cfg):
+    return yaml.safe_load(render("compose.yaml.j2", cfg))
+
+
+def test_compose_services_follow_apps():
+    assert set(compose(load())["services"]) == {"postgres", "redis", "chatwoot-web", "chatwoot-sidekiq", "n8n", "directus"}
+    assert set(compose(load(apps=["n8n"]))["services"]) == {"postgres", "redis", "n8n"}
+
+
+def test_every_service_is_limited_hardened_and_checked():
+    cfg = load()
+    for name, service in compose(cfg)["services"].items():
+        assert service["mem_limit"] == f"{cfg.memory_limits_mb[name]}m", name
+        assert service["restart"] == "unless-stopped" and service["pids_limit"] > 0, name
+        assert service["security_opt"] == ["no-new-privileges:true"], name
+        assert service["logging"]["options"]["max-size"] == cfg.docker_log_max_size, name
+        assert service["healthcheck"]["test"][0] == "CMD-SHELL", name
+        assert "ports" not in service, f"{name} publishes a port"
+
+
+def test_only_apps_on_the_edge_and_data_internal():
+    project = compose(load())
+    assert project["networks"]["data"] == {"internal": True}
+    for name, service in project["services"].items():
+        expected = {"data"} if name in ("postgres", "redis") else {"data", "edge"}
+        assert set(service["networks"]) == expected, name
+
+
+def test_no_secret_in_rendered_files():
+    cfg = load()
+    for name in ("compose.yaml.j2", "redis.conf.j2", "env/chatwoot.env.j2", "env/n8n.env.j2", "env/directus.env.j2"):
+        text = render(name, cfg)
+        assert "PASSWORD=" not in text and "SECRET" not in text.replace("secrets/", ""), name
+
+
+def test_postgres_settings_follow_its_limit():
+    for profile, shared, cache in (("recommended", "512MB", "1024MB"), ("minimum", "128MB", "256MB")):
+        size = stack.sizing(load(memory_profile=profile))
+        assert size["postgres"]["shared_buffers"] == shared
+        assert size["postgres"]["effective_cache_size"] == cache
+        assert size["postgres"]["max_connections"] >= sum(size["pools"].values())
+
+
+def test_app_settings_follow_their_limits():
+    rec = stack.sizing(load(memory_profile="recommended"))
+    small = stack.sizing(load(memory_profile="minimum"))
+    limits = memory.profile_limits("recommended")
+    assert rec["redis_maxmemory_mb"] == limits["redis"] * 3 // 4 < limits["redis"]
+    assert rec["node_heap_mb"]["n8n"] == 768 and small["node_heap_mb"]["n8n"] == 384
+    assert rec["chatwoot"]["web_concurrency"] == 2 and small["chatwoot"]["web_concurrency"] == 1
+    assert rec["chatwoot"]["sidekiq_concurrency"] == 10 and small["chatwoot"]["sidekiq_concurrency"] == 5
+
+
+def test_env_files_carry_urls_and_redis_indexes():
+    cfg = load()
+    chatwoot, n8n, directus = (render(f"env/{a}.env.j2", cfg) for a in ("chatwoot", "n8n", "directus"))
+    assert "FRONTEND_URL=https://chat.example.org" in chatwoot and "REDIS_URL=redis://redis:6379/0" in chatwoot
+    assert "WEBHOOK_URL=https://n8n.example.org/" in n8n and "N8N_PROXY_HOPS=1" in n8n and "QUEUE_BULL_REDIS_DB=1" in n8n
+    assert "PUBLIC_URL=https://cms.example.org" in directus and "REDIS_DB=2" in directus
+
+
+def test_smtp_wiring_only_when_configured():
+    cfg = load(smtp={"host": "smtp.example.org", "port": 587, "user": "u", "sender": "s@example.org"},
+               supplied={"smtp_password": "x"})
+    assert "SMTP_ADDRESS=smtp.example.org" in render("env/chatwoot.env.j2", cfg)
+    assert stack.secret_env(cfg)["chatwoot"]["SMTP_PASSWORD"] == "smtp_password"
+    assert "SMTP_PASSWORD" not in stack.secret_env(load())["chatwoot"]
+
+
+def test_databases_script_covers_each_app():
+    script = render("databases.sh.j2", load(apps=["n8n", "directus"]))
+    assert "CREATE DATABASE n8n OWNER n8n" in script and "CREATE DATABASE directus OWNER directus" in script
+    assert "chatwoot" not in script
+    assert "REVOKE ALL ON DATABASE n8n FROM PUBLIC" in script
+
+
+def test_database_drift():
+    cfg = load(apps=["n8n"])
+    good = {"roles": {"n8n": {"login": True, "super": False}}, "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
+            "extensions": set()}
+    assert stack.database_drift(cfg, good) == []
+    assert stack.database_drift(cfg, {**good, "dbs": {"n8n": {"owner": "n8n", "grantees": {""}}}}) == ["database n8n open to ['']"]
+    assert stack.database_drift(cfg, stack.DatabaseState.default()) == ["role n8n", "database n8n"]
+    assert "extension vector" in stack.database_drift(load(), good)
+
+
+def test_database_state_parsing():
+    state = stack.DatabaseState().process([
+        "role|n8n|true|false", "db|n8n|n8n|{n8n=CTc/n8n}", "db|template1|postgres|{=c/postgres,postgres=CTc/postgres}",
+        "db|open|open|", "ext|vector||",
+    ])
+    assert state["roles"]["n8n"] == {"login": True, "super": False}
+    assert state["dbs"]["n8n"]["grantees"] == {"n8n"}
+    assert state["dbs"]["template1"]["grantees"] == {"", "postgres"}
+    assert state["dbs"]["open"]["grantees"] == {""}
+    assert state["extensions"] == {"vector"}
