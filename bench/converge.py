@@ -3,8 +3,11 @@
     .venv/bin/python bench/converge.py [--keep]
 
 Prints: fresh converge time, no-op rerun time, the floor (`pyinfra ... exec -- true`:
-connect plus one command), rerun / floor, and how many operations changed on the rerun.
-Targets: 0 changed; rerun no more than 3x the floor.
+connect plus one command), rerun / floor, how many operations changed on the rerun
+(targets: 0 changed, rerun at most 3x the floor); the stack layer's own converge time
+(stack removed, host layers and images kept); and each container's idle memory against
+its limit (real PostgreSQL and Redis; the apps are stand-ins, so their figures say
+nothing about the real apps).
 """
 
 import argparse
@@ -31,6 +34,13 @@ def timed(cmd):
     return elapsed, out.stdout
 
 
+def host_sh(script):
+    out = subprocess.run(["docker", "exec", NAME, "sh", "-c", script], capture_output=True, text=True)
+    if out.returncode:
+        sys.exit(f"{script} failed on {NAME}: {out.stderr}")
+    return out.stdout
+
+
 def deploy():
     elapsed, stdout = timed([PYINFRA, "inventory/sandbox.py", "deploy.py", "-y", "--json"])
     operations = json.loads(stdout)["results"]["operations"]
@@ -48,6 +58,10 @@ def main():
         fresh, fresh_changed = deploy()
         reruns = [deploy() for _ in range(5)]
         floors = [timed([PYINFRA, "inventory/sandbox.py", "-y", "exec", "--", "true"])[0] for _ in range(5)]
+        host_sh("cd /opt/msgplatform && docker compose down -v --remove-orphans && rm -rf /opt/msgplatform")
+        stack_converge, _ = deploy()
+        time.sleep(30)  # let the services settle before reading idle memory
+        stats = host_sh("docker stats --no-stream --format '{{.Name}}\t{{.MemUsage}}\t{{.MemPerc}}'")
     finally:
         if not args.keep:
             subprocess.run([*tool, "destroy"], cwd=ROOT)
@@ -61,6 +75,12 @@ def main():
     print(f"floor, exec -- true:   {floor:7.1f} s")
     print(f"rerun / floor:         {rerun / floor:7.2f}   (target <= 3)")
     print(f"changed on reruns:     {len(rerun_changed):7d}   (target 0) {rerun_changed or ''}")
+    print(f"stack layer converge:  {stack_converge:7.1f} s  (compose project, secrets, databases; images on host)")
+    print()
+    print("idle memory per container (used / limit, share):")
+    for line in sorted(stats.splitlines()):
+        name, usage, share = line.split("\t")
+        print(f"  {name:<34}{usage:>24}{share:>9}")
 
 
 if __name__ == "__main__":

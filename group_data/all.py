@@ -28,6 +28,18 @@ docker_log_max_file = 3
 
 tunnels_enabled = False  # Pangolin tunnels (Gerbil, UDP 51820 and 21820)
 
+apps = ["chatwoot", "n8n", "directus"]  # which apps run; each gets its own database and role
+admin_email = None  # Directus's first admin (password generated on the host); None: acme_email
+timezone = "UTC"  # n8n's schedules
+
+# Features that need a secret only you can supply (see the README, "Secrets"):
+smtp = None  # {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}
+ai_replies = False  # True: n8n gets PLATFORM_CLAUDE_API_KEY as ANTHROPIC_API_KEY
+
+# A `docker save` archive on this machine holding the images below, for servers that
+# cannot pull (air-gapped); None: images are pulled.
+offline_images = None
+
 # WhatsApp Business numbers by department, E.164: {"sales": "+5922221111"}
 whatsapp_numbers = {}
 
