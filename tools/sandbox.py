@@ -91,7 +91,7 @@ def image_exists(ref):
     return run(["docker", "image", "inspect", ref], check=False, capture_output=True).returncode == 0
 
 
-def debootstrap_image(suite, tag, include, setup=()):
+def debootstrap_image(suite, tag, include, setup=(), cmd="/bin/bash"):
     """A Debian root built with debootstrap, customised in a chroot, imported as `tag`."""
     if not shutil.which("debootstrap"):
         log("installing debootstrap")
@@ -105,7 +105,7 @@ def debootstrap_image(suite, tag, include, setup=()):
         for command in setup:
             run(privileged(["chroot", str(rootfs), "sh", "-c", command]))
         tar = subprocess.Popen(privileged(["tar", "-C", str(rootfs), "-c", "."]), stdout=subprocess.PIPE)
-        run(["docker", "import", "--change", 'CMD ["/bin/bash"]', "-", tag], stdin=tar.stdout, stdout=subprocess.DEVNULL)
+        run(["docker", "import", "--change", f'CMD ["{cmd}"]', "-", tag], stdin=tar.stdout, stdout=subprocess.DEVNULL)
         if tar.wait() != 0:
             sys.exit(f"tar of the {suite} root failed")
     finally:
@@ -118,7 +118,7 @@ def build_host_image():
         f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{SUDO_USER} && chmod 440 /etc/sudoers.d/90-{SUDO_USER}",
         # No kernel modules to load in a container; keep systemd from reporting "degraded".
         "systemctl mask systemd-modules-load.service",
-    ))
+    ), cmd="/lib/systemd/systemd")
 
 
 def sandbox_images():
@@ -196,7 +196,8 @@ def up(name, port):
     if state is None:
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
         (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
-        run(["docker", "run", "-d", "--name", name, "--hostname", name, *run_flags(), "-p", f"127.0.0.1:{port}:22", IMAGE], stdout=subprocess.DEVNULL)
+        run(["docker", "run", "-d", "--name", name, "--hostname", name, *run_flags(), "-p", f"127.0.0.1:{port}:22",
+             IMAGE, "/lib/systemd/systemd"], stdout=subprocess.DEVNULL)
     elif not state:
         log(f"starting the stopped host {name}")
         run(["docker", "start", name], stdout=subprocess.DEVNULL)
