@@ -28,6 +28,14 @@ docker_log_max_file = 3
 
 tunnels_enabled = False  # Pangolin tunnels (Gerbil, UDP 51820 and 21820)
 
+# The edge: hostnames under `domain`, and Let's Encrypt's challenge (None: HTTP-01 on
+# port 80; a Traefik DNS provider code such as "cloudflare" for DNS-01, its credentials
+# in Traefik's environment).
+edge_hostnames = {"chatwoot": "chat", "n8n": "n8n", "directus": "cms", "pangolin": "pangolin"}
+acme_dns_provider = None
+acme_dns_token_env = None  # with a DNS provider: e.g. "CF_DNS_API_TOKEN"; value from PLATFORM_ACME_DNS_API_TOKEN
+badger_version = "v1.2.0"  # Pangolin's Traefik plugin
+
 apps = ["chatwoot", "n8n", "directus"]  # which apps run; each gets its own database and role
 admin_email = None  # Directus's first admin (password generated on the host); None: acme_email
 timezone = "UTC"  # n8n's schedules

@@ -17,13 +17,15 @@ admin_ssh_keys = [open(_public_key).read().strip()] if os.path.exists(_public_ke
 admin_user = "ops" if admin_ssh_keys else None
 
 # Real PostgreSQL 15 + pgvector and Redis 7 built from Debian's packages, and labelled
-# STAND-INs for the apps whose images cannot be fetched here (sandbox/images/). They are
+# STAND-INs for the apps and the edge, whose images cannot be fetched here (sandbox/images/). They are
 # built by tools/sandbox.py and delivered to the host as archives, not pulled.
 images = {
     "postgres": "sandbox.local/postgres-pg15-pgvector:r1",
     "redis": "sandbox.local/redis-7:r1",
-    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r1",
-    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r1",
-    "directus": "sandbox.local/directus-stand-in:12.3.1-r1",
+    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r2",
+    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r2",
+    "directus": "sandbox.local/directus-stand-in:12.3.1-r2",
+    "pangolin": "sandbox.local/pangolin-stand-in:1.12.3-r2",
+    "traefik": "sandbox.local/traefik-stand-in:v3.5.3-r2",
 }
 offline_images = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox", "images.tar")

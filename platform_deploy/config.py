@@ -58,6 +58,10 @@ class Config:
     admin_email: str
     timezone: str
     offline_images: str | None
+    edge_hostnames: dict
+    acme_dns_provider: str | None
+    acme_dns_token_env: str | None
+    badger_version: str
     smtp: dict | None
     ai_replies: bool
     # Operator-supplied secrets the enabled features need (name -> value); never printed.
@@ -66,13 +70,14 @@ class Config:
     @property
     def env_files(self):
         """Env files holding secrets, one per compose service group."""
-        return ("postgres", "redis", *self.apps)
+        return ("postgres", "redis", *self.apps, *(["traefik"] if self.acme_dns_provider else []))
 
     @property
     def compose_services(self):
         services = ["postgres", "redis"]
         for app in self.apps:
             services += APP_SERVICES[app]
+        services += ["pangolin", "traefik"] + (["gerbil"] if self.tunnels_enabled else [])
         return tuple(services)
 
 
@@ -196,8 +201,8 @@ def _apps(c):
     return tuple(a for a in APPS if a in apps)
 
 
-def _images_present(c, images, apps):
-    for name in ("postgres", "redis", *apps):
+def _images_present(c, images, apps, tunnels):
+    for name in ("postgres", "redis", *apps, "pangolin", "traefik", *(["gerbil"] if tunnels else [])):
         if name not in images:
             c.fail(f"images[{name!r}]", None, "missing", f'pin the image for {name}, e.g. in group_data/all.py')
 
@@ -268,6 +273,7 @@ def _admin(c):
 # Secrets only the operator can supply: name -> (the feature that needs it, where it goes).
 SUPPLIED_SECRETS = {
     "smtp_password": "smtp",
+    "acme_dns_api_token": "acme_dns_provider",
     "claude_api_key": "ai_replies",
     "whatsapp_access_token": "whatsapp_numbers",
 }
@@ -323,6 +329,8 @@ def load(data, ram_mb, supplied=None):
     domain = _domain(c)
     acme_email = _acme_email(c)
     profile, limits = _memory(c, ram_mb)
+    if c.get("tunnels_enabled") is True:
+        limits["gerbil"] = 128  # not in the seed's table; WireGuard in the kernel needs little
     ssh_port = _port(c, "ssh_port", 22)
     ssh_allow_cidrs = _cidrs(c)
     ssh_rate_limit = _bool(c, "ssh_rate_limit", True)
@@ -343,7 +351,25 @@ def load(data, ram_mb, supplied=None):
     whatsapp = _whatsapp(c)
     images = _images(c)
     apps = _apps(c)
-    _images_present(c, images, apps)
+    _images_present(c, images, apps, tunnels)
+    edge_hostnames = {"chatwoot": "chat", "n8n": "n8n", "directus": "cms", "pangolin": "pangolin",
+                      **(c.get("edge_hostnames") or {})}
+    for name, label in edge_hostnames.items():
+        if name not in ("chatwoot", "n8n", "directus", "pangolin"):
+            c.fail(f"edge_hostnames[{name!r}]", label, "unknown service", "use chatwoot, n8n, directus or pangolin")
+        elif not isinstance(label, str) or not re.match(rf"^{_LABEL}(\.{_LABEL})*$", label):
+            c.fail(f"edge_hostnames[{name!r}]", label, "not a DNS label", 'give the part before the domain, e.g. "chat"')
+    if len(set(edge_hostnames.values())) != len(edge_hostnames):
+        c.fail("edge_hostnames", edge_hostnames, "two services share a hostname", "give each service its own name")
+    acme_dns_provider = c.get("acme_dns_provider")
+    if acme_dns_provider is not None and (not isinstance(acme_dns_provider, str) or not re.match(r"^[a-z0-9]+$", acme_dns_provider)):
+        c.fail("acme_dns_provider", acme_dns_provider, "not a Traefik DNS provider name",
+               'use None for the HTTP-01 challenge, or a provider code such as "cloudflare"')
+    badger_version = c.get("badger_version", "v1.2.0")
+    acme_dns_token_env = c.get("acme_dns_token_env")
+    if acme_dns_provider and (not isinstance(acme_dns_token_env, str) or not re.match(r"^[A-Z][A-Z0-9_]*$", acme_dns_token_env)):
+        c.fail("acme_dns_token_env", acme_dns_token_env, "missing or not an environment variable name",
+               'name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare')
     admin_email = c.get("admin_email") or acme_email
     if not isinstance(admin_email, str) or not EMAIL_RE.match(admin_email):
         c.fail("admin_email", admin_email, "not an e-mail address", "set admin_email (the apps' first admin), or leave it unset to use acme_email")
@@ -353,7 +379,8 @@ def load(data, ram_mb, supplied=None):
     smtp = _smtp(c)
     ai_replies = _bool(c, "ai_replies", False)
     supplied = _supplied(c, supplied or {}, {"smtp": smtp is not None, "ai_replies": ai_replies,
-                                             "whatsapp_numbers": bool(whatsapp)})
+                                             "whatsapp_numbers": bool(whatsapp),
+                                             "acme_dns_provider": c.get("acme_dns_provider") is not None})
     offline_images = c.get("offline_images")
     if offline_images is not None and not isinstance(offline_images, str):
         c.fail("offline_images", offline_images, "not a path", "give the path of a `docker save` archive on this machine, or None")
@@ -392,6 +419,10 @@ def load(data, ram_mb, supplied=None):
         admin_email=admin_email,
         timezone=timezone,
         offline_images=offline_images,
+        edge_hostnames=edge_hostnames,
+        acme_dns_provider=acme_dns_provider,
+        acme_dns_token_env=acme_dns_token_env,
+        badger_version=badger_version,
         smtp=smtp,
         ai_replies=ai_replies,
         supplied_secrets=supplied,

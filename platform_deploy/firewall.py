@@ -8,12 +8,42 @@ converged host gets no command at all.
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.operations import server
+from pyinfra.operations import files, server
 
 from .config import ConfigError
 
 TUNNEL_PORTS_UDP = (51820, 21820)  # Gerbil's WireGuard and relay ports
+EDGE_PORTS_TCP = (80, 443)
 DEFAULT_POLICY = {"incoming": "deny", "outgoing": "allow"}
+AFTER_RULES = "/etc/ufw/after.rules"
+GUARD_MARKER = "# {mark} PLATFORM DOCKER-USER GUARD"
+
+
+def docker_guard_rules(cfg):
+    """DOCKER-USER, in `iptables -S` form. Docker DNATs published ports before UFW's INPUT
+    chain ever sees them, so UFW alone cannot stop a published port. This chain, which
+    Docker consults first and never flushes, lets in new connections from outside only to
+    the edge's host ports (by the port the client asked for, before DNAT); container
+    traffic and replies pass."""
+    allowed = [("tcp", port) for port in EDGE_PORTS_TCP]
+    if cfg.tunnels_enabled:
+        allowed += [("udp", port) for port in TUNNEL_PORTS_UDP]
+    return [
+        "-N DOCKER-USER",
+        "-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        "-A DOCKER-USER -i docker0 -j RETURN",
+        "-A DOCKER-USER -i br-+ -j RETURN",
+        *(f"-A DOCKER-USER -p {proto} -m conntrack --ctorigdstport {port} -j RETURN" for proto, port in allowed),
+        "-A DOCKER-USER -m conntrack --ctstate NEW -j DROP",
+        "-A DOCKER-USER -j RETURN",
+    ]
+
+
+def docker_guard_block(cfg):
+    """The guard as a section of UFW's after.rules, so every UFW start and reload (boot
+    included) restores it."""
+    rules = docker_guard_rules(cfg)
+    return "\n".join(["*filter", ":DOCKER-USER - [0:0]", *rules[1:], "COMMIT"])
 
 
 def wanted_rules(cfg, sshd_ports):
@@ -31,9 +61,9 @@ def wanted_rules(cfg, sshd_ports):
 
 
 def parse_state(lines):
-    """`ufw status verbose`, `ufw show added`, then sshd's `port` lines ->
-    {active, defaults, rules, sshd_ports}."""
-    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": []}
+    """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
+    chain -> {active, defaults, rules, sshd_ports, docker_user}."""
+    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": []}
     for line in lines:
         line = line.strip()
         if line.startswith("Status:"):
@@ -47,6 +77,8 @@ def parse_state(lines):
             state["rules"].append(line[len("ufw "):])
         elif line.startswith("port "):
             state["sshd_ports"].append(int(line.split()[1]))
+        elif line.startswith("-N DOCKER-USER") or line.startswith("-A DOCKER-USER"):
+            state["docker_user"].append(line)
     state["sshd_ports"].sort()
     return state
 
@@ -58,7 +90,8 @@ class FirewallState(FactBase):
     def command(self):
         return (
             "if command -v ufw >/dev/null; then LANG=C ufw status verbose && LANG=C ufw show added; fi; "
-            "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '"
+            "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
+            "iptables -S DOCKER-USER 2>/dev/null || true"
         )
 
     def process(self, output):
@@ -84,5 +117,10 @@ def converge_commands(state, wanted):
 def apply(cfg):
     state = host.get_fact(FirewallState)
     commands = converge_commands(state, wanted_rules(cfg, state["sshd_ports"]))
+    guard = files.block(name="Docker bypass guard in UFW's after.rules", path=AFTER_RULES,
+                        content=docker_guard_block(cfg), marker=GUARD_MARKER)
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)
+    guard_drifted = state["active"] and state["docker_user"] != docker_guard_rules(cfg)
+    server.shell(name="UFW reloaded with the Docker bypass guard", commands=["ufw reload"],
+                 _if=lambda: guard.did_change() or guard_drifted)

@@ -15,6 +15,8 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
+from . import edge
+
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
@@ -29,6 +31,7 @@ GENERATED_SECRETS = {
     "n8n_encryption_key": 48,
     "directus_secret": 64,
     "directus_admin_password": 24,
+    "pangolin_server_secret": 48,
 }
 # Environment variable -> secret, per env file (secrets/<name>.env on the host).
 SECRET_ENV = {
@@ -62,7 +65,8 @@ SECRET_ENV = {
 def secret_env(cfg):
     """SECRET_ENV for this deploy: the env files it needs, with only the secrets it has."""
     available = set(GENERATED_SECRETS) | set(cfg.supplied_secrets)
-    return {name: {var: secret for var, secret in SECRET_ENV[name].items() if secret in available}
+    mapping = {**SECRET_ENV, "traefik": {cfg.acme_dns_token_env: "acme_dns_api_token"}}
+    return {name: {var: secret for var, secret in mapping[name].items() if secret in available}
             for name in cfg.env_files}
 
 
@@ -128,6 +132,7 @@ class StackState(FactBase):
         return (
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
+            f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
             f"if [ -f {root}/compose.yaml ] && command -v docker >/dev/null; then "
             f"docker compose -f {root}/compose.yaml -p {shlex.quote(project)} ps -a "
             "--format 'service {{.Service}} {{.State}} {{.Health}}' 2>/dev/null || true; fi"
@@ -135,7 +140,7 @@ class StackState(FactBase):
 
     @staticmethod
     def default():
-        return {"secrets": set(), "prepared": "", "services": {}}
+        return {"secrets": set(), "prepared": "", "services": {}, "pangolin_config": False}
 
     def process(self, output):
         state = self.default()
@@ -145,6 +150,8 @@ class StackState(FactBase):
                 state["secrets"].add(rest.strip())
             elif kind == "prepared":
                 state["prepared"] = rest.strip()
+            elif kind == "pangolin-config":
+                state["pangolin_config"] = True
             elif kind == "service":
                 name, status, health = (rest.split() + ["", ""])[:3]
                 state["services"][name] = (status, health)
@@ -210,16 +217,20 @@ def apply(cfg, docker_restarted):
                        (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
+    edge_inputs = edge.render(cfg)
     supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)
     secrets_script = files.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
-                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=env)
+                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=env,
+                                    marker=edge.PANGOLIN_SECRET_MARKER)
     wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
+    pangolin_template = edge_inputs[-1]
     secrets = server.shell(
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],
         _if=lambda: (secrets_script.did_change() or not wanted_secret_files <= state["secrets"]
+                     or not state["pangolin_config"] or pangolin_template.did_change()
                      or any(op.did_change() for op in supplied)),
     )
 
@@ -227,6 +238,7 @@ def apply(cfg, docker_restarted):
     template_vars = dict(cfg=cfg, size=size, urls=urls(cfg), redis_db=REDIS_DB, root=root)
     inputs = [
         secrets,
+        *edge_inputs,
         files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
                        mode="644", **template_vars),
         files.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
@@ -290,7 +302,7 @@ def _offline_images(cfg):
     are uploaded and loaded from it; without, `compose up` pulls them."""
     if not cfg.offline_images:
         return []
-    wanted = {cfg.images[name] for name in ("postgres", "redis", *cfg.apps)}
+    wanted = {cfg.images[name.split("-")[0]] for name in cfg.compose_services}
     missing = sorted(wanted - host.get_fact(DockerImageRefs))
     if not missing:
         return []

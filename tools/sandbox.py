@@ -26,7 +26,7 @@ KEY = STATE / "id_ed25519"
 IMAGE = "platform-sandbox-host:trixie-1"
 BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 ARCHIVE = STATE / "images.tar"
-UPGRADE_CHATWOOT = "sandbox.local/chatwoot-stand-in:v4.6.1-r1"
+UPGRADE_CHATWOOT = "sandbox.local/chatwoot-stand-in:v4.6.1-r2"
 HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The default user of a cloud image: key log-in, password-less sudo.
@@ -125,7 +125,7 @@ def sandbox_images():
     """image reference -> (recipe directory, build args), from group_data/sandbox.py."""
     images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
     recipes = {"postgres": ("postgres", {}), "redis": ("redis", {})}
-    for app in ("chatwoot", "n8n", "directus"):
+    for app in ("chatwoot", "n8n", "directus", "pangolin", "traefik"):
         recipes[app] = ("app-stand-in", {"APP": app, "VERSION": images[app].rsplit(":", 1)[1]})
     refs = {ref: recipes[key] for key, ref in images.items() if key in recipes}
     # A second Chatwoot version, for the tests of what a version change triggers.

@@ -2,21 +2,16 @@
 container kill and a host restart, databases repaired, Chatwoot prepared once per version,
 secrets never shown."""
 
+import runpy
 import secrets
 import time
 
 import pytest
-from conftest import changed
+from conftest import ROOT, changed
 
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
 APPS = ("chatwoot", "n8n", "directus")
-SANDBOX_IMAGES = {
-    "postgres": "sandbox.local/postgres-pg15-pgvector:r1",
-    "redis": "sandbox.local/redis-7:r1",
-    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r1",
-    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r1",
-    "directus": "sandbox.local/directus-stand-in:12.3.1-r1",
-}
+SANDBOX_IMAGES = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
 
 
 def psql(sandbox, db, sql, user="postgres"):
@@ -32,7 +27,7 @@ def wait_healthy(sandbox, timeout=240):
     while time.time() < deadline:
         states = sandbox.sh(f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False).split("\n")
         states = [s for s in states if s.strip()]
-        if len(states) == 6 and all(s.endswith("running healthy") for s in states):
+        if len(states) == 8 and all(s.endswith("running healthy") for s in states):
             return
         time.sleep(3)
     raise AssertionError(f"the stack did not come back healthy: {states}")
@@ -101,12 +96,12 @@ def test_chatwoot_prepare_runs_once_per_version(sandbox):
         return int(psql(sandbox, "chatwoot", "select count(*) from stand_in_migrations where version like 'prepare%'"))
 
     before = prepared()
-    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r1", '
+    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2", '
                                       + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
     assert rc == 0, log[-3000:]
     assert any(name.startswith("Chatwoot db:chatwoot_prepare") for name in changed(results))
     assert prepared() == before + 1
-    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r1", '
+    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2", '
                                       + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
     assert prepared() == before + 1

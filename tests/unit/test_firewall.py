@@ -49,11 +49,13 @@ def test_parse_state():
         "defaults": {"incoming": "deny", "outgoing": "allow", "routed": "deny"},
         "rules": ["limit 22/tcp", "allow 80/tcp", "allow 8080/tcp"],
         "sshd_ports": [22],
+        "docker_user": [],
     }
 
 
 def test_fresh_host_without_ufw():
-    assert firewall.parse_state(["port 2200", "port 22"]) == {"active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200]}
+    assert firewall.parse_state(["port 2200", "port 22"]) == {
+        "active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200], "docker_user": []}
 
 
 def test_unknown_sshd_port_stops_the_deploy():
@@ -80,3 +82,23 @@ def test_fresh_host_is_set_up_and_enabled():
 
 def test_ssh_without_rate_limit():
     assert firewall.wanted_rules(load(ssh_rate_limit=False), [22])[0] == "allow 22/tcp"
+
+
+def test_docker_guard_lets_in_only_the_edge_ports():
+    rules = firewall.docker_guard_rules(load())
+    allowed = [r for r in rules if "--ctorigdstport" in r]
+    assert allowed == ["-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 80 -j RETURN",
+                       "-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 443 -j RETURN"]
+    assert rules[-2:] == ["-A DOCKER-USER -m conntrack --ctstate NEW -j DROP", "-A DOCKER-USER -j RETURN"]
+    tunnels = firewall.docker_guard_rules(load(tunnels_enabled=True))
+    assert "-A DOCKER-USER -p udp -m conntrack --ctorigdstport 51820 -j RETURN" in tunnels
+
+
+def test_docker_guard_block_is_an_iptables_restore_section():
+    block = firewall.docker_guard_block(load()).splitlines()
+    assert block[:2] == ["*filter", ":DOCKER-USER - [0:0]"] and block[-1] == "COMMIT"
+
+
+def test_guard_drift_is_read_from_the_chain():
+    state = firewall.parse_state(["-N DOCKER-USER", "-A DOCKER-USER -j RETURN", "port 22"])
+    assert state["docker_user"] == ["-N DOCKER-USER", "-A DOCKER-USER -j RETURN"]

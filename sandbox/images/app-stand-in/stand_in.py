@@ -1,4 +1,4 @@
-"""STAND-IN for Chatwoot, n8n and Directus in the sandbox (their images cannot be fetched here).
+"""STAND-IN for Chatwoot, n8n and Directus (and, in edge_stand_in.py, Traefik and Pangolin) in the sandbox (their images cannot be fetched here).
 
 It proves the deploy's wiring, never the app's behaviour: it starts with the command the
 compose file gives the real image, reads the real app's environment variables, really
@@ -138,6 +138,10 @@ def sidekiq():
 
 def main():
     argv = sys.argv[1:]
+    if APP in ("traefik", "pangolin"):
+        import edge_stand_in
+
+        return edge_stand_in.main(APP, argv)
     log(f"started with command {argv!r}; environment names: {sorted(k for k in ENV if k.isupper())}")
     command = " ".join(argv)
     if APP == "chatwoot" and "db:chatwoot_prepare" in command:
