@@ -36,18 +36,21 @@ def routes(cfg):
 
 
 def render(cfg):
-    """The edge's files; returns the operations whose change means `compose up`."""
+    """The edge's files. Returns the operations whose change means `compose up`, and the
+    one that renders Pangolin's config template (the secrets script fills it in)."""
     root = f"{cfg.stack_root}/edge"
     for path, mode in ((root, "755"), (f"{root}/traefik", "755"), (f"{root}/letsencrypt", "700"), (f"{root}/pangolin", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     # Traefik refuses an acme.json anyone but its owner can read.
     files.file(name="acme.json (0600)", path=f"{root}/letsencrypt/acme.json", user="root", group="root", mode="600")
     routers, services = routes(cfg)
+    pangolin_template = files.template(
+        name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
+        dest=f"{root}/pangolin-config.yml.in", mode="600", cfg=cfg, hosts=hosts(cfg))
     return [
         files.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
                        dest=f"{root}/traefik/traefik_config.yml", mode="644", cfg=cfg),
         files.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
                        dest=f"{root}/traefik/dynamic_config.yml", mode="644", routes=routers, services=services),
-        files.template(name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
-                       dest=f"{root}/pangolin-config.yml.in", mode="600", cfg=cfg, hosts=hosts(cfg)),
-    ]
+        pangolin_template,
+    ], pangolin_template

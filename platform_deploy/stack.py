@@ -117,11 +117,8 @@ def sizing(cfg):
 
 
 def urls(cfg):
-    return {
-        "chatwoot": f"https://chat.{cfg.domain}",
-        "n8n": f"https://n8n.{cfg.domain}/",
-        "directus": f"https://cms.{cfg.domain}",
-    }
+    names = edge.hosts(cfg)
+    return {"chatwoot": f"https://{names['chatwoot']}", "n8n": f"https://{names['n8n']}/", "directus": f"https://{names['directus']}"}
 
 
 class StackState(FactBase):
@@ -217,7 +214,7 @@ def apply(cfg, docker_restarted):
                        (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
-    edge_inputs = edge.render(cfg)
+    edge_inputs, pangolin_template = edge.render(cfg)
     supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)
@@ -225,7 +222,6 @@ def apply(cfg, docker_restarted):
                                     mode="700", root=root, generated=GENERATED_SECRETS, secret_env=env,
                                     marker=edge.PANGOLIN_SECRET_MARKER)
     wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
-    pangolin_template = edge_inputs[-1]
     secrets = server.shell(
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],

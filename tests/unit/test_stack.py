@@ -91,6 +91,8 @@ def test_env_files_carry_urls_and_redis_indexes():
     assert "FRONTEND_URL=https://chat.example.org" in chatwoot and "REDIS_URL=redis://redis:6379/0" in chatwoot
     assert "WEBHOOK_URL=https://n8n.example.org/" in n8n and "N8N_PROXY_HOPS=1" in n8n and "QUEUE_BULL_REDIS_DB=1" in n8n
     assert "PUBLIC_URL=https://cms.example.org" in directus and "REDIS_DB=2" in directus
+    renamed = load(edge_hostnames={"chatwoot": "support"})
+    assert "FRONTEND_URL=https://support.example.org" in render("env/chatwoot.env.j2", renamed)
 
 
 def test_smtp_wiring_only_when_configured():
