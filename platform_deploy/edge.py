@@ -46,11 +46,11 @@ def render(cfg):
     routers, services = routes(cfg)
     pangolin_template = files.template(
         name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
-        dest=f"{root}/pangolin-config.yml.in", mode="600", cfg=cfg, hosts=hosts(cfg))
+        dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
     return [
         files.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
-                       dest=f"{root}/traefik/traefik_config.yml", mode="644", cfg=cfg),
+                       dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
         files.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
-                       dest=f"{root}/traefik/dynamic_config.yml", mode="644", routes=routers, services=services),
+                       dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
         pangolin_template,
     ], pangolin_template

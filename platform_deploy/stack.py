@@ -130,9 +130,9 @@ class StackState(FactBase):
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
             f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
-            f"if [ -f {root}/compose.yaml ] && command -v docker >/dev/null; then "
-            f"docker compose -f {root}/compose.yaml -p {shlex.quote(project)} ps -a "
-            "--format 'service {{.Service}} {{.State}} {{.Health}}' 2>/dev/null || true; fi"
+            # docker ps, not compose ps: the same answer without compose's start-up cost.
+            f"docker ps -a --filter label=com.docker.compose.project={shlex.quote(project)} "
+            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.State}} {{.Status}}' 2>/dev/null || true"
         )
 
     @staticmethod
@@ -150,7 +150,8 @@ class StackState(FactBase):
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
             elif kind == "service":
-                name, status, health = (rest.split() + ["", ""])[:3]
+                name, status, detail = (rest.split(" ", 2) + ["", ""])[:3]
+                health = next((h for h in ("unhealthy", "healthy", "starting") if f"{h})" in detail), "")
                 state["services"][name] = (status, health)
         return state
 
@@ -164,9 +165,10 @@ class DatabaseState(FactBase):
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
     )
 
-    def command(self, dc):
-        psql = f"{dc} exec -T postgres psql -U postgres -tA -F '|'"
-        return "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES) + "; true"
+    def command(self, container):
+        psql = "psql -U postgres -tA -F '|'"
+        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
+        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
     @staticmethod
     def default():
@@ -219,7 +221,7 @@ def apply(cfg, docker_restarted):
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)
     secrets_script = files.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
-                                    mode="700", root=root, generated=GENERATED_SECRETS, secret_env=env,
+                                    mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
                                     marker=edge.PANGOLIN_SECRET_MARKER)
     wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
     secrets = server.shell(
@@ -236,13 +238,13 @@ def apply(cfg, docker_restarted):
         secrets,
         *edge_inputs,
         files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
-                       mode="644", **template_vars),
+                       mode="644", create_remote_dir=False, **template_vars),
         files.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
-                       mode="640", **template_vars),
+                       mode="640", create_remote_dir=False, **template_vars),
     ]
     for app in cfg.apps:
         inputs.append(files.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2",
-                                     dest=f"{root}/env/{app}.env", mode="600", **template_vars))
+                                     dest=f"{root}/env/{app}.env", mode="600", create_remote_dir=False, **template_vars))
     inputs += _offline_images(cfg)
 
     not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
@@ -257,8 +259,8 @@ def apply(cfg, docker_restarted):
     )
 
     db_script = files.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
-                               mode="700", cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
-    drift = database_drift(cfg, host.get_fact(DatabaseState, dc=dc))
+                               mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
+    drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{project}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],

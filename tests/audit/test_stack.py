@@ -57,8 +57,8 @@ def test_only_the_apps_reach_the_data_network(host, cfg, containers):
         assert networks == {f"{cfg.stack_name}_data"}, f"{service} is attached to {networks}"
 
 
-def test_databases_and_roles(host, cfg, dc):
-    drift = stack.database_drift(cfg, run_fact(host, stack.DatabaseState, dc))
+def test_databases_and_roles(host, cfg):
+    drift = stack.database_drift(cfg, run_fact(host, stack.DatabaseState, f"{cfg.stack_name}-postgres-1"))
     assert not drift, f"databases drifted: {drift}"
 
 

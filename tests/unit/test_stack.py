@@ -130,3 +130,14 @@ def test_database_state_parsing():
     assert state["dbs"]["template1"]["grantees"] == {"", "postgres"}
     assert state["dbs"]["open"]["grantees"] == {""}
     assert state["extensions"] == {"vector"}
+
+
+def test_stack_state_parsing():
+    state = stack.StackState().process([
+        "secret redis_password", "prepared img:1", "pangolin-config",
+        "service postgres running Up 5 minutes (healthy)", "service n8n running Up 3 seconds (health: starting)",
+        "service redis running Up 1 hour (unhealthy)", "service directus exited Exited (1) 2 minutes ago",
+    ])
+    assert state["secrets"] == {"redis_password"} and state["prepared"] == "img:1" and state["pangolin_config"]
+    assert state["services"] == {"postgres": ("running", "healthy"), "n8n": ("running", "starting"),
+                                 "redis": ("running", "unhealthy"), "directus": ("exited", "")}
