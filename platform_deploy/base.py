@@ -26,7 +26,8 @@ PACKAGES = (
 SYSCTLS = {"vm.overcommit_memory": 1, "net.ipv4.ip_forward": 1}
 SYSCTL_FILE = "/etc/sysctl.d/60-platform.conf"
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/60-platform-hardening.conf"
+# sshd keeps the first value it reads: sort before cloud-init's 50-cloud-init.conf.
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-platform-hardening.conf"
 SWAP_FILE = "/swapfile"
 # Timers that fetch and apply the security updates unattended-upgrades selects.
 UPGRADE_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
@@ -41,8 +42,22 @@ def sysctl_file():
     return "".join(f"{key} = {value}\n" for key, value in SYSCTLS.items())
 
 
+# Another time daemon already keeping the clock: leave it (timesyncd would replace it).
+TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
+
+
+def packages(installed):
+    if any(daemon in installed for daemon in TIME_DAEMONS):
+        return tuple(p for p in PACKAGES if p != "systemd-timesyncd")
+    return PACKAGES
+
+
+def units(installed):
+    return {u: want for u, want in UNITS.items() if u != "systemd-timesyncd" or "systemd-timesyncd" in packages(installed)}
+
+
 def apply(cfg, installed):
-    ensure_packages("Base packages", PACKAGES, installed)
+    ensure_packages("Base packages", packages(installed), installed)
     files.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
               mode="644", create_remote_dir=False)
 

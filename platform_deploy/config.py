@@ -290,7 +290,10 @@ def supplied_secrets(directory="."):
             for line in f:
                 key, sep, value = line.strip().partition("=")
                 if sep and not key.startswith("#"):
-                    found[key.strip()] = value.strip()
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                        value = value[1:-1]
+                    found[key.strip()] = value
     found.update({k: v for k, v in os.environ.items() if k.startswith("PLATFORM_")})
     return {name: found[f"PLATFORM_{name.upper()}"] for name in SUPPLIED_SECRETS if found.get(f"PLATFORM_{name.upper()}")}
 
@@ -301,7 +304,9 @@ def _smtp(c):
         return None
     fix = 'set smtp = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}, or None'
     if not isinstance(smtp, dict) or set(smtp) != {"host", "port", "user", "sender"}:
-        c.fail("smtp", smtp, "needs exactly the keys host, port, user, sender", fix)
+        # Only the keys: a password put here by mistake must not reach the console.
+        keys = sorted(smtp) if isinstance(smtp, dict) else type(smtp).__name__
+        c.fail("smtp", keys, "needs exactly the keys host, port, user, sender (the password comes from PLATFORM_SMTP_PASSWORD)", fix)
         return None
     if not isinstance(smtp["host"], str) or not DOMAIN_RE.match(smtp["host"]):
         c.fail("smtp['host']", smtp["host"], "not a host name", fix)
@@ -314,6 +319,9 @@ def _smtp(c):
 
 def _supplied(c, supplied, enabled):
     for name, feature in SUPPLIED_SECRETS.items():
+        if name in supplied and ("'" in supplied[name] or "\n" in supplied[name]):
+            c.fail(f"PLATFORM_{name.upper()}", "(not shown)", "contains a single quote or a line break",
+                   "use a value without ' or line breaks (the env files quote values with ')")
         if enabled[feature] and name not in supplied:
             variable = f"PLATFORM_{name.upper()}"
             c.fail(variable, None, f"missing, and {feature} needs it",

@@ -79,7 +79,7 @@ def parse_state(lines):
             state["sshd_ports"].append(int(line.split()[1]))
         elif line.startswith("-N DOCKER-USER") or line.startswith("-A DOCKER-USER"):
             state["docker_user"].append(line)
-    state["sshd_ports"].sort()
+    state["sshd_ports"] = sorted(set(state["sshd_ports"]))
     return state
 
 
@@ -91,6 +91,8 @@ class FirewallState(FactBase):
         return (
             "if command -v ufw >/dev/null; then LANG=C ufw status verbose && LANG=C ufw show added; fi; "
             "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
+            # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
+            "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' | sed 's/^:/port /'; "
             "iptables -S DOCKER-USER 2>/dev/null || true"
         )
 

@@ -17,6 +17,7 @@ from pyinfra.operations import files, server
 
 from . import edge
 
+UPLOAD_DIR = "/var/lib/platform-upload"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
@@ -78,8 +79,11 @@ def secret_file(secret_name: str, dest: str, cfg=None):
     if host.get_fact(Sha256File, path=dest) == hashlib.sha256(data).hexdigest():
         host.noop(f"{secret_name} is up to date")
         return
-    yield FileUploadCommand(BytesIO(data), dest, remote_temp_filename=host.get_temp_filename(dest))
-    yield f"chown root:root {dest} && chmod 600 {dest}"
+    # With sudo, the upload lands first where the SSH user can write: a directory only
+    # that user can read (made by apply()), never a world-readable /tmp file.
+    temp = f"{UPLOAD_DIR}/{secret_name}"
+    yield FileUploadCommand(BytesIO(data), dest, remote_temp_filename=temp)
+    yield f"rm -f {temp}; chown root:root {dest} && chmod 600 {dest}"
 
 
 def sizing(cfg):
@@ -217,6 +221,8 @@ def apply(cfg, docker_restarted):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
     edge_inputs, pangolin_template = edge.render(cfg)
+    if cfg.supplied_secrets:
+        files.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
     supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)

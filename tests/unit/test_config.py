@@ -181,3 +181,19 @@ def test_bad_smtp_settings_are_refused():
 @pytest.mark.parametrize("apps", [["chatwoot", "mailchimp"], [], "n8n"])
 def test_unknown_or_empty_apps_are_refused(apps):
     assert "apps" in refused(apps=apps)
+
+
+def test_secrets_env_quotes_stripped(tmp_path, monkeypatch):
+    monkeypatch.delenv("PLATFORM_SMTP_PASSWORD", raising=False)
+    (tmp_path / "secrets.env").write_text("PLATFORM_SMTP_PASSWORD=\"quoted value\"\n")
+    assert config.supplied_secrets(str(tmp_path)) == {"smtp_password": "quoted value"}
+
+
+def test_supplied_secret_with_a_single_quote_refused_without_showing_it():
+    message = refused(smtp=SMTP, supplied={"smtp_password": "it's-secret"})
+    assert "PLATFORM_SMTP_PASSWORD" in message and "it's-secret" not in message
+
+
+def test_smtp_error_never_shows_values():
+    message = refused(smtp={**SMTP, "password": "hunter2"}, supplied={"smtp_password": "x"})
+    assert "hunter2" not in message and "password" in message
