@@ -258,7 +258,7 @@ def apply(cfg, docker_restarted):
     def needs_up():
         return bool(not_ready) or docker_restarted.did_change() or any(op.did_change() for op in inputs)
 
-    data_up = server.shell(
+    server.shell(
         name="Data services up and healthy",
         commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
         _if=needs_up,

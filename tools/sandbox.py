@@ -12,7 +12,6 @@ import argparse
 import os
 import runpy
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile

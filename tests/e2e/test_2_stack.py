@@ -2,6 +2,7 @@
 container kill and a host restart, databases repaired, Chatwoot prepared once per version,
 secrets never shown."""
 
+import json
 import runpy
 import secrets
 import time
@@ -95,14 +96,13 @@ def test_chatwoot_prepare_runs_once_per_version(sandbox):
     def prepared():
         return int(psql(sandbox, "chatwoot", "select count(*) from stand_in_migrations where version like 'prepare%'"))
 
+    upgraded = "images=" + json.dumps({**SANDBOX_IMAGES, "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2"})
     before = prepared()
-    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2", '
-                                      + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
+    rc, results, log = sandbox.deploy("--data", upgraded)
     assert rc == 0, log[-3000:]
     assert any(name.startswith("Chatwoot db:chatwoot_prepare") for name in changed(results))
     assert prepared() == before + 1
-    rc, results, log = sandbox.deploy("--data", f'images={{"chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2", '
-                                      + ", ".join(f'"{k}": "{v}"' for k, v in SANDBOX_IMAGES.items() if k != "chatwoot") + "}")
+    rc, results, log = sandbox.deploy("--data", upgraded)
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
     assert prepared() == before + 1
     rc, results, log = sandbox.deploy()  # back to the group data's version

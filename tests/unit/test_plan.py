@@ -5,7 +5,7 @@ import json
 import jinja2
 import pytest
 
-from platform_deploy import config, docker_engine, firewall
+from platform_deploy import config, docker_engine
 from tests.unit.test_config import ROOT, load
 
 ROOT_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)

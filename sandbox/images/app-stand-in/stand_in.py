@@ -10,7 +10,6 @@ it was started with (names of variables, never values) in its log.
 import json
 import os
 import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
