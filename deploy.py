@@ -8,9 +8,10 @@ Group data is validated first; a bad value stops the run before anything changes
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import base, config, converge, docker_engine, firewall, memory, stack
+from platform_deploy import backup, base, config, converge, docker_engine, firewall, memory, stack
 
 cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=config.supplied_secrets())
+postgres_data_major = stack.check_postgres_major(cfg)
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
@@ -21,5 +22,8 @@ installed = converge.installed_packages()
 base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed)
-converge.ensure_units({**base.units(installed), **docker_engine.UNITS})
-stack.apply(cfg, docker_restarted)
+stack.directories(cfg)
+backup_units = backup.apply(cfg, installed)
+converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **backup_units})
+stack.apply(cfg, docker_restarted, postgres_data_major)
+backup.first_backup(cfg)

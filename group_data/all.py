@@ -51,6 +51,24 @@ offline_images = None
 # WhatsApp Business numbers by department, E.164: {"sales": "+5922221111"}
 whatsapp_numbers = {}
 
+# Backups (see the README, "Backups and restore"): a systemd timer dumps every app database
+# (pg_dump custom format), Redis, the app volumes, the edge's config and certificates and
+# the secrets into backup_dir/<UTC time>/ with a SHA256SUMS file; the newest backup_keep stay.
+backup_dir = "/var/backups/msgplatform"
+backup_schedule = "*-*-* 03:15:00"  # systemd OnCalendar (UTC on most servers)
+backup_keep = 7
+backup_max_age_hours = 26  # the audit calls the last backup stale after this
+# Off-host copy with restic, e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or
+# "s3:https://s3.example.org/bucket/msgplatform"; password from PLATFORM_RESTIC_PASSWORD
+# (S3 keys: PLATFORM_RESTIC_AWS_ACCESS_KEY_ID, PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY).
+backup_offsite = None
+
+# PostgreSQL's major version is read from images["postgres"] (…-pg15, postgres:15.x), or
+# set here. A deploy never changes the major version of existing data by itself: see the
+# README, "PostgreSQL major upgrade".
+postgres_major = None
+postgres_major_upgrade = False  # True: carry out that procedure when the major version changes
+
 # Exact image tags; bump one and rerun the deploy to upgrade that service.
 images = {
     "postgres": "pgvector/pgvector:0.8.0-pg15",

@@ -64,13 +64,21 @@ class Config:
     badger_version: str
     smtp: dict | None
     ai_replies: bool
+    postgres_major: int
+    postgres_major_upgrade: bool
+    backup_dir: str
+    backup_schedule: str
+    backup_keep: int
+    backup_max_age_hours: int
+    backup_offsite: str | None
     # Operator-supplied secrets the enabled features need (name -> value); never printed.
     supplied_secrets: dict = field(repr=False)
 
     @property
     def env_files(self):
         """Env files holding secrets, one per compose service group."""
-        return ("postgres", "redis", *self.apps, *(["traefik"] if self.acme_dns_provider else []))
+        return ("postgres", "redis", *self.apps, *(["traefik"] if self.acme_dns_provider else []),
+                *(["restic"] if self.backup_offsite else []))
 
     @property
     def compose_services(self):
@@ -276,6 +284,9 @@ SUPPLIED_SECRETS = {
     "acme_dns_api_token": "acme_dns_provider",
     "claude_api_key": "ai_replies",
     "whatsapp_access_token": "whatsapp_numbers",
+    "restic_password": "backup_offsite",
+    "restic_aws_access_key_id": "backup_offsite_s3",
+    "restic_aws_secret_access_key": "backup_offsite_s3",
 }
 SUPPLIED_SECRETS_FILE = "secrets.env"
 
@@ -328,6 +339,47 @@ def _supplied(c, supplied, enabled):
                    f"export {variable}=... before the deploy, or add a {variable}=... line to {SUPPLIED_SECRETS_FILE} "
                    "beside deploy.py (git-ignored); it is stored on the host root-only and never printed")
     return {name: value for name, value in supplied.items() if enabled[SUPPLIED_SECRETS[name]]}
+
+
+def _postgres_major(c, image):
+    """The image's PostgreSQL major version: postgres_major, or read from the reference
+    (postgres:15.8, pgvector/pgvector:0.8.0-pg15)."""
+    major = c.get("postgres_major")
+    if major is not None:
+        if isinstance(major, bool) or not isinstance(major, int) or not 12 <= major <= 99:
+            c.fail("postgres_major", major, "not a PostgreSQL major version", "set the image's major version, e.g. 15")
+            return 0
+        return major
+    match = re.search(r"(?:pg|postgres(?:ql)?[-_]?)(\d{2})(?!\d)|:(\d{2})(?:[.-]|$)", image or "")
+    if not match:
+        if image:
+            c.fail("images['postgres']", image, "its PostgreSQL major version cannot be read from the name",
+                   "set postgres_major = 15 (the image's major version) in group data")
+        return 0
+    return int(match[1] or match[2])
+
+
+def _backup(c):
+    backup_dir = c.get("backup_dir", "/var/backups/msgplatform")
+    if not isinstance(backup_dir, str) or not re.match(r"^/[A-Za-z0-9._/-]+$", backup_dir) or backup_dir.rstrip("/").count("/") < 2:
+        c.fail("backup_dir", backup_dir, "not a dedicated absolute directory", 'set backup_dir = "/var/backups/msgplatform"')
+    schedule = c.get("backup_schedule", "*-*-* 03:15:00")
+    if not isinstance(schedule, str) or not re.match(r"^[A-Za-z0-9*:/,. ~-]+$", schedule):
+        c.fail("backup_schedule", schedule, "not a systemd calendar expression",
+               'use e.g. "*-*-* 03:15:00" (nightly) or "daily"; see `man systemd.time`')
+    keep = c.get("backup_keep", 7)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        c.fail("backup_keep", keep, "not a count", "keep at least 1 backup, e.g. backup_keep = 7")
+    max_age = c.get("backup_max_age_hours", 26)
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 1:
+        c.fail("backup_max_age_hours", max_age, "not a number of hours",
+               "set how old the last backup may be before the audit calls it stale, e.g. 26 for a nightly schedule")
+    offsite = c.get("backup_offsite")
+    if offsite is not None and (not isinstance(offsite, str) or not re.match(r"^(sftp:|s3:|rest:|/)[^\s'\"]+$", offsite)):
+        c.fail("backup_offsite", offsite, "not a restic repository",
+               'use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform", or None')
+    return {"backup_dir": str(backup_dir).rstrip("/"), "backup_schedule": schedule, "backup_keep": keep,
+            "backup_max_age_hours": max_age, "backup_offsite": offsite}
 
 
 def load(data, ram_mb, supplied=None):
@@ -385,10 +437,15 @@ def load(data, ram_mb, supplied=None):
     if not isinstance(timezone, str) or not re.match(r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$", timezone):
         c.fail("timezone", timezone, "not a time zone name", 'use a tz database name, e.g. "America/Guyana" or "UTC"')
     smtp = _smtp(c)
+    backup = _backup(c)
+    postgres_major = _postgres_major(c, images.get("postgres"))
+    postgres_major_upgrade = _bool(c, "postgres_major_upgrade", False)
     ai_replies = _bool(c, "ai_replies", False)
     supplied = _supplied(c, supplied or {}, {"smtp": smtp is not None, "ai_replies": ai_replies,
                                              "whatsapp_numbers": bool(whatsapp),
-                                             "acme_dns_provider": c.get("acme_dns_provider") is not None})
+                                             "acme_dns_provider": c.get("acme_dns_provider") is not None,
+                                             "backup_offsite": bool(backup["backup_offsite"]),
+                                             "backup_offsite_s3": str(backup["backup_offsite"]).startswith("s3:")})
     offline_images = c.get("offline_images")
     if offline_images is not None and not isinstance(offline_images, str):
         c.fail("offline_images", offline_images, "not a path", "give the path of a `docker save` archive on this machine, or None")
@@ -433,6 +490,9 @@ def load(data, ram_mb, supplied=None):
         badger_version=badger_version,
         smtp=smtp,
         ai_replies=ai_replies,
+        postgres_major=postgres_major,
+        postgres_major_upgrade=postgres_major_upgrade,
+        **backup,
         supplied_secrets=supplied,
     )
 

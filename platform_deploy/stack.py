@@ -8,14 +8,15 @@ only when its inputs changed or the host drifted, so a rerun reports no change.
 
 import hashlib
 import shlex
-from io import BytesIO
+from io import BytesIO, StringIO
 
 from pyinfra import host
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
-from . import edge
+from . import backup, edge
+from .config import ConfigError
 
 UPLOAD_DIR = "/var/lib/platform-upload"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
@@ -59,6 +60,12 @@ SECRET_ENV = {
         "ADMIN_PASSWORD": "directus_admin_password",
         "REDIS_PASSWORD": "redis_password",
         "EMAIL_SMTP_PASSWORD": "smtp_password",
+    },
+    # For the backup script's off-host copy (sourced by the shell, not by compose).
+    "restic": {
+        "RESTIC_PASSWORD": "restic_password",
+        "AWS_ACCESS_KEY_ID": "restic_aws_access_key_id",
+        "AWS_SECRET_ACCESS_KEY": "restic_aws_secret_access_key",
     },
 }
 
@@ -136,12 +143,12 @@ class StackState(FactBase):
             f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
             # docker ps, not compose ps: the same answer without compose's start-up cost.
             f"docker ps -a --filter label=com.docker.compose.project={shlex.quote(project)} "
-            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.State}} {{.Status}}' 2>/dev/null || true"
+            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.Image}} {{.State}} {{.Status}}' 2>/dev/null || true"
         )
 
     @staticmethod
     def default():
-        return {"secrets": set(), "prepared": "", "services": {}, "pangolin_config": False}
+        return {"secrets": set(), "prepared": "", "services": {}, "images": {}, "pangolin_config": False}
 
     def process(self, output):
         state = self.default()
@@ -154,9 +161,10 @@ class StackState(FactBase):
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
             elif kind == "service":
-                name, status, detail = (rest.split(" ", 2) + ["", ""])[:3]
+                name, image, status, detail = (rest.split(" ", 3) + ["", "", ""])[:4]
                 health = next((h for h in ("unhealthy", "healthy", "starting") if f"{h})" in detail), "")
                 state["services"][name] = (status, health)
+                state["images"][name] = image
         return state
 
 
@@ -210,15 +218,57 @@ def database_drift(cfg, state):
     return drift
 
 
-def apply(cfg, docker_restarted):
-    """`docker_restarted`: the docker layer's restart operation; containers need bringing back after it."""
-    root, project = cfg.stack_root, cfg.stack_name
-    dc = f"docker compose -f {root}/compose.yaml -p {project}"
-    state = host.get_fact(StackState, root=root, project=project)
+class PostgresDataVersion(FactBase):
+    """The PostgreSQL major version of the data on the host (its PG_VERSION); None before the first deploy."""
 
+    def command(self, project):
+        volume = shlex.quote(f"{project}_postgres-data")
+        return f"cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null || true"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return int(text) if text.isdigit() else None
+
+
+def directories(cfg):
+    root = cfg.stack_root
     for path, mode in ((root, "755"), (f"{root}/secrets", "700"), (f"{root}/config", "755"),
                        (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
         files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
+
+
+def check_postgres_major(cfg):
+    """The major version of the data on the host; refuses a different one in group data
+    unless postgres_major_upgrade asks for the dump-and-restore procedure."""
+    data_major = host.get_fact(PostgresDataVersion, project=cfg.stack_name)
+    if data_major and data_major != cfg.postgres_major and not cfg.postgres_major_upgrade:
+        raise ConfigError(
+            f"images['postgres'] = {cfg.images['postgres']!r} is PostgreSQL {cfg.postgres_major}, but the data on this host "
+            f"is PostgreSQL {data_major}; nothing was changed on the host.\n"
+            f"  A new major version cannot open the old data directory.\n"
+            f"  Fix: put back a PostgreSQL {data_major} image, or upgrade by the README's \"PostgreSQL major upgrade\" "
+            "procedure (backup, new cluster, restore): rerun with postgres_major_upgrade = True."
+        )
+    return data_major
+
+
+def wanted_image(cfg, service):
+    return cfg.images[service.split("-")[0]]
+
+
+def apply(cfg, docker_restarted, data_major):
+    """`docker_restarted`: the docker layer's restart operation; containers need bringing back after it.
+    `data_major`: check_postgres_major()'s answer."""
+    root, project = cfg.stack_root, cfg.stack_name
+    dc = f"docker compose -f {root}/compose.yaml -p {project}"
+    state = host.get_fact(StackState, root=root, project=project)
+    major_upgrade = bool(data_major) and data_major != cfg.postgres_major
+
+    # Before anything changes: a backup, when an image of a service that holds or migrates data changes.
+    data_services = [s for s in cfg.compose_services if s not in ("pangolin", "traefik", "gerbil")]
+    upgrading = [s for s in data_services if state["images"].get(s) not in (None, wanted_image(cfg, s))]
+    if (upgrading or major_upgrade) and state["services"].get("postgres", ("",))[0] == "running":
+        backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
 
     edge_inputs, pangolin_template = edge.render(cfg)
     if cfg.supplied_secrets:
@@ -256,7 +306,18 @@ def apply(cfg, docker_restarted):
     not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
 
     def needs_up():
-        return bool(not_ready) or docker_restarted.did_change() or any(op.did_change() for op in inputs)
+        return bool(not_ready) or major_upgrade or docker_restarted.did_change() or any(op.did_change() for op in inputs)
+
+    if major_upgrade:
+        aside = f"{project}_postgres-data-pg{data_major}"
+        mountpoint = "$(docker volume inspect -f '{{.Mountpoint}}' %s)"
+        server.shell(
+            name=f"PostgreSQL {data_major} data set aside in volume {aside}",
+            commands=[f"{dc} stop", f"{dc} rm -f postgres", f"docker volume create {aside}",
+                      f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
+                      f'remove it once you no longer need it" >&2; exit 1; }}',
+                      f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +"],
+        )
 
     server.shell(
         name="Data services up and healthy",
@@ -270,23 +331,42 @@ def apply(cfg, docker_restarted):
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],
-        _if=lambda: bool(drift) or db_script.did_change() or secrets.did_change(),
+        _if=lambda: bool(drift) or major_upgrade or db_script.did_change() or secrets.did_change(),
     )
+    if major_upgrade:
+        server.shell(name=f"Databases restored into PostgreSQL {cfg.postgres_major} from the backup just taken",
+                     commands=[explain_failure(cfg, f"{root}/bin/restore.sh latest databases")])
 
     if "chatwoot" in cfg.apps:
         image = cfg.images["chatwoot"]
         server.shell(
             name=f"Chatwoot db:chatwoot_prepare for {image}",
-            commands=[f"{dc} run --rm --no-deps chatwoot-web bundle exec rails db:chatwoot_prepare",
+            commands=[explain_failure(cfg, f"{dc} run --rm --no-deps chatwoot-web bundle exec rails db:chatwoot_prepare"),
                       f"echo {shlex.quote(image)} > {root}/state/chatwoot-prepared"],
             _if=lambda: state["prepared"] != image,
         )
 
     server.shell(
         name="All services up and healthy",
-        commands=[f"{dc} up -d --wait --wait-timeout 300 --remove-orphans"],
+        commands=[explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
         _if=needs_up,
     )
+    # Reached only when everything came up: what a failed upgrade points back to.
+    files.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)), dest=f"{root}/state/images",
+              mode="600", create_remote_dir=False)
+
+
+def running_images(cfg):
+    return "".join(f"{key}: {cfg.images[key]}\n" for key in dict.fromkeys(s.split("-")[0] for s in cfg.compose_services))
+
+
+def explain_failure(cfg, command):
+    """`command`, and when it fails, the images that last ran healthy and how to go back to them."""
+    images, root = f"{cfg.stack_root}/state/images", cfg.stack_root
+    return (f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
+            f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
+            "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
+            f"upgrade of data is the newest in {cfg.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}")
 
 
 class DockerImageRefs(FactBase):

@@ -1,0 +1,88 @@
+"""Layer 8, backups: a systemd timer runs bin/backup.sh (every app database, Redis, the app
+volumes, the edge's files and the secrets, with checksums, newest `backup_keep` kept);
+bin/restore.sh puts one back. The deploy also runs the backup before an upgrade that
+touches data, and once on a host that has none yet.
+"""
+
+import calendar
+import shlex
+import time
+
+from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.operations import files, server, systemd
+
+from .config import APP_SERVICES
+from .converge import ensure_packages
+
+# App -> its named volumes (compose.yaml), each kept as a tar in the backup.
+APP_VOLUMES = {"chatwoot": ("chatwoot-storage",), "n8n": ("n8n-data",), "directus": ("directus-uploads", "directus-extensions")}
+STAMP = "%Y%m%dT%H%M%SZ"  # a backup's directory name, in UTC
+
+
+def unit(cfg):
+    return f"{cfg.stack_name}-backup"
+
+
+def app_volumes(cfg):
+    return {app: APP_VOLUMES[app] for app in cfg.apps}
+
+
+class Backups(FactBase):
+    """Complete backups under backup_dir (oldest first), and the backup unit's last result."""
+
+    def command(self, backup_dir, unit_name):
+        return (f"ls -1 {shlex.quote(backup_dir)} 2>/dev/null | grep -E '^[0-9]{{8}}T[0-9]{{6}}Z$' | sed 's/^/backup /'; "
+                f"echo \"result $(systemctl show -p Result --value {shlex.quote(unit_name)}.service 2>/dev/null)\"; "
+                "echo \"now $(date -u +%s)\"")
+
+    @staticmethod
+    def default():
+        return {"backups": [], "result": "", "now": 0}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, _, value = line.partition(" ")
+            if kind == "backup":
+                state["backups"].append(value.strip())
+            elif kind in ("result", "now"):
+                state[kind] = int(value) if kind == "now" and value.strip().isdigit() else value.strip()
+        state["backups"].sort()
+        return state
+
+
+def age_hours(name, now):
+    """Hours since the backup named `name` (its UTC start time) was taken, at epoch `now`."""
+    return (now - calendar.timegm(time.strptime(name, STAMP))) / 3600
+
+
+def apply(cfg, installed):
+    """Scripts and units; returns the units to keep running and enabled."""
+    root, name = cfg.stack_root, unit(cfg)
+    if cfg.backup_offsite:
+        ensure_packages("restic for the off-host copy", ["restic"], installed)
+    files.directory(name=f"Backup directory {cfg.backup_dir}", path=cfg.backup_dir, user="root", group="root", mode="700")
+    template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
+                         app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps})
+    for script in ("backup", "restore"):
+        files.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
+                       dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
+    changed = [files.template(name=f"{name}.{kind}", src=f"templates/backup/backup.{kind}.j2",
+                              dest=f"/etc/systemd/system/{name}.{kind}", mode="644", **template_vars)
+               for kind in ("service", "timer")]
+    reload = systemd.daemon_reload(name="systemd reloaded for the backup units", _if=lambda: any(op.did_change() for op in changed))
+    systemd.service(name=f"{name}.timer restarted on its new schedule", service=f"{name}.timer", restarted=True,
+                    _if=reload.did_change)
+    return {f"{name}.timer": (True, True)}
+
+
+def run_now(cfg, reason, _if=None):
+    """The backup, now, through its unit (so its log and result are where the timer's are)."""
+    return server.shell(name=f"Backup taken: {reason}", commands=[f"systemctl start {unit(cfg)}.service"],
+                        **({"_if": _if} if _if else {}))
+
+
+def first_backup(cfg):
+    if not host.get_fact(Backups, backup_dir=cfg.backup_dir, unit_name=unit(cfg))["backups"]:
+        run_now(cfg, "the first one on this host")
