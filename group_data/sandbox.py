@@ -22,10 +22,10 @@ admin_user = "ops" if admin_ssh_keys else None
 images = {
     "postgres": "sandbox.local/postgres-pg15-pgvector:r1",
     "redis": "sandbox.local/redis-7:r1",
-    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r2",
-    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r2",
-    "directus": "sandbox.local/directus-stand-in:12.3.1-r2",
-    "pangolin": "sandbox.local/pangolin-stand-in:1.12.3-r2",
-    "traefik": "sandbox.local/traefik-stand-in:v3.5.3-r2",
+    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r3",
+    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r3",
+    "directus": "sandbox.local/directus-stand-in:12.3.1-r3",
+    "pangolin": "sandbox.local/pangolin-stand-in:1.12.3-r3",
+    "traefik": "sandbox.local/traefik-stand-in:v3.5.3-r3",
 }
 offline_images = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox", "images.tar")

@@ -343,7 +343,8 @@ def apply(cfg, docker_restarted, data_major):
             name=f"Chatwoot db:chatwoot_prepare for {image}",
             commands=[explain_failure(cfg, f"{dc} run --rm --no-deps chatwoot-web bundle exec rails db:chatwoot_prepare"),
                       f"echo {shlex.quote(image)} > {root}/state/chatwoot-prepared"],
-            _if=lambda: state["prepared"] != image,
+            # A new image, or a database made afresh by this run (its schema is not there yet).
+            _if=lambda: state["prepared"] != image or "database chatwoot" in drift,
         )
 
     server.shell(

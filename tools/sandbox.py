@@ -25,7 +25,13 @@ KEY = STATE / "id_ed25519"
 IMAGE = "platform-sandbox-host:trixie-1"
 BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 ARCHIVE = STATE / "images.tar"
-UPGRADE_CHATWOOT = "sandbox.local/chatwoot-stand-in:v4.6.1-r2"
+# Other releases, for the tests of upgrades: key of group data `images` -> references.
+UPGRADES = {
+    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r3",
+    "chatwoot_broken": "sandbox.local/chatwoot-stand-in:v4.7.0-broken-r3",  # its migration fails
+    "postgres": "sandbox.local/postgres-pg15-pgvector:r2",  # same packages, another tag
+    "redis": "sandbox.local/redis-7:r2",
+}
 HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The default user of a cloud image: key log-in, password-less sudo.
@@ -123,13 +129,14 @@ def build_host_image():
 def sandbox_images():
     """image reference -> (recipe directory, build args), from group_data/sandbox.py."""
     images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
-    recipes = {"postgres": ("postgres", {}), "redis": ("redis", {})}
-    for app in ("chatwoot", "n8n", "directus", "pangolin", "traefik"):
-        recipes[app] = ("app-stand-in", {"APP": app, "VERSION": images[app].rsplit(":", 1)[1]})
-    refs = {ref: recipes[key] for key, ref in images.items() if key in recipes}
-    # A second Chatwoot version, for the tests of what a version change triggers.
-    refs[UPGRADE_CHATWOOT] = ("app-stand-in", {"APP": "chatwoot", "VERSION": UPGRADE_CHATWOOT.rsplit(":", 1)[1]})
-    return refs
+    def recipe(key, ref):
+        tag = ref.rsplit(":", 1)[1]
+        if key in ("postgres", "redis"):
+            return key, {"REVISION": tag}
+        return "app-stand-in", {"APP": key.split("_")[0], "VERSION": tag}
+
+    return {ref: recipe(key, ref) for key, ref in [*images.items(), *UPGRADES.items()]
+            if key.split("_")[0] in ("postgres", "redis", "chatwoot", "n8n", "directus", "pangolin", "traefik")}
 
 
 def ensure_service_images():

@@ -2,8 +2,10 @@
 
 import json
 import os
+import runpy
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,10 @@ NAME = os.environ.get("E2E_SANDBOX_NAME", "sandbox-e2e")
 PORT = os.environ.get("E2E_SANDBOX_SSH_PORT", "2223")
 ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
 BIN = Path(sys.executable).parent
+DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+APPS = ("chatwoot", "n8n", "directus")
+SANDBOX_IMAGES = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
+UPGRADES = runpy.run_path(str(ROOT / "tools" / "sandbox.py"))["UPGRADES"]
 
 
 def run(cmd, check=False, env=None, **kw):
@@ -48,6 +54,26 @@ class Sandbox:
         if check and out.returncode:
             raise AssertionError(f"{script!r} failed on {self.name}: {out.stderr}")
         return out.stdout
+
+
+def psql(sandbox, db, sql, user="postgres"):
+    return sandbox.sh(f"{DC} exec -T postgres psql -U {user} -d {db} -tAc \"{sql}\"").strip()
+
+
+def redis(sandbox, *args):
+    return sandbox.sh(f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'").strip()
+
+
+def wait_healthy(sandbox, timeout=240):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        states = sandbox.sh(f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False).split("\n")
+        states = [s for s in states if s.strip()]
+        expected = len(sandbox.sh(f"{DC} config --services", check=False).split())
+        if states and len(states) == expected and all(s.endswith("running healthy") for s in states):
+            return
+        time.sleep(3)
+    raise AssertionError(f"the stack did not come back healthy: {states}")
 
 
 def changed(results):

@@ -3,35 +3,11 @@ container kill and a host restart, databases repaired, Chatwoot prepared once pe
 secrets never shown."""
 
 import json
-import runpy
 import secrets
 import time
 
 import pytest
-from conftest import ROOT, changed
-
-DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
-APPS = ("chatwoot", "n8n", "directus")
-SANDBOX_IMAGES = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
-
-
-def psql(sandbox, db, sql, user="postgres"):
-    return sandbox.sh(f"{DC} exec -T postgres psql -U {user} -d {db} -tAc \"{sql}\"").strip()
-
-
-def redis(sandbox, *args):
-    return sandbox.sh(f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'").strip()
-
-
-def wait_healthy(sandbox, timeout=240):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        states = sandbox.sh(f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False).split("\n")
-        states = [s for s in states if s.strip()]
-        if len(states) == 8 and all(s.endswith("running healthy") for s in states):
-            return
-        time.sleep(3)
-    raise AssertionError(f"the stack did not come back healthy: {states}")
+from conftest import APPS, DC, SANDBOX_IMAGES, UPGRADES, changed, psql, redis, wait_healthy
 
 
 def write_marks(sandbox, mark):
@@ -96,7 +72,7 @@ def test_chatwoot_prepare_runs_once_per_version(sandbox):
     def prepared():
         return int(psql(sandbox, "chatwoot", "select count(*) from stand_in_migrations where version like 'prepare%'"))
 
-    upgraded = "images=" + json.dumps({**SANDBOX_IMAGES, "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r2"})
+    upgraded = "images=" + json.dumps({**SANDBOX_IMAGES, "chatwoot": UPGRADES["chatwoot"]})
     before = prepared()
     rc, results, log = sandbox.deploy("--data", upgraded)
     assert rc == 0, log[-3000:]

@@ -146,6 +146,8 @@ def main():
     if APP == "chatwoot" and "db:chatwoot_prepare" in command:
         if not wait_for_services():
             sys.exit("database or redis unreachable")
+        if "broken" in VERSION:  # a release whose migration fails, for the failed-upgrade test
+            sys.exit(f"db:chatwoot_prepare: a migration of {VERSION} failed (this stand-in version is built to fail)")
         migrate("prepare")
         log("db:chatwoot_prepare done")
         return

@@ -1,0 +1,190 @@
+"""Day two, end to end: upgrades by rerun that keep every row, a failed upgrade and the way
+back, the PostgreSQL major-version guard, faults (Docker daemon restart, disk full during a
+backup), and a full backup, destroy and restore cycle."""
+
+import json
+import secrets
+
+from conftest import APPS, DC, SANDBOX_IMAGES, UPGRADES, changed, psql, redis, wait_healthy
+
+ROOT = "/opt/msgplatform"
+BACKUPS = "/var/backups/msgplatform"
+BACKUP = "systemctl start msgplatform-backup.service"
+# Files written into each app volume (through the app's container) and the edge's directory.
+VOLUME_FILES = {
+    "chatwoot-web": "/app/storage/day-two.txt",
+    "n8n": "/home/node/.n8n/day-two.txt",
+    "directus": "/directus/uploads/day-two.txt",
+}
+
+
+def write_data(sandbox, mark, rows=50):
+    """`rows` rows in each app database, a key in each app's Redis database, a file per volume."""
+    for app in APPS:
+        psql(sandbox, app, "create table if not exists day_two (n int, v text); "
+                           f"insert into day_two select n, '{mark}-' || n from generate_series(1, {rows}) n", user=app)
+    for index in range(3):
+        redis(sandbox, "-n", str(index), "set", "day-two", mark)
+    for service, path in VOLUME_FILES.items():
+        sandbox.sh(f"{DC} exec -T {service} sh -c 'echo {mark} >> {path}'")
+
+
+def read_data(sandbox):
+    rows = {app: psql(sandbox, app, "select md5(string_agg(n || v, ',' order by n, v)) || ' ' || count(*) from day_two",
+                      user=app) for app in APPS}
+    keys = [redis(sandbox, "-n", str(index), "get", "day-two") for index in range(3)]
+    volume_files = {s: sandbox.sh(f"{DC} exec -T {s} cat {p}", check=False) for s, p in VOLUME_FILES.items()}
+    return rows, keys, volume_files
+
+
+def started(sandbox):
+    """container -> (image, start time)"""
+    lines = sandbox.sh(f"docker ps --format '{{{{.Names}}}}' | xargs docker inspect -f "
+                       "'{{.Name}} {{.Config.Image}} {{.State.StartedAt}}'").split("\n")
+    return {name.lstrip("/"): rest for name, _, rest in (line.partition(" ") for line in lines if line)}
+
+
+def backups(sandbox):
+    return sandbox.sh(f"ls -1 {BACKUPS} | grep -E '^[0-9]{{8}}T[0-9]{{6}}Z$' || true").split()
+
+
+def images(**changes):
+    return "images=" + json.dumps({**SANDBOX_IMAGES, **changes})
+
+
+def test_first_backup_taken_and_audited(sandbox):
+    assert backups(sandbox), "the deploy took no first backup"
+    rc, failed, log = sandbox.audit("tests/audit/test_backup.py")
+    assert rc == 0, log[-3000:]
+
+
+def test_docker_daemon_restart_keeps_containers_running(sandbox):
+    write_data(sandbox, "daemon")
+    before, data = started(sandbox), read_data(sandbox)
+    sandbox.sh("systemctl restart docker")
+    wait_healthy(sandbox)
+    # live-restore: the same containers, never restarted, through the daemon's restart.
+    assert started(sandbox) == before
+    assert read_data(sandbox) == data
+
+
+def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
+    write_data(sandbox, "upgrade")
+    data, before, count = read_data(sandbox), started(sandbox), len(backups(sandbox))
+    upgraded = images(postgres=UPGRADES["postgres"], redis=UPGRADES["redis"])
+    rc, results, log = sandbox.deploy("--data", upgraded)
+    assert rc == 0, log[-3000:]
+    assert "Backup taken: before upgrading postgres, redis" in changed(results)
+    assert len(backups(sandbox)) == count + 1
+    after = started(sandbox)
+    assert after["msgplatform-postgres-1"].split()[0] == UPGRADES["postgres"]
+    assert after["msgplatform-redis-1"].split()[0] == UPGRADES["redis"]
+    # Only the services whose image changed were recreated.
+    untouched = {c for c in before if c not in ("msgplatform-postgres-1", "msgplatform-redis-1")}
+    assert {c: after[c] for c in untouched} == {c: before[c] for c in untouched}
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+    rc, results, log = sandbox.deploy("--data", upgraded)
+    assert changed(results) == [], f"a rerun changed: {changed(results)}"
+    # Back to the group data's images: the same path, the same rows.
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert read_data(sandbox) == data
+
+
+def test_failed_upgrade_explains_and_the_old_images_restore_service(sandbox):
+    count = len(backups(sandbox))
+    rc, results, log = sandbox.deploy("--data", images(chatwoot=UPGRADES["chatwoot_broken"]))
+    assert rc != 0
+    assert "DEPLOY FAILED" in log and f"chatwoot: {SANDBOX_IMAGES['chatwoot']}" in log, log[-3000:]
+    assert len(backups(sandbox)) == count + 1, "no backup was taken before the upgrade"
+    # The migration runs before any container is replaced: Chatwoot still serves.
+    assert started(sandbox)["msgplatform-chatwoot-web-1"].split()[0] == SANDBOX_IMAGES["chatwoot"]
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    rc, failed, log = sandbox.audit("tests/audit/test_stack.py")
+    assert rc == 0, log[-3000:]
+
+
+def test_postgres_major_version_change_is_refused_before_anything(sandbox):
+    compose = sandbox.sh(f"sha256sum {ROOT}/compose.yaml")
+    rc, results, log = sandbox.deploy("--data", images(postgres="sandbox.local/postgres-pg16-pgvector:r1"))
+    assert rc != 0 and results is None
+    assert "is PostgreSQL 16, but the data on this host is PostgreSQL 15" in log
+    assert "postgres_major_upgrade" in log and "nothing was changed" in log
+    assert sandbox.sh(f"sha256sum {ROOT}/compose.yaml") == compose
+
+
+def test_disk_full_during_backup_fails_loudly_and_keeps_old_backups(sandbox):
+    # A small file system over the backup directory: one backup fits, then it is filled.
+    sandbox.sh(f"mount -t tmpfs -o size=4m,mode=700 tmpfs {BACKUPS}")
+    try:
+        sandbox.sh(BACKUP)
+        [kept] = backups(sandbox)
+        sandbox.sh(f"dd if=/dev/zero of={BACKUPS}/filler bs=1k count=$(( $(df --output=avail -k {BACKUPS} | tail -1) - 24 )) "
+                   "2>/dev/null")
+        failed = sandbox.sh(f"{BACKUP}; echo rc=$?", check=False)
+        assert "rc=0" not in failed
+        assert sandbox.sh("systemctl show -p Result --value msgplatform-backup.service").strip() != "success"
+        journal = sandbox.sh("journalctl -u msgplatform-backup.service -n 30 --no-pager")
+        assert "FAILED" in journal and "No space left on device" in journal, journal
+        assert backups(sandbox) == [kept] and not sandbox.sh(f"ls -A {BACKUPS} | grep partial || true").strip()
+        sandbox.sh(f"cd {BACKUPS}/{kept} && sha256sum -c --quiet SHA256SUMS")
+        wait_healthy(sandbox, timeout=30)  # the services never noticed
+        rc, failed, log = sandbox.audit("tests/audit/test_backup.py")
+        assert failed == ["test_last_backup_run_succeeded"], log[-3000:]
+        # A backup older than backup_max_age_hours is reported stale.
+        sandbox.sh(f"rm {BACKUPS}/filler && mv {BACKUPS}/{kept} {BACKUPS}/20200101T000000Z && {BACKUP}")
+        sandbox.sh(f"rm -rf $(ls -1d {BACKUPS}/2*/ | tail -n 1)")
+        rc, failed, log = sandbox.audit("tests/audit/test_backup.py")
+        assert failed == ["test_newest_backup_is_fresh"], log[-3000:]
+    finally:
+        sandbox.sh(f"umount {BACKUPS}", check=False)
+    sandbox.sh(BACKUP)
+    rc, failed, log = sandbox.audit("tests/audit/test_backup.py")
+    assert rc == 0, log[-3000:]
+
+
+def test_backup_destroy_restore_brings_back_every_row_and_file(sandbox):
+    mark = secrets.token_hex(8)
+    write_data(sandbox, mark)
+    data = read_data(sandbox)
+    sandbox.sh(BACKUP)
+    taken = backups(sandbox)[-1]
+
+    # Everything of the stack goes: containers, databases, volumes, secrets, state.
+    sandbox.sh(f"{DC} down -v && rm -rf {ROOT}")
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert psql(sandbox, "n8n", "select count(*) from pg_tables where tablename = 'day_two'") == "0"
+
+    out = sandbox.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1")
+    assert "restored (secrets chatwoot n8n directus redis edge)" in out
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, log[-3000:]
+    rc, results, log = sandbox.deploy()
+    assert rc == 0 and changed(results) == [], f"a rerun after the restore changed: {changed(results)}"
+
+
+def test_restore_of_one_service_leaves_the_others_alone(sandbox):
+    before = read_data(sandbox)
+    psql(sandbox, "n8n", "delete from day_two", user="n8n")
+    psql(sandbox, "chatwoot", "insert into day_two values (0, 'after the backup')", user="chatwoot")
+    chatwoot = psql(sandbox, "chatwoot", "select count(*) from day_two", user="chatwoot")
+    sandbox.sh(f"{ROOT}/bin/restore.sh latest n8n")
+    wait_healthy(sandbox)
+    rows, keys, files = read_data(sandbox)
+    assert rows["n8n"] == before[0]["n8n"]
+    assert psql(sandbox, "chatwoot", "select count(*) from day_two", user="chatwoot") == chatwoot
+
+
+def test_restore_refuses_a_damaged_backup(sandbox):
+    newest = backups(sandbox)[-1]
+    sandbox.sh(f"printf x >> {BACKUPS}/{newest}/db-n8n.dump")
+    out = sandbox.sh(f"{ROOT}/bin/restore.sh {newest} n8n 2>&1; echo rc=$?", check=False)
+    assert "fails its checksums; nothing was changed" in out and "rc=1" in out
+    rc, failed, log = sandbox.audit("tests/audit/test_backup.py")
+    assert failed == ["test_every_backup_matches_its_checksums"], log[-3000:]
+    sandbox.sh(f"rm -rf {BACKUPS}/{newest}")
