@@ -31,6 +31,7 @@ UPGRADES = {
     "chatwoot_broken": "sandbox.local/chatwoot-stand-in:v4.7.0-broken-r3",  # its migration fails
     "postgres": "sandbox.local/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": "sandbox.local/redis-7:r2",
+    "postgres_major": "sandbox.local/postgres-pg17-pgvector:r1",  # the next major version
 }
 HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -131,6 +132,8 @@ def sandbox_images():
     images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
     def recipe(key, ref):
         tag = ref.rsplit(":", 1)[1]
+        if key == "postgres_major":  # Debian 13 carries PostgreSQL 17: built on the host's image
+            return "postgres", {"REVISION": tag, "PG_MAJOR": "17", "BASE": IMAGE}
         if key in ("postgres", "redis"):
             return key, {"REVISION": tag}
         return "app-stand-in", {"APP": key.split("_")[0], "VERSION": tag}
@@ -144,6 +147,8 @@ def ensure_service_images():
     deploy uploads and loads on the host (offline_images), since no registry is reachable."""
     if not image_exists(BASE_IMAGE):
         debootstrap_image("bookworm", BASE_IMAGE, "ca-certificates")
+    if not image_exists(IMAGE):
+        build_host_image()
     built = False
     for ref, (recipe, args) in sandbox_images().items():
         if not image_exists(ref):
@@ -195,8 +200,6 @@ def wait_for_ssh(port, timeout=90):
 def up(name, port):
     ensure_docker()
     ensure_key()
-    if not image_exists(IMAGE):
-        build_host_image()
     ensure_service_images()
     state = container_state(name)
     if state is None:

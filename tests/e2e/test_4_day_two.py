@@ -115,6 +115,36 @@ def test_postgres_major_version_change_is_refused_before_anything(sandbox):
     assert sandbox.sh(f"sha256sum {ROOT}/compose.yaml") == compose
 
 
+# The README's way back from a major upgrade: the old data, kept aside, put back.
+MAJOR_ROLLBACK = f"""{DC} stop
+mp() {{ docker volume inspect -f '{{{{.Mountpoint}}}}' msgplatform_$1; }}
+find "$(mp postgres-data)" -mindepth 1 -delete
+find "$(mp postgres-data-pg15)" -mindepth 1 -maxdepth 1 -exec mv -t "$(mp postgres-data)" {{}} +
+docker volume rm msgplatform_postgres-data-pg15
+"""
+
+
+def test_postgres_major_upgrade_by_dump_and_restore_and_back(sandbox):
+    write_data(sandbox, "major")
+    data = read_data(sandbox)
+    upgrade = ("--data", images(postgres=UPGRADES["postgres_major"]), "--data", "postgres_major_upgrade=true")
+    rc, results, log = sandbox.deploy(*upgrade)
+    assert rc == 0, log[-3000:]
+    assert "PostgreSQL 15 data set aside in volume msgplatform_postgres-data-pg15" in changed(results)
+    assert psql(sandbox, "postgres", "show server_version_num")[:2] == "17"
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+    rc, results, log = sandbox.deploy(*upgrade)
+    assert rc == 0 and changed(results) == [], f"a rerun changed: {changed(results)}"
+
+    sandbox.sh(MAJOR_ROLLBACK)
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert psql(sandbox, "postgres", "show server_version_num")[:2] == "15"
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+
+
 def test_disk_full_during_backup_fails_loudly_and_keeps_old_backups(sandbox):
     # A small file system over the backup directory: one backup fits, then it is filled.
     sandbox.sh(f"mount -t tmpfs -o size=4m,mode=700 tmpfs {BACKUPS}")
