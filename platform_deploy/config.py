@@ -242,12 +242,16 @@ def _memory(c, ram_mb):
             c.fail(f"memory_limits_mb[{service!r}]", mb, "not a size in MB", "give a whole number of MB, at least 32")
         else:
             limits[service] = mb
-    if memory.host_needs_mb(limits) > ram_mb:
-        c.fail("memory_limits_mb", overrides,
-               f"the limits add up to {memory.host_needs_mb(limits)} MB with the {memory.HOST_RESERVE_MB} MB "
-               f"host reserve, more than the host's {ram_mb} MB",
-               "lower the limits, use memory_profile = \"minimum\", or use a larger server")
     return profile, limits
+
+
+def _memory_fits(c, limits, ram_mb):
+    """Only the services that run count: a left-out app frees its share."""
+    if memory.host_needs_mb(limits) > ram_mb:
+        c.fail("memory_limits_mb", c.get("memory_limits_mb", {}),
+               f"the limits of the services that run add up to {memory.host_needs_mb(limits)} MB with the "
+               f"{memory.HOST_RESERVE_MB} MB host reserve, more than the host's {ram_mb} MB",
+               "lower the limits, leave an app out of apps, use memory_profile = \"minimum\", or use a larger server")
 
 
 def _swap(c, ram_mb):
@@ -389,8 +393,7 @@ def load(data, ram_mb, supplied=None):
     domain = _domain(c)
     acme_email = _acme_email(c)
     profile, limits = _memory(c, ram_mb)
-    if c.get("tunnels_enabled") is True:
-        limits["gerbil"] = 128  # not in the seed's table; WireGuard in the kernel needs little
+    limits["gerbil"] = 128  # not in the seed's table; WireGuard in the kernel needs little
     ssh_port = _port(c, "ssh_port", 22)
     ssh_allow_cidrs = _cidrs(c)
     ssh_rate_limit = _bool(c, "ssh_rate_limit", True)
@@ -412,6 +415,10 @@ def load(data, ram_mb, supplied=None):
     images = _images(c)
     apps = _apps(c)
     _images_present(c, images, apps, tunnels)
+    running = ("postgres", "redis", *(s for app in apps for s in APP_SERVICES[app]), "pangolin", "traefik",
+               *(["gerbil"] if tunnels else []))
+    limits = {service: mb for service, mb in limits.items() if service in running}
+    _memory_fits(c, limits, ram_mb)
     edge_hostnames = {"chatwoot": "chat", "n8n": "n8n", "directus": "cms", "pangolin": "pangolin",
                       **(c.get("edge_hostnames") or {})}
     for name, label in edge_hostnames.items():

@@ -36,7 +36,7 @@ def routes(cfg):
 
 
 def render(cfg):
-    """The edge's files. Returns the operations whose change means `compose up`, and the
+    """The edge's files. Returns {service: the operations of the files it reads}, and the
     one that renders Pangolin's config template (the secrets script fills it in)."""
     root = f"{cfg.stack_root}/edge"
     for path, mode in ((root, "755"), (f"{root}/traefik", "755"), (f"{root}/letsencrypt", "700"), (f"{root}/pangolin", "700")):
@@ -47,10 +47,10 @@ def render(cfg):
     pangolin_template = files.template(
         name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
         dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
-    return [
+    traefik = [
         files.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
                        dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
         files.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
                        dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
-        pangolin_template,
-    ], pangolin_template
+    ]
+    return {"traefik": traefik, "pangolin": [pangolin_template]}, pangolin_template

@@ -20,6 +20,13 @@ from .config import ConfigError
 
 UPLOAD_DIR = "/var/lib/platform-upload"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
+# Files bind-mounted into a container (under stack_root): compose does not see their
+# content change, so the deploy restarts the service when one changes.
+MOUNTED_CONFIG = {
+    "redis": ("config/redis.conf",),
+    "traefik": ("edge/traefik/traefik_config.yml", "edge/traefik/dynamic_config.yml"),
+    "pangolin": ("edge/pangolin/config.yml",),
+}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
 # Generated secrets: name -> length. Alphanumeric only, so they are safe in URLs and SQL.
@@ -96,7 +103,7 @@ def secret_file(secret_name: str, dest: str, cfg=None):
 def sizing(cfg):
     """Settings inside each container, derived from its memory limit (MB)."""
     limits = cfg.memory_limits_mb
-    web, sidekiq = limits["chatwoot-web"], limits["chatwoot-sidekiq"]
+    web, sidekiq = limits.get("chatwoot-web", 0), limits.get("chatwoot-sidekiq", 0)
     chatwoot = {
         # A Puma worker of Chatwoot takes about 400-500 MB; one worker is Puma's single mode.
         "web_concurrency": max(1, (web - 256) // 512),
@@ -121,7 +128,7 @@ def sizing(cfg):
             "maintenance_work_mem": f"{max(32, pg // 16)}MB",
         },
         "redis_maxmemory_mb": limits["redis"] * 3 // 4,
-        "node_heap_mb": {app: limits[app] * 3 // 4 for app in ("n8n", "directus")},
+        "node_heap_mb": {app: limits[app] * 3 // 4 for app in ("n8n", "directus") if app in cfg.apps},
         "chatwoot": chatwoot,
         "pools": pools,
     }
@@ -270,7 +277,7 @@ def apply(cfg, docker_restarted, data_major):
     if (upgrading or major_upgrade) and state["services"].get("postgres", ("",))[0] == "running":
         backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
 
-    edge_inputs, pangolin_template = edge.render(cfg)
+    edge_files, pangolin_template = edge.render(cfg)
     if cfg.supplied_secrets:
         files.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
     supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
@@ -290,11 +297,12 @@ def apply(cfg, docker_restarted, data_major):
 
     size = sizing(cfg)
     template_vars = dict(cfg=cfg, size=size, urls=urls(cfg), redis_db=REDIS_DB, root=root)
+    redis_conf = files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
+                                mode="644", create_remote_dir=False, **template_vars)
+    # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
+    mounted = {"redis": [redis_conf], **edge_files, "pangolin": [*edge_files["pangolin"], secrets]}
     inputs = [
-        secrets,
-        *edge_inputs,
-        files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
-                       mode="644", create_remote_dir=False, **template_vars),
+        *(op for ops in mounted.values() for op in ops),
         files.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
                        mode="640", create_remote_dir=False, **template_vars),
     ]
@@ -352,6 +360,12 @@ def apply(cfg, docker_restarted, data_major):
         commands=[explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
         _if=needs_up,
     )
+    for service, ops in mounted.items():
+        server.shell(
+            name=f"{service} restarted for its changed configuration",
+            commands=[f"{dc} restart {service}", f"{dc} up -d --wait --wait-timeout 180 {service}"],
+            _if=lambda ops=ops, service=service: service in state["services"] and any(op.did_change() for op in ops),
+        )
     # Reached only when everything came up: what a failed upgrade points back to.
     files.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)), dest=f"{root}/state/images",
               mode="600", create_remote_dir=False)

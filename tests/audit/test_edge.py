@@ -2,6 +2,7 @@
 the host listens on nothing else, certificates and secrets are private."""
 
 import yaml
+from conftest import run_fact
 
 from platform_deploy import edge, firewall
 
@@ -32,7 +33,7 @@ def test_docker_user_guard_in_place(host, cfg):
 
 
 def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
-    sshd_ports = {int(line.split()[1]) for line in host.check_output("sshd -T").splitlines() if line.startswith("port ")}
+    sshd_ports = set(run_fact(host, firewall.FirewallState)["sshd_ports"])  # sshd -T and ssh.socket, as the deploy reads them
     exposed = set()
     for line in host.check_output("ss -Hlntu").splitlines():
         local = line.split()[4]

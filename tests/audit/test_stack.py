@@ -118,3 +118,15 @@ def test_chatwoot_prepared_for_its_image(host, cfg):
         pytest.skip("chatwoot is not in apps")
     prepared = host.file(f"{cfg.stack_root}/state/chatwoot-prepared").content_string.strip()
     assert prepared == cfg.images["chatwoot"], f"db:chatwoot_prepare last ran for {prepared!r}"
+
+
+def test_services_run_their_current_configuration(host, cfg, containers):
+    """A container started before its mounted configuration file last changed runs a stale one."""
+    stale = {}
+    for service, paths in stack.MOUNTED_CONFIG.items():
+        started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s")
+        for path in paths:
+            changed = host.check_output(f"stat -c %Y {cfg.stack_root}/{path}")
+            if int(changed) > int(started):
+                stale[service] = path
+    assert not stale, f"services started before their configuration changed (restart them): {stale}"

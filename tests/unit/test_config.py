@@ -197,3 +197,11 @@ def test_supplied_secret_with_a_single_quote_refused_without_showing_it():
 def test_smtp_error_never_shows_values():
     message = refused(smtp={**SMTP, "password": "hunter2"}, supplied={"smtp_password": "x"})
     assert "hunter2" not in message and "password" in message
+
+
+def test_memory_check_counts_only_the_services_that_run():
+    # 4.9 GB for PostgreSQL does not fit an 8 GB host with every app, but fits with n8n alone.
+    assert "more than the host's 7800 MB" in refused(memory_limits_mb={"postgres": 4900})
+    cfg = load(apps=["n8n"], memory_limits_mb={"postgres": 4900})
+    assert set(cfg.memory_limits_mb) == {"postgres", "redis", "n8n", "pangolin", "traefik"}
+    assert load(tunnels_enabled=True).memory_limits_mb["gerbil"] == 128
