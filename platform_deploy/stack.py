@@ -321,7 +321,9 @@ def apply(cfg, docker_restarted, data_major):
         mountpoint = "$(docker volume inspect -f '{{.Mountpoint}}' %s)"
         server.shell(
             name=f"PostgreSQL {data_major} data set aside in volume {aside}",
-            commands=[f"{dc} stop", f"{dc} rm -f postgres", f"docker volume create {aside}",
+            # The new image first: nothing is stopped if it cannot be had.
+            commands=[f"docker image inspect {shlex.quote(cfg.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
+                      f"{dc} stop", f"{dc} rm -f postgres", f"docker volume create {aside}",
                       f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
                       f'remove it once you no longer need it" >&2; exit 1; }}',
                       f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +"],

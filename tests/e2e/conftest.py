@@ -26,13 +26,29 @@ def run(cmd, check=False, env=None, **kw):
 
 
 class Sandbox:
-    name = NAME
-    # Everything pyinfra and the audit printed, to check that no secret ever shows.
+    # Everything pyinfra and the audit printed (on any host), to check that no secret ever shows.
     outputs = []
+
+    def __init__(self, name=NAME, port=PORT):
+        self.name = name
+        self.env = {"SANDBOX_NAME": name, "SANDBOX_SSH_PORT": str(port)}  # inventory/sandbox.py picks the host
+        self.tool = [sys.executable, "tools/sandbox.py", "--name", name, "--port", str(port)]
+
+    def up(self):
+        if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
+            run([*self.tool, "destroy"])
+        up = run([*self.tool, "up"], timeout=1800)
+        assert up.returncode == 0, f"sandbox host {self.name} did not come up:\n{up.stdout}\n{up.stderr}"
+        return self
+
+    def destroy(self):
+        if not os.environ.get("KEEP_SANDBOX"):  # KEEP_SANDBOX=1: leave it for a look after the tests
+            run([*self.tool, "destroy"])
 
     def deploy(self, *args, env=None):
         """pyinfra with --json: returns (returncode, results or None, log text)."""
-        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args], env=env, timeout=1200)
+        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args],
+                  env={**self.env, **(env or {})}, timeout=1200)
         self.outputs.append(out.stdout + out.stderr)
         try:
             results = json.loads(out.stdout)["results"]
@@ -42,7 +58,7 @@ class Sandbox:
 
     def audit(self, *tests):
         out = run([sys.executable, "-m", "pytest", *(tests or ["tests/audit"]), "-q", "-p", "no:cacheprovider",
-                   "--inventory", "inventory/sandbox.py"], timeout=600)
+                   "--inventory", "inventory/sandbox.py"], env=self.env, timeout=600)
         self.outputs.append(out.stdout + out.stderr)
         failed = sorted({line.split("::")[1].split("[")[0] for line in out.stdout.splitlines()
                          if line.startswith(("FAILED ", "ERROR "))})
@@ -76,17 +92,25 @@ def wait_healthy(sandbox, timeout=240):
     raise AssertionError(f"the stack did not come back healthy: {states}")
 
 
+def write_marks(sandbox, mark):
+    for app in APPS:
+        psql(sandbox, app, f"create table if not exists marks (v text); insert into marks values ('{mark}')", user=app)
+    for app, index in zip(APPS, (0, 1, 2)):
+        redis(sandbox, "-n", str(index), "set", "mark", mark)
+
+
+def read_marks(sandbox):
+    rows = {app: psql(sandbox, app, "select string_agg(v, ',') from marks", user=app) for app in APPS}
+    keys = {app: redis(sandbox, "-n", str(index), "get", "mark") for app, index in zip(APPS, (0, 1, 2))}
+    return rows, keys
+
+
 def changed(results):
     return [op["name"] for op in results["operations"] if op["success"]]
 
 
 @pytest.fixture(scope="session")
 def sandbox():
-    tool = [sys.executable, "tools/sandbox.py", "--name", NAME, "--port", PORT]
-    if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
-        run([*tool, "destroy"])
-    up = run([*tool, "up"], timeout=1800)
-    assert up.returncode == 0, f"sandbox host did not come up:\n{up.stdout}\n{up.stderr}"
-    yield Sandbox()
-    if not os.environ.get("KEEP_SANDBOX"):
-        run([*tool, "destroy"])
+    host = Sandbox().up()
+    yield host
+    host.destroy()

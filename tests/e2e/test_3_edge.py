@@ -9,7 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import changed, run
+from conftest import changed, read_marks, run, wait_healthy, write_marks
 
 # Every privileged port, and every port the stack's containers listen on inside.
 PORTS = sorted(set(range(1, 1025)) | {2375, 2376, 3000, 3001, 3002, 5432, 5678, 6379, 8055, 8080, 8082, 9000})
@@ -91,12 +91,15 @@ def test_a_port_published_by_mistake_stays_closed(sandbox, address):
         sandbox.sh("docker rm -f mistake", check=False)
 
 
-def test_guard_and_edge_survive_a_host_restart(sandbox, address):
+def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox, address):
+    write_marks(sandbox, "restart")
+    data = read_marks(sandbox)
     restarted = run(["docker", "restart", "-t", "60", sandbox.name], timeout=300)
     assert restarted.returncode == 0
-    from test_2_stack import wait_healthy
-
     wait_healthy(sandbox, timeout=300)
+    assert read_marks(sandbox) == data
     assert open_ports(address) == {22, 80, 443}
     rc, failed, log = sandbox.audit()
     assert rc == 0, log[-3000:]
+    rc, results, log = sandbox.deploy()
+    assert rc == 0 and changed(results) == [], f"a rerun after the restart changed: {changed(results)}"
