@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server, systemd
 
-from .config import APP_SERVICES
+from .config import APP_SERVICES, GENERATED_SECRETS
 from .converge import ensure_packages
 
 # App -> its named volumes (compose.yaml), each kept as a tar in the backup.
@@ -64,7 +64,7 @@ def apply(cfg, installed):
         ensure_packages("restic for the off-host copy", ["restic"], installed)
     files.directory(name=f"Backup directory {cfg.backup_dir}", path=cfg.backup_dir, user="root", group="root", mode="700")
     template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                         app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps})
+                         app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps}, generated=list(GENERATED_SECRETS))
     for script in ("backup", "restore"):
         files.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
                        dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)

@@ -282,7 +282,20 @@ def _admin(c):
     return user, tuple(keys)
 
 
-# Secrets only the operator can supply: name -> (the feature that needs it, where it goes).
+# Generated secrets: name -> length. Alphanumeric only, so they are safe in URLs and SQL.
+GENERATED_SECRETS = {
+    "postgres_password": 40,
+    "redis_password": 40,
+    "chatwoot_db_password": 40,
+    "n8n_db_password": 40,
+    "directus_db_password": 40,
+    "chatwoot_secret_key_base": 128,
+    "n8n_encryption_key": 48,
+    "directus_secret": 64,
+    "directus_admin_password": 24,
+    "pangolin_server_secret": 48,
+}
+# Secrets only the operator can supply: name -> the feature that needs it.
 SUPPLIED_SECRETS = {
     "smtp_password": "smtp",
     "acme_dns_api_token": "acme_dns_provider",
@@ -379,9 +392,12 @@ def _backup(c):
         c.fail("backup_max_age_hours", max_age, "not a number of hours",
                "set how old the last backup may be before the audit calls it stale, e.g. 26 for a nightly schedule")
     offsite = c.get("backup_offsite")
-    if offsite is not None and (not isinstance(offsite, str) or not re.match(r"^(sftp:|s3:|rest:|/)[^\s'\"]+$", offsite)):
+    # No credentials in the URL: it is not a secret and shows in logs.
+    if offsite is not None and (not isinstance(offsite, str) or not re.match(r"^(sftp:|s3:|rest:|/)[^\s'\"]+$", offsite)
+                                or re.search(r"://[^/]*:[^/]*@", offsite)):
         c.fail("backup_offsite", offsite, "not a restic repository",
-               'use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform", or None')
+               'use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform" '
+               "(credentials come from PLATFORM_RESTIC_* secrets, never the URL), or None")
     return {"backup_dir": str(backup_dir).rstrip("/"), "backup_schedule": schedule, "backup_keep": keep,
             "backup_max_age_hours": max_age, "backup_offsite": offsite}
 

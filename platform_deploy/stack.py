@@ -10,13 +10,13 @@ import hashlib
 import shlex
 from io import BytesIO, StringIO
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
 from . import backup, edge
-from .config import ConfigError
+from .config import GENERATED_SECRETS, ConfigError
 
 UPLOAD_DIR = "/var/lib/platform-upload"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
@@ -29,19 +29,6 @@ MOUNTED_CONFIG = {
 }
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
-# Generated secrets: name -> length. Alphanumeric only, so they are safe in URLs and SQL.
-GENERATED_SECRETS = {
-    "postgres_password": 40,
-    "redis_password": 40,
-    "chatwoot_db_password": 40,
-    "n8n_db_password": 40,
-    "directus_db_password": 40,
-    "chatwoot_secret_key_base": 128,
-    "n8n_encryption_key": 48,
-    "directus_secret": 64,
-    "directus_admin_password": 24,
-    "pangolin_server_secret": 48,
-}
 # Environment variable -> secret, per env file (secrets/<name>.env on the host).
 SECRET_ENV = {
     "postgres": {"POSTGRES_PASSWORD": "postgres_password"},
@@ -147,6 +134,7 @@ class StackState(FactBase):
         return (
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
+            f"echo \"pg-upgrade $(cat {root}/state/pg-major-upgrade 2>/dev/null)\"; "
             f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
             # docker ps, not compose ps: the same answer without compose's start-up cost.
             f"docker ps -a --filter label=com.docker.compose.project={shlex.quote(project)} "
@@ -155,7 +143,7 @@ class StackState(FactBase):
 
     @staticmethod
     def default():
-        return {"secrets": set(), "prepared": "", "services": {}, "images": {}, "pangolin_config": False}
+        return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False}
 
     def process(self, output):
         state = self.default()
@@ -163,8 +151,8 @@ class StackState(FactBase):
             kind, _, rest = line.partition(" ")
             if kind == "secret":
                 state["secrets"].add(rest.strip())
-            elif kind == "prepared":
-                state["prepared"] = rest.strip()
+            elif kind in ("prepared", "pg-upgrade"):
+                state[kind.replace("-", "_")] = rest.strip()
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
             elif kind == "service":
@@ -270,12 +258,23 @@ def apply(cfg, docker_restarted, data_major):
     dc = f"docker compose -f {root}/compose.yaml -p {project}"
     state = host.get_fact(StackState, root=root, project=project)
     major_upgrade = bool(data_major) and data_major != cfg.postgres_major
+    # A major upgrade that stopped after setting the old data aside names its backup here; this run finishes it.
+    resume_backup = state["pg_upgrade"]
+    marker = f"{root}/state/pg-major-upgrade"
 
     # Before anything changes: a backup, when an image of a service that holds or migrates data changes.
     data_services = [s for s in cfg.compose_services if s not in ("pangolin", "traefik", "gerbil")]
     upgrading = [s for s in data_services if state["images"].get(s) not in (None, wanted_image(cfg, s))]
-    if (upgrading or major_upgrade) and state["services"].get("postgres", ("",))[0] == "running":
-        backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
+    data_running = all(state["services"].get(s, ("",))[0] == "running" for s in ("postgres", "redis"))
+    if (upgrading or major_upgrade) and not resume_backup:
+        if data_running:
+            backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
+        elif major_upgrade:
+            raise ConfigError("postgres_major_upgrade needs a backup of the running databases, and PostgreSQL or Redis "
+                              "is not running; nothing was changed on the host.\n"
+                              "  Fix: start the stack with the current images (rerun without the major version change), then retry.")
+        else:
+            logger.warning(f"{host.name}: no backup before upgrading {', '.join(upgrading)}: PostgreSQL and Redis are not both running")
 
     edge_files, pangolin_template = edge.render(cfg)
     if cfg.supplied_secrets:
@@ -314,19 +313,24 @@ def apply(cfg, docker_restarted, data_major):
     not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
 
     def needs_up():
-        return bool(not_ready) or major_upgrade or docker_restarted.did_change() or any(op.did_change() for op in inputs)
+        return bool(not_ready) or major_upgrade or bool(resume_backup) or docker_restarted.did_change() or any(op.did_change() for op in inputs)
 
-    if major_upgrade:
+    if major_upgrade and not resume_backup:
         aside = f"{project}_postgres-data-pg{data_major}"
-        mountpoint = "$(docker volume inspect -f '{{.Mountpoint}}' %s)"
+        mountpoint = "\"$(docker volume inspect -f '{{.Mountpoint}}' %s)\""
         server.shell(
             name=f"PostgreSQL {data_major} data set aside in volume {aside}",
-            # The new image first: nothing is stopped if it cannot be had.
-            commands=[f"docker image inspect {shlex.quote(cfg.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
-                      f"{dc} stop", f"{dc} rm -f postgres", f"docker volume create {aside}",
-                      f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
-                      f'remove it once you no longer need it" >&2; exit 1; }}',
-                      f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +"],
+            commands=[
+                # Checks first: nothing is stopped if the old data has nowhere to go or the new image cannot be had.
+                f"docker volume create {aside} >/dev/null",
+                f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
+                f'remove it once you no longer need it" >&2; exit 1; }}',
+                f"docker image inspect {shlex.quote(cfg.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
+                # The backup this run just took: the one a rerun restores if this one stops half-way.
+                f"basename \"$(ls -1d {cfg.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)\" > {marker}",
+                f"{dc} stop", f"{dc} rm -f postgres",
+                f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +",
+            ],
         )
 
     server.shell(
@@ -341,11 +345,11 @@ def apply(cfg, docker_restarted, data_major):
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],
-        _if=lambda: bool(drift) or major_upgrade or db_script.did_change() or secrets.did_change(),
+        _if=lambda: bool(drift) or major_upgrade or bool(resume_backup) or db_script.did_change() or secrets.did_change(),
     )
-    if major_upgrade:
-        server.shell(name=f"Databases restored into PostgreSQL {cfg.postgres_major} from the backup just taken",
-                     commands=[explain_failure(cfg, f"{root}/bin/restore.sh latest databases")])
+    if major_upgrade or resume_backup:
+        server.shell(name=f"Databases restored into PostgreSQL {cfg.postgres_major} from the backup taken before the upgrade",
+                     commands=[explain_failure(cfg, f'{root}/bin/restore.sh "$(cat {marker})" databases'), f"rm -f {marker}"])
 
     if "chatwoot" in cfg.apps:
         image = cfg.images["chatwoot"]

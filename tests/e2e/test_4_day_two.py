@@ -118,6 +118,7 @@ def test_postgres_major_version_change_is_refused_before_anything(sandbox):
 # The README's way back from a major upgrade: the old data, kept aside, put back.
 MAJOR_ROLLBACK = f"""{DC} stop
 mp() {{ docker volume inspect -f '{{{{.Mountpoint}}}}' msgplatform_$1; }}
+[ -f "$(mp postgres-data-pg15)/PG_VERSION" ] || {{ echo "no PostgreSQL 15 data set aside: nothing to go back to"; exit 1; }}
 find "$(mp postgres-data)" -mindepth 1 -delete
 find "$(mp postgres-data-pg15)" -mindepth 1 -maxdepth 1 -exec mv -t "$(mp postgres-data)" {{}} +
 docker volume rm msgplatform_postgres-data-pg15
@@ -145,6 +146,33 @@ def test_postgres_major_upgrade_by_dump_and_restore_and_back(sandbox):
     assert rc == 0, log[-3000:]
     assert psql(sandbox, "postgres", "show server_version_num")[:2] == "15"
     wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+
+
+# What a major upgrade leaves when it stops right after setting the old data aside
+# (stack.apply's "set aside" operation, by hand): the backup named, the old data moved.
+INTERRUPTED_UPGRADE = f"""{BACKUP}
+basename "$(ls -1d {BACKUPS}/[0-9]*T[0-9]*Z | sort | tail -n 1)" > {ROOT}/state/pg-major-upgrade
+{DC} stop && {DC} rm -f postgres && docker volume create msgplatform_postgres-data-pg15 >/dev/null
+mp() {{ docker volume inspect -f '{{{{.Mountpoint}}}}' msgplatform_$1; }}
+find "$(mp postgres-data)" -mindepth 1 -maxdepth 1 -exec mv -t "$(mp postgres-data-pg15)" {{}} +
+"""
+
+
+def test_interrupted_major_upgrade_is_finished_by_the_rerun(sandbox):
+    data = read_data(sandbox)
+    sandbox.sh(INTERRUPTED_UPGRADE)
+    rc, results, log = sandbox.deploy("--data", images(postgres=UPGRADES["postgres_major"]),
+                                      "--data", "postgres_major_upgrade=true")
+    assert rc == 0, log[-3000:]
+    assert any(name.startswith("Databases restored into PostgreSQL 17") for name in changed(results))
+    assert psql(sandbox, "postgres", "show server_version_num")[:2] == "17"
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+    assert sandbox.sh(f"ls {ROOT}/state").split().count("pg-major-upgrade") == 0
+    sandbox.sh(MAJOR_ROLLBACK)
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
     assert read_data(sandbox) == data
 
 

@@ -134,11 +134,12 @@ def test_database_state_parsing():
 
 def test_stack_state_parsing():
     state = stack.StackState().process([
-        "secret redis_password", "prepared img:1", "pangolin-config",
+        "secret redis_password", "prepared img:1", "pg-upgrade 20270101T031500Z", "pangolin-config",
         "service postgres pg:15 running Up 5 minutes (healthy)", "service n8n n8n:2 running Up 3 seconds (health: starting)",
         "service redis redis:7 running Up 1 hour (unhealthy)", "service directus d:1 exited Exited (1) 2 minutes ago",
     ])
     assert state["secrets"] == {"redis_password"} and state["prepared"] == "img:1" and state["pangolin_config"]
+    assert state["pg_upgrade"] == "20270101T031500Z"
     assert state["services"] == {"postgres": ("running", "healthy"), "n8n": ("running", "starting"),
                                  "redis": ("running", "unhealthy"), "directus": ("exited", "")}
     assert state["images"] == {"postgres": "pg:15", "n8n": "n8n:2", "redis": "redis:7", "directus": "d:1"}
