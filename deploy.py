@@ -5,6 +5,8 @@
 Group data is validated first; a bad value stops the run before anything changes.
 """
 
+import os
+
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
@@ -17,8 +19,16 @@ logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
 )
 
-# Decisions are taken against the host as it is before this run (one dpkg read).
+# Decisions are taken against the host as it is before this run: one dpkg read, and one
+# read of every directory the deploy writes files into.
 installed = converge.installed_packages()
+root = cfg.stack_root
+converge.scan([
+    *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, docker_engine.DAEMON_JSON,
+                                         docker_engine.KEYRING, docker_engine.SOURCE_FILE)),
+    "/etc/sudoers.d", "/etc/systemd/system", stack.UPLOAD_DIR, cfg.backup_dir,
+    root, *(f"{root}/{d}" for d in ("bin", "config", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
+])
 base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed)

@@ -10,9 +10,10 @@ import time
 
 from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import server, systemd
 
 from .config import APP_SERVICES, GENERATED_SECRETS
+from . import converge
 from .converge import ensure_packages
 
 # App -> its named volumes (compose.yaml), each kept as a tar in the backup.
@@ -62,13 +63,13 @@ def apply(cfg, installed):
     root, name = cfg.stack_root, unit(cfg)
     if cfg.backup_offsite:
         ensure_packages("restic for the off-host copy", ["restic"], installed)
-    files.directory(name=f"Backup directory {cfg.backup_dir}", path=cfg.backup_dir, user="root", group="root", mode="700")
+    converge.directory(name=f"Backup directory {cfg.backup_dir}", path=cfg.backup_dir, user="root", group="root", mode="700")
     template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
                          app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps}, generated=list(GENERATED_SECRETS))
     for script in ("backup", "restore"):
-        files.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
+        converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
                        dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
-    changed = [files.template(name=f"{name}.{kind}", src=f"templates/backup/backup.{kind}.j2",
+    changed = [converge.template(name=f"{name}.{kind}", src=f"templates/backup/backup.{kind}.j2",
                               dest=f"/etc/systemd/system/{name}.{kind}", mode="644", **template_vars)
                for kind in ("service", "timer")]
     reload = systemd.daemon_reload(name="systemd reloaded for the backup units", _if=lambda: any(op.did_change() for op in changed))

@@ -8,6 +8,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Sysctl
 from pyinfra.operations import files, server, systemd
 
+from . import converge
 from .converge import ensure_packages
 
 PACKAGES = (
@@ -58,10 +59,10 @@ def units(installed):
 
 def apply(cfg, installed):
     ensure_packages("Base packages", packages(installed), installed)
-    files.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
+    converge.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
               mode="644", create_remote_dir=False)
 
-    persisted = files.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
+    persisted = converge.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
                           mode="644", create_remote_dir=False)
     live = host.get_fact(Sysctl)
     live_differs = any(live.get(key) != value for key, value in SYSCTLS.items())
@@ -99,7 +100,7 @@ def _admin_user(cfg):
         public_keys=list(cfg.admin_ssh_keys),
         delete_keys=True,
     )
-    files.put(
+    converge.put(
         name=f"{cfg.admin_user} may sudo without a password (key-only log-in)",
         src=StringIO(f"{cfg.admin_user} ALL=(ALL) NOPASSWD:ALL\n"),
         dest=f"/etc/sudoers.d/90-{cfg.admin_user}",
@@ -109,8 +110,8 @@ def _admin_user(cfg):
 
 def _ssh_hardening(cfg):
     if cfg.ssh_hardening:
-        dropin = files.put(name="SSH hardening: keys only", src="files/sshd-hardening.conf", dest=SSHD_DROPIN, mode="644")
+        dropin = converge.put(name="SSH hardening: keys only", src="files/sshd-hardening.conf", dest=SSHD_DROPIN, mode="644")
     else:
-        dropin = files.file(name="SSH hardening off", path=SSHD_DROPIN, present=False)
+        dropin = converge.absent(name="SSH hardening off", path=SSHD_DROPIN)
     server.shell(name="sshd configuration valid", commands=["sshd -t"], _if=dropin.did_change)
     systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=dropin.did_change)

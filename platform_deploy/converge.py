@@ -1,4 +1,4 @@
-"""Package and service operations that cost one fact each and stay silent on a rerun.
+"""Package, service and file operations that cost one fact each and stay silent on a rerun.
 
 pyinfra's apt.packages and systemd.service each gather their own facts per call
 (dpkg -l, two systemctl calls per unit). Reading those facts once for all packages and
@@ -7,10 +7,18 @@ close to the cost of connecting. apt.update with a cache_time alone would also r
 change once the cache ages, so a rerun on a converged host would not be clean.
 """
 
+import hashlib
+import os
+import shlex
+from io import StringIO
+from pathlib import Path
+
 from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.api.util import get_template
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import apt, files, systemd
 
 
 def installed_packages():
@@ -38,3 +46,93 @@ def ensure_units(units):
         unit = _unit(name)
         if (want_running and not running.get(unit)) or (want_enabled and not enabled.get(unit)):
             systemd.service(name=f"{unit} running and enabled", service=unit, running=want_running, enabled=want_enabled)
+
+
+# Files and directories: one read of every managed directory per run (ManagedTree), and
+# pyinfra's own operation emitted only for a path that differs. pyinfra's files.* would
+# read two or three facts per path, each an SSH round trip, on every run.
+
+class ManagedTree(FactBase):
+    """Kind, mode, owner, group and SHA-1 of each directory given and of what is directly in
+    it (files under 1 MB are hashed): {path: (kind, mode, user, group, sha1 or None)}."""
+
+    def command(self, dirs):
+        quoted = " ".join(shlex.quote(d) for d in dirs)
+        return (f"find {quoted} -maxdepth 1 \\( -type d -printf 'd %m %u %g %p\\n' \\) -o \\( -type f -printf 'f %m %u %g %p\\n' \\) "
+                f"2>/dev/null; find {quoted} -maxdepth 1 -type f -size -1024k -exec sha1sum {{}} + 2>/dev/null | sed 's/^/sha1 /'; true")
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        tree, sums = {}, {}
+        for line in output:
+            if line.startswith("sha1 "):
+                digest, _, path = line[5:].partition("  ")
+                sums[path] = digest
+            elif line[:2] in ("d ", "f "):
+                kind, mode, user, group, path = line.split(" ", 4)
+                tree[path] = [kind, mode, user, group, None]
+        for path, digest in sums.items():
+            if path in tree:
+                tree[path][4] = digest
+        return {path: tuple(entry) for path, entry in tree.items()}
+
+
+class Unchanged:
+    """What a file operation returns when the host already has what it wants."""
+
+    @staticmethod
+    def did_change():
+        return False
+
+
+_scans = {}  # host name -> (directories read, ManagedTree)
+
+
+def scan(dirs):
+    """Read every managed directory once; the helpers below consult it."""
+    dirs = sorted(set(dirs))
+    _scans[host.name] = (set(dirs), host.get_fact(ManagedTree, dirs=dirs))
+
+
+def _has(path, kind, mode=None, user=None, group=None, sha1=None):
+    entry = _scans.get(host.name, (set(), {}))[1].get(path)
+    return bool(entry) and entry[0] == kind and (mode is None or entry[1] == str(mode)) \
+        and (user is None or entry[2] == user) and (group is None or entry[3] == group) \
+        and (sha1 is None or entry[4] == sha1)
+
+
+def put(name, src, dest, mode=None, user=None, group=None, **kwargs):
+    """files.put, when `dest` differs from `src` (a local path or a StringIO)."""
+    data = src.getvalue().encode() if isinstance(src, StringIO) else Path(src).read_bytes()
+    if _has(dest, "f", mode, user, group, hashlib.sha1(data).hexdigest()):
+        return Unchanged()
+    return files.put(name=name, src=src, dest=dest, mode=mode, user=user, group=group, **kwargs)
+
+
+def template(name, src, dest, mode=None, user=None, group=None, create_remote_dir=True, **data):
+    """files.template, rendered here as pyinfra renders it, when `dest` differs."""
+    return put(name, StringIO(get_template(src).render(**data)), dest, mode=mode, user=user, group=group,
+               create_remote_dir=create_remote_dir)
+
+
+def directory(name, path, mode=None, user=None, group=None):
+    if _has(path, "d", mode, user, group):
+        return Unchanged()
+    return files.directory(name=name, path=path, mode=mode, user=user, group=group)
+
+
+def file_present(name, path, mode=None, user=None, group=None):
+    """An (empty if new) file with this mode and owner, content left alone."""
+    if _has(path, "f", mode, user, group):
+        return Unchanged()
+    return files.file(name=name, path=path, mode=mode, user=user, group=group)
+
+
+def absent(name, path):
+    scanned, tree = _scans.get(host.name, (set(), {}))
+    if os.path.dirname(path) in scanned and path not in tree:
+        return Unchanged()
+    return files.file(name=name, path=path, present=False)

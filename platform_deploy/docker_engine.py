@@ -9,6 +9,7 @@ from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, systemd
 
+from . import converge
 from .converge import ensure_packages
 from .config import ConfigError, check_os
 
@@ -68,7 +69,7 @@ def host_plan(cfg):
 
 
 def apply(cfg, docker_plan, installed):
-    daemon = files.template(
+    daemon = converge.template(
         name="Docker daemon settings",
         src="templates/daemon.json.j2",
         dest=DAEMON_JSON,
@@ -79,12 +80,12 @@ def apply(cfg, docker_plan, installed):
     repo = docker_plan["repo"]
     if repo:
         apt.packages(name="Packages that conflict with Docker's removed", packages=list(docker_plan["remove"]), present=False)
-        files.directory(name="apt keyrings directory", path="/etc/apt/keyrings", mode="755")
+        converge.directory(name="apt keyrings directory", path="/etc/apt/keyrings", mode="755")
         files.download(name="Docker's apt signing key", src=repo["key_url"], dest=KEYRING, mode="644")
-        source = files.template(name="Docker's apt repository (deb822)", src="templates/docker.sources.j2", dest=SOURCE_FILE, mode="644", repo=repo, keyring=KEYRING)
+        source = converge.template(name="Docker's apt repository (deb822)", src="templates/docker.sources.j2", dest=SOURCE_FILE, mode="644", repo=repo, keyring=KEYRING)
         apt.update(name="Package index with Docker's repository", _if=source.did_change)
     else:
-        files.file(name="Docker's apt repository absent", path=SOURCE_FILE, present=False)
+        converge.absent(name="Docker's apt repository absent", path=SOURCE_FILE)
 
     ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
     return systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True,

@@ -6,7 +6,7 @@ the edge network. Its own configuration comes from here; Pangolin's resources (t
 sites) reach it through Pangolin's HTTP provider.
 """
 
-from pyinfra.operations import files
+from . import converge
 
 APP_UPSTREAMS = {"chatwoot": "http://chatwoot-web:3000", "n8n": "http://n8n:5678", "directus": "http://directus:8055"}
 PANGOLIN_SECRET_MARKER = "@@PANGOLIN_SERVER_SECRET@@"
@@ -40,17 +40,17 @@ def render(cfg):
     one that renders Pangolin's config template (the secrets script fills it in)."""
     root = f"{cfg.stack_root}/edge"
     for path, mode in ((root, "755"), (f"{root}/traefik", "755"), (f"{root}/letsencrypt", "700"), (f"{root}/pangolin", "700")):
-        files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
+        converge.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     # Traefik refuses an acme.json anyone but its owner can read.
-    files.file(name="acme.json (0600)", path=f"{root}/letsencrypt/acme.json", user="root", group="root", mode="600")
+    converge.file_present(name="acme.json (0600)", path=f"{root}/letsencrypt/acme.json", user="root", group="root", mode="600")
     routers, services = routes(cfg)
-    pangolin_template = files.template(
+    pangolin_template = converge.template(
         name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
         dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
     traefik = [
-        files.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
+        converge.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
                        dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
-        files.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
+        converge.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
                        dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
     ]
     return {"traefik": traefik, "pangolin": [pangolin_template]}, pangolin_template

@@ -15,7 +15,7 @@ from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 from pyinfra.operations import files, server
 
-from . import backup, edge
+from . import backup, converge, edge
 from .config import GENERATED_SECRETS, ConfigError
 
 UPLOAD_DIR = "/var/lib/platform-upload"
@@ -229,7 +229,7 @@ def directories(cfg):
     root = cfg.stack_root
     for path, mode in ((root, "755"), (f"{root}/secrets", "700"), (f"{root}/config", "755"),
                        (f"{root}/env", "700"), (f"{root}/bin", "755"), (f"{root}/state", "700")):
-        files.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
+        converge.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
 
 def check_postgres_major(cfg):
@@ -278,11 +278,11 @@ def apply(cfg, docker_restarted, data_major):
 
     edge_files, pangolin_template = edge.render(cfg)
     if cfg.supplied_secrets:
-        files.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
+        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
     supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)
-    secrets_script = files.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
+    secrets_script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
                                     mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
                                     marker=edge.PANGOLIN_SECRET_MARKER)
     wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
@@ -296,17 +296,17 @@ def apply(cfg, docker_restarted, data_major):
 
     size = sizing(cfg)
     template_vars = dict(cfg=cfg, size=size, urls=urls(cfg), redis_db=REDIS_DB, root=root)
-    redis_conf = files.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
+    redis_conf = converge.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
                                 mode="644", create_remote_dir=False, **template_vars)
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
     mounted = {"redis": [redis_conf], **edge_files, "pangolin": [*edge_files["pangolin"], secrets]}
     inputs = [
         *(op for ops in mounted.values() for op in ops),
-        files.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
+        converge.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
                        mode="640", create_remote_dir=False, **template_vars),
     ]
     for app in cfg.apps:
-        inputs.append(files.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2",
+        inputs.append(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2",
                                      dest=f"{root}/env/{app}.env", mode="600", create_remote_dir=False, **template_vars))
     inputs += _offline_images(cfg)
 
@@ -339,7 +339,7 @@ def apply(cfg, docker_restarted, data_major):
         _if=needs_up,
     )
 
-    db_script = files.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
+    db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
                                mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
     drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{project}-postgres-1"))
     server.shell(
@@ -373,7 +373,7 @@ def apply(cfg, docker_restarted, data_major):
             _if=lambda ops=ops, service=service: service in state["services"] and any(op.did_change() for op in ops),
         )
     # Reached only when everything came up: what a failed upgrade points back to.
-    files.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)), dest=f"{root}/state/images",
+    converge.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)), dest=f"{root}/state/images",
               mode="600", create_remote_dir=False)
 
 
