@@ -7,7 +7,8 @@ connect plus one command), rerun / floor, how many operations changed on the rer
 (targets: 0 changed, rerun at most 3x the floor); the stack layer's own converge time
 (stack removed, host layers and images kept); and each container's idle memory against
 its limit (real PostgreSQL and Redis; the apps are stand-ins, so their figures say
-nothing about the real apps).
+nothing about the real apps); a backup's time (median of 3) and size, and a full
+restore's time (the stand-ins' data is small: these are the fixed costs).
 """
 
 import argparse
@@ -62,6 +63,10 @@ def main():
         stack_converge, _ = deploy()
         time.sleep(30)  # let the services settle before reading idle memory
         stats = host_sh("docker stats --no-stream --format '{{.Name}}\t{{.MemUsage}}\t{{.MemPerc}}'")
+        backups = [timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)]
+        backup_size = host_sh("du -sh $(ls -1d /var/backups/msgplatform/[0-9]*Z | tail -n 1) | cut -f1").strip()
+        restore, _ = timed(["docker", "exec", NAME, "/opt/msgplatform/bin/restore.sh", "latest"])
+        _, changed_after_restore = deploy()
     finally:
         if not args.keep:
             subprocess.run([*tool, "destroy"], cwd=ROOT)
@@ -76,6 +81,8 @@ def main():
     print(f"rerun / floor:         {rerun / floor:7.2f}   (target <= 3)")
     print(f"changed on reruns:     {len(rerun_changed):7d}   (target 0) {rerun_changed or ''}")
     print(f"stack layer converge:  {stack_converge:7.1f} s  (compose project, secrets, databases; images on host)")
+    print(f"backup (median of 3):  {statistics.median(backups):7.1f} s  ({backup_size})")
+    print(f"full restore:          {restore:7.1f} s  (then a rerun changed {len(changed_after_restore)} operations)")
     print()
     print("idle memory per container (used / limit, share):")
     for line in sorted(stats.splitlines()):
