@@ -247,8 +247,8 @@ def test_backup_destroy_restore_brings_back_every_row_and_file(sandbox):
     assert rc == 0, log[-3000:]
     assert psql(sandbox, "n8n", "select count(*) from pg_tables where tablename = 'day_two'") == "0"
 
-    out = sandbox.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1")
-    assert "restored (secrets chatwoot n8n directus redis edge)" in out
+    out = sandbox.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1; echo rc=$?")
+    assert "restored (secrets chatwoot n8n directus redis edge)" in out and out.endswith("rc=0\n"), out[-3000:]
     wait_healthy(sandbox)
     assert read_data(sandbox) == data
     rc, failed, log = sandbox.audit()
@@ -268,7 +268,8 @@ def test_restore_onto_a_fresh_host(sandbox):
         copied = run(["sh", "-c", f"docker exec {sandbox.name} tar -C {BACKUPS} -c {taken} "
                                   f"| docker exec -i {fresh.name} tar -C {BACKUPS} -x"])
         assert copied.returncode == 0, copied.stderr
-        fresh.sh(f"{ROOT}/bin/restore.sh {taken}")
+        out = fresh.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1; echo rc=$?")
+        assert out.endswith("rc=0\n"), out[-3000:]
         wait_healthy(fresh)
         assert read_data(fresh) == data
         assert fresh.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key")
@@ -285,7 +286,8 @@ def test_restore_of_one_service_leaves_the_others_alone(sandbox):
     psql(sandbox, "n8n", "delete from day_two", user="n8n")
     psql(sandbox, "chatwoot", "insert into day_two values (0, 'after the backup')", user="chatwoot")
     chatwoot = psql(sandbox, "chatwoot", "select count(*) from day_two", user="chatwoot")
-    sandbox.sh(f"{ROOT}/bin/restore.sh latest n8n")
+    out = sandbox.sh(f"{ROOT}/bin/restore.sh latest n8n 2>&1; echo rc=$?")
+    assert out.endswith("rc=0\n"), out[-3000:]
     wait_healthy(sandbox)
     rows, keys, files = read_data(sandbox)
     assert rows["n8n"] == before[0]["n8n"]
