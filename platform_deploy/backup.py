@@ -68,9 +68,9 @@ def apply(cfg, installed):
                          app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps}, generated=list(GENERATED_SECRETS))
     for script in ("backup", "restore"):
         converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
-                       dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
+                          dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
     changed = [converge.template(name=f"{name}.{kind}", src=f"templates/backup/backup.{kind}.j2",
-                              dest=f"/etc/systemd/system/{name}.{kind}", mode="644", **template_vars)
+                                 dest=f"/etc/systemd/system/{name}.{kind}", mode="644", **template_vars)
                for kind in ("service", "timer")]
     reload = systemd.daemon_reload(name="systemd reloaded for the backup units", _if=lambda: any(op.did_change() for op in changed))
     systemd.service(name=f"{name}.timer restarted on its new schedule", service=f"{name}.timer", restarted=True,
@@ -78,10 +78,9 @@ def apply(cfg, installed):
     return {f"{name}.timer": (True, True)}
 
 
-def run_now(cfg, reason, _if=None):
+def run_now(cfg, reason):
     """The backup, now, through its unit (so its log and result are where the timer's are)."""
-    return server.shell(name=f"Backup taken: {reason}", commands=[f"systemctl start {unit(cfg)}.service"],
-                        **({"_if": _if} if _if else {}))
+    return server.shell(name=f"Backup taken: {reason}", commands=[f"systemctl start {unit(cfg)}.service"])
 
 
 def first_backup(cfg):

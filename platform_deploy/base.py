@@ -60,10 +60,10 @@ def units(installed):
 def apply(cfg, installed):
     ensure_packages("Base packages", packages(installed), installed)
     converge.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
-              mode="644", create_remote_dir=False)
+                 mode="644", create_remote_dir=False)
 
     persisted = converge.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
-                          mode="644", create_remote_dir=False)
+                             mode="644", create_remote_dir=False)
     live = host.get_fact(Sysctl)
     live_differs = any(live.get(key) != value for key, value in SYSCTLS.items())
     server.shell(name="sysctl settings applied", commands=[f"sysctl -p {SYSCTL_FILE}"],

@@ -49,8 +49,8 @@ def render(cfg):
         dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
     traefik = [
         converge.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
-                       dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
+                          dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
         converge.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
-                       dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
+                          dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
     ]
     return {"traefik": traefik, "pangolin": [pangolin_template]}, pangolin_template

@@ -283,8 +283,8 @@ def apply(cfg, docker_restarted, data_major):
                 for name in sorted(cfg.supplied_secrets)]
     env = secret_env(cfg)
     secrets_script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
-                                    mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
-                                    marker=edge.PANGOLIN_SECRET_MARKER)
+                                       mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
+                                       marker=edge.PANGOLIN_SECRET_MARKER)
     wanted_secret_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
     secrets = server.shell(
         name="Secrets generated and kept on the host",
@@ -297,17 +297,17 @@ def apply(cfg, docker_restarted, data_major):
     size = sizing(cfg)
     template_vars = dict(cfg=cfg, size=size, urls=urls(cfg), redis_db=REDIS_DB, root=root)
     redis_conf = converge.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{root}/config/redis.conf",
-                                mode="644", create_remote_dir=False, **template_vars)
+                                   mode="644", create_remote_dir=False, **template_vars)
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
     mounted = {"redis": [redis_conf], **edge_files, "pangolin": [*edge_files["pangolin"], secrets]}
     inputs = [
         *(op for ops in mounted.values() for op in ops),
         converge.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{root}/compose.yaml",
-                       mode="640", create_remote_dir=False, **template_vars),
+                          mode="640", create_remote_dir=False, **template_vars),
     ]
     for app in cfg.apps:
         inputs.append(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2",
-                                     dest=f"{root}/env/{app}.env", mode="600", create_remote_dir=False, **template_vars))
+                                        dest=f"{root}/env/{app}.env", mode="600", create_remote_dir=False, **template_vars))
     inputs += _offline_images(cfg)
 
     not_ready = [s for s in cfg.compose_services if state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
@@ -340,7 +340,7 @@ def apply(cfg, docker_restarted, data_major):
     )
 
     db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
-                               mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
+                                  mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
     drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{project}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",
@@ -374,7 +374,7 @@ def apply(cfg, docker_restarted, data_major):
         )
     # Reached only when everything came up: what a failed upgrade points back to.
     converge.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)), dest=f"{root}/state/images",
-              mode="600", create_remote_dir=False)
+                 mode="600", create_remote_dir=False)
 
 
 def running_images(cfg):
