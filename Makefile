@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy test test-unit audit bench venv
+.PHONY: sandbox sandbox-destroy test test-unit audit bench venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -37,3 +37,7 @@ audit: venv
 
 bench: venv
 	$(PY) bench/converge.py
+
+# docs/settings.md from the settings models (a unit test fails when it is stale).
+settings-reference: venv
+	$(PY) tools/settings_reference.py

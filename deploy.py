@@ -10,10 +10,11 @@ import os
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import backup, base, config, converge, docker_engine, firewall, memory, stack
+from platform_deploy import backup, base, config, converge, data, docker_engine, firewall, memory, secrets, stack
+from platform_deploy.apps import chatwoot
 
-cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=config.supplied_secrets())
-postgres_data_major = stack.check_postgres_major(cfg)
+cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets())
+postgres_data_major = data.check_postgres_major(cfg)
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
@@ -22,11 +23,11 @@ logger.info(
 # Decisions are taken against the host as it is before this run: one dpkg read, and one
 # read of every directory the deploy writes files into.
 installed = converge.installed_packages()
-root = cfg.stack_root
+root = cfg.stack.stack_root
 converge.scan([
     *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, docker_engine.DAEMON_JSON,
                                          docker_engine.KEYRING, docker_engine.SOURCE_FILE)),
-    "/etc/sudoers.d", "/etc/systemd/system", stack.UPLOAD_DIR, cfg.backup_dir,
+    "/etc/sudoers.d", "/etc/systemd/system", secrets.UPLOAD_DIR, cfg.backup.backup_dir,
     root, *(f"{root}/{d}" for d in ("bin", "config", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
 ])
 base.apply(cfg, installed)
@@ -35,5 +36,8 @@ docker_restarted = docker_engine.apply(cfg, docker_plan, installed)
 stack.directories(cfg)
 backup_units = backup.apply(cfg, installed)
 converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **backup_units})
-stack.apply(cfg, docker_restarted, postgres_data_major)
+rollout = stack.files_and_images(cfg, docker_restarted, postgres_data_major)
+data.apply(cfg, rollout)
+chatwoot.apply(cfg, rollout)
+stack.up(cfg, rollout)
 backup.first_backup(cfg)

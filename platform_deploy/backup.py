@@ -5,6 +5,7 @@ touches data, and once on a host that has none yet.
 """
 
 import calendar
+import re
 import shlex
 import time
 
@@ -12,9 +13,49 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
 
-from .config import APP_SERVICES, GENERATED_SECRETS
+from pydantic import field_validator
+
 from . import converge
 from .converge import ensure_packages
+from .model import PositiveInt, Section, refuse, setting
+from . import stack
+from .secrets import GENERATED_SECRETS
+
+
+class Settings(Section):
+    backup_dir: str = setting(
+        "/var/backups/msgplatform", doc="Where backups go: backup_dir/<UTC time>/, one directory each.",
+        problem="not a dedicated absolute directory", pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
+        fix='set backup_dir = "/var/backups/msgplatform"')
+    backup_schedule: str = setting(
+        "*-*-* 03:15:00", doc="When the backup timer runs: a systemd OnCalendar expression (UTC on most servers).",
+        problem="not a systemd calendar expression", pattern=r"^[A-Za-z0-9*:/,. ~-]+$",
+        fix='use e.g. "*-*-* 03:15:00" (nightly) or "daily"; see `man systemd.time`')
+    backup_keep: PositiveInt = setting(7, doc="How many backups stay; older ones are removed.", problem="not a count",
+                                       fix="keep at least 1 backup, e.g. backup_keep = 7")
+    backup_max_age_hours: PositiveInt = setting(
+        26, doc="The audit calls the last backup stale after this many hours.", problem="not a number of hours",
+        fix="set how old the last backup may be before the audit calls it stale, e.g. 26 for a nightly schedule")
+    # No credentials in the URL: it is not a secret and shows in logs.
+    backup_offsite: str | None = setting(
+        None, doc='Off-host copy with restic, e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or '
+                  '"s3:https://s3.example.org/bucket/msgplatform"; password from PLATFORM_RESTIC_PASSWORD (S3 keys: '
+                  "PLATFORM_RESTIC_AWS_ACCESS_KEY_ID, PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY). None: no off-host copy.",
+        problem="not a restic repository", pattern=r"^(sftp:|s3:|rest:|/)[^\s'\"]+$",
+        fix='use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform" '
+            "(credentials come from PLATFORM_RESTIC_* secrets, never the URL), or None")
+
+    @field_validator("backup_dir")
+    @classmethod
+    def _no_trailing_slash(cls, path):
+        return path.rstrip("/")
+
+    @field_validator("backup_offsite")
+    @classmethod
+    def _no_credentials(cls, url):
+        if url and re.search(r"://[^/]*:[^/]*@", url):
+            raise refuse("holds credentials", "put them in PLATFORM_RESTIC_* secrets, never the URL", shown="(not shown)")
+        return url
 
 # App -> its named volumes (compose.yaml), each kept as a tar in the backup.
 APP_VOLUMES = {"chatwoot": ("chatwoot-storage",), "n8n": ("n8n-data",), "directus": ("directus-uploads", "directus-extensions")}
@@ -22,11 +63,11 @@ STAMP = "%Y%m%dT%H%M%SZ"  # a backup's directory name, in UTC
 
 
 def unit(cfg):
-    return f"{cfg.stack_name}-backup"
+    return f"{cfg.stack.stack_name}-backup"
 
 
 def app_volumes(cfg):
-    return {app: APP_VOLUMES[app] for app in cfg.apps}
+    return {app: APP_VOLUMES[app] for app in cfg.stack.apps}
 
 
 class Backups(FactBase):
@@ -60,12 +101,12 @@ def age_hours(name, now):
 
 def apply(cfg, installed):
     """Scripts and units; returns the units to keep running and enabled."""
-    root, name = cfg.stack_root, unit(cfg)
-    if cfg.backup_offsite:
+    root, name = cfg.stack.stack_root, unit(cfg)
+    if cfg.backup.backup_offsite:
         ensure_packages("restic for the off-host copy", ["restic"], installed)
-    converge.directory(name=f"Backup directory {cfg.backup_dir}", path=cfg.backup_dir, user="root", group="root", mode="700")
+    converge.directory(name=f"Backup directory {cfg.backup.backup_dir}", path=cfg.backup.backup_dir, user="root", group="root", mode="700")
     template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                         app_volumes=app_volumes(cfg), app_services={app: APP_SERVICES[app] for app in cfg.apps}, generated=list(GENERATED_SECRETS))
+                         app_volumes=app_volumes(cfg), app_services={app: stack.APP_SERVICES[app] for app in cfg.stack.apps}, generated=list(GENERATED_SECRETS))
     for script in ("backup", "restore"):
         converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
                           dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
@@ -84,5 +125,5 @@ def run_now(cfg, reason):
 
 
 def first_backup(cfg):
-    if not host.get_fact(Backups, backup_dir=cfg.backup_dir, unit_name=unit(cfg))["backups"]:
+    if not host.get_fact(Backups, backup_dir=cfg.backup.backup_dir, unit_name=unit(cfg))["backups"]:
         run_now(cfg, "the first one on this host")

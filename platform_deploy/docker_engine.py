@@ -4,6 +4,8 @@ Ubuntu (and Debian 12, whose own docker-compose is the old v1) get Docker's apt
 repository; Debian 13 gets its own docker.io and docker-compose (v2).
 """
 
+from typing import Literal
+
 from pyinfra import host
 from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution
@@ -11,7 +13,19 @@ from pyinfra.operations import apt, files, systemd
 
 from . import converge
 from .converge import ensure_packages
-from .config import ConfigError, check_os
+from .base import check_os
+from .model import ConfigError, PositiveInt, Section, setting
+
+
+class Settings(Section):
+    docker_source: Literal["auto", "docker", "distro"] = setting(
+        "auto", doc="Where Docker comes from: auto = Docker's apt repository on Ubuntu and Debian 12, the distribution's "
+                    "docker.io + compose v2 on Debian 13; docker or distro force one.",
+        problem="unknown value", fix="set docker_source to one of: auto, docker, distro")
+    docker_log_max_size: str = setting("10m", doc="Size at which a container's log is rotated.", problem="not a size",
+                                       fix='write it like "10m" (k, m or g)', pattern=r"^[1-9][0-9]*[kmg]$")
+    docker_log_max_file: PositiveInt = setting(3, doc="Rotated log files kept per container.", problem="not a count",
+                                               fix="set a whole number of files, at least 1")
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 UNITS = {"docker": (True, True)}
@@ -52,7 +66,7 @@ def plan(os_name, major, codename, arch, docker_source):
 def daemon_settings(cfg):
     return {
         "log-driver": "json-file",
-        "log-opts": {"max-size": cfg.docker_log_max_size, "max-file": str(cfg.docker_log_max_file)},
+        "log-opts": {"max-size": cfg.docker.docker_log_max_size, "max-file": str(cfg.docker.docker_log_max_file)},
         # Containers keep running while dockerd restarts (upgrades, daemon.json changes).
         "live-restore": True,
         # Published ports go through iptables DNAT only, no docker-proxy processes.
@@ -62,7 +76,7 @@ def daemon_settings(cfg):
 
 def host_plan(cfg):
     os_name, major, codename = check_os(host.get_fact(LinuxDistribution))
-    docker_plan = plan(os_name, major, codename, None, cfg.docker_source)
+    docker_plan = plan(os_name, major, codename, None, cfg.docker.docker_source)
     if docker_plan["repo"]:
         docker_plan["repo"]["arch"] = host.get_fact(DebArch)
     return docker_plan

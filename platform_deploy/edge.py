@@ -6,7 +6,56 @@ the edge network. Its own configuration comes from here; Pangolin's resources (t
 sites) reach it through Pangolin's HTTP provider.
 """
 
+
+from pydantic import field_validator, model_validator
+
 from . import converge
+from .model import DNS_LABELS_RE, Domain, Email, Section, refuse, setting
+
+EDGE_SERVICES = ("chatwoot", "n8n", "directus", "pangolin")
+
+
+class Settings(Section):
+    domain: Domain = setting(doc="Required. The apps answer on chat.<domain>, n8n.<domain>, cms.<domain> and pangolin.<domain>.",
+                             fix='set domain = "example.org" (the apps get chat., n8n. and cms. under it)')
+    acme_email: Email = setting(doc="Required. Let's Encrypt account; expiry notices go there.",
+                                fix='set acme_email = "ops@example.org": Let\'s Encrypt sends expiry notices there')
+    edge_hostnames: dict[str, str] = setting(
+        {}, doc='Hostnames under domain, by service; the defaults are chat, n8n, cms and pangolin. E.g. {"chatwoot": "support"}.',
+        problem="not a mapping", fix='set edge_hostnames = {"chatwoot": "support"}')
+    acme_dns_provider: str | None = setting(
+        None, doc='None: HTTP-01 challenge on port 80; a Traefik DNS provider code such as "cloudflare": DNS-01.',
+        problem="not a Traefik DNS provider name", pattern=r"^[a-z0-9]+$",
+        fix='use None for the HTTP-01 challenge, or a provider code such as "cloudflare"')
+    acme_dns_token_env: str | None = setting(
+        None, doc='With a DNS provider: the variable its token is read from, e.g. "CF_DNS_API_TOKEN"; the value comes '
+                  "from PLATFORM_ACME_DNS_API_TOKEN.", problem="not an environment variable name", pattern=r"^[A-Z][A-Z0-9_]*$",
+        fix='name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare')
+    badger_version: str = setting("v1.2.0", doc="Pangolin's Traefik plugin (Badger).", problem="not a version",
+                                  fix='write a tag like "v1.2.0"', pattern=r"^v?[0-9][0-9A-Za-z.+-]*$")
+    tunnels_enabled: bool = setting(False, doc="Pangolin tunnels: Gerbil, UDP 51820 and 21820.", problem="not a boolean",
+                                    fix="set tunnels_enabled = True or False")
+
+    @field_validator("edge_hostnames")
+    @classmethod
+    def _hostnames(cls, names):
+        names = {"chatwoot": "chat", "n8n": "n8n", "directus": "cms", "pangolin": "pangolin", **names}
+        for name, label in names.items():
+            if name not in EDGE_SERVICES:
+                raise refuse("unknown service", f"use {', '.join(EDGE_SERVICES)}", key=f"edge_hostnames[{name!r}]", value=label)
+            if not isinstance(label, str) or not DNS_LABELS_RE.match(label):
+                raise refuse("not a DNS label", 'give the part before the domain, e.g. "chat"', key=f"edge_hostnames[{name!r}]", value=label)
+        if len(set(names.values())) != len(names):
+            raise refuse("two services share a hostname", "give each service its own name")
+        return names
+
+    @model_validator(mode="after")
+    def _dns_token(self):
+        if self.acme_dns_provider and not self.acme_dns_token_env:
+            raise refuse("missing while acme_dns_provider is set",
+                         'name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare',
+                         key="acme_dns_token_env", value=None)
+        return self
 
 APP_UPSTREAMS = {"chatwoot": "http://chatwoot-web:3000", "n8n": "http://n8n:5678", "directus": "http://directus:8055"}
 PANGOLIN_SECRET_MARKER = "@@PANGOLIN_SERVER_SECRET@@"
@@ -20,17 +69,17 @@ def host_of(rule):
 
 def hosts(cfg):
     """Service -> the public hostname it answers on."""
-    return {name: f"{sub}.{cfg.domain}" for name, sub in cfg.edge_hostnames.items()}
+    return {name: f"{sub}.{cfg.edge.domain}" for name, sub in cfg.edge.edge_hostnames.items()}
 
 
 def routes(cfg):
     """Router name -> {host, path, service, badger}; and service name -> upstream URL."""
     names = hosts(cfg)
-    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.apps}
+    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.stack.apps}
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
     routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True}
     routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True}
-    services = {app: APP_UPSTREAMS[app] for app in cfg.apps}
+    services = {app: APP_UPSTREAMS[app] for app in cfg.stack.apps}
     services.update({"pangolin-api": "http://pangolin:3000", "pangolin-web": "http://pangolin:3002"})
     return routers, services
 
@@ -38,7 +87,7 @@ def routes(cfg):
 def render(cfg):
     """The edge's files. Returns {service: the operations of the files it reads}, and the
     one that renders Pangolin's config template (the secrets script fills it in)."""
-    root = f"{cfg.stack_root}/edge"
+    root = f"{cfg.stack.stack_root}/edge"
     for path, mode in ((root, "755"), (f"{root}/traefik", "755"), (f"{root}/letsencrypt", "700"), (f"{root}/pangolin", "700")):
         converge.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     # Traefik refuses an acme.json anyone but its owner can read.

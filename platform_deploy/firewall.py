@@ -10,7 +10,15 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
-from .config import ConfigError
+from .model import Cidr, ConfigError, Section, items, setting
+
+
+class Settings(Section):
+    ssh_allow_cidrs: items(Cidr) = setting(
+        (), doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. SSH always stays open, or you lock yourself out.',
+        problem="not a list", fix='set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere')
+    ssh_rate_limit: bool = setting(True, doc='UFW "limit" on SSH: a source opening 6 connections in 30 s is refused for a while.',
+                                   problem="not a boolean", fix="set ssh_rate_limit = True or False")
 
 TUNNEL_PORTS_UDP = (51820, 21820)  # Gerbil's WireGuard and relay ports
 EDGE_PORTS_TCP = (80, 443)
@@ -26,7 +34,7 @@ def docker_guard_rules(cfg):
     the edge's host ports (by the port the client asked for, before DNAT); container
     traffic and replies pass."""
     allowed = [("tcp", port) for port in EDGE_PORTS_TCP]
-    if cfg.tunnels_enabled:
+    if cfg.edge.tunnels_enabled:
         allowed += [("udp", port) for port in TUNNEL_PORTS_UDP]
     return [
         "-N DOCKER-USER",
@@ -47,15 +55,15 @@ def docker_guard_block(cfg):
 
 
 def wanted_rules(cfg, sshd_ports):
-    action = "limit" if cfg.ssh_rate_limit else "allow"
+    action = "limit" if cfg.firewall.ssh_rate_limit else "allow"
     rules = []
     for port in sshd_ports:
-        if cfg.ssh_allow_cidrs:
-            rules += [f"{action} from {cidr} to any port {port} proto tcp" for cidr in cfg.ssh_allow_cidrs]
+        if cfg.firewall.ssh_allow_cidrs:
+            rules += [f"{action} from {cidr} to any port {port} proto tcp" for cidr in cfg.firewall.ssh_allow_cidrs]
         else:
             rules.append(f"{action} {port}/tcp")
     rules += ["allow 80/tcp", "allow 443/tcp"]
-    if cfg.tunnels_enabled:
+    if cfg.edge.tunnels_enabled:
         rules += [f"allow {port}/udp" for port in TUNNEL_PORTS_UDP]
     return rules
 

@@ -46,3 +46,37 @@ def format_budget(limits, ram_mb):
     lines.append(f"  {'host reserve':<18}{HOST_RESERVE_MB:>6} MB")
     lines.append(f"  {'total':<18}{host_needs_mb(limits):>6} MB of {ram_mb} MB on the host")
     return "\n".join(lines)
+
+
+def sizing(cfg):
+    """Settings inside each container, derived from its memory limit (MB)."""
+    limits = cfg.memory_limits_mb
+    web, sidekiq = limits.get("chatwoot-web", 0), limits.get("chatwoot-sidekiq", 0)
+    chatwoot = {
+        # A Puma worker of Chatwoot takes about 400-500 MB; one worker is Puma's single mode.
+        "web_concurrency": max(1, (web - 256) // 512),
+        "rails_max_threads": 5,
+        "sidekiq_concurrency": max(2, min(25, sidekiq // 75)),
+    }
+    pools = {
+        "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
+        "n8n": 5,
+        "directus": 10,
+    }
+    pg = limits["postgres"]
+    max_connections = sum(pools[app] for app in cfg.stack.apps) + 15  # + superuser, backups, psql
+    shared_buffers = pg // 4
+    return {
+        "postgres": {
+            "max_connections": max_connections,
+            "shared_buffers": f"{shared_buffers}MB",
+            # A planner hint: the page cache counts against the container's limit.
+            "effective_cache_size": f"{pg // 2}MB",
+            "work_mem": f"{max(4, (pg - shared_buffers) // (max_connections * 3))}MB",
+            "maintenance_work_mem": f"{max(32, pg // 16)}MB",
+        },
+        "redis_maxmemory_mb": limits["redis"] * 3 // 4,
+        "node_heap_mb": {app: limits[app] * 3 // 4 for app in ("n8n", "directus") if app in cfg.stack.apps},
+        "chatwoot": chatwoot,
+        "pools": pools,
+    }

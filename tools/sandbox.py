@@ -181,21 +181,31 @@ def run_flags():
     ]
 
 
-def wait_for_ssh(port, timeout=90):
+def wait_for_ssh(name, port, timeout=90):
+    """Until the host's sshd lets the sandbox key in. Docker's port forward accepts TCP before
+    sshd runs, so the banner is read first; paramiko's own retry noise is kept quiet."""
+    import logging
+    import socket
+
     import paramiko
 
-    deadline = time.time() + timeout
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    deadline, last = time.time() + timeout, "no answer"
     while time.time() < deadline:
         try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                if not probe.recv(64).startswith(b"SSH-"):
+                    raise OSError("no SSH banner yet")
             client = paramiko.SSHClient()
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
             client.connect("127.0.0.1", port=port, username="root", key_filename=str(KEY), timeout=5, allow_agent=False, look_for_keys=False)
             client.exec_command("true")
             client.close()
             return
-        except (OSError, paramiko.SSHException):
+        except (OSError, paramiko.SSHException) as e:
+            last = str(e) or type(e).__name__
             time.sleep(1)
-    sys.exit(f"SSH on 127.0.0.1:{port} did not answer within {timeout} s")
+    sys.exit(f"SSH on 127.0.0.1:{port} did not answer within {timeout} s (last: {last}); see `docker logs {name}`")
 
 
 def up(name, port):
@@ -216,7 +226,7 @@ def up(name, port):
         run(["docker", "exec", "-i", name, "sh", "-c",
              f"install -d -m 700 -o {user} -g {user} {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
              f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys"], input=public.encode())
-    wait_for_ssh(port)
+    wait_for_ssh(name, port)
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 
 

@@ -8,7 +8,7 @@ from platform_deploy import backup
 
 @pytest.fixture(scope="module")
 def backups(host, cfg):
-    return run_fact(host, backup.Backups, cfg.backup_dir, backup.unit(cfg))
+    return run_fact(host, backup.Backups, cfg.backup.backup_dir, backup.unit(cfg))
 
 
 def test_backup_timer_enabled_and_waiting(host, cfg):
@@ -22,19 +22,19 @@ def test_last_backup_run_succeeded(backups, cfg):
 
 
 def test_newest_backup_is_fresh(backups, cfg):
-    assert backups["backups"], f"no backup in {cfg.backup_dir}"
+    assert backups["backups"], f"no backup in {cfg.backup.backup_dir}"
     newest = backups["backups"][-1]
     age = backup.age_hours(newest, backups["now"])
-    assert age <= cfg.backup_max_age_hours, (
-        f"the newest backup, {newest}, is {age:.0f} h old (backup_max_age_hours = {cfg.backup_max_age_hours}): stale")
+    assert age <= cfg.backup.backup_max_age_hours, (
+        f"the newest backup, {newest}, is {age:.0f} h old (backup_max_age_hours = {cfg.backup.backup_max_age_hours}): stale")
 
 
 def test_every_backup_matches_its_checksums(host, backups, cfg):
     bad = [name for name in backups["backups"]
-           if host.run(f"cd {cfg.backup_dir}/{name} && sha256sum -c --quiet SHA256SUMS").rc != 0]
+           if host.run(f"cd {cfg.backup.backup_dir}/{name} && sha256sum -c --quiet SHA256SUMS").rc != 0]
     assert not bad, f"backups that fail their SHA256SUMS: {bad}"
 
 
 def test_backups_are_root_only(host, cfg):
-    directory = host.file(cfg.backup_dir)
+    directory = host.file(cfg.backup.backup_dir)
     assert directory.is_directory and directory.user == "root" and directory.mode == 0o700

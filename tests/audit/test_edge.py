@@ -17,9 +17,9 @@ def _published(host):
 
 
 def test_only_the_edge_publishes_ports(host, cfg):
-    edge_service = "gerbil" if cfg.tunnels_enabled else "traefik"
-    wanted = ["443->443/tcp", "80->80/tcp"] + (["21820->21820/udp", "51820->51820/udp"] if cfg.tunnels_enabled else [])
-    assert _published(host) == {f"{cfg.stack_name}-{edge_service}-1": sorted(wanted)}, \
+    edge_service = "gerbil" if cfg.edge.tunnels_enabled else "traefik"
+    wanted = ["443->443/tcp", "80->80/tcp"] + (["21820->21820/udp", "51820->51820/udp"] if cfg.edge.tunnels_enabled else [])
+    assert _published(host) == {f"{cfg.stack.stack_name}-{edge_service}-1": sorted(wanted)}, \
         f"published ports differ (only the edge may publish, and only {wanted})"
 
 
@@ -42,26 +42,26 @@ def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
             exposed.add((line.split()[0], int(port)))
     # dockerd holds the published ports' sockets (even without its userland proxy).
     allowed = {("tcp", p) for p in sshd_ports | set(firewall.EDGE_PORTS_TCP)}
-    if cfg.tunnels_enabled:
+    if cfg.edge.tunnels_enabled:
         allowed |= {("udp", p) for p in firewall.TUNNEL_PORTS_UDP}
     assert exposed <= allowed, f"the host listens beyond SSH and the edge: {sorted(exposed - allowed)}"
 
 
 def test_acme_json_private(host, cfg):
-    acme = host.file(f"{cfg.stack_root}/edge/letsencrypt/acme.json")
+    acme = host.file(f"{cfg.stack.stack_root}/edge/letsencrypt/acme.json")
     assert acme.exists and (acme.user, acme.mode) == ("root", 0o600), f"acme.json is {acme.user} {oct(acme.mode)}"
 
 
 def test_traefik_dashboard_not_published_and_routes_complete(host, cfg):
-    static = yaml.safe_load(host.file(f"{cfg.stack_root}/edge/traefik/traefik_config.yml").content_string)
+    static = yaml.safe_load(host.file(f"{cfg.stack.stack_root}/edge/traefik/traefik_config.yml").content_string)
     assert not static.get("api", {}).get("insecure") and not static.get("api", {}).get("dashboard"), "Traefik's API is open"
-    dynamic = yaml.safe_load(host.file(f"{cfg.stack_root}/edge/traefik/dynamic_config.yml").content_string)
+    dynamic = yaml.safe_load(host.file(f"{cfg.stack.stack_root}/edge/traefik/dynamic_config.yml").content_string)
     routed = {edge.host_of(r["rule"]) for r in dynamic["http"]["routers"].values()}
-    wanted = {h for name, h in edge.hosts(cfg).items() if name in cfg.apps or name == "pangolin"}
+    wanted = {h for name, h in edge.hosts(cfg).items() if name in cfg.stack.apps or name == "pangolin"}
     assert routed == wanted, f"hostnames routed {sorted(routed)}, wanted {sorted(wanted)}"
 
 
 def test_pangolin_config_private(host, cfg):
-    config = host.file(f"{cfg.stack_root}/edge/pangolin/config.yml")
+    config = host.file(f"{cfg.stack.stack_root}/edge/pangolin/config.yml")
     assert config.exists and (config.user, config.mode) == ("root", 0o600), "Pangolin's config.yml (it holds its secret) is not root-only"
     assert edge.PANGOLIN_SECRET_MARKER not in config.content_string, "Pangolin's server secret was never filled in"

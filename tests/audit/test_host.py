@@ -13,7 +13,7 @@ from platform_deploy import base, config, docker_engine, firewall
 @pytest.fixture(scope="module")
 def docker_plan(host, cfg):
     os_name, major, codename = config.check_os(run_fact(host, LinuxDistribution))
-    return docker_engine.plan(os_name, major, codename, run_fact(host, DebArch), cfg.docker_source)
+    return docker_engine.plan(os_name, major, codename, run_fact(host, DebArch), cfg.docker.docker_source)
 
 
 def test_packages_installed(host, docker_plan):
@@ -41,7 +41,7 @@ def test_time_sync_and_security_upgrades(host):
 
 def test_ssh_hardening(host, cfg):
     effective = host.check_output("sshd -T")
-    if cfg.ssh_hardening:
+    if cfg.host.ssh_hardening:
         assert "passwordauthentication no" in effective.splitlines(), "sshd still accepts passwords"
         assert "permitrootlogin without-password" in effective.splitlines(), "sshd lets root log in with a password"
     else:
@@ -49,12 +49,12 @@ def test_ssh_hardening(host, cfg):
 
 
 def test_admin_user(host, cfg):
-    if not cfg.admin_user:
+    if not cfg.host.admin_user:
         pytest.skip("no admin_user in group data")
-    user = host.user(cfg.admin_user)
-    assert user.exists and "sudo" in user.groups, f"{cfg.admin_user} missing or not in sudo"
+    user = host.user(cfg.host.admin_user)
+    assert user.exists and "sudo" in user.groups, f"{cfg.host.admin_user} missing or not in sudo"
     keys = host.file(f"{user.home}/.ssh/authorized_keys").content_string.splitlines()
-    assert sorted(keys) == sorted(cfg.admin_ssh_keys), f"{cfg.admin_user}'s authorized_keys differ from admin_ssh_keys"
+    assert sorted(keys) == sorted(cfg.host.admin_ssh_keys), f"{cfg.host.admin_user}'s authorized_keys differ from admin_ssh_keys"
 
 
 def test_ufw_active_with_default_deny(host):

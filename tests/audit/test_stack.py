@@ -5,18 +5,18 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import stack
+from platform_deploy import data, stack
 
 
 @pytest.fixture(scope="module")
 def dc(cfg):
-    return f"docker compose -f {cfg.stack_root}/compose.yaml -p {cfg.stack_name}"
+    return f"docker compose -f {cfg.stack.stack_root}/compose.yaml -p {cfg.stack.stack_name}"
 
 
 @pytest.fixture(scope="module")
 def containers(host, cfg):
     """compose service -> `docker inspect` of its container."""
-    ids = host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={cfg.stack_name}").split()
+    ids = host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={cfg.stack.stack_name}").split()
     inspected = json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
     return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
 
@@ -27,7 +27,7 @@ def test_compose_file_is_valid(host, dc):
 
 
 def test_every_service_running_and_healthy(cfg, containers):
-    missing = [s for s in cfg.compose_services if s not in containers]
+    missing = [s for s in stack.compose_services(cfg) if s not in containers]
     assert not missing, f"services without a container: {missing}"
     bad = {s: (c["State"]["Status"], c["State"].get("Health", {}).get("Status"))
            for s, c in containers.items() if (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) != ("running", "healthy")}
@@ -50,31 +50,31 @@ def test_restart_policy_pids_limit_and_no_new_privileges(containers):
 
 
 def test_only_the_apps_reach_the_data_network(host, cfg, containers):
-    network = json.loads(host.check_output(f"docker network inspect {cfg.stack_name}_data"))[0]
+    network = json.loads(host.check_output(f"docker network inspect {cfg.stack.stack_name}_data"))[0]
     assert network["Internal"] is True, "the data network is not internal"
     for service in ("postgres", "redis"):
         networks = set(containers[service]["NetworkSettings"]["Networks"])
-        assert networks == {f"{cfg.stack_name}_data"}, f"{service} is attached to {networks}"
+        assert networks == {f"{cfg.stack.stack_name}_data"}, f"{service} is attached to {networks}"
 
 
 def test_databases_and_roles(host, cfg):
-    drift = stack.database_drift(cfg, run_fact(host, stack.DatabaseState, f"{cfg.stack_name}-postgres-1"))
+    drift = data.database_drift(cfg, run_fact(host, data.DatabaseState, f"{cfg.stack.stack_name}-postgres-1"))
     assert not drift, f"databases drifted: {drift}"
 
 
 def _login(host, cfg, dc, role, database):
     # The password goes from the secret file into the environment, never into an argument.
     return host.run(
-        f"PGPASSWORD=\"$(cat {cfg.stack_root}/secrets/{role}_db_password)\" "
+        f"PGPASSWORD=\"$(cat {cfg.stack.stack_root}/secrets/{role}_db_password)\" "
         f"{dc} exec -T -e PGPASSWORD postgres psql -h 127.0.0.1 -U {role} -d {database} -tAc 'select 1'"
     )
 
 
 def test_each_role_opens_its_own_database_only(host, cfg, dc):
-    for role in cfg.apps:
+    for role in cfg.stack.apps:
         own = _login(host, cfg, dc, role, role)
         assert own.rc == 0 and own.stdout.strip() == "1", f"{role} cannot open its own database: {own.stderr}"
-        for other in [a for a in cfg.apps if a != role] + ["postgres"]:
+        for other in [a for a in cfg.stack.apps if a != role] + ["postgres"]:
             result = _login(host, cfg, dc, role, other)
             assert result.rc != 0 and "permission denied" in result.stderr, f"{role} can open database {other}"
 
@@ -88,18 +88,18 @@ def test_redis_requires_its_password_and_never_evicts(host, cfg, dc):
         settings[key] = host.check_output(f"{auth} config get {key}'").splitlines()[-1]
     assert settings == {
         "maxmemory-policy": "noeviction",
-        "maxmemory": str(stack.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
+        "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
         "appendonly": "yes",
         "appendfsync": "everysec",
     }, f"Redis settings drifted: {settings}"
 
 
 def test_secret_files_are_root_only(host, cfg):
-    directory = host.file(f"{cfg.stack_root}/secrets")
+    directory = host.file(f"{cfg.stack.stack_root}/secrets")
     assert (directory.user, directory.mode) == ("root", 0o700), f"secrets directory is {directory.user} {oct(directory.mode)}"
-    loose = host.check_output(f"find {cfg.stack_root}/secrets -type f \\( ! -user root -o -perm /077 \\)")
+    loose = host.check_output(f"find {cfg.stack.stack_root}/secrets -type f \\( ! -user root -o -perm /077 \\)")
     assert not loose, f"secret files readable beyond root: {loose}"
-    present = set(host.check_output(f"ls {cfg.stack_root}/secrets").split())
+    present = set(host.check_output(f"ls {cfg.stack.stack_root}/secrets").split())
     missing = set(stack.GENERATED_SECRETS) - present
     assert not missing, f"secrets missing: {missing}"
 
@@ -107,17 +107,17 @@ def test_secret_files_are_root_only(host, cfg):
 def test_no_secret_value_outside_the_secrets_directory(host, cfg):
     # grep -f reads the secrets as patterns from the files themselves, on the host.
     leaks = host.run(
-        f"cd {cfg.stack_root} && for s in {' '.join(stack.GENERATED_SECRETS)}; do "
+        f"cd {cfg.stack.stack_root} && for s in {' '.join(stack.GENERATED_SECRETS)}; do "
         f"grep -rlF -f secrets/$s compose.yaml env config bin state edge/traefik edge/pangolin-config.yml.in; done"
     )
     assert not leaks.stdout.strip(), f"secret values found in: {leaks.stdout.split()}"
 
 
 def test_chatwoot_prepared_for_its_image(host, cfg):
-    if "chatwoot" not in cfg.apps:
+    if "chatwoot" not in cfg.stack.apps:
         pytest.skip("chatwoot is not in apps")
-    prepared = host.file(f"{cfg.stack_root}/state/chatwoot-prepared").content_string.strip()
-    assert prepared == cfg.images["chatwoot"], f"db:chatwoot_prepare last ran for {prepared!r}"
+    prepared = host.file(f"{cfg.stack.stack_root}/state/chatwoot-prepared").content_string.strip()
+    assert prepared == cfg.stack.images["chatwoot"], f"db:chatwoot_prepare last ran for {prepared!r}"
 
 
 def test_services_run_their_current_configuration(host, cfg, containers):
@@ -126,7 +126,7 @@ def test_services_run_their_current_configuration(host, cfg, containers):
     for service, paths in stack.MOUNTED_CONFIG.items():
         started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s")
         for path in paths:
-            changed = host.check_output(f"stat -c %Y {cfg.stack_root}/{path}")
+            changed = host.check_output(f"stat -c %Y {cfg.stack.stack_root}/{path}")
             if int(changed) > int(started):
                 stale[service] = path
     assert not stale, f"services started before their configuration changed (restart them): {stale}"

@@ -150,7 +150,7 @@ def test_postgres_major_upgrade_by_dump_and_restore_and_back(sandbox):
 
 
 # What a major upgrade leaves when it stops right after setting the old data aside
-# (stack.apply's "set aside" operation, by hand): the backup named, the old data moved.
+# (the data layer's "set aside" operation, by hand): the backup named, the old data moved.
 INTERRUPTED_UPGRADE = f"""{BACKUP}
 basename "$(ls -1d {BACKUPS}/[0-9]*T[0-9]*Z | sort | tail -n 1)" > {ROOT}/state/pg-major-upgrade
 {DC} stop && {DC} rm -f postgres && docker volume create msgplatform_postgres-data-pg15 >/dev/null

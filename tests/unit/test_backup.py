@@ -6,7 +6,7 @@ import subprocess
 import jinja2
 import pytest
 
-from platform_deploy import backup, config, stack
+from platform_deploy import backup, secrets, stack
 from tests.unit.test_config import ROOT, load, refused
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -14,9 +14,9 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"
 
 def render(name, cfg):
     return TEMPLATES.get_template(name).render(
-        cfg=cfg, root=cfg.stack_root, unit=backup.unit(cfg),
+        cfg=cfg, root=cfg.stack.stack_root, unit=backup.unit(cfg),
         volumes=[v for vols in backup.app_volumes(cfg).values() for v in vols], app_volumes=backup.app_volumes(cfg),
-        app_services={app: config.APP_SERVICES[app] for app in cfg.apps}, generated=list(config.GENERATED_SECRETS))
+        app_services={app: stack.APP_SERVICES[app] for app in cfg.stack.apps}, generated=list(secrets.GENERATED_SECRETS))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"apps": ["n8n"]}, {"backup_offsite": "sftp:bk@backup.example.org:/srv/r"}])
@@ -41,7 +41,7 @@ def test_offsite_copy_needs_its_password_and_s3_keys():
     message = refused(backup_offsite="s3:https://s3.example.org/bucket", supplied={"restic_password": "x"})
     assert "PLATFORM_RESTIC_AWS_ACCESS_KEY_ID" in message and "PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY" in message
     cfg = load(backup_offsite="sftp:bk@backup.example.org:/srv/r", supplied={"restic_password": "x"})
-    assert stack.secret_env(cfg)["restic"] == {"RESTIC_PASSWORD": "restic_password"}
+    assert secrets.secret_env(cfg)["restic"] == {"RESTIC_PASSWORD": "restic_password"}
     assert "restic backup" in render("backup/backup.sh.j2", cfg)
 
 
@@ -70,13 +70,13 @@ def test_bad_backup_and_postgres_values_refused(key, value, fragment):
     ("sandbox.local/postgres-pg15-pgvector:r1", 15), ("registry.example.org/postgresql16:2024-01", 16),
 ])
 def test_postgres_major_read_from_the_image(image, major):
-    assert load(images={**load().images, "postgres": image}).postgres_major == major
+    assert load(images={**load().stack.images, "postgres": image}).data.postgres_major == major
 
 
 def test_postgres_major_unreadable_asks_for_the_key():
-    message = refused(images={**load().images, "postgres": "example.org/db:r7"})
+    message = refused(images={**load().stack.images, "postgres": "example.org/db:r7"})
     assert "postgres_major" in message
-    assert load(images={**load().images, "postgres": "example.org/db:r7"}, postgres_major=15).postgres_major == 15
+    assert load(images={**load().stack.images, "postgres": "example.org/db:r7"}, postgres_major=15).data.postgres_major == 15
 
 
 def test_backup_age_in_hours():
@@ -93,7 +93,7 @@ def test_backups_fact_keeps_complete_backups_in_order():
 def test_failed_upgrade_message_names_the_images_that_ran():
     cfg = load()
     command = stack.explain_failure(cfg, "docker compose up")
-    assert command.startswith("docker compose up || ") and f"cat {cfg.stack_root}/state/images" in command
+    assert command.startswith("docker compose up || ") and f"cat {cfg.stack.stack_root}/state/images" in command
     assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
-    assert stack.running_images(cfg).splitlines()[0] == f"postgres: {cfg.images['postgres']}"
+    assert stack.running_images(cfg).splitlines()[0] == f"postgres: {cfg.stack.images['postgres']}"
     assert "chatwoot: " in stack.running_images(cfg)

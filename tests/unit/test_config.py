@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_deploy import config, memory
+from platform_deploy import config, memory, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 RAM_8G = 7800  # what an "8 GB" server reports
@@ -25,8 +25,8 @@ def refused(ram_mb=RAM_8G, supplied=None, **overrides):
 
 def test_defaults_with_domain_and_email_are_valid():
     cfg = load()
-    assert cfg.domain == "example.org"
-    assert cfg.stack_root == "/opt/msgplatform"
+    assert cfg.edge.domain == "example.org"
+    assert cfg.stack.stack_root == "/opt/msgplatform"
     assert cfg.memory_profile == "recommended"
 
 
@@ -100,13 +100,15 @@ def test_valid_values_pass():
         supplied={"whatsapp_access_token": "token"},
         ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
         whatsapp_numbers={"sales": "+5922221111"},
-        images={**DEFAULTS["images"], "redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
+        images={"redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
         memory_limits_mb={"postgres": 3072},
         admin_user="ops",
         admin_ssh_keys=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB ops@laptop"],
     )
-    assert cfg.ssh_allow_cidrs == ("203.0.113.0/24", "2001:db8::/32")
+    assert cfg.firewall.ssh_allow_cidrs == ("203.0.113.0/24", "2001:db8::/32")
     assert cfg.memory_limits_mb["postgres"] == 3072
+    # The keys given replace the pinned ones; the others stay.
+    assert cfg.stack.images["redis"] == "redis:7.4.5" and cfg.stack.images["n8n"] == stack.IMAGES["n8n"]
 
 
 @pytest.mark.parametrize(
@@ -125,7 +127,7 @@ def test_forced_profile_wins():
 
 @pytest.mark.parametrize("ram_mb, swap", [(3800, 2048), (RAM_8G, 0)])
 def test_swap_follows_host_ram(ram_mb, swap):
-    assert load(ram_mb=ram_mb).swap_mb == swap
+    assert load(ram_mb=ram_mb).host.swap_mb == swap
 
 
 @pytest.mark.parametrize(
@@ -205,3 +207,22 @@ def test_memory_check_counts_only_the_services_that_run():
     cfg = load(apps=["n8n"], memory_limits_mb={"postgres": 4900})
     assert set(cfg.memory_limits_mb) == {"postgres", "redis", "n8n", "pangolin", "traefik"}
     assert load(tunnels_enabled=True).memory_limits_mb["gerbil"] == 128
+
+
+def test_settings_reference_is_current():
+    written = (ROOT / "docs" / "settings.md").read_text()
+    assert written == config.reference() + "\n", "docs/settings.md is stale: run `make settings-reference`"
+
+
+def test_every_key_has_its_default_in_one_place():
+    # Defaults live on the models only: group_data/all.py repeats none of them.
+    assert DEFAULTS == {}
+    for name, (section, f) in config.keys().items():
+        assert f.description and f.json_schema_extra["fix"], f"{section}.{name} needs a meaning and a fix"
+    assert config.reference().count("\n| `") == len(config.keys())
+
+
+def test_a_misspelt_key_is_refused_with_the_right_name():
+    message = refused(backup_kep=3)
+    assert "backup_kep" in message and "did you mean backup_keep?" in message
+    assert load(ssh_user="admin", _sudo=True)  # pyinfra's own keys pass

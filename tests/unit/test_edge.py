@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from platform_deploy import edge
+from platform_deploy import edge, secrets
 from tests.unit.test_config import load
 from tests.unit.test_stack import compose, render
 
@@ -50,9 +50,8 @@ def test_dns_challenge_when_asked():
     cfg = load(acme_dns_provider="cloudflare", acme_dns_token_env="CF_DNS_API_TOKEN", supplied={"acme_dns_api_token": "t"})
     acme = traefik(cfg)["certificatesResolvers"]["letsencrypt"]["acme"]
     assert acme["dnsChallenge"] == {"provider": "cloudflare"} and "httpChallenge" not in acme
-    from platform_deploy import stack
 
-    assert stack.secret_env(cfg)["traefik"] == {"CF_DNS_API_TOKEN": "acme_dns_api_token"}
+    assert secrets.secret_env(cfg)["traefik"] == {"CF_DNS_API_TOKEN": "acme_dns_api_token"}
     assert compose(cfg)["services"]["traefik"]["env_file"] == ["secrets/traefik.env"]
 
 

@@ -3,7 +3,7 @@
 import jinja2
 import yaml
 
-from platform_deploy import edge, memory, stack
+from platform_deploy import data, edge, memory, secrets, stack
 from tests.unit.test_config import ROOT, load
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -11,8 +11,8 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"
 
 def render(name, cfg):
     return TEMPLATES.get_template(name).render(
-        cfg=cfg, size=stack.sizing(cfg), urls=stack.urls(cfg), redis_db=stack.REDIS_DB, root=cfg.stack_root,
-        generated=stack.GENERATED_SECRETS, secret_env=stack.secret_env(cfg), dc="dc", extensions=stack.CHATWOOT_EXTENSIONS,
+        cfg=cfg, size=memory.sizing(cfg), urls=stack.urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
+        generated=secrets.GENERATED_SECRETS, secret_env=secrets.secret_env(cfg), dc="dc", extensions=data.CHATWOOT_EXTENSIONS,
         hosts=edge.hosts(cfg), marker=edge.PANGOLIN_SECRET_MARKER,
     )
 
@@ -46,7 +46,7 @@ def test_every_service_is_limited_hardened_and_checked():
         assert service["mem_limit"] == f"{cfg.memory_limits_mb[name]}m", name
         assert service["restart"] == "unless-stopped" and service["pids_limit"] > 0, name
         assert service["security_opt"] == ["no-new-privileges:true"], name
-        assert service["logging"]["options"]["max-size"] == cfg.docker_log_max_size, name
+        assert service["logging"]["options"]["max-size"] == cfg.docker.docker_log_max_size, name
         assert service["healthcheck"]["test"][0] in ("CMD", "CMD-SHELL"), name
 
 
@@ -69,15 +69,15 @@ def test_no_secret_in_rendered_files():
 
 def test_postgres_settings_follow_its_limit():
     for profile, shared, cache in (("recommended", "512MB", "1024MB"), ("minimum", "128MB", "256MB")):
-        size = stack.sizing(load(memory_profile=profile))
+        size = memory.sizing(load(memory_profile=profile))
         assert size["postgres"]["shared_buffers"] == shared
         assert size["postgres"]["effective_cache_size"] == cache
         assert size["postgres"]["max_connections"] >= sum(size["pools"].values())
 
 
 def test_app_settings_follow_their_limits():
-    rec = stack.sizing(load(memory_profile="recommended"))
-    small = stack.sizing(load(memory_profile="minimum"))
+    rec = memory.sizing(load(memory_profile="recommended"))
+    small = memory.sizing(load(memory_profile="minimum"))
     limits = memory.profile_limits("recommended")
     assert rec["redis_maxmemory_mb"] == limits["redis"] * 3 // 4 < limits["redis"]
     assert rec["node_heap_mb"]["n8n"] == 768 and small["node_heap_mb"]["n8n"] == 384
@@ -99,8 +99,8 @@ def test_smtp_wiring_only_when_configured():
     cfg = load(smtp={"host": "smtp.example.org", "port": 587, "user": "u", "sender": "s@example.org"},
                supplied={"smtp_password": "x"})
     assert "SMTP_ADDRESS=smtp.example.org" in render("env/chatwoot.env.j2", cfg)
-    assert stack.secret_env(cfg)["chatwoot"]["SMTP_PASSWORD"] == "smtp_password"
-    assert "SMTP_PASSWORD" not in stack.secret_env(load())["chatwoot"]
+    assert secrets.secret_env(cfg)["chatwoot"]["SMTP_PASSWORD"] == "smtp_password"
+    assert "SMTP_PASSWORD" not in secrets.secret_env(load())["chatwoot"]
 
 
 def test_databases_script_covers_each_app():
@@ -114,14 +114,14 @@ def test_database_drift():
     cfg = load(apps=["n8n"])
     good = {"roles": {"n8n": {"login": True, "super": False}}, "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
             "extensions": set()}
-    assert stack.database_drift(cfg, good) == []
-    assert stack.database_drift(cfg, {**good, "dbs": {"n8n": {"owner": "n8n", "grantees": {""}}}}) == ["database n8n open to ['']"]
-    assert stack.database_drift(cfg, stack.DatabaseState.default()) == ["role n8n", "database n8n"]
-    assert "extension vector" in stack.database_drift(load(), good)
+    assert data.database_drift(cfg, good) == []
+    assert data.database_drift(cfg, {**good, "dbs": {"n8n": {"owner": "n8n", "grantees": {""}}}}) == ["database n8n open to ['']"]
+    assert data.database_drift(cfg, data.DatabaseState.default()) == ["role n8n", "database n8n"]
+    assert "extension vector" in data.database_drift(load(), good)
 
 
 def test_database_state_parsing():
-    state = stack.DatabaseState().process([
+    state = data.DatabaseState().process([
         "role|n8n|true|false", "db|n8n|n8n|{n8n=CTc/n8n}", "db|template1|postgres|{=c/postgres,postgres=CTc/postgres}",
         "db|open|open|", "ext|vector||",
     ])

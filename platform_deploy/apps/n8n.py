@@ -1,0 +1,11 @@
+"""n8n: its settings (the workflows come with the application layer)."""
+
+from ..model import Section, setting
+
+
+class Settings(Section):
+    timezone: str = setting("UTC", doc='Time zone of n8n\'s schedules, a tz database name, e.g. "America/Guyana".',
+                            problem="not a time zone name", pattern=r"^[A-Za-z_]+(/[A-Za-z0-9_+-]+)*$",
+                            fix='use a tz database name, e.g. "America/Guyana" or "UTC"')
+    ai_replies: bool = setting(False, doc="True: n8n gets PLATFORM_CLAUDE_API_KEY as ANTHROPIC_API_KEY.",
+                               problem="not a boolean", fix="set ai_replies = True or False")

@@ -1,0 +1,159 @@
+"""Layer 6, data: PostgreSQL and Redis up, one login role owning one private database per
+app (Chatwoot's extensions too), checked read-only on every run and repaired when they
+differ; and PostgreSQL's major-version guard and upgrade (backup, old data set aside,
+new cluster, restore).
+"""
+
+import re
+import shlex
+
+from pyinfra import host
+from pyinfra.api import FactBase
+from pyinfra.operations import server
+
+from . import converge
+from .model import ConfigError, Section, setting
+
+REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
+CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
+
+
+class Settings(Section):
+    postgres_major: int | None = setting(
+        None, doc="PostgreSQL major version of images['postgres']; None: read from the image name (…-pg15, postgres:15.x).",
+        problem="not a PostgreSQL major version", fix="set the image's major version, e.g. 15", ge=12, le=99)
+    postgres_major_upgrade: bool = setting(
+        False, doc='True: carry out the README\'s "PostgreSQL major upgrade" when the major version changes; '
+                   "a deploy never changes it by itself.", problem="not a boolean", fix="set postgres_major_upgrade = True or False")
+
+
+def postgres_major_of(image):
+    """The PostgreSQL major version in an image reference (postgres:15.8, pgvector/pgvector:0.8.0-pg15), or None."""
+    match = re.search(r"(?:pg|postgres(?:ql)?[-_]?)(\d{2})(?!\d)|:(\d{2})(?:[.-]|$)", image)
+    return int(match[1] or match[2]) if match else None
+
+
+class DatabaseState(FactBase):
+    """Roles, databases (owner, ACL) and Chatwoot's extensions, as the superuser sees them."""
+
+    QUERIES = (
+        ("postgres", "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
+                     "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
+        ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
+    )
+
+    def command(self, container):
+        psql = "psql -U postgres -tA -F '|'"
+        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
+        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
+
+    @staticmethod
+    def default():
+        return {"roles": {}, "dbs": {}, "extensions": set()}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, name, a, b = (line.split("|") + ["", "", "", ""])[:4]
+            if kind == "role":
+                state["roles"][name] = {"login": a == "true", "super": b == "true"}
+            elif kind == "db":
+                grantees = {entry.split("=")[0] for entry in b.strip("{}").split(",") if entry} if b else {""}
+                state["dbs"][name] = {"owner": a, "grantees": grantees}
+            elif kind == "ext":
+                state["extensions"].add(name)
+        return state
+
+
+def database_drift(cfg, state):
+    """How the databases differ from one login role and one private database per app."""
+    drift = []
+    for app in cfg.stack.apps:
+        role = state["roles"].get(app)
+        if not role or not role["login"] or role["super"]:
+            drift.append(f"role {app}")
+        db = state["dbs"].get(app)
+        if not db or db["owner"] != app:
+            drift.append(f"database {app}")
+        elif not db["grantees"] <= {app, "postgres"}:
+            # "" is PUBLIC (also what no ACL at all means): anyone could connect.
+            drift.append(f"database {app} open to {sorted(db['grantees'] - {app, 'postgres'})}")
+    if "chatwoot" in cfg.stack.apps:
+        drift += [f"extension {e}" for e in CHATWOOT_EXTENSIONS if e not in state["extensions"]]
+    return drift
+
+
+class PostgresDataVersion(FactBase):
+    """The PostgreSQL major version of the data on the host (its PG_VERSION); None before the first deploy."""
+
+    def command(self, project):
+        volume = shlex.quote(f"{project}_postgres-data")
+        return f"cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null || true"
+
+    def process(self, output):
+        text = "".join(output).strip()
+        return int(text) if text.isdigit() else None
+
+
+def check_postgres_major(cfg):
+    """The major version of the data on the host; refuses a different one in group data
+    unless postgres_major_upgrade asks for the dump-and-restore procedure."""
+    data_major = host.get_fact(PostgresDataVersion, project=cfg.stack.stack_name)
+    if data_major and data_major != cfg.data.postgres_major and not cfg.data.postgres_major_upgrade:
+        raise ConfigError(
+            f"images['postgres'] = {cfg.stack.images['postgres']!r} is PostgreSQL {cfg.data.postgres_major}, but the data on "
+            f"this host is PostgreSQL {data_major}; nothing was changed on the host.\n"
+            f"  A new major version cannot open the old data directory.\n"
+            f"  Fix: put back a PostgreSQL {data_major} image, or upgrade by the README's \"PostgreSQL major upgrade\" "
+            "procedure (backup, new cluster, restore): rerun with postgres_major_upgrade = True."
+        )
+    return data_major
+
+
+def redis_config(cfg, template_vars):
+    return converge.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{cfg.stack.stack_root}/config/redis.conf",
+                             mode="644", create_remote_dir=False, **template_vars)
+
+
+def apply(cfg, rollout):
+    """Between the stack's files and the apps: the data services up, the databases right."""
+    root, dc = cfg.stack.stack_root, rollout.dc
+    if rollout.major_upgrade and not rollout.resume_backup:
+        _set_old_data_aside(cfg, rollout)
+
+    server.shell(name="Data services up and healthy", commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
+                 _if=rollout.needs_up)
+
+    db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
+                                  mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
+    rollout.database_drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    server.shell(
+        name="Per-service databases and roles",
+        commands=[f"{root}/bin/databases.sh"],
+        _if=lambda: (bool(rollout.database_drift) or rollout.major_upgrade or bool(rollout.resume_backup)
+                     or db_script.did_change() or rollout.secrets.did_change()),
+    )
+    if rollout.major_upgrade or rollout.resume_backup:
+        server.shell(name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} from the backup taken before the upgrade",
+                     commands=[rollout.explain_failure(f'{root}/bin/restore.sh "$(cat {rollout.marker})" databases'),
+                               f"rm -f {rollout.marker}"])
+
+
+def _set_old_data_aside(cfg, rollout):
+    project, dc = cfg.stack.stack_name, rollout.dc
+    aside = f"{project}_postgres-data-pg{rollout.data_major}"
+    mountpoint = "\"$(docker volume inspect -f '{{.Mountpoint}}' %s)\""
+    server.shell(
+        name=f"PostgreSQL {rollout.data_major} data set aside in volume {aside}",
+        commands=[
+            # Checks first: nothing is stopped if the old data has nowhere to go or the new image cannot be had.
+            f"docker volume create {aside} >/dev/null",
+            f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
+            f'remove it once you no longer need it" >&2; exit 1; }}',
+            f"docker image inspect {shlex.quote(cfg.stack.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
+            # The backup this run just took: the one a rerun restores if this one stops half-way.
+            f"basename \"$(ls -1d {cfg.backup.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)\" > {rollout.marker}",
+            f"{dc} stop", f"{dc} rm -f postgres",
+            f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +",
+        ],
+    )

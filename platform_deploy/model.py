@@ -1,0 +1,105 @@
+"""Building blocks of the settings models that each layer declares next to its code.
+
+A layer's `Settings` is a pydantic model over the flat group data: its fields are group
+data keys, with their one default, their meaning (`doc`) and the fix an operator needs
+when a value is refused. pydantic does the checking (strict: "22" is not a port, "yes"
+is not a boolean); `config.load` turns its errors into the project's messages.
+"""
+
+import ipaddress
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic_core import PydanticCustomError
+from pyinfra.api.exceptions import PyinfraError
+
+
+class ConfigError(PyinfraError):
+    """Bad group data. The message lists every problem found, each with its fix."""
+
+
+class Section(BaseModel):
+    """One layer's settings. Keys of other layers are ignored; values are not coerced."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="ignore", validate_default=True)
+
+
+def setting(default=..., *, doc, fix, problem=None, **constraints):
+    """A group data key. `problem`: what a value refused by pydantic's own checks is
+    (its message is kept in brackets); `fix`: what to write instead."""
+    return Field(default, description=doc, json_schema_extra={"fix": fix, "problem": problem}, **constraints)
+
+
+def refuse(problem, fix, key=None, value=None, shown=None):
+    """The error a validator raises: a problem and its fix; `key`/`value` when a model
+    validator speaks about one of its fields; `shown` replaces a value that must not be printed."""
+    context = {"problem": problem, "fix": fix}
+    context.update({name: v for name, v in (("key", key), ("value", value), ("shown", shown)) if v is not None})
+    return PydanticCustomError("platform", "{problem}", context)
+
+
+def check(predicate, problem, fix):
+    """An AfterValidator that refuses values for which `predicate` is false."""
+    def validate(value):
+        if not predicate(value):
+            raise refuse(problem, fix)
+        return value
+    return AfterValidator(validate)
+
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+DNS_LABELS_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+DOMAIN_RE = re.compile(rf"^(?:{_LABEL}\.)+[a-z][a-z0-9-]{{0,62}}$")
+E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<domain>[^@\s]+)$")
+
+
+def is_email(value):
+    match = EMAIL_RE.match(value)
+    return bool(match) and bool(DOMAIN_RE.match(match["domain"].lower()))
+
+
+Domain = Annotated[str, check(DOMAIN_RE.match, "not a lower-case DNS name with at least two labels",
+                              'write a name like "example.org": no scheme, no path, no trailing dot')]
+Email = Annotated[str, check(is_email, "not an e-mail address", 'write an address like "ops@example.org"')]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PositiveInt = Annotated[int, Field(ge=1)]
+AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]
+
+
+def _cidr(value):
+    try:
+        return str(ipaddress.ip_network(value, strict=True))
+    except ValueError as e:
+        hint = ""
+        try:
+            hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
+        except ValueError:
+            pass
+        raise refuse(f"not a network in CIDR notation: {e}{hint}",
+                     'write each entry as address/prefix with no host bits, e.g. "203.0.113.0/24"')
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+# repository[:tag][@digest]; the tag is what must be pinned
+IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$")
+
+
+def _image(value):
+    match = IMAGE_RE.match(value)
+    if not match:
+        raise refuse("not an image reference", 'write it as repository:tag, e.g. "redis:7.4.5"')
+    if not match["tag"] or match["tag"] == "latest":
+        raise refuse("the tag must be pinned (no tag and 'latest' both float)",
+                     f'name an exact version, e.g. "{match["repo"]}:<version>"; upgrades then happen only when you bump it')
+    return value
+
+
+ImageRef = Annotated[str, AfterValidator(_image)]
+
+
+def items(kind):
+    """A list in group data (or a tuple), each item a `kind`."""
+    return Annotated[tuple[kind, ...], Field(strict=False)]

@@ -1,0 +1,119 @@
+"""Secrets: generated on the host once (bin/secrets.sh), or supplied by the operator
+(PLATFORM_* variables or the git-ignored secrets.env) and uploaded without ever being
+shown. Both end up in secrets/ under the stack root, root-only."""
+
+import hashlib
+import os
+from io import BytesIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.facts.files import Sha256File
+
+UPLOAD_DIR = "/var/lib/platform-upload"
+SUPPLIED_SECRETS_FILE = "secrets.env"
+
+# Generated secrets: name -> length. Alphanumeric only, so they are safe in URLs and SQL.
+GENERATED_SECRETS = {
+    "postgres_password": 40,
+    "redis_password": 40,
+    "chatwoot_db_password": 40,
+    "n8n_db_password": 40,
+    "directus_db_password": 40,
+    "chatwoot_secret_key_base": 128,
+    "n8n_encryption_key": 48,
+    "directus_secret": 64,
+    "directus_admin_password": 24,
+    "pangolin_server_secret": 48,
+}
+# Secrets only the operator can supply: name -> the feature that needs it (config.features).
+SUPPLIED_SECRETS = {
+    "smtp_password": "smtp",
+    "acme_dns_api_token": "acme_dns_provider",
+    "claude_api_key": "ai_replies",
+    "whatsapp_access_token": "whatsapp_numbers",
+    "restic_password": "backup_offsite",
+    "restic_aws_access_key_id": "backup_offsite_s3",
+    "restic_aws_secret_access_key": "backup_offsite_s3",
+}
+
+# Environment variable -> secret, per env file (secrets/<name>.env on the host).
+SECRET_ENV = {
+    "postgres": {"POSTGRES_PASSWORD": "postgres_password"},
+    "redis": {"REDIS_PASSWORD": "redis_password"},
+    "chatwoot": {
+        "POSTGRES_PASSWORD": "chatwoot_db_password",
+        "REDIS_PASSWORD": "redis_password",
+        "SECRET_KEY_BASE": "chatwoot_secret_key_base",
+        "SMTP_PASSWORD": "smtp_password",
+    },
+    "n8n": {
+        "DB_POSTGRESDB_PASSWORD": "n8n_db_password",
+        "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
+        "QUEUE_BULL_REDIS_PASSWORD": "redis_password",
+        "N8N_SMTP_PASS": "smtp_password",
+        # For the workflows (bootstrap layer), read from n8n's environment.
+        "ANTHROPIC_API_KEY": "claude_api_key",
+        "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
+    },
+    "directus": {
+        "DB_PASSWORD": "directus_db_password",
+        "SECRET": "directus_secret",
+        "ADMIN_PASSWORD": "directus_admin_password",
+        "REDIS_PASSWORD": "redis_password",
+        "EMAIL_SMTP_PASSWORD": "smtp_password",
+    },
+    # For the backup script's off-host copy (sourced by the shell, not by compose).
+    "restic": {
+        "RESTIC_PASSWORD": "restic_password",
+        "AWS_ACCESS_KEY_ID": "restic_aws_access_key_id",
+        "AWS_SECRET_ACCESS_KEY": "restic_aws_secret_access_key",
+    },
+}
+
+
+def supplied_secrets(directory="."):
+    """Operator secrets from the environment (PLATFORM_SMTP_PASSWORD, ...) or from the
+    git-ignored secrets.env beside deploy.py (same names, KEY=VALUE lines)."""
+    found = {}
+    path = os.path.join(directory, SUPPLIED_SECRETS_FILE)
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, sep, value = line.strip().partition("=")
+                if sep and not key.startswith("#"):
+                    value = value.strip()
+                    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+                        value = value[1:-1]
+                    found[key.strip()] = value
+    found.update({k: v for k, v in os.environ.items() if k.startswith("PLATFORM_")})
+    return {name: found[f"PLATFORM_{name.upper()}"] for name in SUPPLIED_SECRETS if found.get(f"PLATFORM_{name.upper()}")}
+
+
+def env_files(cfg):
+    """Env files holding secrets, one per compose service group (and restic's)."""
+    return ("postgres", "redis", *cfg.stack.apps, *(["traefik"] if cfg.edge.acme_dns_provider else []),
+            *(["restic"] if cfg.backup.backup_offsite else []))
+
+
+def secret_env(cfg):
+    """SECRET_ENV for this deploy: the env files it needs, with only the secrets it has."""
+    available = set(GENERATED_SECRETS) | set(cfg.supplied_secrets)
+    mapping = {**SECRET_ENV, "traefik": {cfg.edge.acme_dns_token_env: "acme_dns_api_token"}}
+    return {name: {var: secret for var, secret in mapping[name].items() if secret in available}
+            for name in env_files(cfg)}
+
+
+@operation()
+def secret_file(secret_name: str, dest: str, cfg=None):
+    """files.put for an operator-supplied secret: the same compare-and-upload, but the value
+    is never shown, not even by --diff, and is not an argument of the operation."""
+    data = cfg.supplied_secrets[secret_name].encode()
+    if host.get_fact(Sha256File, path=dest) == hashlib.sha256(data).hexdigest():
+        host.noop(f"{secret_name} is up to date")
+        return
+    # With sudo, the upload lands first where the SSH user can write: a directory only
+    # that user can read (made by the stack layer), never a world-readable /tmp file.
+    temp = f"{UPLOAD_DIR}/{secret_name}"
+    yield FileUploadCommand(BytesIO(data), dest, remote_temp_filename=temp)
+    yield f"rm -f {temp}; chown root:root {dest} && chmod 600 {dest}"
