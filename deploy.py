@@ -14,7 +14,8 @@ from platform_deploy import backup, base, config, converge, data, docker_engine,
 from platform_deploy.apps import chatwoot
 
 cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets())
-postgres_data_major = data.check_postgres_major(cfg)
+stack_state = stack.host_state(cfg)
+postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
@@ -36,7 +37,7 @@ docker_restarted = docker_engine.apply(cfg, docker_plan, installed)
 stack.directories(cfg)
 backup_units = backup.apply(cfg, installed)
 converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **backup_units})
-rollout = stack.files_and_images(cfg, docker_restarted, postgres_data_major)
+rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
 data.apply(cfg, rollout)
 chatwoot.apply(cfg, rollout)
 stack.up(cfg, rollout)

@@ -37,14 +37,38 @@ def _unit(name):
     return name if "." in name else f"{name}.service"
 
 
+class UnitStates(FactBase):
+    """Whether each unit runs and is enabled, in one systemctl call, by pyinfra's own rules
+    (SystemdStatus and SystemdEnabled, which would take one call each): {unit: (running, enabled)}."""
+
+    def command(self, units):
+        return f"systemctl show --all --property Id --property SubState --property UnitFileState {' '.join(map(shlex.quote, units))}"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        states, unit = {}, None
+        for line in output:
+            key, _, value = line.strip().partition("=")
+            if key == "Id":
+                unit = value
+                states[unit] = [False, False]
+            elif unit and key == "SubState":
+                states[unit][0] = value in SystemdStatus.state_values
+            elif unit and key == "UnitFileState":
+                states[unit][1] = value in SystemdEnabled.state_values
+        return {unit: tuple(state) for unit, state in states.items()}
+
+
 def ensure_units(units):
     """`units`: {name: (running, enabled)}; None leaves that side alone."""
-    names = [_unit(u) for u in units]
-    running = host.get_fact(SystemdStatus, services=names)
-    enabled = host.get_fact(SystemdEnabled, services=names)
+    states = host.get_fact(UnitStates, units=[_unit(u) for u in units])
     for name, (want_running, want_enabled) in units.items():
         unit = _unit(name)
-        if (want_running and not running.get(unit)) or (want_enabled and not enabled.get(unit)):
+        running, enabled = states.get(unit, (False, False))
+        if (want_running and not running) or (want_enabled and not enabled):
             systemd.service(name=f"{unit} running and enabled", service=unit, running=want_running, enabled=want_enabled)
 
 
@@ -95,6 +119,12 @@ def scan(dirs):
     """Read every managed directory once; the helpers below consult it."""
     dirs = sorted(set(dirs))
     _scans[host.name] = (set(dirs), host.get_fact(ManagedTree, dirs=dirs))
+
+
+def entries(directory):
+    """Names directly in a scanned directory, as the scan found them."""
+    tree = _scans.get(host.name, (set(), {}))[1]
+    return sorted(os.path.basename(path) for path in tree if os.path.dirname(path) == directory)
 
 
 def _has(path, kind, mode=None, user=None, group=None, sha1=None):

@@ -83,22 +83,10 @@ def database_drift(cfg, state):
     return drift
 
 
-class PostgresDataVersion(FactBase):
-    """The PostgreSQL major version of the data on the host (its PG_VERSION); None before the first deploy."""
-
-    def command(self, project):
-        volume = shlex.quote(f"{project}_postgres-data")
-        return f"cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null || true"
-
-    def process(self, output):
-        text = "".join(output).strip()
-        return int(text) if text.isdigit() else None
-
-
-def check_postgres_major(cfg):
+def check_postgres_major(cfg, stack_state):
     """The major version of the data on the host; refuses a different one in group data
     unless postgres_major_upgrade asks for the dump-and-restore procedure."""
-    data_major = host.get_fact(PostgresDataVersion, project=cfg.stack.stack_name)
+    data_major = stack_state["pg_version"]
     if data_major and data_major != cfg.data.postgres_major and not cfg.data.postgres_major_upgrade:
         raise ConfigError(
             f"images['postgres'] = {cfg.stack.images['postgres']!r} is PostgreSQL {cfg.data.postgres_major}, but the data on "

@@ -10,6 +10,8 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
+from . import converge
+
 from .model import Cidr, ConfigError, Section, items, setting
 
 
@@ -71,8 +73,11 @@ def wanted_rules(cfg, sshd_ports):
 def parse_state(lines):
     """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
     chain -> {active, defaults, rules, sshd_ports, docker_user}."""
-    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": []}
+    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": [], "guard_block": []}
     for line in lines:
+        if line.startswith("guard "):
+            state["guard_block"].append(line[len("guard "):])
+            continue
         line = line.strip()
         if line.startswith("Status:"):
             state["active"] = line.split(":", 1)[1].strip() == "active"
@@ -101,7 +106,10 @@ class FirewallState(FactBase):
             "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
             # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
             "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' | sed 's/^:/port /'; "
-            "iptables -S DOCKER-USER 2>/dev/null || true"
+            "iptables -S DOCKER-USER 2>/dev/null; "
+            # The guard's block in after.rules, between its markers.
+            f"sed -n '/^{GUARD_MARKER.format(mark='BEGIN')}$/,/^{GUARD_MARKER.format(mark='END')}$/p' {AFTER_RULES} 2>/dev/null "
+            "| sed 's/^/guard /'; true"
         )
 
     def process(self, output):
@@ -127,8 +135,11 @@ def converge_commands(state, wanted):
 def apply(cfg):
     state = host.get_fact(FirewallState)
     commands = converge_commands(state, wanted_rules(cfg, state["sshd_ports"]))
-    guard = files.block(name="Docker bypass guard in UFW's after.rules", path=AFTER_RULES,
-                        content=docker_guard_block(cfg), marker=GUARD_MARKER)
+    guard = converge.Unchanged()
+    wanted_block = [GUARD_MARKER.format(mark="BEGIN"), *docker_guard_block(cfg).splitlines(), GUARD_MARKER.format(mark="END")]
+    if state["guard_block"] != wanted_block:
+        guard = files.block(name="Docker bypass guard in UFW's after.rules", path=AFTER_RULES,
+                            content=docker_guard_block(cfg), marker=GUARD_MARKER)
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)
     guard_drifted = state["active"] and state["docker_user"] != docker_guard_rules(cfg)

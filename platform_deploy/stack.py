@@ -138,11 +138,14 @@ def urls(cfg):
 
 
 class StackState(FactBase):
-    """Secret file names, Chatwoot's last prepared image, and each compose service's state."""
+    """Secret file names, Chatwoot's last prepared image, each compose service's state, the
+    images the host has, and the PostgreSQL major version of the data (its PG_VERSION)."""
 
     def command(self, root, project):
-        root = shlex.quote(root)
+        root, volume = shlex.quote(root), shlex.quote(f"{project}_postgres-data")
         return (
+            f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null)\"; "
+            "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
             f"echo \"pg-upgrade $(cat {root}/state/pg-major-upgrade 2>/dev/null)\"; "
@@ -154,7 +157,8 @@ class StackState(FactBase):
 
     @staticmethod
     def default():
-        return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False}
+        return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False,
+                "pg_version": None, "host_images": set()}
 
     def process(self, output):
         state = self.default()
@@ -166,12 +170,21 @@ class StackState(FactBase):
                 state[kind.replace("-", "_")] = rest.strip()
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
+            elif kind == "pg-version":
+                state["pg_version"] = int(rest) if rest.strip().isdigit() else None
+            elif kind == "image":
+                state["host_images"].add(rest.strip())
             elif kind == "service":
                 name, image, status, detail = (rest.split(" ", 3) + ["", "", ""])[:4]
                 health = next((h for h in ("unhealthy", "healthy", "starting") if f"{h})" in detail), "")
                 state["services"][name] = (status, health)
                 state["images"][name] = image
         return state
+
+
+def host_state(cfg):
+    """The stack on the host before this run: read once, by deploy.py, and handed to the steps."""
+    return host.get_fact(StackState, root=cfg.stack.stack_root, project=cfg.stack.stack_name)
 
 
 def directories(cfg):
@@ -221,10 +234,9 @@ class Rollout:
         return explain_failure(self.cfg, command)
 
 
-def files_and_images(cfg, docker_restarted, data_major):
+def files_and_images(cfg, state, docker_restarted, data_major):
     """Backup before a data upgrade, secrets, the project's files and images; returns the Rollout."""
-    rollout = Rollout(cfg, host.get_fact(StackState, root=cfg.stack.stack_root, project=cfg.stack.stack_name),
-                      data_major, docker_restarted)
+    rollout = Rollout(cfg, state, data_major, docker_restarted)
     _backup_before_upgrade(cfg, rollout)
     edge_files, pangolin_template = edge.render(cfg)
     rollout.secrets = _secrets(cfg, rollout, pangolin_template)
@@ -238,7 +250,7 @@ def files_and_images(cfg, docker_restarted, data_major):
                           mode="640", create_remote_dir=False, **template_vars),
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
                             mode="600", create_remote_dir=False, **template_vars) for app in cfg.stack.apps),
-        *_offline_images(cfg),
+        *_offline_images(cfg, rollout.state),
     ]
     return rollout
 
@@ -311,25 +323,13 @@ def explain_failure(cfg, command):
             f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}")
 
 
-class DockerImageRefs(FactBase):
-    def command(self):
-        return "docker image ls --format '{{.Repository}}:{{.Tag}}' 2>/dev/null || true"
-
-    @staticmethod
-    def default():
-        return set()
-
-    def process(self, output):
-        return set(output)
-
-
-def _offline_images(cfg):
+def _offline_images(cfg, state):
     """With offline_images (a `docker save` archive on this machine), images the host lacks
     are uploaded and loaded from it; without, `compose up` pulls them."""
     if not cfg.stack.offline_images:
         return []
     wanted = {cfg.stack.images[image_key(service)] for service in compose_services(cfg)}
-    missing = sorted(wanted - host.get_fact(DockerImageRefs))
+    missing = sorted(wanted - state["host_images"])
     if not missing:
         return []
     remote = "/var/tmp/platform-images.tar"

@@ -50,12 +50,13 @@ def test_parse_state():
         "rules": ["limit 22/tcp", "allow 80/tcp", "allow 8080/tcp"],
         "sshd_ports": [22],
         "docker_user": [],
+        "guard_block": [],
     }
 
 
 def test_fresh_host_without_ufw():
     assert firewall.parse_state(["port 2200", "port 22"]) == {
-        "active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200], "docker_user": []}
+        "active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200], "docker_user": [], "guard_block": []}
 
 
 def test_unknown_sshd_port_stops_the_deploy():
@@ -102,3 +103,11 @@ def test_docker_guard_block_is_an_iptables_restore_section():
 def test_guard_drift_is_read_from_the_chain():
     state = firewall.parse_state(["-N DOCKER-USER", "-A DOCKER-USER -j RETURN", "port 22"])
     assert state["docker_user"] == ["-N DOCKER-USER", "-A DOCKER-USER -j RETURN"]
+
+
+def test_guard_block_read_as_written():
+    # The fact prefixes each line of the block in after.rules with "guard ".
+    block = [firewall.GUARD_MARKER.format(mark="BEGIN"),
+                                        *firewall.docker_guard_block(load()).splitlines(), firewall.GUARD_MARKER.format(mark="END")]
+    state = firewall.parse_state(["port 22", *(f"guard {line}" for line in block)])
+    assert state["guard_block"] == block and state["docker_user"] == []
