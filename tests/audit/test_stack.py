@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import data, stack
+from platform_deploy import data, memory, stack
 
 
 @pytest.fixture(scope="module")
