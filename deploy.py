@@ -18,7 +18,7 @@ stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
-    f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb)
+    f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})
 )
 
 # Decisions are taken against the host as it is before this run: one dpkg read, and one

@@ -16,16 +16,18 @@ _public_key = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".s
 admin_ssh_keys = [open(_public_key).read().strip()] if os.path.exists(_public_key) else []
 admin_user = "ops" if admin_ssh_keys else None
 
-# Real PostgreSQL 15 + pgvector and Redis 7 built from Debian's packages, and labelled
-# STAND-INs for the apps and the edge, whose images cannot be fetched here (sandbox/images/). They are
-# built by tools/sandbox.py and delivered to the host as archives, not pulled.
+# Real PostgreSQL 15 + pgvector and Redis 7 from Debian's packages; the real n8n, Directus
+# and Traefik built from npm and PyPI the way their vendors build their images; labelled
+# STAND-INs for Chatwoot and Pangolin, which cannot be had here (sandbox/images/).
+# tools/sandbox.py builds them and pushes them to the sandbox's registry, which stands in
+# for Docker Hub: the host pulls them like production does.
+_registry = "registry.sandbox.test:5000"
 images = {
-    "postgres": "sandbox.local/postgres-pg15-pgvector:r1",
-    "redis": "sandbox.local/redis-7:r1",
-    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.0-r3",
-    "n8n": "sandbox.local/n8n-stand-in:2.40.7-r3",
-    "directus": "sandbox.local/directus-stand-in:12.3.1-r3",
-    "pangolin": "sandbox.local/pangolin-stand-in:1.12.3-r3",
-    "traefik": "sandbox.local/traefik-stand-in:v3.5.3-r3",
+    "postgres": f"{_registry}/postgres-pg15-pgvector:r1",
+    "redis": f"{_registry}/redis-7:r1",
+    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.6.0-r3",
+    "n8n": f"{_registry}/n8n:2.40.7-real1",
+    "directus": f"{_registry}/directus:12.4.0-real1",
+    "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",
+    "traefik": f"{_registry}/traefik:3.5.3-real1",
 }
-offline_images = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox", "images.tar")

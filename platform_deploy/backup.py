@@ -105,7 +105,7 @@ def apply(cfg, installed):
         ensure_packages("restic for the off-host copy", ["restic"], installed)
     converge.directory(name=f"Backup directory {cfg.backup.backup_dir}", path=cfg.backup.backup_dir, user="root", group="root", mode="700")
     template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                         app_volumes=app_volumes(cfg), app_services={app: stack.APP_SERVICES[app] for app in cfg.stack.apps}, generated=list(GENERATED_SECRETS))
+                         app_volumes=app_volumes(cfg), app_services=stack.app_services(cfg), generated=list(GENERATED_SECRETS))
     for script in ("backup", "restore"):
         converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
                           dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)

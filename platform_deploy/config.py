@@ -127,15 +127,21 @@ def _memory(sections, ram_mb, problems):
         problems.append(_problem("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
                                  "use a server with at least 4 GB of RAM (the seed's minimum)"))
         return {"memory_profile": "minimum", "memory_limits_mb": {}}
-    profile = memory.auto_profile(ram_mb) if s.memory_profile == "auto" else s.memory_profile
-    limits = {**memory.profile_limits(profile), **s.memory_limits_mb, "gerbil": GERBIL_MB}
+    workers = sections["n8n"].n8n_workers
+    counts = {"n8n-worker": workers}
+    profile = (memory.auto_profile(ram_mb, counts) or "minimum") if s.memory_profile == "auto" else s.memory_profile
+    table = memory.profile_limits(profile)
+    if not workers:  # regular mode: the main process has n8n's whole share
+        table["n8n"] += table["n8n-worker"]
+    limits = {**table, **s.memory_limits_mb, "gerbil": GERBIL_MB}
     running = set(stack.compose_services(SimpleConfig(sections)))
     limits = {service: mb for service, mb in limits.items() if service in running}
+    needed = memory.host_needs_mb(limits, counts)
     # Only the services that run count: a left-out app frees its share.
-    if memory.host_needs_mb(limits) > ram_mb:
+    if needed > ram_mb:
         problems.append(_problem(
             "memory_limits_mb", s.memory_limits_mb,
-            f"the limits of the services that run add up to {memory.host_needs_mb(limits)} MB with the "
+            f"the limits of the services that run add up to {needed} MB with the "
             f"{memory.HOST_RESERVE_MB} MB host reserve, more than the host's {ram_mb} MB",
             "lower the limits, leave an app out of apps, use memory_profile = \"minimum\", or use a larger server"))
     return {"memory_profile": profile, "memory_limits_mb": limits}

@@ -1,6 +1,8 @@
 """The RAM table (seed, "Vertical Scaling") and the arithmetic that follows from it.
 
-Limits are in MB. Chatwoot's share is split between its web and sidekiq containers.
+Limits are in MB. Chatwoot's share is split between its web and sidekiq containers, and
+n8n's between its main process and its first queue worker; each further worker is
+budgeted beside the table (`counts`), like the edge.
 The edge (Pangolin + Traefik) is not in the seed's table; it is budgeted here
 explicitly so the total the operator sees is the real one.
 """
@@ -11,7 +13,8 @@ PROFILES = ("recommended", "minimum")
 RAM_TABLE_MB = {
     "postgres": (2048, 512),
     "redis": (512, 128),
-    "n8n": (1024, 512),
+    "n8n": (512, 256),
+    "n8n-worker": (512, 256),
     "directus": (512, 256),
     "chatwoot-web": (1280, 640),
     "chatwoot-sidekiq": (768, 384),
@@ -28,23 +31,26 @@ def profile_limits(profile):
     return {service: pair[column] for service, pair in RAM_TABLE_MB.items()}
 
 
-def host_needs_mb(limits):
-    """RAM a host must report to carry these container limits."""
-    return sum(limits.values()) + HOST_RESERVE_MB
+def host_needs_mb(limits, counts=None):
+    """RAM a host must report to carry these container limits (`counts`: containers of a
+    service when more than one, e.g. {"n8n-worker": 2})."""
+    return sum(mb * (counts or {}).get(service, 1) for service, mb in limits.items()) + HOST_RESERVE_MB
 
 
-def auto_profile(ram_mb):
+def auto_profile(ram_mb, counts=None):
     """The largest profile that fits, or None when even the minimum does not."""
     for profile in PROFILES:
-        if ram_mb >= host_needs_mb(profile_limits(profile)):
+        if ram_mb >= host_needs_mb(profile_limits(profile), counts):
             return profile
     return None
 
 
-def format_budget(limits, ram_mb):
-    lines = [f"  {service:<18}{mb:>6} MB" for service, mb in limits.items()]
+def format_budget(limits, ram_mb, counts=None):
+    counts = counts or {}
+    lines = [f"  {service + (f' x{counts[service]}' if counts.get(service, 1) != 1 else ''):<18}{mb:>6} MB"
+             for service, mb in limits.items()]
     lines.append(f"  {'host reserve':<18}{HOST_RESERVE_MB:>6} MB")
-    lines.append(f"  {'total':<18}{host_needs_mb(limits):>6} MB of {ram_mb} MB on the host")
+    lines.append(f"  {'total':<18}{host_needs_mb(limits, counts):>6} MB of {ram_mb} MB on the host")
     return "\n".join(lines)
 
 
@@ -60,7 +66,7 @@ def sizing(cfg):
     }
     pools = {
         "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
-        "n8n": 5,
+        "n8n": 5 * (1 + cfg.n8n.n8n_workers),
         "directus": 10,
     }
     pg = limits["postgres"]
@@ -76,7 +82,7 @@ def sizing(cfg):
             "maintenance_work_mem": f"{max(32, pg // 16)}MB",
         },
         "redis_maxmemory_mb": limits["redis"] * 3 // 4,
-        "node_heap_mb": {app: limits[app] * 3 // 4 for app in ("n8n", "directus") if app in cfg.stack.apps},
+        "node_heap_mb": {s: limits[s] * 3 // 4 for s in ("n8n", "n8n-worker", "directus") if s in limits},
         "chatwoot": chatwoot,
         "pools": pools,
     }

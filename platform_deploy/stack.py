@@ -21,7 +21,7 @@ from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting
 from .secrets import GENERATED_SECRETS, UPLOAD_DIR, secret_env, secret_file
 
 APPS = ("chatwoot", "n8n", "directus")
-APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n",), "directus": ("directus",)}
+APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
 EDGE_SERVICES = ("pangolin", "traefik")
 # Exact tags the package is tested with; bump one in group data and rerun to upgrade that service.
 IMAGES = {
@@ -29,7 +29,7 @@ IMAGES = {
     "redis": "redis:7.4.5",
     "chatwoot": "chatwoot/chatwoot:v4.6.0",
     "n8n": "docker.n8n.io/n8nio/n8n:2.40.7",
-    "directus": "directus/directus:12.3.1",
+    "directus": "directus/directus:12.4.0",
     "pangolin": "fosrl/pangolin:1.12.3",
     "traefik": "traefik:v3.5.3",
     "gerbil": "fosrl/gerbil:1.2.2",
@@ -122,8 +122,13 @@ class Settings(Section):
         return smtp
 
 
+def app_services(cfg):
+    """App -> its compose services on this deploy (n8n-worker only in queue mode)."""
+    return {app: tuple(s for s in APP_SERVICES[app] if s != "n8n-worker" or cfg.n8n.n8n_workers) for app in cfg.stack.apps}
+
+
 def compose_services(cfg):
-    services = ["postgres", "redis", *(s for app in cfg.stack.apps for s in APP_SERVICES[app]), *EDGE_SERVICES]
+    services = ["postgres", "redis", *(s for services in app_services(cfg).values() for s in services), *EDGE_SERVICES]
     return tuple(services + (["gerbil"] if cfg.edge.tunnels_enabled else []))
 
 

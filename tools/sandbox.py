@@ -9,6 +9,7 @@ iptables, so the deploy meets what it meets on a server.
 """
 
 import argparse
+import datetime
 import os
 import runpy
 import shutil
@@ -24,15 +25,26 @@ KEY = STATE / "id_ed25519"
 # Bump the suffixes when a recipe changes.
 IMAGE = "platform-sandbox-host:trixie-1"
 BASE_IMAGE = "platform-sandbox-base:bookworm-1"
-ARCHIVE = STATE / "images.tar"
+# The sandbox's Docker Hub: a real distribution registry in a container of its own, which
+# the sandbox hosts pull from by name like production pulls (TLS, the sandbox CA).
+REGISTRY = "registry.sandbox.test:5000"
+REGISTRY_CONTAINER, REGISTRY_IMAGE, REGISTRY_LOCAL = "platform-registry", "platform-registry:1", "127.0.0.1:5000"
+CA, CA_KEY = STATE / "ca.pem", STATE / "ca.key"
+# For air-gapped servers: the upgrade tests deliver these by `offline_images` (a `docker
+# save` archive the deploy uploads and loads), not by the registry.
+OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": "sandbox.local/chatwoot-stand-in:v4.6.1-r3",
-    "chatwoot_broken": "sandbox.local/chatwoot-stand-in:v4.7.0-broken-r3",  # its migration fails
-    "postgres": "sandbox.local/postgres-pg15-pgvector:r2",  # same packages, another tag
-    "redis": "sandbox.local/redis-7:r2",
-    "postgres_major": "sandbox.local/postgres-pg17-pgvector:r1",  # the next major version
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.6.1-r3",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.7.0-broken-r3",  # its migration fails
+    "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
+    "redis": f"{REGISTRY}/redis-7:r2",
+    "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
 }
+OFFLINE = (UPGRADES["postgres"], UPGRADES["redis"])
+# Built from the registries (npm, PyPI) the way the vendors build theirs; the rest of the
+# apps and the edge are labelled stand-ins (sandbox/images/app-stand-in).
+REAL_APPS = ("n8n", "directus", "traefik")
 HOST_INCLUDE = "systemd,systemd-sysv,openssh-server,python3,iproute2,ca-certificates,sudo,dbus,procps"
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # The default user of a cloud image: key log-in, password-less sudo.
@@ -130,36 +142,150 @@ def build_host_image():
 def sandbox_images():
     """image reference -> (recipe directory, build args), from group_data/sandbox.py."""
     images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
+
     def recipe(key, ref):
         tag = ref.rsplit(":", 1)[1]
         if key == "postgres_major":  # Debian 13 carries PostgreSQL 17: built on the host's image
             return "postgres", {"REVISION": tag, "PG_MAJOR": "17", "BASE": IMAGE}
         if key in ("postgres", "redis"):
             return key, {"REVISION": tag}
+        if key in REAL_APPS:  # the real app from the registries: tag <version>-<revision>
+            version, revision = tag.rsplit("-", 1)
+            return key, {"VERSION": version, "REVISION": revision, "EXTRA_CA_CERT": egress_ca()}
         return "app-stand-in", {"APP": key.split("_")[0], "VERSION": tag}
 
     return {ref: recipe(key, ref) for key, ref in [*images.items(), *UPGRADES.items()]
             if key.split("_")[0] in ("postgres", "redis", "chatwoot", "n8n", "directus", "pangolin", "traefik")}
 
 
+def egress_ca():
+    """Certificates this machine adds to its trust store (a TLS-intercepting proxy in front of
+    PyPI and npm, on machines that have one): trusted by the image builds only."""
+    return "".join(p.read_text() for p in sorted(Path("/usr/local/share/ca-certificates").glob("*.crt")))
+
+
 def ensure_service_images():
-    """The images the sandbox's stack runs, built here and saved in one archive that the
-    deploy uploads and loads on the host (offline_images), since no registry is reachable."""
+    """The images the sandbox's stack runs, built here and pushed to the registry (the
+    offline ones saved in an archive instead)."""
     if not image_exists(BASE_IMAGE):
         debootstrap_image("bookworm", BASE_IMAGE, "ca-certificates")
     if not image_exists(IMAGE):
         build_host_image()
-    built = False
+    ensure_registry()
     for ref, (recipe, args) in sandbox_images().items():
         if not image_exists(ref):
             log(f"building {ref}")
             build_args = [f"--build-arg={k}={v}" for k, v in {"BASE": BASE_IMAGE, "MIRROR": MIRROR, **args}.items()]
             run(["docker", "build", "-q", "-t", ref, *build_args, str(ROOT / "sandbox" / "images" / recipe)], stdout=subprocess.DEVNULL)
-            built = True
-    if built or not ARCHIVE.exists():
-        log(f"saving the images to {ARCHIVE}")
-        # Not PostgreSQL 17 (a gigabyte of its own): its one test loads it onto the host itself.
-        run(["docker", "save", "-o", str(ARCHIVE), *(ref for ref in sandbox_images() if ref != UPGRADES["postgres_major"])])
+            OFFLINE_ARCHIVE.unlink(missing_ok=True)
+        if ref not in OFFLINE and not in_registry(ref):
+            log(f"pushing {ref} to the sandbox registry")
+            local = ref.replace(REGISTRY, REGISTRY_LOCAL, 1)
+            run(["docker", "tag", ref, local])
+            run(["docker", "push", "-q", local], stdout=subprocess.DEVNULL)
+            run(["docker", "rmi", local], stdout=subprocess.DEVNULL)
+    if not OFFLINE_ARCHIVE.exists():
+        log(f"saving {', '.join(OFFLINE)} to {OFFLINE_ARCHIVE}")
+        run(["docker", "save", "-o", str(OFFLINE_ARCHIVE), *OFFLINE])
+
+
+def ensure_ca():
+    """The sandbox's own certificate authority (its key stays in .sandbox/)."""
+    if CA.exists():
+        return
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "platform sandbox CA")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True).sign(key, hashes.SHA256()))
+    CA_KEY.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    CA_KEY.chmod(0o600)
+    CA.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def issue_cert(directory, stem, names, ips=()):
+    """A server certificate from the sandbox CA: directory/stem.pem and .key."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ensure_ca()
+    ca_key = serialization.load_pem_private_key(CA_KEY.read_bytes(), None)
+    ca = x509.load_pem_x509_certificate(CA.read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=825))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False).sign(ca_key, hashes.SHA256()))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{stem}.key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (directory / f"{stem}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM) + CA.read_bytes())
+
+
+def ensure_registry():
+    certs = STATE / "registry-certs"
+    if not (certs / "registry.pem").exists():
+        issue_cert(certs, "registry", [REGISTRY.split(":")[0], "localhost"], ips=["127.0.0.1"])
+    if not image_exists(REGISTRY_IMAGE):
+        log(f"building {REGISTRY_IMAGE} (Debian's docker-registry)")
+        run(["docker", "build", "-q", "-t", REGISTRY_IMAGE, f"--build-arg=BASE={BASE_IMAGE}", str(ROOT / "sandbox" / "images" / "registry")],
+            stdout=subprocess.DEVNULL)
+    state = container_state(REGISTRY_CONTAINER)
+    if state is None:
+        log(f"starting the sandbox registry ({REGISTRY}, also on {REGISTRY_LOCAL} for pushes)")
+        run(["docker", "run", "-d", "--name", REGISTRY_CONTAINER, "--restart", "unless-stopped", "-p", f"{REGISTRY_LOCAL}:5000",
+             "-v", "platform-registry-data:/var/lib/docker-registry", "-v", f"{certs}:/certs:ro", REGISTRY_IMAGE], stdout=subprocess.DEVNULL)
+    elif not state:
+        run(["docker", "start", REGISTRY_CONTAINER], stdout=subprocess.DEVNULL)
+    for _ in range(30):
+        if in_registry(None):
+            return
+        time.sleep(1)
+    sys.exit(f"the sandbox registry did not answer on {REGISTRY_LOCAL}; see `docker logs {REGISTRY_CONTAINER}`")
+
+
+def in_registry(ref):
+    """Whether the registry holds `ref` (None: whether it answers at all)."""
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    path = "/v2/"
+    if ref:
+        repository, tag = ref.removeprefix(f"{REGISTRY}/").rsplit(":", 1)
+        path = f"/v2/{repository}/manifests/{tag}"
+    request = urllib.request.Request(f"https://{REGISTRY_LOCAL}{path}", method="HEAD", headers={
+        "Accept": "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"})
+    try:
+        with urllib.request.urlopen(request, context=ssl.create_default_context(cafile=str(CA)), timeout=5):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def registry_address():
+    return run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", REGISTRY_CONTAINER], capture_output=True, text=True).stdout.strip()
+
+
+def trust_registry(name):
+    """The host finds the registry by name and trusts its certificate, as a server trusts Docker Hub's."""
+    run(["docker", "exec", "-i", name, "sh", "-c",
+         # /etc/hosts is a bind mount: rewritten in place, not replaced.
+         f"hosts=$(grep -v ' {REGISTRY.split(':')[0]}$' /etc/hosts); printf '%s\\n{registry_address()} {REGISTRY.split(':')[0]}\\n' \"$hosts\" > /etc/hosts && "
+         f"install -d /etc/docker/certs.d/{REGISTRY} && cat > /etc/docker/certs.d/{REGISTRY}/ca.crt"], input=CA.read_bytes())
 
 
 def container_state(name):
@@ -217,7 +343,7 @@ def up(name, port):
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
         (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
         run(["docker", "run", "-d", "--name", name, "--hostname", name, *run_flags(), "-p", f"127.0.0.1:{port}:22",
-             IMAGE, "/lib/systemd/systemd"], stdout=subprocess.DEVNULL)
+             "--add-host", f"{REGISTRY.split(':')[0]}:{registry_address()}", IMAGE, "/lib/systemd/systemd"], stdout=subprocess.DEVNULL)
     elif not state:
         log(f"starting the stopped host {name}")
         run(["docker", "start", name], stdout=subprocess.DEVNULL)
@@ -226,6 +352,7 @@ def up(name, port):
         run(["docker", "exec", "-i", name, "sh", "-c",
              f"install -d -m 700 -o {user} -g {user} {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
              f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys"], input=public.encode())
+    trust_registry(name)
     wait_for_ssh(name, port)
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 

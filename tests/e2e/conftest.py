@@ -18,7 +18,8 @@ BIN = Path(sys.executable).parent
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
 APPS = ("chatwoot", "n8n", "directus")
 SANDBOX_IMAGES = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
-UPGRADES = runpy.run_path(str(ROOT / "tools" / "sandbox.py"))["UPGRADES"]
+_TOOL = runpy.run_path(str(ROOT / "tools" / "sandbox.py"))
+UPGRADES, OFFLINE_ARCHIVE = _TOOL["UPGRADES"], _TOOL["OFFLINE_ARCHIVE"]
 
 
 def run(cmd, check=False, env=None, **kw):

@@ -5,7 +5,7 @@ backup), and a full backup, destroy and restore cycle."""
 import json
 import secrets
 
-from conftest import APPS, DC, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, redis, run, wait_healthy
+from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, redis, run, wait_healthy
 
 ROOT = "/opt/msgplatform"
 BACKUPS = "/var/backups/msgplatform"
@@ -71,10 +71,13 @@ def test_docker_daemon_restart_keeps_containers_running(sandbox):
 def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
     write_data(sandbox, "upgrade")
     data, before, count = read_data(sandbox), started(sandbox), len(backups(sandbox))
-    upgraded = images(postgres=UPGRADES["postgres"], redis=UPGRADES["redis"])
-    rc, results, log = sandbox.deploy("--data", upgraded)
+    # These two come as an air-gapped server gets them: offline_images, an archive the deploy
+    # uploads and loads (they are not in the sandbox's registry).
+    upgraded = (images(postgres=UPGRADES["postgres"], redis=UPGRADES["redis"]), "--data", f"offline_images={OFFLINE_ARCHIVE}")
+    rc, results, log = sandbox.deploy("--data", *upgraded)
     assert rc == 0, log[-3000:]
     assert "Backup taken: before upgrading postgres, redis" in changed(results)
+    assert "Images loaded" in changed(results)
     assert len(backups(sandbox)) == count + 1
     after = started(sandbox)
     assert after["msgplatform-postgres-1"].split()[0] == UPGRADES["postgres"]
@@ -84,7 +87,7 @@ def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
     assert {c: after[c] for c in untouched} == {c: before[c] for c in untouched}
     wait_healthy(sandbox)
     assert read_data(sandbox) == data
-    rc, results, log = sandbox.deploy("--data", upgraded)
+    rc, results, log = sandbox.deploy("--data", *upgraded)
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
     # Back to the group data's images: the same path, the same rows.
     rc, results, log = sandbox.deploy()
@@ -128,9 +131,6 @@ docker volume rm msgplatform_postgres-data-pg15
 def test_postgres_major_upgrade_by_dump_and_restore_and_back(sandbox):
     write_data(sandbox, "major")
     data = read_data(sandbox)
-    # Not in the offline_images archive (a gigabyte the other tests do not need): loaded here.
-    loaded = run(["sh", "-c", f"docker save {UPGRADES['postgres_major']} | docker exec -i {sandbox.name} docker load -q"])
-    assert loaded.returncode == 0, loaded.stderr
     upgrade = ("--data", images(postgres=UPGRADES["postgres_major"]), "--data", "postgres_major_upgrade=true")
     rc, results, log = sandbox.deploy(*upgrade)
     assert rc == 0, log[-3000:]

@@ -16,7 +16,7 @@ def render(name, cfg):
     return TEMPLATES.get_template(name).render(
         cfg=cfg, root=cfg.stack.stack_root, unit=backup.unit(cfg),
         volumes=[v for vols in backup.app_volumes(cfg).values() for v in vols], app_volumes=backup.app_volumes(cfg),
-        app_services={app: stack.APP_SERVICES[app] for app in cfg.stack.apps}, generated=list(secrets.GENERATED_SECRETS))
+        app_services=stack.app_services(cfg), generated=list(secrets.GENERATED_SECRETS))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"apps": ["n8n"]}, {"backup_offsite": "sftp:bk@backup.example.org:/srv/r"}])

@@ -205,7 +205,7 @@ def test_memory_check_counts_only_the_services_that_run():
     # 4.9 GB for PostgreSQL does not fit an 8 GB host with every app, but fits with n8n alone.
     assert "more than the host's 7800 MB" in refused(memory_limits_mb={"postgres": 4900})
     cfg = load(apps=["n8n"], memory_limits_mb={"postgres": 4900})
-    assert set(cfg.memory_limits_mb) == {"postgres", "redis", "n8n", "pangolin", "traefik"}
+    assert set(cfg.memory_limits_mb) == {"postgres", "redis", "n8n", "n8n-worker", "pangolin", "traefik"}
     assert load(tunnels_enabled=True).memory_limits_mb["gerbil"] == 128
 
 
@@ -226,3 +226,18 @@ def test_a_misspelt_key_is_refused_with_the_right_name():
     message = refused(backup_kep=3)
     assert "backup_kep" in message and "did you mean backup_keep?" in message
     assert load(ssh_user="admin", _sudo=True)  # pyinfra's own keys pass
+
+
+def test_n8n_share_covers_the_main_process_and_its_first_worker():
+    table = memory.profile_limits("recommended")
+    assert load().memory_limits_mb["n8n"] + load().memory_limits_mb["n8n-worker"] == 1024  # the seed's n8n share
+    regular = load(n8n_workers=0).memory_limits_mb
+    assert regular["n8n"] == 1024 and "n8n-worker" not in regular
+    # Further workers are budgeted beside the table: three workers need two more shares.
+    three = load(n8n_workers=3, ram_mb=16000)
+    assert memory.host_needs_mb(three.memory_limits_mb, {"n8n-worker": 3}) == \
+        memory.host_needs_mb(load(ram_mb=16000).memory_limits_mb) + 2 * table["n8n-worker"]
+    # On an 8 GB host, "auto" falls back to the minimum profile to make room for them.
+    assert load(n8n_workers=3).memory_profile == "minimum"
+    assert "more than the host's 7800 MB" in refused(n8n_workers=3, memory_profile="recommended")
+    assert "n8n_workers" in refused(n8n_workers=-1)

@@ -5,7 +5,8 @@ def test_ram_table_matches_the_seed():
     rec, minimum = memory.profile_limits("recommended"), memory.profile_limits("minimum")
     assert (rec["postgres"], minimum["postgres"]) == (2048, 512)
     assert (rec["redis"], minimum["redis"]) == (512, 128)
-    assert (rec["n8n"], minimum["n8n"]) == (1024, 512)
+    # n8n's share: the main process and its first queue worker.
+    assert (rec["n8n"] + rec["n8n-worker"], minimum["n8n"] + minimum["n8n-worker"]) == (1024, 512)
     assert (rec["directus"], minimum["directus"]) == (512, 256)
     chatwoot = ("chatwoot-web", "chatwoot-sidekiq")
     assert (sum(rec[s] for s in chatwoot), sum(minimum[s] for s in chatwoot)) == (2048, 1024)
@@ -23,3 +24,10 @@ def test_budget_shows_each_service_and_total():
     assert "postgres" in text and "pangolin" in text
     total = memory.host_needs_mb(memory.profile_limits("minimum"))
     assert f"{total} MB of 4000 MB on the host" in text
+
+
+def test_budget_counts_every_worker():
+    limits = memory.profile_limits("minimum")
+    text = memory.format_budget(limits, 8000, {"n8n-worker": 3})
+    assert "n8n-worker x3" in text
+    assert f"{memory.host_needs_mb(limits) + 2 * limits['n8n-worker']} MB of 8000 MB" in text

@@ -25,9 +25,22 @@ EDGE = {"pangolin", "traefik"}
 
 
 def test_compose_services_follow_apps_and_tunnels():
-    assert set(compose(load())["services"]) == {"postgres", "redis", "chatwoot-web", "chatwoot-sidekiq", "n8n", "directus"} | EDGE
-    assert set(compose(load(apps=["n8n"]))["services"]) == {"postgres", "redis", "n8n"} | EDGE
+    every = {"postgres", "redis", "chatwoot-web", "chatwoot-sidekiq", "n8n", "n8n-worker", "directus"} | EDGE
+    assert set(compose(load())["services"]) == every == set(stack.compose_services(load()))
+    assert set(compose(load(apps=["n8n"]))["services"]) == {"postgres", "redis", "n8n", "n8n-worker"} | EDGE
+    assert "n8n-worker" not in compose(load(n8n_workers=0))["services"]
     assert "gerbil" in compose(load(tunnels_enabled=True))["services"]
+
+
+def test_n8n_queue_mode_with_its_workers():
+    cfg = load(n8n_workers=2, ram_mb=16000)
+    worker = compose(cfg)["services"]["n8n-worker"]
+    assert worker["command"] == ["worker"] and worker["deploy"]["replicas"] == 2
+    assert worker["image"] == cfg.stack.images["n8n"] and worker["env_file"] == compose(cfg)["services"]["n8n"]["env_file"]
+    env = render("env/n8n.env.j2", cfg)
+    assert "EXECUTIONS_MODE=queue" in env and "QUEUE_BULL_REDIS_DB=1" in env and "QUEUE_BULL_PREFIX=msgplatform-n8n" in env
+    assert "N8N_DEFAULT_BINARY_DATA_MODE=database" in env
+    assert "EXECUTIONS_MODE" not in render("env/n8n.env.j2", load(n8n_workers=0))
 
 
 def test_only_the_edge_publishes_ports():
@@ -80,7 +93,7 @@ def test_app_settings_follow_their_limits():
     small = memory.sizing(load(memory_profile="minimum"))
     limits = memory.profile_limits("recommended")
     assert rec["redis_maxmemory_mb"] == limits["redis"] * 3 // 4 < limits["redis"]
-    assert rec["node_heap_mb"]["n8n"] == 768 and small["node_heap_mb"]["n8n"] == 384
+    assert rec["node_heap_mb"]["n8n"] == limits["n8n"] * 3 // 4 and small["node_heap_mb"]["n8n"] == memory.profile_limits("minimum")["n8n"] * 3 // 4
     assert rec["chatwoot"]["web_concurrency"] == 2 and small["chatwoot"]["web_concurrency"] == 1
     assert rec["chatwoot"]["sidekiq_concurrency"] == 10 and small["chatwoot"]["sidekiq_concurrency"] == 5
 
