@@ -3,6 +3,8 @@ import os
 
 domain = "sandbox.test"
 acme_email = "ops@sandbox.test"
+# Directus refuses an admin address under .test (it checks the TLD); example.com is reserved.
+admin_email = "ops@example.com"
 docker_source = "distro"
 
 # The tests open many SSH connections in quick succession from one address; UFW's

@@ -127,15 +127,17 @@ def _memory(sections, ram_mb, problems):
         problems.append(_problem("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
                                  "use a server with at least 4 GB of RAM (the seed's minimum)"))
         return {"memory_profile": "minimum", "memory_limits_mb": {}}
-    workers = sections["n8n"].n8n_workers
-    counts = {"n8n-worker": workers}
-    profile = (memory.auto_profile(ram_mb, counts) or "minimum") if s.memory_profile == "auto" else s.memory_profile
-    table = memory.profile_limits(profile)
-    if not workers:  # regular mode: the main process has n8n's whole share
-        table["n8n"] += table["n8n-worker"]
-    limits = {**table, **s.memory_limits_mb, "gerbil": GERBIL_MB}
+    counts = {"n8n-worker": sections["n8n"].n8n_workers}
     running = set(stack.compose_services(SimpleConfig(sections)))
-    limits = {service: mb for service, mb in limits.items() if service in running}
+
+    def limits_of(profile):
+        limits = {**memory.profile_limits(profile), **s.memory_limits_mb, "gerbil": GERBIL_MB}
+        return {service: mb for service, mb in limits.items() if service in running}
+
+    profile = s.memory_profile
+    if profile == "auto":  # the largest profile whose services, as configured, fit
+        profile = next((p for p in memory.PROFILES if memory.host_needs_mb(limits_of(p), counts) <= ram_mb), "minimum")
+    limits = limits_of(profile)
     needed = memory.host_needs_mb(limits, counts)
     # Only the services that run count: a left-out app frees its share.
     if needed > ram_mb:

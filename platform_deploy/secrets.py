@@ -24,6 +24,7 @@ GENERATED_SECRETS = {
     "n8n_encryption_key": 48,
     "directus_secret": 64,
     "directus_admin_password": 24,
+    "directus_admin_token": 48,
     "pangolin_server_secret": 48,
 }
 # Secrets only the operator can supply: name -> the feature that needs it (config.features).
@@ -60,6 +61,8 @@ SECRET_ENV = {
         "DB_PASSWORD": "directus_db_password",
         "SECRET": "directus_secret",
         "ADMIN_PASSWORD": "directus_admin_password",
+        # Given to the first admin by Directus's bootstrap; the healthcheck authenticates with it.
+        "ADMIN_TOKEN": "directus_admin_token",
         "REDIS_PASSWORD": "redis_password",
         "EMAIL_SMTP_PASSWORD": "smtp_password",
     },

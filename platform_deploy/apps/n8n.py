@@ -11,6 +11,6 @@ class Settings(Section):
                                problem="not a boolean", fix="set ai_replies = True or False")
     n8n_workers: int = setting(
         1, doc="Queue-mode workers (n8n-worker containers) that run the executions, on Redis database 1; 0: regular "
-               "mode, the main process runs them. n8n's share of the RAM table covers the main process and the first "
-               "worker; each further worker is budgeted beside it.", problem="not a worker count",
+               "mode, the main process runs them. n8n's share of the RAM table is the main process; each worker "
+               "has a limit of its own beside the table (memory_limits_mb['n8n-worker']).", problem="not a worker count",
         fix="set n8n_workers to a whole number from 0 to 16", ge=0, le=16)

@@ -228,16 +228,15 @@ def test_a_misspelt_key_is_refused_with_the_right_name():
     assert load(ssh_user="admin", _sudo=True)  # pyinfra's own keys pass
 
 
-def test_n8n_share_covers_the_main_process_and_its_first_worker():
+def test_n8n_workers_are_budgeted_beside_the_table():
     table = memory.profile_limits("recommended")
-    assert load().memory_limits_mb["n8n"] + load().memory_limits_mb["n8n-worker"] == 1024  # the seed's n8n share
-    regular = load(n8n_workers=0).memory_limits_mb
-    assert regular["n8n"] == 1024 and "n8n-worker" not in regular
-    # Further workers are budgeted beside the table: three workers need two more shares.
+    assert load().memory_limits_mb["n8n"] == 1024  # the seed's n8n share: the main process
+    assert "n8n-worker" not in load(n8n_workers=0).memory_limits_mb
+    # An "8 GB" host carries the recommended profile with one worker; three need the minimum.
+    assert load().memory_profile == "recommended"
     three = load(n8n_workers=3, ram_mb=16000)
     assert memory.host_needs_mb(three.memory_limits_mb, {"n8n-worker": 3}) == \
         memory.host_needs_mb(load(ram_mb=16000).memory_limits_mb) + 2 * table["n8n-worker"]
-    # On an 8 GB host, "auto" falls back to the minimum profile to make room for them.
     assert load(n8n_workers=3).memory_profile == "minimum"
     assert "more than the host's 7800 MB" in refused(n8n_workers=3, memory_profile="recommended")
     assert "n8n_workers" in refused(n8n_workers=-1)
