@@ -18,6 +18,25 @@ _public_key = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".s
 admin_ssh_keys = [open(_public_key).read().strip()] if os.path.exists(_public_key) else []
 admin_user = "ops" if admin_ssh_keys else None
 
+# The sandbox's network: each host and its own ACME server (Pebble) at fixed addresses,
+# from the host's SSH port (tools/sandbox.py starts them).
+_SANDBOX_SUBNET = "10.213.77.0/24"
+
+
+def _sandbox_addresses(port):
+    """(host, its ACME server) on _SANDBOX_SUBNET for the host whose SSH port is `port`."""
+    offset = int(port) - 2200
+    assert 0 < offset < 110, f"sandbox SSH ports are 2201-2309, not {port}"
+    return f"10.213.77.{2 * offset + 20}", f"10.213.77.{2 * offset + 21}"
+
+
+_name = os.environ.get("SANDBOX_NAME", "sandbox-1")
+_state = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox")
+# TLS for real: Traefik gets its certificates from the host's Pebble by HTTP-01, validated
+# against the host's port 80 (Pebble's TLS certificate is the sandbox CA's).
+acme_ca_server = f"https://{_sandbox_addresses(os.environ.get('SANDBOX_SSH_PORT', '2222'))[1]}:14000/dir"
+acme_ca_certificate = os.path.join(_state, "ca.pem") if os.path.exists(os.path.join(_state, "ca.pem")) else None
+
 # Real PostgreSQL 15 + pgvector and Redis 7 from Debian's packages; the real n8n, Directus
 # and Traefik built from npm and PyPI the way their vendors build their images; labelled
 # STAND-INs for Chatwoot and Pangolin, which cannot be had here (sandbox/images/).

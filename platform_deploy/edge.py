@@ -7,6 +7,8 @@ sites) reach it through Pangolin's HTTP provider.
 """
 
 
+import os
+
 from pydantic import field_validator, model_validator
 
 from . import converge
@@ -31,6 +33,14 @@ class Settings(Section):
         None, doc='With a DNS provider: the variable its token is read from, e.g. "CF_DNS_API_TOKEN"; the value comes '
                   "from PLATFORM_ACME_DNS_API_TOKEN.", problem="not an environment variable name", pattern=r"^[A-Z][A-Z0-9_]*$",
         fix='name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare')
+    acme_ca_server: str = setting(
+        "https://acme-v02.api.letsencrypt.org/directory", doc="The ACME directory Traefik gets certificates from "
+        "(Let's Encrypt's production; its staging directory while you test).", problem="not an https URL",
+        pattern=r"^https://[^\s'\"]+$", fix='use e.g. "https://acme-staging-v02.api.letsencrypt.org/directory"')
+    acme_ca_certificate: str | None = setting(
+        None, doc="A PEM file on this machine that the ACME server's own TLS certificate chains to, for a private ACME "
+                  "server (the sandbox's Pebble); None: the system's trust store.",
+        fix="give the path of a PEM file on this machine, or None")
     badger_version: str = setting("v1.2.0", doc="Pangolin's Traefik plugin (Badger).", problem="not a version",
                                   fix='write a tag like "v1.2.0"', pattern=r"^v?[0-9][0-9A-Za-z.+-]*$")
     tunnels_enabled: bool = setting(False, doc="Pangolin tunnels: Gerbil, UDP 51820 and 21820.", problem="not a boolean",
@@ -49,6 +59,13 @@ class Settings(Section):
             raise refuse("two services share a hostname", "give each service its own name")
         return names
 
+    @field_validator("acme_ca_certificate")
+    @classmethod
+    def _pem_file(cls, path):
+        if path is not None and not os.path.isfile(path):
+            raise refuse("no such file on this machine", "give the path of a PEM file, or None")
+        return path
+
     @model_validator(mode="after")
     def _dns_token(self):
         if self.acme_dns_provider and not self.acme_dns_token_env:
@@ -59,6 +76,7 @@ class Settings(Section):
 
 APP_UPSTREAMS = {"chatwoot": "http://chatwoot-web:3000", "n8n": "http://n8n:5678", "directus": "http://directus:8055"}
 PANGOLIN_SECRET_MARKER = "@@PANGOLIN_SERVER_SECRET@@"
+ACME_CA_FILE = "acme-ca.pem"  # in edge/traefik/, which Traefik sees as /etc/traefik/
 
 
 def host_of(rule):
@@ -97,6 +115,8 @@ def render(cfg):
         name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
         dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
     traefik = [
+        *([converge.put(name="The ACME server's CA", src=cfg.edge.acme_ca_certificate, dest=f"{root}/traefik/{ACME_CA_FILE}",
+                        mode="644", create_remote_dir=False)] if cfg.edge.acme_ca_certificate else []),
         converge.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
                           dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
         converge.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",

@@ -30,6 +30,10 @@ BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 REGISTRY = "registry.sandbox.test:5000"
 REGISTRY_CONTAINER, REGISTRY_IMAGE, REGISTRY_LOCAL = "platform-registry", "platform-registry:1", "127.0.0.1:5000"
 CA, CA_KEY = STATE / "ca.pem", STATE / "ca.key"
+# The sandbox's Let's Encrypt: one Pebble per host, with a DNS that points every name at that
+# host, both on a network of their own with fixed addresses (group_data/sandbox.py).
+NETWORK, ACME_IMAGE = "platform-sandbox-net", "platform-acme:1"
+GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 # For air-gapped servers: the upgrade tests deliver these by `offline_images` (a `docker
 # save` archive the deploy uploads and loads), not by the registry.
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
@@ -141,7 +145,7 @@ def build_host_image():
 
 def sandbox_images():
     """image reference -> (recipe directory, build args), from group_data/sandbox.py."""
-    images = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
+    images = GROUP_DATA["images"]
 
     def recipe(key, ref):
         tag = ref.rsplit(":", 1)[1]
@@ -276,6 +280,44 @@ def in_registry(ref):
         return False
 
 
+def ensure_network():
+    if run(["docker", "network", "inspect", NETWORK], check=False, capture_output=True).returncode:
+        run(["docker", "network", "create", "--subnet", GROUP_DATA["_SANDBOX_SUBNET"], NETWORK], stdout=subprocess.DEVNULL)
+
+
+def ensure_acme(name, port):
+    """The host's Pebble, validating its challenges against the host for real; its root
+    certificate (new at each Pebble start) in .sandbox/<name>.acme-root.pem."""
+    host_ip, acme_ip = GROUP_DATA["_sandbox_addresses"](port)
+    acme, certs = f"{name}-acme", STATE / f"{name}-acme-certs"
+    if not image_exists(ACME_IMAGE):
+        log(f"building {ACME_IMAGE} (Debian's pebble)")
+        run(["docker", "build", "-q", "-t", ACME_IMAGE, f"--build-arg=BASE={IMAGE}", str(ROOT / "sandbox" / "images" / "acme")],
+            stdout=subprocess.DEVNULL)
+    if container_state(acme) is None:
+        issue_cert(certs, "acme", ["acme.sandbox.test"], ips=[acme_ip])
+        run(["docker", "run", "-d", "--name", acme, "--network", NETWORK, "--ip", acme_ip, "-e", f"HOST_IP={host_ip}",
+             "-e", "PEBBLE_VA_NOSLEEP=1", "-v", f"{certs}:/certs:ro", ACME_IMAGE], stdout=subprocess.DEVNULL)
+    elif not container_state(acme):
+        run(["docker", "start", acme], stdout=subprocess.DEVNULL)
+    import ssl
+    import urllib.request
+
+    context = ssl.create_default_context(cafile=str(CA))
+    for _ in range(30):
+        try:
+            with urllib.request.urlopen(f"https://{acme_ip}:15000/roots/0", context=context, timeout=5) as answer:
+                root = answer.read()
+            break
+        except OSError:
+            time.sleep(1)
+    else:
+        sys.exit(f"Pebble did not answer on {acme_ip}:15000; see `docker logs {acme}`")
+    (STATE / f"{name}.acme-root.pem").write_bytes(root)
+    if name == "sandbox-1":  # make sandbox's host: the README's curl uses this one
+        (STATE / "acme-root.pem").write_bytes(root)
+
+
 def registry_address():
     return run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", REGISTRY_CONTAINER], capture_output=True, text=True).stdout.strip()
 
@@ -338,12 +380,15 @@ def up(name, port):
     ensure_docker()
     ensure_key()
     ensure_service_images()
+    ensure_network()
     state = container_state(name)
     if state is None:
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
         (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
         run(["docker", "run", "-d", "--name", name, "--hostname", name, *run_flags(), "-p", f"127.0.0.1:{port}:22",
              "--add-host", f"{REGISTRY.split(':')[0]}:{registry_address()}", IMAGE, "/lib/systemd/systemd"], stdout=subprocess.DEVNULL)
+        # Its address on the sandbox network, where its Pebble validates it.
+        run(["docker", "network", "connect", "--ip", GROUP_DATA["_sandbox_addresses"](port)[0], NETWORK, name])
     elif not state:
         log(f"starting the stopped host {name}")
         run(["docker", "start", name], stdout=subprocess.DEVNULL)
@@ -353,6 +398,7 @@ def up(name, port):
              f"install -d -m 700 -o {user} -g {user} {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
              f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys"], input=public.encode())
     trust_registry(name)
+    ensure_acme(name, port)
     wait_for_ssh(name, port)
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 
@@ -361,6 +407,8 @@ def destroy(name):
     if docker_ok() and container_state(name) is not None:
         log(f"removing host {name} and its volumes")
         run(["docker", "rm", "-f", "-v", name], stdout=subprocess.DEVNULL)
+    if docker_ok() and container_state(f"{name}-acme") is not None:
+        run(["docker", "rm", "-f", "-v", f"{name}-acme"], stdout=subprocess.DEVNULL)
     (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
 
 
