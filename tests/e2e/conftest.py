@@ -17,7 +17,8 @@ ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
 BIN = Path(sys.executable).parent
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
 APPS = ("chatwoot", "n8n", "directus")
-SANDBOX_IMAGES = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))["images"]
+GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
+SANDBOX_IMAGES = GROUP_DATA["images"]
 _TOOL = runpy.run_path(str(ROOT / "tools" / "sandbox.py"))
 UPGRADES, OFFLINE_ARCHIVE = _TOOL["UPGRADES"], _TOOL["OFFLINE_ARCHIVE"]
 

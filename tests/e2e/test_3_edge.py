@@ -1,29 +1,61 @@
 """The edge, checked from outside the host: a probe from this machine to the sandbox
 host's own address (one pass, a bounded list of ports) must find SSH, 80 and 443 only,
-also after a port is published by mistake; without the DOCKER-USER guard it must not."""
+also after a port is published by mistake; without the DOCKER-USER guard it must not.
+TLS for real: the real Traefik gets its certificates from the host's own ACME server
+(Pebble), which validates each HTTP-01 challenge against the host's port 80."""
 
 import http.client
 import json
 import socket
+import ssl
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import changed, read_marks, run, wait_healthy, write_marks
+from conftest import DC, GROUP_DATA, PORT, ROOT, changed, read_marks, run, wait_healthy, write_marks
 
 # Every privileged port, and every port the stack's containers listen on inside.
 PORTS = sorted(set(range(1, 1025)) | {2375, 2376, 3000, 3001, 3002, 5432, 5678, 6379, 8055, 8080, 8082, 9000})
 MISTAKE_PORT = 8080
 
 
+HOSTS = {"chatwoot": "chat.sandbox.test", "n8n": "n8n.sandbox.test", "directus": "cms.sandbox.test", "pangolin": "pangolin.sandbox.test"}
+# A path each app answers without logging in.
+APP_PATHS = {"chatwoot": "/", "n8n": "/healthz", "directus": "/server/ping", "pangolin": "/"}
+
+
 def host_address(sandbox):
-    out = run(["docker", "inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", sandbox.name])
-    return out.stdout.strip()
+    """The host's address on the sandbox network (fixed; the one its ACME server validates)."""
+    return GROUP_DATA["_sandbox_addresses"](PORT)[0]
 
 
 @pytest.fixture(scope="module")
 def address(sandbox):
     return host_address(sandbox)
+
+
+def acme_root(sandbox):
+    return ROOT / ".sandbox" / f"{sandbox.name}.acme-root.pem"
+
+
+def https(sandbox, address, name, path="/", timeout=180):
+    """GET over TLS, verified against the ACME server's root for `name`; waits for the
+    certificate (Traefik asks for it in the background). Returns (status, body, certificate)."""
+    context = ssl.create_default_context(cafile=str(acme_root(sandbox)))
+    deadline, error = time.time() + timeout, None
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((address, 443), timeout=10) as raw, context.wrap_socket(raw, server_hostname=name) as tls:
+                certificate = tls.getpeercert()
+                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+                response = http.client.HTTPResponse(tls)
+                response.begin()
+                return response.status, response.read(), certificate
+        except (ssl.SSLError, OSError) as e:
+            error = e
+            time.sleep(3)
+    raise AssertionError(f"no verified TLS for {name} within {timeout} s: {error}")
 
 
 def open_ports(address, ports=PORTS):
@@ -49,29 +81,34 @@ def test_probe_from_outside_finds_ssh_and_web_only(sandbox, address):
     assert open_ports(address) == {22, 80, 443}
 
 
-@pytest.mark.parametrize("host, app", [("chat.sandbox.test", "chatwoot"), ("n8n.sandbox.test", "n8n"),
-                                       ("cms.sandbox.test", "directus"), ("pangolin.sandbox.test", "pangolin")])
-def test_each_hostname_reaches_its_app_through_the_edge(address, host, app):
+@pytest.mark.parametrize("app", HOSTS)
+def test_each_hostname_reaches_its_app_over_verified_tls(sandbox, address, app):
+    host = HOSTS[app]
     status, location, _ = get(address, 80, host, "/some/path")
     assert status == 308 and location == f"https://{host}/some/path"
-    # The edge stand-in speaks plain HTTP on 443 (no TLS, no ACME here).
-    status, _, body = get(address, 443, host, "/")
-    assert status == 200
-    assert json.loads(body).get("stand_in") == app or (app == "pangolin" and b"pangolin" in body), body
+    status, body, certificate = https(sandbox, address, host, APP_PATHS[app])
+    assert status == 200, body[:300]
+    assert ("DNS", host) in certificate["subjectAltName"]
+    assert {"chatwoot": b'"stand_in": "chatwoot"', "n8n": b'"status":"ok"', "directus": b"pong", "pangolin": b"pangolin"}[app] in body.replace(b'"stand_in":"', b'"stand_in": "')
+
+
+def on_the_edge(sandbox, *command):
+    """A throwaway container on the edge network (Traefik's image has no shell tools)."""
+    image = sandbox.sh("docker inspect -f '{{.Config.Image}}' msgplatform-chatwoot-web-1").strip()
+    return run(["docker", "exec", sandbox.name, "docker", "run", "--rm", "--network", "msgplatform_edge", "--entrypoint",
+                command[0], image, *command[1:]])
 
 
 def test_from_the_edge_the_apps_answer_and_the_data_services_do_not(sandbox):
-    traefik = "msgplatform-traefik-1"
-    for url in ("http://chatwoot-web:3000/api", "http://n8n:5678/healthz", "http://directus:8055/server/health"):
-        assert sandbox.sh(f"docker exec {traefik} wget -qO- {url}", check=False), f"{url} did not answer from the edge"
+    for url in ("http://chatwoot-web:3000/api", "http://n8n:5678/healthz", "http://directus:8055/server/ping"):
+        assert on_the_edge(sandbox, "wget", "-qO-", url).stdout, f"{url} did not answer from the edge"
     for service, port in (("postgres", 5432), ("redis", 6379)):
         probe = f"import socket; socket.create_connection(('{service}', {port}), timeout=3)"
-        result = run(["docker", "exec", sandbox.name, "docker", "exec", traefik, "python3", "-c", probe])
-        assert result.returncode != 0, f"{service} answers on the edge network"
+        assert on_the_edge(sandbox, "python3", "-c", probe).returncode != 0, f"{service} answers on the edge network"
 
 
 def test_a_port_published_by_mistake_stays_closed(sandbox, address):
-    image = sandbox.sh("docker inspect -f '{{.Config.Image}}' msgplatform-n8n-1").strip()
+    image = sandbox.sh("docker inspect -f '{{.Config.Image}}' msgplatform-chatwoot-web-1").strip()  # it has python3
     sandbox.sh(f"docker rm -f mistake >/dev/null 2>&1; docker run -d --name mistake -p {MISTAKE_PORT}:8000 "
                f"--entrypoint python3 {image} -m http.server 8000")
     try:
@@ -95,9 +132,14 @@ def test_a_port_published_by_mistake_stays_closed(sandbox, address):
         sandbox.sh("docker rm -f mistake", check=False)
 
 
-def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox):
+def serials(sandbox, address):
+    return {app: https(sandbox, address, host)[2]["serialNumber"] for app, host in HOSTS.items()}
+
+
+def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox, address):
     write_marks(sandbox, "restart")
     data = read_marks(sandbox)
+    issued = serials(sandbox, address)
     restarted = run(["docker", "restart", "-t", "60", sandbox.name], timeout=300)
     assert restarted.returncode == 0
     wait_healthy(sandbox, timeout=300)
@@ -107,3 +149,26 @@ def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox):
     assert rc == 0, log[-3000:]
     rc, results, log = sandbox.deploy()
     assert rc == 0 and changed(results) == [], f"a rerun after the restart changed: {changed(results)}"
+    # The certificates came back from acme.json: none was issued again.
+    assert serials(sandbox, address) == issued
+
+
+def test_a_failed_challenge_is_logged_and_the_other_names_keep_serving(sandbox, address):
+    acme = GROUP_DATA["_sandbox_addresses"](PORT)[1]
+    # The ACME server's DNS sends this one name elsewhere: its HTTP-01 challenge cannot pass.
+    request = urllib.request.Request(f"http://{acme}:8055/add-a", method="POST",
+                                     data=json.dumps({"host": "broken.sandbox.test.", "addresses": ["10.213.77.3"]}).encode())
+    urllib.request.urlopen(request, timeout=10).close()
+    try:
+        rc, results, log = sandbox.deploy("--data", 'edge_hostnames={"pangolin": "broken"}')
+        assert rc == 0, log[-3000:]
+        deadline = time.time() + 120
+        while time.time() < deadline and "broken.sandbox.test" not in (logs := sandbox.sh(f"{DC} logs traefik")):
+            time.sleep(3)
+        failure = [line for line in logs.splitlines() if "Unable to obtain ACME certificate" in line and "broken.sandbox.test" in line]
+        assert failure, logs[-3000:]
+        for app in ("chatwoot", "n8n", "directus"):
+            assert https(sandbox, address, HOSTS[app], APP_PATHS[app])[0] == 200
+    finally:
+        rc, results, log = sandbox.deploy()
+        assert rc == 0, log[-3000:]

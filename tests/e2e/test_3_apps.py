@@ -1,0 +1,80 @@
+"""The real n8n and Directus (not stand-ins): n8n's queue mode carries an execution to a
+worker, and each app's healthcheck turns unhealthy when a dependency it needs is stopped,
+then healthy again."""
+
+import json
+import time
+
+import pytest
+from conftest import DC
+
+# A webhook that answers with the host name of the process that ran it: the worker's, in
+# queue mode. The worker may read its environment ($env); the main process may not.
+WORKFLOW = {
+    "id": "e2eQueueProbe01", "name": "e2e queue probe", "active": False, "settings": {"executionOrder": "v1"},
+    "nodes": [
+        {"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
+         "parameters": {"httpMethod": "POST", "path": "e2e-queue-probe", "responseMode": "lastNode"}, "webhookId": "e2e-queue-probe"},
+        {"id": "a2", "name": "Set", "type": "n8n-nodes-base.set", "typeVersion": 3.4, "position": [200, 0],
+         "parameters": {"assignments": {"assignments": [
+             {"id": "b1", "name": "ranOn", "value": "={{ $env.HOSTNAME }}", "type": "string"}]}}},
+    ],
+    "connections": {"Webhook": {"main": [[{"node": "Set", "type": "main", "index": 0}]]}},
+}
+
+
+def health(sandbox, container):
+    return sandbox.sh(f"docker inspect -f '{{{{.State.Health.Status}}}}' {container} 2>/dev/null || echo gone", check=False).strip()
+
+
+def wait_for(sandbox, containers, status, timeout=180):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        states = {c: health(sandbox, c) for c in containers}
+        if all(s == status for s in states.values()):
+            return states
+        time.sleep(3)
+    raise AssertionError(f"not all {status} after {timeout} s: {states}")
+
+
+def test_a_workflow_execution_is_carried_out_by_a_worker(sandbox):
+    worker = sandbox.sh(f"{DC} ps -q n8n-worker | head -n 1 | xargs docker inspect -f '{{{{.Config.Hostname}}}}'").strip()
+    sandbox.sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([WORKFLOW])}\nEOF\n"
+               "docker cp /tmp/probe.json msgplatform-n8n-1:/tmp/probe.json && "
+               f"{DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json && "
+               f"{DC} exec -T n8n n8n publish:workflow --id={WORKFLOW['id']}")
+    # A running main process does not pick up what the CLI published: restarted, as the bootstrap will.
+    sandbox.sh(f"{DC} restart n8n && {DC} up -d --wait n8n")
+    answer = sandbox.sh(f"{DC} exec -T n8n wget -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
+                        "http://127.0.0.1:5678/webhook/e2e-queue-probe")
+    assert json.loads(answer)["ranOn"] == worker, answer
+    logs = sandbox.sh(f"{DC} logs n8n-worker")
+    assert "Worker finished execution" in logs, logs[-2000:]
+    # The main process only enqueued it.
+    assert "Enqueued execution" in sandbox.sh(f"{DC} logs n8n") 
+
+
+@pytest.mark.parametrize("dependency, dependents", [
+    ("postgres", ["msgplatform-n8n-1", "msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
+    ("redis", ["msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
+])
+def test_apps_turn_unhealthy_without_a_dependency_and_recover(sandbox, dependency, dependents):
+    wait_for(sandbox, dependents, "healthy")
+    sandbox.sh(f"{DC} stop {dependency}")
+    try:
+        states = wait_for_any_not_healthy(sandbox, dependents)
+        assert all(s != "healthy" for s in states.values()), states
+    finally:
+        sandbox.sh(f"{DC} start {dependency}")
+    wait_for(sandbox, dependents, "healthy", timeout=300)
+
+
+def wait_for_any_not_healthy(sandbox, containers, timeout=180):
+    """Until every one has left "healthy" (unhealthy, restarting or gone)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        states = {c: health(sandbox, c) for c in containers}
+        if all(s != "healthy" for s in states.values()):
+            return states
+        time.sleep(3)
+    return states
