@@ -5,14 +5,16 @@
 Prints: fresh converge time, no-op rerun time, the floor (`pyinfra ... exec -- true`:
 connect plus one command), rerun / floor, how many operations changed on the rerun
 (targets: 0 changed, rerun at most 3x the floor); the stack layer's own converge time
-(stack removed, host layers and images kept); and each container's idle memory against
-its limit (real PostgreSQL and Redis; the apps are stand-ins, so their figures say
-nothing about the real apps); a backup's time (median of 3) and size, and a full
-restore's time (the stand-ins' data is small: these are the fixed costs).
+(stack removed, host layers and images kept); each container's memory (RSS, from its
+cgroup: `docker stats` shows 0 for limited containers on this engine) against its limit,
+idle and after a small load (100 executions of a webhook workflow through n8n's queue,
+100 Directus item writes); a backup's time (median of 3) and size, and a full restore's
+time; then the minimum profile (a 4 GB host's limits): deployed, audited, its memory.
 """
 
 import argparse
 import json
+import shlex
 import os
 import statistics
 import subprocess
@@ -62,11 +64,14 @@ def main():
         host_sh("cd /opt/msgplatform && docker compose down -v --remove-orphans && rm -rf /opt/msgplatform")
         stack_converge, _ = deploy()
         time.sleep(30)  # let the services settle before reading idle memory
-        stats = host_sh("docker stats --no-stream --format '{{.Name}}\t{{.MemUsage}}\t{{.MemPerc}}'")
+        idle = container_memory()
+        load_seconds = small_load()
+        loaded = container_memory()
         backups = [timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)]
         backup_size = host_sh("du -sh $(ls -1d /var/backups/msgplatform/[0-9]*Z | tail -n 1) | cut -f1").strip()
         restore, _ = timed(["docker", "exec", NAME, "/opt/msgplatform/bin/restore.sh", "latest"])
         _, changed_after_restore = deploy()
+        minimum = minimum_profile()
     finally:
         if not args.keep:
             subprocess.run([*tool, "destroy"], cwd=ROOT)
@@ -84,10 +89,67 @@ def main():
     print(f"backup (median of 3):  {statistics.median(backups):7.1f} s  ({backup_size})")
     print(f"full restore:          {restore:7.1f} s  (then a rerun changed {len(changed_after_restore)} operations)")
     print()
-    print("idle memory per container (used / limit, share):")
-    for line in sorted(stats.splitlines()):
-        name, usage, share = line.split("\t")
-        print(f"  {name:<34}{usage:>24}{share:>9}")
+    print(f"memory per container, RSS in MiB (idle / after the load of {load_seconds:.0f} s) of its limit:")
+    for name, (rss, limit) in sorted(idle.items()):
+        print(f"  {name:<34}{rss:>7.0f} / {loaded.get(name, (0, 0))[0]:>5.0f}  of {limit:>5.0f}")
+    print()
+    print(f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, audit {'ok' if minimum['audited'] else 'FAILED'}")
+    for name, (rss, limit) in sorted(minimum["memory"].items()):
+        print(f"  {name:<34}{rss:>7.0f}          of {limit:>5.0f}")
+
+
+def container_memory():
+    """{container: (RSS MiB, limit MiB)} from each container's memory cgroup (v1 or v2)."""
+    script = r"""for id in $(docker ps -q --no-trunc); do
+  name=$(docker inspect -f '{{.Name}}' $id | tr -d /)
+  dir=$(dirname "$(find /sys/fs/cgroup -path "*$id*" \( -name memory.stat \) 2>/dev/null | head -n 1)")
+  rss=$(awk '$1 == "total_rss" || $1 == "anon" {print $2; exit}' $dir/memory.stat)
+  limit=$(cat $dir/memory.limit_in_bytes 2>/dev/null || cat $dir/memory.max)
+  echo "$name $rss $limit"
+done"""
+    memory = {}
+    for line in host_sh(script).splitlines():
+        name, rss, limit = line.split()
+        memory[name] = (int(rss) / 2**20, int(limit) / 2**20 if limit.isdigit() else 0)
+    return memory
+
+
+DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+PROBE = {"id": "benchQueueProbe1", "name": "bench probe", "active": False, "settings": {"executionOrder": "v1"},
+         "nodes": [{"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
+                    "parameters": {"httpMethod": "POST", "path": "bench-probe", "responseMode": "lastNode"},
+                    "webhookId": "bench-probe"}],
+         "connections": {}}
+COLLECTION = {"collection": "bench_items", "schema": {}, "meta": {},
+              "fields": [{"field": "id", "type": "integer", "meta": {"hidden": True},
+                          "schema": {"is_primary_key": True, "has_auto_increment": True}},
+                         {"field": "note", "type": "string", "meta": {}, "schema": {}}]}
+
+
+def small_load():
+    """100 workflow executions through the queue and 100 Directus item writes; its duration."""
+    host_sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
+            f"docker cp /tmp/probe.json msgplatform-n8n-1:/tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
+            f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n")
+    auth = "--header \"Authorization: Bearer $ADMIN_TOKEN\" --header 'Content-Type: application/json'"
+    start = time.monotonic()
+    host_sh(f"{DC} exec -T n8n sh -c 'for i in $(seq 100); do wget -qO- --post-data=\"{{}}\" "
+            "--header \"Content-Type: application/json\" http://127.0.0.1:5678/webhook/bench-probe >/dev/null; done'")
+    host_sh(f"{DC} exec -T directus sh -c '" + f"wget -qO- {auth} --post-data=\"$1\" http://127.0.0.1:8055/collections >/dev/null; "
+            f"for i in $(seq 100); do wget -qO- {auth} --post-data=\"{{\\\"note\\\": \\\"item $i\\\"}}\" "
+            "http://127.0.0.1:8055/items/bench_items >/dev/null; done' sh " + shlex.quote(json.dumps(COLLECTION)))
+    return time.monotonic() - start
+
+
+def minimum_profile():
+    """The minimum profile's limits on the same host: does the platform start and pass the audit?"""
+    out = subprocess.run([PYINFRA, "inventory/sandbox.py", "deploy.py", "-y", "--data", "memory_profile=minimum"],
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
+    deployed = out.returncode == 0
+    time.sleep(30)
+    audit = subprocess.run([sys.executable, "-m", "pytest", "tests/audit", "-q", "--inventory", "inventory/sandbox.py",
+                            "--data", "memory_profile=\"minimum\""], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    return {"deployed": deployed, "audited": audit.returncode == 0, "memory": container_memory()}
 
 
 if __name__ == "__main__":

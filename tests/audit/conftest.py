@@ -6,6 +6,7 @@ The hosts come from the inventory (SSH user, port, key, sudo) unless --hosts is 
 Expectations are computed by the deploy's own code from the group data, never copied.
 """
 
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +28,16 @@ _TARGETS = {}  # testinfra host name -> that host's group data
 def pytest_addoption(parser):
     parser.addoption("--inventory", default=str(ROOT / "inventory" / "sandbox.py"),
                      help="pyinfra inventory whose hosts and group data the audit checks")
+    parser.addoption("--data", action="append", default=[], metavar="KEY=VALUE",
+                     help="override group data as the deploy's --data did (VALUE read as JSON when it parses)")
+
+
+def _override(item):
+    key, _, value = item.partition("=")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
 
 
 def _spec(data):
@@ -43,7 +54,7 @@ def pytest_configure(config):
     with ctx_state.use(State()):
         inventory = make_inventory(config.getoption("--inventory"), cwd=str(ROOT))
     for pyinfra_host in inventory:
-        data = pyinfra_host.data.dict()
+        data = {**pyinfra_host.data.dict(), **dict(map(_override, config.getoption("--data")))}
         data.setdefault("ssh_hostname", pyinfra_host.name)
         _TARGETS[data["ssh_hostname"]] = data
         _TARGETS[pyinfra_host.name] = data

@@ -3,6 +3,7 @@
 import json
 import os
 import runpy
+import shlex
 import subprocess
 import sys
 import time
@@ -116,3 +117,39 @@ def sandbox():
     host = Sandbox().up()
     yield host
     host.destroy()
+
+
+# Data the real apps hold, written and read through the apps themselves: an n8n workflow
+# (n8n's CLI) and a Directus item (Directus's REST API, with the admin's token).
+WORKFLOW_ID = "e2eDayTwoFlow001"
+NOTES = {"collection": "e2e_notes", "schema": {}, "meta": {},
+         "fields": [{"field": "id", "type": "integer", "meta": {"hidden": True},
+                     "schema": {"is_primary_key": True, "has_auto_increment": True}},
+                    {"field": "note", "type": "string", "meta": {}, "schema": {}}]}
+
+
+def directus_api(sandbox, method, path, body=None):
+    data = f"--method={method} --body-data={shlex.quote(json.dumps(body))}" if body is not None else f"--method={method}"
+    script = (f"wget -qO- {data} --header \"Authorization: Bearer $ADMIN_TOKEN\" "
+              f"--header 'Content-Type: application/json' http://127.0.0.1:8055{path}")
+    return sandbox.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}", check=False)
+
+
+def write_app_items(sandbox, mark):
+    workflow = {"id": WORKFLOW_ID, "name": f"e2e {mark}", "active": False, "nodes": [], "connections": {},
+                "settings": {"executionOrder": "v1"}}
+    sandbox.sh(f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
+               f"docker cp /tmp/wf.json msgplatform-n8n-1:/tmp/wf.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/wf.json")
+    if not directus_api(sandbox, "GET", "/collections/e2e_notes"):
+        directus_api(sandbox, "POST", "/collections", NOTES)
+    assert directus_api(sandbox, "POST", "/items/e2e_notes", {"note": mark}), "Directus refused the item"
+
+
+def read_app_items(sandbox):
+    """(the workflow's name as n8n exports it, the newest Directus note as its API returns it)"""
+    exported = sandbox.sh(f"{DC} exec -T n8n n8n export:workflow --id={WORKFLOW_ID} --output=/tmp/out.json >/dev/null && "
+                          f"{DC} exec -T n8n cat /tmp/out.json", check=False)
+    name = json.loads(exported)[0]["name"] if exported.strip().startswith("[") else None
+    notes = directus_api(sandbox, "GET", "/items/e2e_notes?sort=-id&limit=1")
+    note = json.loads(notes)["data"][0]["note"] if notes else None
+    return name, note

@@ -13,7 +13,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import DC, GROUP_DATA, PORT, ROOT, changed, read_marks, run, wait_healthy, write_marks
+from conftest import (DC, GROUP_DATA, PORT, ROOT, changed, read_app_items, read_marks, run, wait_healthy, write_app_items,
+                      write_marks)
 
 # Every privileged port, and every port the stack's containers listen on inside.
 PORTS = sorted(set(range(1, 1025)) | {2375, 2376, 3000, 3001, 3002, 5432, 5678, 6379, 8055, 8080, 8082, 9000})
@@ -142,12 +143,14 @@ def serials(sandbox, address):
 
 def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox, address):
     write_marks(sandbox, "restart")
-    data = read_marks(sandbox)
+    write_app_items(sandbox, "restart")
+    data = read_marks(sandbox), read_app_items(sandbox)
     issued = serials(sandbox, address)
     restarted = run(["docker", "restart", "-t", "60", sandbox.name], timeout=300)
     assert restarted.returncode == 0
     wait_healthy(sandbox, timeout=300)
-    assert read_marks(sandbox) == data
+    assert (read_marks(sandbox), read_app_items(sandbox)) == data
+    assert data[1] == ("e2e restart", "restart")
     assert open_ports(host_address(sandbox)) == {22, 80, 443}  # the address may change with the restart
     rc, failed, log = sandbox.audit()
     assert rc == 0, log[-3000:]

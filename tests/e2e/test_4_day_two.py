@@ -5,7 +5,7 @@ backup), and a full backup, destroy and restore cycle."""
 import json
 import secrets
 
-from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, redis, run, wait_healthy
+from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, read_app_items, redis, run, wait_healthy, write_app_items
 
 ROOT = "/opt/msgplatform"
 BACKUPS = "/var/backups/msgplatform"
@@ -261,6 +261,8 @@ def test_restore_onto_a_fresh_host(sandbox):
     """Another host of its own (its own Docker, volumes and secrets): deploy, copy a backup over, restore."""
     fresh = Sandbox(name=f"{sandbox.name}-fresh", port=int(PORT) + 10).up()
     try:
+        mark = secrets.token_hex(4)
+        write_app_items(sandbox, mark)
         sandbox.sh(BACKUP)
         taken, data = backups(sandbox)[-1], read_data(sandbox)
         rc, results, log = fresh.deploy()
@@ -272,6 +274,8 @@ def test_restore_onto_a_fresh_host(sandbox):
         assert out.endswith("rc=0\n"), out[-3000:]
         wait_healthy(fresh)
         assert read_data(fresh) == data
+        # The real apps read their own data back: n8n exports the workflow, Directus serves the item.
+        assert read_app_items(fresh) == (f"e2e {mark}", mark)
         assert fresh.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key")
         rc, failed, log = fresh.audit()
         assert rc == 0, log[-3000:]
