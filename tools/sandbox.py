@@ -45,6 +45,9 @@ UPGRADES = {
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
+    # The real apps' previous releases, upgraded from by the tests (their migrations run).
+    "n8n_previous": f"{REGISTRY}/n8n:2.39.10-real1",
+    "directus_previous": f"{REGISTRY}/directus:12.3.1-real1",
 }
 OFFLINE = (UPGRADES["postgres"], UPGRADES["redis"])
 # Built from the registries (npm, PyPI) the way the vendors build theirs; the rest of the
@@ -154,9 +157,9 @@ def sandbox_images():
             return "postgres", {"REVISION": tag, "PG_MAJOR": "17", "BASE": IMAGE}
         if key in ("postgres", "redis"):
             return key, {"REVISION": tag}
-        if key in REAL_APPS:  # the real app from the registries: tag <version>-<revision>
+        if key.split("_")[0] in REAL_APPS:  # the real app from the registries: tag <version>-<revision>
             version, revision = tag.rsplit("-", 1)
-            return key, {"VERSION": version, "REVISION": revision, "EXTRA_CA_CERT": egress_ca()}
+            return key.split("_")[0], {"VERSION": version, "REVISION": revision, "EXTRA_CA_CERT": egress_ca()}
         return "app-stand-in", {"APP": key.split("_")[0], "VERSION": tag}
 
     return {ref: recipe(key, ref) for key, ref in [*images.items(), *UPGRADES.items()]

@@ -257,10 +257,32 @@ def test_backup_destroy_restore_brings_back_every_row_and_file(sandbox):
     assert rc == 0 and changed(results) == [], f"a rerun after the restore changed: {changed(results)}"
 
 
+def upgrade_the_real_apps(fresh):
+    """The previous releases of n8n and Directus, then the current ones: each runs its own
+    migrations at start, and the workflow and the item come through."""
+    rc, results, log = fresh.deploy("--data", images(n8n=UPGRADES["n8n_previous"], directus=UPGRADES["directus_previous"]))
+    assert rc == 0, log[-3000:]
+    write_app_items(fresh, "before-upgrade")
+    migrations = {"n8n": "select count(*) from migrations", "directus": "select count(*) from directus_migrations"}
+    before = {app: int(psql(fresh, app, query, user=app)) for app, query in migrations.items()}
+    rc, results, log = fresh.deploy()
+    assert rc == 0, log[-3000:]
+    assert "Backup taken: before upgrading n8n, n8n-worker, directus" in changed(results)
+    wait_healthy(fresh)
+    assert read_app_items(fresh) == ("e2e before-upgrade", "before-upgrade")
+    after = {app: int(psql(fresh, app, query, user=app)) for app, query in migrations.items()}
+    assert all(after[app] >= before[app] > 0 for app in migrations), (before, after)
+    versions = fresh.sh(f"{DC} exec -T n8n n8n --version").strip()
+    assert versions == SANDBOX_IMAGES["n8n"].rsplit(":", 1)[1].split("-")[0], versions
+    print(f"migrations before and after the upgrade: {before} -> {after}")
+
+
 def test_restore_onto_a_fresh_host(sandbox):
-    """Another host of its own (its own Docker, volumes and secrets): deploy, copy a backup over, restore."""
+    """Another host of its own (its own Docker, volumes and secrets): the real apps upgraded from their
+    previous releases, then a backup of the first host copied over and restored."""
     fresh = Sandbox(name=f"{sandbox.name}-fresh", port=int(PORT) + 10).up()
     try:
+        upgrade_the_real_apps(fresh)
         mark = secrets.token_hex(4)
         write_app_items(sandbox, mark)
         sandbox.sh(BACKUP)
