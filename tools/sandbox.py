@@ -264,6 +264,12 @@ def ensure_registry():
         run(["docker", "build", "-q", "-t", REGISTRY_IMAGE, f"--build-arg=BASE={BASE_IMAGE}", str(ROOT / "sandbox" / "images" / "registry")],
             stdout=subprocess.DEVNULL)
     state = container_state(REGISTRY_CONTAINER)
+    mounts = run(["docker", "inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}", REGISTRY_CONTAINER],
+                 check=False, capture_output=True, text=True).stdout.split()
+    if state is not None and str(certs) not in mounts:
+        # Started by another checkout, with another sandbox CA: started again with ours (the images stay).
+        run(["docker", "rm", "-f", REGISTRY_CONTAINER], stdout=subprocess.DEVNULL)
+        state = None
     if state is None:
         log(f"starting the sandbox registry ({REGISTRY}, also on {REGISTRY_LOCAL} for pushes)")
         run(["docker", "run", "-d", "--name", REGISTRY_CONTAINER, "--restart", "unless-stopped", "-p", f"{REGISTRY_LOCAL}:5000",
