@@ -14,7 +14,6 @@ time; then the minimum profile (a 4 GB host's limits): deployed, audited, its me
 
 import argparse
 import json
-import shlex
 import os
 import statistics
 import subprocess
@@ -67,6 +66,7 @@ def main():
         idle = container_memory()
         load_seconds = small_load()
         loaded = container_memory()
+        print(f"memory (MiB RSS, limit) idle: {idle}\nafter the load: {loaded}", flush=True)
         backups = [timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)]
         backup_size = host_sh("du -sh $(ls -1d /var/backups/msgplatform/[0-9]*Z | tail -n 1) | cut -f1").strip()
         restore, _ = timed(["docker", "exec", NAME, "/opt/msgplatform/bin/restore.sh", "latest"])
@@ -131,13 +131,19 @@ def small_load():
     host_sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
             f"docker cp /tmp/probe.json msgplatform-n8n-1:/tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
             f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n")
-    auth = "--header \"Authorization: Bearer $ADMIN_TOKEN\" --header 'Content-Type: application/json'"
+    scripts = {
+        "n8n": "for i in $(seq 100); do wget -qO- --post-data='{}' --header 'Content-Type: application/json' "
+               "http://127.0.0.1:5678/webhook/bench-probe >/dev/null || exit 1; done",
+        "directus": "json='Content-Type: application/json'; auth=\"Authorization: Bearer $ADMIN_TOKEN\"\n"
+                    f"wget -qO- --header \"$auth\" --header \"$json\" --post-data='{json.dumps(COLLECTION)}' "
+                    "http://127.0.0.1:8055/collections >/dev/null || exit 1\n"
+                    "for i in $(seq 100); do wget -qO- --header \"$auth\" --header \"$json\" "
+                    "--post-data=\"{\\\"note\\\": \\\"item $i\\\"}\" http://127.0.0.1:8055/items/bench_items >/dev/null || exit 1; done",
+    }
     start = time.monotonic()
-    host_sh(f"{DC} exec -T n8n sh -c 'for i in $(seq 100); do wget -qO- --post-data=\"{{}}\" "
-            "--header \"Content-Type: application/json\" http://127.0.0.1:5678/webhook/bench-probe >/dev/null; done'")
-    host_sh(f"{DC} exec -T directus sh -c '" + f"wget -qO- {auth} --post-data=\"$1\" http://127.0.0.1:8055/collections >/dev/null; "
-            f"for i in $(seq 100); do wget -qO- {auth} --post-data=\"{{\\\"note\\\": \\\"item $i\\\"}}\" "
-            "http://127.0.0.1:8055/items/bench_items >/dev/null; done' sh " + shlex.quote(json.dumps(COLLECTION)))
+    for service, script in scripts.items():
+        host_sh(f"cat > /tmp/load.sh <<'EOF'\n{script}\nEOF\n"
+                f"docker cp /tmp/load.sh msgplatform-{service}-1:/tmp/load.sh && {DC} exec -T {service} sh /tmp/load.sh")
     return time.monotonic() - start
 
 
