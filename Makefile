@@ -23,9 +23,10 @@ sandbox-destroy: venv
 	$(PY) tools/sandbox.py destroy
 	rm -rf .sandbox
 
-# All tests: unit, then end-to-end against a fresh sandbox host of their own.
+# All tests: unit, then end-to-end against a fresh sandbox host of their own (the images
+# are built first, outside the tests' time limits).
 test: venv
-	$(PY) tools/sandbox.py docker
+	$(PY) tools/sandbox.py images
 	$(PY) -m pytest tests/unit tests/e2e
 
 test-unit: venv

@@ -40,7 +40,7 @@ class Sandbox:
     def up(self):
         if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
             run([*self.tool, "destroy"])
-        up = run([*self.tool, "up"], timeout=1800)
+        up = run([*self.tool, "up"], timeout=3600)
         assert up.returncode == 0, f"sandbox host {self.name} did not come up:\n{up.stdout}\n{up.stderr}"
         return self
 
