@@ -136,7 +136,7 @@ def _memory(sections, ram_mb, problems):
 
     profile = s.memory_profile
     if profile == "auto":  # the largest profile whose services, as configured, fit
-        profile = next((p for p in memory.PROFILES if memory.host_needs_mb(limits_of(p), counts) <= ram_mb), "minimum")
+        profile = memory.auto_profile(ram_mb, lambda p: memory.host_needs_mb(limits_of(p), counts)) or "minimum"
     limits = limits_of(profile)
     needed = memory.host_needs_mb(limits, counts)
     # Only the services that run count: a left-out app frees its share.

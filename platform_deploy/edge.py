@@ -6,7 +6,6 @@ the edge network. Its own configuration comes from here; Pangolin's resources (t
 sites) reach it through Pangolin's HTTP provider.
 """
 
-
 import os
 
 from pydantic import field_validator, model_validator

@@ -38,12 +38,11 @@ def host_needs_mb(limits, counts=None):
     return sum(mb * (counts or {}).get(service, 1) for service, mb in limits.items()) + HOST_RESERVE_MB
 
 
-def auto_profile(ram_mb):
-    """The largest profile of the whole table that fits, or None when even the minimum does not."""
-    for profile in PROFILES:
-        if ram_mb >= host_needs_mb(profile_limits(profile)):
-            return profile
-    return None
+def auto_profile(ram_mb, needs=None):
+    """The largest profile that fits, or None when even the minimum does not. `needs`:
+    profile -> MB the host must have for it (default: the whole table)."""
+    needs = needs or (lambda profile: host_needs_mb(profile_limits(profile)))
+    return next((profile for profile in PROFILES if needs(profile) <= ram_mb), None)
 
 
 def format_budget(limits, ram_mb, counts=None):
