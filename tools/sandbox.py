@@ -213,6 +213,7 @@ def ensure_ca():
     """The sandbox's own certificate authority (its key stays in .sandbox/)."""
     if CA.exists():
         return
+    STATE.mkdir(exist_ok=True)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
