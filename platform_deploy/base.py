@@ -75,6 +75,9 @@ PACKAGES = (
     "unattended-upgrades",
     "systemd-timesyncd",
     "sudo",
+    # python3 runs the application bootstrap; whois brings mkpasswd (bcrypt of n8n's owner password).
+    "python3",
+    "whois",
 )
 
 # Redis wants overcommit so its fork for persistence cannot fail; Docker needs forwarding.

@@ -31,6 +31,9 @@ SECTIONS = {
     "n8n": n8n.Settings,
 }
 GERBIL_MB = 128  # not in the seed's table; WireGuard in the kernel needs little
+# Keys that were renamed: old name -> (new name, what changed).
+RENAMED = {"whatsapp_numbers": ("departments", "each number is now a department with its phone_number_id, inbox and teams: "
+                                                "see docs/settings.md")}
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,7 @@ def load(values, ram_mb, supplied=None):
     `supplied`: the operator's secrets (supplied_secrets())."""
     required = {name for name, (_, f) in keys().items() if f.is_required()}
     values = {k: v for k, v in values.items() if v is not None or k not in required}  # None is "missing"
-    problems, sections = _typos(values), {}
+    problems, sections = _renamed(values) + _typos(values), {}
     for name, model in SECTIONS.items():
         try:
             sections[name] = model.model_validate(values, context={"ram_mb": ram_mb})
@@ -97,9 +100,13 @@ def _message(error, model):
     return _problem(key, value, f"{problem} ({error['msg']})", extra.get("fix"))
 
 
+def _renamed(values):
+    return [_problem(old, "…", f"renamed to {new}", f"move it to {new}; {what}") for old, (new, what) in RENAMED.items() if old in values]
+
+
 def _typos(values):
     """A key close to one of ours is most likely a typo that would silently leave a default."""
-    known = set(keys())
+    known = set(keys()) | set(RENAMED)
     return [_problem(key, "…", f"unknown key; did you mean {match[0]}?", f"rename it to {match[0]}")
             for key in sorted(values) if key not in known
             for match in [difflib.get_close_matches(key, known, n=1, cutoff=0.85)] if match]
@@ -112,6 +119,8 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided):
     sections["data"] = _postgres_major(sections, problems)
     sections["stack"] = sections["stack"].model_copy(
         update={"admin_email": sections["stack"].admin_email or sections["edge"].acme_email})
+    sections["n8n"] = sections["n8n"].model_copy(
+        update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
     decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems)
     if sections["host"].ssh_hardening and values.get("ssh_password"):
         problems.append(_problem("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
@@ -172,7 +181,7 @@ def features(sections):
     """Which features that need an operator secret are on (SUPPLIED_SECRETS' values)."""
     offsite = sections["backup"].backup_offsite
     return {"smtp": sections["stack"].smtp is not None, "ai_replies": sections["n8n"].ai_replies,
-            "whatsapp_numbers": bool(sections["chatwoot"].whatsapp_numbers),
+            "departments": bool(sections["chatwoot"].departments),
             "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
             "backup_offsite": bool(offsite), "backup_offsite_s3": str(offsite).startswith("s3:")}
 

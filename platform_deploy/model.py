@@ -31,11 +31,16 @@ def setting(default=..., *, doc, fix, problem=None, **constraints):
     return Field(default, description=doc, json_schema_extra={"fix": fix, "problem": problem}, **constraints)
 
 
-def refuse(problem, fix, key=None, value=None, shown=None):
+_UNSET = object()
+
+
+def refuse(problem, fix, key=None, value=_UNSET, shown=None):
     """The error a validator raises: a problem and its fix; `key`/`value` when a model
     validator speaks about one of its fields; `shown` replaces a value that must not be printed."""
     context = {"problem": problem, "fix": fix}
-    context.update({name: v for name, v in (("key", key), ("value", value), ("shown", shown)) if v is not None})
+    context.update({name: v for name, v in (("key", key), ("shown", shown)) if v is not None})
+    if value is not _UNSET:
+        context["value"] = value
     return PydanticCustomError("platform", "{problem}", context)
 
 

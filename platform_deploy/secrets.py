@@ -26,13 +26,21 @@ GENERATED_SECRETS = {
     "directus_admin_password": 24,
     "directus_admin_token": 48,
     "pangolin_server_secret": 48,
+    "chatwoot_admin_password": 24,
+    "n8n_owner_password": 24,
+    # Meta's webhook handshake, and the path secret of the webhook Chatwoot calls in n8n.
+    "whatsapp_verify_token": 40,
+    "chatwoot_webhook_token": 40,
 }
+# Made on the host from a generated secret (bin/secrets.sh): name -> the secret it comes from.
+DERIVED_SECRETS = {"n8n_owner_password_hash": "n8n_owner_password"}
 # Secrets only the operator can supply: name -> the feature that needs it (config.features).
 SUPPLIED_SECRETS = {
     "smtp_password": "smtp",
     "acme_dns_api_token": "acme_dns_provider",
     "claude_api_key": "ai_replies",
-    "whatsapp_access_token": "whatsapp_numbers",
+    "whatsapp_access_token": "departments",
+    "meta_app_secret": "departments",
     "restic_password": "backup_offsite",
     "restic_aws_access_key_id": "backup_offsite_s3",
     "restic_aws_secret_access_key": "backup_offsite_s3",
@@ -53,9 +61,9 @@ SECRET_ENV = {
         "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
         "QUEUE_BULL_REDIS_PASSWORD": "redis_password",
         "N8N_SMTP_PASS": "smtp_password",
-        # For the workflows (bootstrap layer), read from n8n's environment.
-        "ANTHROPIC_API_KEY": "claude_api_key",
-        "WHATSAPP_ACCESS_TOKEN": "whatsapp_access_token",
+        # bcrypt of n8n_owner_password, made by the secrets script (the workflows' own
+        # secrets are n8n credentials, imported by the application bootstrap).
+        "N8N_INSTANCE_OWNER_PASSWORD_HASH": "n8n_owner_password_hash",
     },
     "directus": {
         "DB_PASSWORD": "directus_db_password",
@@ -101,7 +109,7 @@ def env_files(cfg):
 
 def secret_env(cfg):
     """SECRET_ENV for this deploy: the env files it needs, with only the secrets it has."""
-    available = set(GENERATED_SECRETS) | set(cfg.supplied_secrets)
+    available = set(GENERATED_SECRETS) | set(DERIVED_SECRETS) | set(cfg.supplied_secrets)
     mapping = {**SECRET_ENV, "traefik": {cfg.edge.acme_dns_token_env: "acme_dns_api_token"}}
     return {name: {var: secret for var, secret in mapping[name].items() if secret in available}
             for name in env_files(cfg)}

@@ -18,7 +18,7 @@ from pyinfra.operations import files, server
 
 from . import backup, converge, data, edge, memory
 from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE
-from .secrets import GENERATED_SECRETS, UPLOAD_DIR, secret_env, secret_file
+from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, UPLOAD_DIR, secret_env, secret_file
 
 APPS = ("chatwoot", "n8n", "directus")
 APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
@@ -288,7 +288,7 @@ def _secrets(cfg, rollout, pangolin_template):
     script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
                                mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
                                marker=edge.PANGOLIN_SECRET_MARKER)
-    wanted_files = set(GENERATED_SECRETS) | {f"{name}.env" for name in env}
+    wanted_files = set(GENERATED_SECRETS) | set(DERIVED_SECRETS) | {f"{name}.env" for name in env}
     return server.shell(
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],

@@ -57,9 +57,9 @@ def test_shipped_group_data_is_valid(env):
         ("images", {"redis": "redis:latest"}, "must be pinned"),
         ("images", {"redis": "redis"}, "must be pinned"),
         ("images", {"redis": "Redis With Spaces"}, "not an image reference"),
-        ("whatsapp_numbers", {"sales": "5922221111"}, "E.164"),
-        ("whatsapp_numbers", {"sales": "+592-222-1111"}, "E.164"),
-        ("whatsapp_numbers", {"sales": "+0592221111"}, "E.164"),
+        ("whatsapp_numbers", {"sales": "+5922221111"}, "renamed to departments"),
+        ("triage_confidence_threshold", 1.5, "from 0 to 1"),
+        ("triage_confidence_threshold", -0.1, "from 0 to 1"),
         ("docker_source", "snap", "unknown value"),
         ("tunnels_enabled", "yes", "not a boolean"),
         ("admin_user", "ops", "no way to log in"),
@@ -97,9 +97,11 @@ def test_password_login_with_hardening_is_refused():
 def test_valid_values_pass():
     cfg = load(
         ram_mb=16000,
-        supplied={"whatsapp_access_token": "token"},
+        supplied={"whatsapp_access_token": "token", "meta_app_secret": "secret"},
         ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
-        whatsapp_numbers={"sales": "+5922221111"},
+        teams=["Sales Team", "Any available"], whatsapp_business_account_id="102290129340398",
+        departments=[{"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
+                      "team": "Sales Team", "escalation_team": "Any available"}],
         images={"redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
         memory_limits_mb={"postgres": 3072},
         admin_user="ops",
@@ -155,7 +157,12 @@ SMTP = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "su
     [
         ({"smtp": SMTP}, "PLATFORM_SMTP_PASSWORD"),
         ({"ai_replies": True}, "PLATFORM_CLAUDE_API_KEY"),
-        ({"whatsapp_numbers": {"sales": "+5922221111"}}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
+        ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
+            {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
+             "escalation_team": "T"}]}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
+        ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
+            {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
+             "escalation_team": "T"}]}, "PLATFORM_META_APP_SECRET"),
     ],
 )
 def test_a_feature_needs_its_operator_secret(overrides, variable):
