@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""Managed by the platform deploy (application layer). Sets the apps up for the business,
+reading state first and changing only what differs, so a rerun creates nothing twice:
+
+- Chatwoot: the account and its admin (through Chatwoot's own `rails runner`), an API
+  token kept in secrets/, one WhatsApp inbox per department, the default inbox, the teams,
+  supervisors on every inbox, and exactly one account webhook to n8n.
+- Directus: the collections triage reads (business_context) and writes (triage_log).
+- n8n: the credentials (encrypted by n8n on import) and the workflows of files/n8n/, with
+  this deploy's settings, imported and published.
+
+Usage: apps_bootstrap.py STACK_ROOT. Reads config/apps.json (no secret) and secrets/.
+Prints what it changed, never a secret. Python standard library only.
+"""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+ROOT = sys.argv[1] if len(sys.argv) > 1 else "/opt/msgplatform"
+SETTINGS = json.load(open(f"{ROOT}/config/apps.json"))
+DC = ["docker", "compose", "-f", f"{ROOT}/compose.yaml", "-p", SETTINGS["stack_name"]]
+CHANGED = []
+
+
+def log(message):
+    print(f"[apps] {message}", flush=True)
+
+
+def changed(message):
+    CHANGED.append(message)
+    log(message)
+
+
+def secret(name):
+    path = f"{ROOT}/secrets/{name}"
+    return open(path).read().strip() if os.path.exists(path) else None
+
+
+def keep_secret(name, value):
+    path = f"{ROOT}/secrets/{name}"
+    with open(os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(value)
+    os.replace(f"{path}.tmp", path)
+
+
+def container_url(service, port):
+    """The service's address on the stack's edge network (nothing is published on the host)."""
+    cid = subprocess.run([*DC, "ps", "-q", service], capture_output=True, text=True, check=True).stdout.strip()
+    network = f"{SETTINGS['stack_name']}_edge"
+    ip = subprocess.run(["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', cid],
+                        capture_output=True, text=True, check=True).stdout.strip()
+    return f"http://{ip}:{port}"
+
+
+def call(method, url, body=None, headers=None, ok=(200, 201, 204)):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    for attempt in range(30):
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                text = answer.read()
+                return json.loads(text) if text else None
+        except urllib.error.HTTPError as e:
+            detail = e.read().decode(errors="replace")[:500]
+            if e.code in ok:
+                return json.loads(detail) if detail else None
+            if e.code >= 500 and attempt < 29:
+                time.sleep(2)
+                continue
+            raise SystemExit(f"{method} {url.split('/', 3)[-1]}: HTTP {e.code}: {detail}")
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if attempt == 29:
+                raise
+            time.sleep(2)
+
+
+# --- Chatwoot -----------------------------------------------------------------------
+
+class Chatwoot:
+    def __init__(self):
+        self.base = container_url("chatwoot-web", 3000)
+        self.token, self.account = self._account()
+        self.prefix = f"{self.base}/api/v1/accounts/{self.account}"
+
+    def api(self, method, path, body=None):
+        return call(method, f"{self.prefix}{path}", body, {"api_access_token": self.token})
+
+    def _account(self):
+        token, account = secret("chatwoot_api_token"), secret("chatwoot_account_id")
+        if token and account:
+            return token, account
+        # Chatwoot's own tools make the account and its admin: no sign-up page, no set-up by hand.
+        env = {**os.environ, "CW_ACCOUNT_NAME": SETTINGS["chatwoot"]["account_name"],
+               "CW_ADMIN_NAME": SETTINGS["chatwoot"]["admin_name"], "CW_ADMIN_EMAIL": SETTINGS["chatwoot"]["admin_email"],
+               "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password")}
+        code = open(f"{ROOT}/bin/chatwoot_bootstrap.rb").read()
+        out = subprocess.run([*DC, "exec", "-T", *(f"-e{k}" for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD")),
+                              "chatwoot-web", "bundle", "exec", "rails", "runner", code],
+                             env=env, capture_output=True, text=True)
+        if out.returncode:
+            raise SystemExit(f"Chatwoot's account bootstrap failed: {out.stderr[-800:]}")
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        keep_secret("chatwoot_api_token", result["access_token"])
+        keep_secret("chatwoot_account_id", str(result["account_id"]))
+        changed(f"Chatwoot account {result['account_id']} and its admin ready")
+        return result["access_token"], str(result["account_id"])
+
+    def inboxes(self, cw):
+        wanted = {d["inbox"]: d for d in cw["departments"]}
+        have = {i["name"]: i for i in self.api("GET", "/inboxes")["payload"]}
+        ids = {}
+        for name, d in wanted.items():
+            config = {"api_key": secret("whatsapp_access_token"), "phone_number_id": d["phone_number_id"],
+                      "business_account_id": cw["business_account_id"]}
+            inbox = have.get(name)
+            if inbox is None:
+                inbox = self.api("POST", "/inboxes", {"name": name, "channel": {
+                    "type": "whatsapp", "phone_number": d["number"], "provider": "whatsapp_cloud", "provider_config": config}})
+                changed(f"Chatwoot inbox {name} created for {d['number']}")
+            elif any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items()):
+                self.api("PATCH", f"/inboxes/{inbox['id']}", {"channel": {"provider_config": config}})
+                changed(f"Chatwoot inbox {name}: credentials updated")
+            ids[name] = inbox["id"]
+        default = have.get(cw["default_inbox"])
+        if default is None:
+            default = self.api("POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api"}})
+            changed(f"Chatwoot inbox {cw['default_inbox']} created (numbers not in departments)")
+        ids[cw["default_inbox"]] = default["id"]
+        return ids
+
+    def teams(self, names):
+        have = {t["name"].lower(): t["id"] for t in self.api("GET", "/teams")}
+        for name in names:
+            if name.lower() not in have:
+                have[name.lower()] = self.api("POST", "/teams", {"name": name, "description": "Managed by the platform deploy",
+                                                                  "allow_auto_assign": True})["id"]
+                changed(f"Chatwoot team {name} created")
+        return {name: have[name.lower()] for name in names}
+
+    def supervisors(self, emails, inbox_ids):
+        """The admin and the supervisors are members of every inbox."""
+        agents = {a["email"]: a["id"] for a in self.api("GET", "/agents")}
+        for email in emails:
+            if email not in agents:
+                agents[email] = self.api("POST", "/agents", {"name": email.split("@")[0], "email": email, "role": "agent"})["id"]
+                changed(f"Chatwoot supervisor {email} invited")
+        wanted = {agents[e] for e in [SETTINGS["chatwoot"]["admin_email"], *emails] if e in agents}
+        for name, inbox_id in inbox_ids.items():
+            members = {m["id"] for m in self.api("GET", f"/inbox_members/{inbox_id}")["payload"]}
+            if not wanted <= members:
+                self.api("POST", "/inbox_members", {"inbox_id": inbox_id, "user_ids": sorted(wanted | members)})
+                changed(f"Chatwoot inbox {name}: supervisors added")
+
+    def webhook(self, url):
+        """Exactly one subscription sends message events to n8n (an account webhook; no agent bot)."""
+        subscriptions = ["message_created", "conversation_created"]
+        hooks = self.api("GET", "/webhooks")["payload"]["webhooks"]
+        ours = [h for h in hooks if h["url"].split("?")[0] == url.split("?")[0]]
+        for extra in ours[1:]:
+            self.api("DELETE", f"/webhooks/{extra['id']}")
+            changed("Chatwoot: a duplicate webhook to n8n removed")
+        if not ours:
+            self.api("POST", "/webhooks", {"webhook": {"url": url, "subscriptions": subscriptions}})
+            changed("Chatwoot webhook to n8n created")
+        elif ours[0]["url"] != url or sorted(ours[0]["subscriptions"]) != sorted(subscriptions):
+            self.api("PATCH", f"/webhooks/{ours[0]['id']}", {"webhook": {"url": url, "subscriptions": subscriptions}})
+            changed("Chatwoot webhook to n8n updated")
+
+
+def setup_chatwoot():
+    cw = SETTINGS["chatwoot"]
+    chatwoot = Chatwoot()
+    inbox_ids = chatwoot.inboxes(cw)
+    team_ids = chatwoot.teams(cw["teams"])
+    chatwoot.supervisors(cw["supervisors"], inbox_ids)
+    chatwoot.webhook(f"http://n8n:5678/webhook/chatwoot-events?token={secret('chatwoot_webhook_token')}")
+    return {"account_id": int(chatwoot.account), "inbox_ids": inbox_ids, "team_ids": team_ids}
+
+
+# --- Directus -------------------------------------------------------------------------
+
+def setup_directus():
+    base, auth = container_url("directus", 8055), {"Authorization": f"Bearer {secret('directus_admin_token')}"}
+    have = {c["collection"] for c in call("GET", f"{base}/collections", headers=auth)["data"]}
+    for collection in SETTINGS["directus"]["collections"]:
+        if collection["collection"] not in have:
+            call("POST", f"{base}/collections", collection, auth)
+            changed(f"Directus collection {collection['collection']} created")
+
+
+# --- n8n -------------------------------------------------------------------------------
+
+def n8n(*args, stdin=None):
+    out = subprocess.run([*DC, "exec", "-T", "n8n", *args], input=stdin, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"n8n {' '.join(args[:2])} failed: {out.stderr[-800:] or out.stdout[-800:]}")
+    return out.stdout
+
+
+def credentials():
+    """n8n credentials from the secrets; n8n encrypts them with its key on import."""
+    wanted = {
+        "chatwoot": ("Chatwoot API", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_api_token")}),
+        "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_admin_token')}"}),
+        "redis": ("Platform Redis", "redis", {"host": "redis", "port": 6379, "database": SETTINGS["n8n"]["redis_db"],
+                                              "password": secret("redis_password")}),
+        "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
+        "whatsapp": ("WhatsApp Cloud API", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('whatsapp_access_token')}"}),
+        "claude": ("Claude API", "httpHeaderAuth", {"name": "x-api-key", "value": secret("claude_api_key") or "unset"}),
+    }
+    return [{"id": f"platform{key.capitalize()}Cred"[:16].ljust(16, "0"), "name": name, "type": kind, "data": data}
+            for key, (name, kind, data) in wanted.items()]
+
+
+def workflows(ids):
+    """files/n8n/*.json with this deploy's settings in their Settings node (never a secret)."""
+    settings = {**SETTINGS["n8n"]["workflow_settings"], **ids,
+                "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest(),
+                "chatwoot_token_sha256": hashlib.sha256(secret("chatwoot_webhook_token").encode()).hexdigest()}
+    for department in settings["departments"]:
+        department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
+        department["team_id"] = ids["team_ids"][department["team"]]
+        department["escalation_team_id"] = ids["team_ids"][department["escalation_team"]]
+    settings["default_inbox_id"] = ids["inbox_ids"][settings["default_inbox"]]
+    creds = {c["type"] + ":" + c["name"]: {"id": c["id"], "name": c["name"]} for c in credentials()}
+    result = []
+    for name in sorted(os.listdir(f"{ROOT}/config/n8n")):
+        workflow = json.load(open(f"{ROOT}/config/n8n/{name}"))
+        for node in workflow["nodes"]:
+            if node["name"].startswith("Settings"):
+                node["parameters"]["jsonOutput"] = json.dumps(settings, indent=1, sort_keys=True)
+            for kind, ref in (node.get("credentials") or {}).items():
+                node["credentials"][kind] = creds[f"{kind}:{ref['name']}"]
+        # A version per content: n8n publishes the version named here, not an older one it kept.
+        digest = hashlib.sha256(json.dumps(workflow, sort_keys=True).encode()).hexdigest()
+        workflow["versionId"] = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        result.append(workflow)
+    return result
+
+
+def setup_n8n(ids):
+    state = f"{ROOT}/state/n8n-imported"
+    creds, flows = credentials(), workflows(ids)
+    digest = hashlib.sha256(json.dumps([creds, flows], sort_keys=True).encode()).hexdigest()
+    if os.path.exists(state) and open(state).read().strip() == digest:
+        return
+    # Through stdin into the container's private /tmp, removed at once: never on the host's disk.
+    script = 'f=$(mktemp) && cat > "$f" && n8n {cmd} --input="$f"; s=$?; rm -f "$f"; exit $s'
+    n8n("sh", "-c", script.format(cmd="import:credentials"), stdin=json.dumps(creds))
+    n8n("sh", "-c", script.format(cmd="import:workflow"), stdin=json.dumps(flows))
+    for workflow in flows:
+        n8n("n8n", "publish:workflow", f"--id={workflow['id']}")
+    # CLI writes reach the running n8n only through a restart (n8n's CLI docs).
+    subprocess.run([*DC, "restart", "n8n"], check=True, capture_output=True)
+    subprocess.run([*DC, "up", "-d", "--wait", "--wait-timeout", "180", "n8n"], check=True, capture_output=True)
+    with open(state, "w") as f:
+        f.write(digest)
+    changed(f"n8n: {len(creds)} credentials and {len(flows)} workflows imported and published")
+
+
+def main():
+    ids = setup_chatwoot()
+    setup_directus()
+    setup_n8n(ids)
+    log(f"done: {len(CHANGED)} change(s)" if CHANGED else "nothing to change")
+
+
+if __name__ == "__main__":
+    main()
