@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy test test-unit audit bench venv settings-reference
+.PHONY: sandbox sandbox-destroy test test-unit audit bench demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -38,6 +38,11 @@ audit: venv
 
 bench: venv
 	$(PY) bench/converge.py
+	$(PY) bench/inbound.py
+
+# A signed WhatsApp message to every configured number of the sandbox host (make sandbox first).
+demo: venv
+	$(PY) tools/demo.py
 
 # docs/settings.md from the settings models (a unit test fails when it is stale).
 settings-reference: venv

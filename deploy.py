@@ -11,7 +11,7 @@ from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
 from platform_deploy import backup, base, config, converge, data, docker_engine, firewall, memory, secrets, stack
-from platform_deploy.apps import chatwoot
+from platform_deploy.apps import bootstrap, chatwoot
 
 cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets())
 stack_state = stack.host_state(cfg)
@@ -29,7 +29,7 @@ converge.scan([
     *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, docker_engine.DAEMON_JSON,
                                          docker_engine.KEYRING, docker_engine.SOURCE_FILE)),
     "/etc/sudoers.d", "/etc/systemd/system", secrets.UPLOAD_DIR, cfg.backup.backup_dir,
-    root, *(f"{root}/{d}" for d in ("bin", "config", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
+    root, *(f"{root}/{d}" for d in ("bin", "config", "config/n8n", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
 ])
 base.apply(cfg, installed)
 firewall.apply(cfg)
@@ -41,4 +41,5 @@ rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_da
 data.apply(cfg, rollout)
 chatwoot.apply(cfg, rollout)
 stack.up(cfg, rollout)
+bootstrap.apply(cfg, rollout)
 backup.first_backup(cfg)

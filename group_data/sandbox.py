@@ -24,17 +24,18 @@ _SANDBOX_SUBNET = "10.213.77.0/24"
 
 
 def _sandbox_addresses(port):
-    """(host, its ACME server) on _SANDBOX_SUBNET for the host whose SSH port is `port`."""
+    """(host, its ACME server, its vendors' simulator) on _SANDBOX_SUBNET for the host whose SSH port is `port`."""
     offset = int(port) - 2200
-    assert 0 < offset < 110, f"sandbox SSH ports are 2201-2309, not {port}"
-    return f"10.213.77.{2 * offset + 20}", f"10.213.77.{2 * offset + 21}"
+    assert 0 < offset < 75, f"sandbox SSH ports are 2201-2274, not {port}"
+    return tuple(f"10.213.77.{3 * offset + 10 + i}" for i in range(3))
 
 
 _name = os.environ.get("SANDBOX_NAME", "sandbox-1")
 _state = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox")
 # TLS for real: Traefik gets its certificates from the host's Pebble by HTTP-01, validated
 # against the host's port 80 (Pebble's TLS certificate is the sandbox CA's).
-acme_ca_server = f"https://{_sandbox_addresses(os.environ.get('SANDBOX_SSH_PORT', '2222'))[1]}:14000/dir"
+_addresses = _sandbox_addresses(os.environ.get("SANDBOX_SSH_PORT", "2222"))
+acme_ca_server = f"https://{_addresses[1]}:14000/dir"
 acme_ca_certificate = os.path.join(_state, "ca.pem") if os.path.exists(os.path.join(_state, "ca.pem")) else None
 
 # Real PostgreSQL 15 + pgvector and Redis 7 from Debian's packages; the real n8n, Directus
@@ -52,3 +53,30 @@ images = {
     "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",
     "traefik": f"{_registry}/traefik:3.5.3-real1",
 }
+
+# The business: the seed's three WhatsApp numbers and its routing table. Meta, WhatsApp
+# Cloud and Claude are a labelled SIMULATOR beside the host (sandbox/simulators/vendors.py):
+# only the sandbox points the base URLs at it; production keeps the vendors' defaults.
+teams = ["Sales Team", "Support Team", "Shared Pool", "Any available", "Technical leads", "Accounts team"]
+whatsapp_business_account_id = "102290129340398"
+departments = [
+    {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
+     "team": "Sales Team", "escalation_team": "Any available"},
+    {"name": "Support", "number": "+5922222222", "phone_number_id": "1100000002", "inbox": "support-whatsapp",
+     "team": "Support Team", "escalation_team": "Technical leads"},
+    {"name": "Billing", "number": "+5922223333", "phone_number_id": "1100000003", "inbox": "billing-whatsapp",
+     "team": "Shared Pool", "escalation_team": "Accounts team"},
+]
+supervisors = ["supervisor@example.com"]
+ai_replies = True
+_simulator = f"http://{_addresses[2]}:8090"
+whatsapp_api_base_url = _simulator
+anthropic_api_base_url = _simulator
+
+# The simulator's made-up credentials (tools/sandbox.py writes them once), handed to the
+# deploy the way an operator hands real ones: PLATFORM_* variables.
+_vendor_secrets = os.path.join(_state, "vendors.env")
+if os.path.exists(_vendor_secrets):
+    for _line in open(_vendor_secrets):
+        _key, _, _value = _line.strip().partition("=")
+        os.environ.setdefault(_key, _value)

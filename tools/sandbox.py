@@ -341,6 +341,32 @@ def ensure_acme(name, port):
         (STATE / "acme-root.pem").write_bytes(root)
 
 
+VENDOR_SECRETS = ("PLATFORM_META_APP_SECRET", "PLATFORM_WHATSAPP_ACCESS_TOKEN", "PLATFORM_CLAUDE_API_KEY")
+
+
+def vendor_secrets():
+    """The simulated vendors' credentials, made once: what an operator would get from Meta and Anthropic."""
+    path = STATE / "vendors.env"
+    if not path.exists():
+        import secrets
+
+        path.write_text("".join(f"{name}=sim-{secrets.token_hex(16)}\n" for name in VENDOR_SECRETS))
+        path.chmod(0o600)
+    return dict(line.split("=", 1) for line in path.read_text().split())
+
+
+def ensure_vendors(name, port):
+    """The vendors' simulator beside the host (sandbox/simulators/vendors.py), at its fixed address."""
+    vendors, address = f"{name}-vendors", GROUP_DATA["_sandbox_addresses"](port)[2]
+    if container_state(vendors) is None:
+        token = vendor_secrets()["PLATFORM_WHATSAPP_ACCESS_TOKEN"]
+        run(["docker", "run", "-d", "--name", vendors, "--network", NETWORK, "--ip", address, "-e", f"SIM_WHATSAPP_TOKEN={token}",
+             "-v", f"{ROOT / 'sandbox' / 'simulators'}:/sim:ro", "--entrypoint", "python3", IMAGE, "/sim/vendors.py"],
+            stdout=subprocess.DEVNULL)
+    elif not container_state(vendors):
+        run(["docker", "start", vendors], stdout=subprocess.DEVNULL)
+
+
 def registry_address():
     return run(["docker", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", REGISTRY_CONTAINER], capture_output=True, text=True).stdout.strip()
 
@@ -422,6 +448,7 @@ def up(name, port):
              f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys"], input=public.encode())
     trust_registry(name)
     ensure_acme(name, port)
+    ensure_vendors(name, port)
     wait_for_ssh(name, port)
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 
@@ -430,8 +457,9 @@ def destroy(name):
     if docker_ok() and container_state(name) is not None:
         log(f"removing host {name} and its volumes")
         run(["docker", "rm", "-f", "-v", name], stdout=subprocess.DEVNULL)
-    if docker_ok() and container_state(f"{name}-acme") is not None:
-        run(["docker", "rm", "-f", "-v", f"{name}-acme"], stdout=subprocess.DEVNULL)
+    for companion in (f"{name}-acme", f"{name}-vendors"):
+        if docker_ok() and container_state(companion) is not None:
+            run(["docker", "rm", "-f", "-v", companion], stdout=subprocess.DEVNULL)
     (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
 
 

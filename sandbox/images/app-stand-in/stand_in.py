@@ -5,6 +5,8 @@ compose file gives the real image, reads the real app's environment variables, r
 connects to PostgreSQL and Redis with them, listens on the app's port and answers the
 app's health path (healthy only while its database and Redis answer), and records what
 it was started with (names of variables, never values) in its log.
+For Chatwoot it also serves the documented API subset the platform uses and runs its
+headless bootstrap (`bundle exec rails runner`): see chatwoot_api.py, itself a stand-in.
 """
 
 import json
@@ -17,13 +19,19 @@ from urllib.parse import urlparse
 import psycopg2
 import redis
 
+import chatwoot_api
+
 APP = os.environ["STAND_IN_APP"]
 VERSION = os.environ.get("STAND_IN_VERSION", "stand-in")
 ENV = os.environ
+# The command without the `bundle exec` prefix (the image's `bundle` shim passes it on too).
+COMMAND = sys.argv[1:][2:] if sys.argv[1:3] == ["bundle", "exec"] else sys.argv[1:]
+RUNNER = COMMAND[:2] == ["rails", "runner"]
 
 
 def log(msg):
-    print(f"[{APP} stand-in] {msg}", flush=True)
+    # `rails runner` answers on stdout, so a runner logs to stderr.
+    print(f"[{APP} stand-in] {msg}", file=sys.stderr if RUNNER else sys.stdout, flush=True)
 
 
 def db_params():
@@ -70,6 +78,11 @@ def migrate(label):
     with psycopg2.connect(connect_timeout=5, **db_params()) as conn, conn.cursor() as cur:
         cur.execute("create table if not exists stand_in_migrations (version text, ran_at timestamptz default now())")
         cur.execute("insert into stand_in_migrations (version) values (%s)", (f"{label} {VERSION}",))
+    if APP == "chatwoot":
+        chatwoot_api.ensure_schema()
+
+
+chatwoot_api.configure(db_params, log)
 
 
 def wait_for_services(timeout=120):
@@ -92,6 +105,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         port, health_path = HEALTH[APP]
         path = self.path.split("?")[0]
+        if APP == "chatwoot" and chatwoot_api.handles(path):
+            return chatwoot_api.serve_request(self, "GET")
         if path == health_path or (APP == "n8n" and path == "/healthz"):
             db_ok, redis_ok = check()
             if APP == "chatwoot":
@@ -108,6 +123,23 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def api(self, method):
+        if APP == "chatwoot" and chatwoot_api.handles(self.path.split("?")[0]):
+            return chatwoot_api.serve_request(self, method)
+        self.send_error(501, f"Unsupported method ({method!r})")
+
+    def do_POST(self):
+        self.api("POST")
+
+    def do_PATCH(self):
+        self.api("PATCH")
+
+    def do_PUT(self):
+        self.api("PUT")
+
+    def do_DELETE(self):
+        self.api("DELETE")
 
     def log_message(self, *args):
         pass
@@ -143,6 +175,10 @@ def main():
         return edge_stand_in.main(APP, argv)
     log(f"started with command {argv!r}; environment names: {sorted(k for k in ENV if k.isupper())}")
     command = " ".join(argv)
+    if APP == "chatwoot" and RUNNER:
+        if "AccountBuilder" not in " ".join(COMMAND[2:]):
+            sys.exit("rails runner: this stand-in runs only the AccountBuilder bootstrap")
+        return chatwoot_api.bootstrap()
     if APP == "chatwoot" and "db:chatwoot_prepare" in command:
         if not wait_for_services():
             sys.exit("database or redis unreachable")

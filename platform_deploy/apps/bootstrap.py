@@ -1,0 +1,93 @@
+"""The application bootstrap: the apps set up for the business once the stack is up.
+
+The work is done on the host by bin/apps-bootstrap.py (files/bootstrap/), through the
+apps' own tools and APIs on the stack's network: Chatwoot's account, inboxes, teams and
+webhook; Directus's collections; n8n's credentials and workflows (files/n8n/). Here: its
+inputs (no secret among them), and one step that runs it when an input changed.
+"""
+
+import json
+import os
+from io import StringIO
+
+from pyinfra import host, logger
+from pyinfra.operations import server
+
+from .. import converge, data
+
+WORKFLOWS_DIR = "files/n8n"
+MARKER = "state/apps-bootstrapped"
+
+# Directus collections triage reads (business context for Claude) and writes (its log).
+COLLECTIONS = [
+    {"collection": "business_context", "meta": {"note": "What triage tells Claude about the business", "icon": "menu_book"},
+     "schema": {}, "fields": [
+         {"field": "id", "type": "integer", "meta": {"hidden": True}, "schema": {"is_primary_key": True, "has_auto_increment": True}},
+         {"field": "topic", "type": "string", "meta": {"required": True}, "schema": {"is_nullable": False}},
+         {"field": "content", "type": "text", "meta": {"interface": "input-multiline"}, "schema": {}}]},
+    {"collection": "triage_log", "meta": {"note": "Every triage decision (n8n 01-inbound-message-triage)", "icon": "fact_check"},
+     "schema": {}, "fields": [
+         {"field": "id", "type": "integer", "meta": {"hidden": True}, "schema": {"is_primary_key": True, "has_auto_increment": True}},
+         {"field": "message_id", "type": "string", "schema": {}},
+         {"field": "conversation_id", "type": "integer", "schema": {}},
+         {"field": "department", "type": "string", "schema": {}},
+         {"field": "message", "type": "text", "schema": {}},
+         {"field": "intent", "type": "string", "schema": {}},
+         {"field": "confidence", "type": "float", "schema": {}},
+         {"field": "action", "type": "string", "schema": {}},
+         {"field": "detail", "type": "text", "schema": {}},
+         {"field": "date_created", "type": "timestamp", "meta": {"special": ["date-created"]}, "schema": {}}]},
+]
+
+
+def enabled(cfg):
+    return set(cfg.stack.apps) == {"chatwoot", "n8n", "directus"}
+
+
+def settings_document(cfg):
+    """config/apps.json: what the bootstrap and the workflows need to know; never a secret."""
+    cw, n8n = cfg.chatwoot, cfg.n8n
+    departments = [{**d.model_dump(), "label": d.label} for d in cw.departments]
+    return {
+        "stack_name": cfg.stack.stack_name,
+        "chatwoot": {"account_name": cw.chatwoot_account_name, "admin_name": cw.chatwoot_admin_name,
+                     "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
+                     "departments": departments, "default_inbox": cw.default_inbox,
+                     "business_account_id": cw.whatsapp_business_account_id},
+        "directus": {"collections": COLLECTIONS},
+        "n8n": {"redis_db": data.REDIS_DB["n8n"], "workflow_settings": {
+            # The apps by name on the stack's network; the vendors by their base URLs.
+            "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
+            "anthropic_url": n8n.anthropic_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
+            "triage_confidence_threshold": n8n.triage_confidence_threshold,
+            "departments": departments, "default_inbox": cw.default_inbox}},
+    }
+
+
+def apply(cfg, rollout):
+    if not enabled(cfg):
+        logger.info(f"{host.name}: application bootstrap skipped: it needs chatwoot, n8n and directus in apps")
+        return
+    root = cfg.stack.stack_root
+    converge.directory(name=f"Directory {root}/config/n8n", path=f"{root}/config/n8n", user="root", group="root", mode="700")
+    inputs = [
+        converge.put(name="Application bootstrap script", src="files/bootstrap/apps_bootstrap.py", dest=f"{root}/bin/apps-bootstrap.py",
+                     mode="700", create_remote_dir=False),
+        converge.put(name="Chatwoot account bootstrap (rails runner)", src="files/chatwoot/bootstrap.rb",
+                     dest=f"{root}/bin/chatwoot_bootstrap.rb", mode="600", create_remote_dir=False),
+        converge.put(name="Application settings", src=StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
+                     dest=f"{root}/config/apps.json", mode="600", create_remote_dir=False),
+        *(converge.put(name=f"n8n workflow {name}", src=os.path.join(WORKFLOWS_DIR, name), dest=f"{root}/config/n8n/{name}",
+                       mode="600", create_remote_dir=False)
+          for name in sorted(os.listdir(WORKFLOWS_DIR)) if name.endswith(".json")),
+    ]
+    stale = [f"{root}/config/n8n/{name}" for name in converge.entries(f"{root}/config/n8n") if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))]
+    inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
+    server.shell(
+        name="Apps set up for the business (Chatwoot, Directus, n8n)",
+        commands=[rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"), f"touch {root}/{MARKER}"],
+        # Again when an input, a secret or the running stack changed; the script itself
+        # reads state first, so running it again creates nothing twice.
+        _if=lambda: (MARKER.split("/")[1] not in converge.entries(f"{root}/state") or any(op.did_change() for op in inputs)
+                     or rollout.secrets.did_change() or rollout.needs_up()),
+    )

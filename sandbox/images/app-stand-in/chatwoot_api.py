@@ -1,0 +1,1087 @@
+"""STAND-IN for the part of Chatwoot v4.x that the platform's deploy and n8n workflows use. It is NOT Chatwoot.
+
+stand_in.py loads it when STAND_IN_APP=chatwoot. It implements, from Chatwoot's published contract
+(swagger/ and the controllers, views and models named below), with its state in the Chatwoot database
+(table cw_objects, so it survives restarts):
+- the headless bootstrap `bundle exec rails runner "<code using AccountBuilder>"` (bootstrap());
+- the Application API under /api/v1/accounts/{id}: inboxes (API and WhatsApp Cloud), inbox members,
+  agents, teams and members, account webhooks, contacts and search, conversations (create, show, list,
+  messages, labels, toggle_status, toggle_priority, assignments), authenticated by `api_access_token`;
+  each request body is checked against the swagger schema in CONTRACT and refused (422) if it does not
+  match, before anything changes; a refused request changes nothing;
+- account webhooks (and an API inbox's webhook_url) delivered as Chatwoot sends them (POST JSON, 5 s
+  timeout, from a background thread): conversation_created, conversation_status_changed,
+  conversation_updated, message_created, message_updated, contact_created;
+- WhatsApp Cloud: the inbox's credential check, inbound POST/GET /webhooks/whatsapp/{phone_number}
+  (text messages, de-duplicated on the wamid) and outbound text messages, against
+  WHATSAPP_CLOUD_BASE_URL.
+
+What it does not prove: anything about Chatwoot's own code, UI, Sidekiq, Redis use, permissions
+(any member of the account may call every endpoint; agents do not see provider_config), auto-assignment,
+agent bots, automation rules, activity messages, attachments and media, templates, markdown conversion,
+email, other channel types, pagination beyond page 1 of 25, or the exact text of every error.
+Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL, FRONTEND_URL, and for the bootstrap
+CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD.
+"""
+
+import json
+import os
+import random
+import re
+import secrets
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from datetime import datetime, timezone
+
+import psycopg2
+
+ENV = os.environ
+S, I, N, B, O, A, NULL = "string", "integer", "number", "boolean", "object", "array", "null"
+WEBHOOK_EVENTS = ["conversation_created", "conversation_status_changed", "conversation_updated", "contact_created",
+                  "contact_updated", "message_created", "message_updated", "webwidget_triggered", "inbox_created",
+                  "inbox_updated", "conversation_typing_on", "conversation_typing_off"]  # Webhook::ALLOWED_WEBHOOK_EVENTS
+
+
+def F(type_, required=False, enum=None, items=None, schema=None):
+    return {"type": type_, "required": required, "enum": enum, "items": items, "schema": schema}
+
+
+# The request contract: name -> (where it was transcribed from, {field: rule}). "required" marks the
+# swagger's `required`, plus fields a model validation makes mandatory (noted).
+CONTRACT = {
+    "inbox_create": ("swagger/definitions/request/inbox/create_payload.yml (name, channel: Inbox validations)",
+                     {"name": F(S, True), "channel": F(O, True)}),
+    "channel_api": ("swagger/definitions/request/inbox/channels/create_api_channel_payload.yml",
+                    {"type": F(S, True, ["api"]), "webhook_url": F(S)}),
+    "channel_whatsapp": ("swagger/definitions/request/inbox/channels/create_whatsapp_channel_payload.yml",
+                         {"type": F(S, True, ["whatsapp"]), "phone_number": F(S, True),
+                          "provider": F(S, False, ["default", "whatsapp_cloud"]), "provider_config": F(O, schema="provider_config")}),
+    "provider_config": ("swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml (cloud keys); "
+                        "webhook_verify_token: Channel::Whatsapp", {"api_key": F(S, True), "phone_number_id": F(S, True),
+                                                                    "business_account_id": F(S, True), "webhook_verify_token": F(S)}),
+    "inbox_update": ("swagger/definitions/request/inbox/update_payload.yml", {"name": F(S), "channel": F(O)}),
+    "channel_api_update": ("swagger/definitions/request/inbox/channels/update_api_channel_payload.yml", {"webhook_url": F(S)}),
+    "channel_whatsapp_update": ("swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml",
+                                {"phone_number": F(S), "provider": F(S, False, ["whatsapp_cloud", "default"]),
+                                 "provider_config": F(O, schema="provider_config")}),
+    "inbox_members": ("swagger/paths/application/inboxes/inbox_members/create.yml",
+                      {"inbox_id": F(I, True), "user_ids": F(A, True, items=F(I))}),
+    "agent_create": ("swagger/definitions/request/agent/create_payload.yml",
+                     {"name": F(S, True), "email": F(S, True), "role": F(S, True, ["agent", "administrator"]),
+                      "availability_status": F(S, False, ["available", "busy", "offline"]), "auto_offline": F(B)}),
+    "team": ("swagger/definitions/request/team/create_update_payload.yml (name: Team validations)",
+             {"name": F(S, True), "description": F(S), "allow_auto_assign": F(B)}),
+    "team_members": ("swagger/paths/application/team_members/create.yml", {"user_ids": F(A, True, items=F(I))}),
+    "webhook": ("swagger/definitions/request/webhooks/create_update_payload.yml (url, subscriptions: Webhook validations)",
+                {"url": F(S, True), "name": F((S, NULL)), "subscriptions": F(A, True, items=F(S, enum=WEBHOOK_EVENTS))}),
+    "webhook_update": ("swagger/definitions/request/webhooks/create_update_payload.yml",
+                       {"url": F(S), "name": F((S, NULL)), "subscriptions": F(A, items=F(S, enum=WEBHOOK_EVENTS))}),
+    "contact_create": ("swagger/definitions/request/contact/create_payload.yml",
+                       {"inbox_id": F(N, True), "name": F(S), "email": F(S), "phone_number": F(S), "identifier": F(S),
+                        "blocked": F(B), "avatar_url": F(S), "additional_attributes": F(O), "custom_attributes": F(O)}),
+    "conversation_create": ("swagger/definitions/request/conversation/create_payload.yml",
+                            {"source_id": F(S, True), "inbox_id": F(I), "contact_id": F(I), "additional_attributes": F(O),
+                             "custom_attributes": F(O), "status": F(S, False, ["open", "resolved", "pending"]),
+                             "assignee_id": F(I), "team_id": F(I), "snoozed_until": F(S), "message": F(O, schema="conversation_message")}),
+    "conversation_message": ("swagger/definitions/request/conversation/create_payload.yml (message)",
+                             {"content": F(S, True), "template_params": F(O)}),
+    "message_create": ("swagger/definitions/request/conversation/create_message_payload.yml",
+                       {"content": F(S, True), "message_type": F(S, False, ["outgoing", "incoming"]), "private": F(B),
+                        "content_type": F(S, False, ["text", "input_email", "cards", "input_select", "form", "article"]),
+                        "content_attributes": F(O), "campaign_id": F(I), "template_params": F(O)}),
+    "labels": ("swagger/paths/application/conversation/labels/create.yml", {"labels": F(A, True, items=F(S))}),
+    "toggle_status": ("swagger/paths/application/conversation/toggle_status.yml",
+                      {"status": F(S, True, ["open", "resolved", "pending", "snoozed"]), "snoozed_until": F(N)}),
+    "toggle_priority": ("swagger/paths/application/conversation/toggle_priority.yml",
+                        {"priority": F((S, NULL), False, ["urgent", "high", "medium", "low", None])}),
+    "assignment": ("swagger/paths/application/conversation/assignments.yml",
+                   {"assignee_id": F((N, NULL)), "team_id": F((N, NULL))}),
+}
+MESSAGE_TYPES = ["incoming", "outgoing", "activity", "template"]  # Message.message_types, in enum order
+_db_params, _log, _schema_ready = None, print, False
+
+
+def configure(db_params, log):
+    global _db_params, _log
+    _db_params, _log = db_params, log
+
+
+class Reply(Exception):
+    def __init__(self, status, body):
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+def not_found():
+    return Reply(404, {"error": "Resource could not be found"})
+
+
+def invalid(attribute, message):  # Chatwoot's render_record_invalid
+    return Reply(422, {"message": message, "attributes": [attribute]})
+
+
+def _type_ok(value, types):
+    for t in types if isinstance(types, tuple) else (types,):
+        if (t == NULL and value is None or t == S and isinstance(value, str) or t == B and isinstance(value, bool)
+                or t == I and isinstance(value, int) and not isinstance(value, bool)
+                or t == N and isinstance(value, (int, float)) and not isinstance(value, bool)
+                or t == O and isinstance(value, dict) or t == A and isinstance(value, list)):
+            return True
+    return False
+
+
+def check(name, body, prefix=""):
+    """Refuses (422, naming the field) a body that does not match CONTRACT[name]."""
+    source, fields = CONTRACT[name]
+
+    def refuse(path, problem):
+        return Reply(422, {"message": f"{path} {problem}", "attributes": [path], "contract": source})
+
+    def value_ok(value, rule, path):
+        if not _type_ok(value, rule["type"]):
+            raise refuse(path, f"must be of type {rule['type']}")
+        if rule["enum"] is not None and value not in rule["enum"]:
+            raise refuse(path, f"must be one of {rule['enum']}")
+        for i, item in enumerate(value if rule["items"] and isinstance(value, list) else []):
+            value_ok(item, rule["items"], f"{path}[{i}]")
+        if rule["schema"] and isinstance(value, dict):
+            check(rule["schema"], value, path + ".")
+
+    if not isinstance(body, dict):
+        raise refuse(prefix.rstrip(".") or "body", "must be a JSON object")
+    for field, rule in fields.items():
+        if field in body:
+            value_ok(body[field], rule, prefix + field)
+        elif rule["required"]:
+            raise refuse(prefix + field, "is required")
+
+
+# ---- storage: one table, one JSON document per object, ids per kind; every change under one lock ----
+
+class Store:
+    def __init__(self, cur):
+        self.cur = cur
+
+    def get(self, kind, id_, account_id=None):
+        self.cur.execute("select data from cw_objects where kind = %s and id = %s", (kind, id_))
+        row = self.cur.fetchone()
+        return row[0] if row and (account_id is None or row[0].get("account_id") == account_id) else None
+
+    def find(self, kind, **match):
+        self.cur.execute("select data from cw_objects where kind = %s and data @> %s::jsonb order by id", (kind, json.dumps(match)))
+        return [row[0] for row in self.cur.fetchall()]
+
+    def add(self, kind, **data):
+        self.cur.execute("select coalesce(max(id), 0) + 1 from cw_objects where kind = %s", (kind,))
+        data = {"id": self.cur.fetchone()[0], **data, "created_at": time.time(), "updated_at": time.time()}
+        self.cur.execute("insert into cw_objects (kind, id, data) values (%s, %s, %s)", (kind, data["id"], json.dumps(data)))
+        return data
+
+    def save(self, kind, obj):
+        obj["updated_at"] = time.time()
+        self.cur.execute("update cw_objects set data = %s where kind = %s and id = %s", (json.dumps(obj), kind, obj["id"]))
+
+    def delete(self, kind, id_):
+        self.cur.execute("delete from cw_objects where kind = %s and id = %s", (kind, id_))
+
+
+class transaction:
+    """One database transaction holding the stand-in's lock (so requests from all threads are serialised)."""
+
+    def __enter__(self):
+        global _schema_ready
+        self.conn = psycopg2.connect(connect_timeout=5, **_db_params())
+        cur = self.conn.cursor()
+        cur.execute("select pg_advisory_xact_lock(7470001)")
+        if not _schema_ready:
+            cur.execute("create table if not exists cw_objects (kind text not null, id integer not null, "
+                        "data jsonb not null, primary key (kind, id))")
+            _schema_ready = True
+        return Store(cur)
+
+    def __exit__(self, exc_type, *_):
+        (self.conn.rollback if exc_type else self.conn.commit)()
+        self.conn.close()
+
+
+def ensure_schema():
+    with transaction():
+        pass
+
+
+def http(method, url, body=None, headers=None, timeout=10):
+    """(status, parsed JSON) of a request; status 0 when it did not get an answer."""
+    data = None if body is None else json.dumps(body).encode()
+    hdrs = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {}), **(headers or {})}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=hdrs), timeout=timeout) as r:
+            status, raw = r.status, r.read()
+    except urllib.error.HTTPError as e:
+        status, raw = e.code, e.read()
+    except (OSError, ValueError) as e:
+        return 0, {"error": {"message": str(e)}}
+    try:
+        return status, json.loads(raw or b"null")
+    except ValueError:
+        return status, {"raw": raw.decode(errors="replace")}
+
+
+def in_background(fn, *args):
+    threading.Thread(target=fn, args=args, daemon=True).start()
+
+
+def deliver(deliveries):
+    for url, payload in deliveries:  # Webhooks::Trigger: POST JSON, 5 s timeout, failures only logged
+        status, _ = http("POST", url, payload, timeout=5)
+        _log(f"webhook {payload.get('event')} -> {url}: {status or 'no answer'}")
+
+
+# ---- what Chatwoot renders (views, push_event_data, webhook_data) ----
+
+def iso(ts):
+    return None if ts is None else datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_i(ts):
+    return int(ts or 0)
+
+
+def user_push(u):
+    return {"id": u["id"], "name": u["name"], "available_name": u["name"], "avatar_url": "", "type": "user",
+            "availability_status": "offline", "thumbnail": ""}
+
+
+def agent_json(st, account_id, u):  # api/v1/models/_agent
+    role = st.find("account_user", account_id=account_id, user_id=u["id"])[0]["role"]
+    return {"id": u["id"], "account_id": account_id, "availability_status": "offline", "auto_offline": True,
+            "confirmed": u["confirmed"], "email": u["email"], "available_name": u["name"], "name": u["name"],
+            "role": role, "thumbnail": "", "custom_role_id": None}
+
+
+def team_json(st, t, user_id):  # api/v1/models/_team
+    return {"id": t["id"], "name": t["name"], "description": t["description"], "allow_auto_assign": t["allow_auto_assign"],
+            "account_id": t["account_id"], "is_member": bool(st.find("team_member", team_id=t["id"], user_id=user_id))}
+
+
+def contact_push(c):
+    return {k: c[k] for k in ("additional_attributes", "custom_attributes", "email", "id", "identifier", "name",
+                              "phone_number", "blocked")} | {"thumbnail": "", "type": "contact"}
+
+
+def inbox_slim(i):
+    return {"id": i["id"], "avatar_url": "", "channel_id": i["id"], "name": i["name"], "channel_type": i["channel_type"],
+            "provider": i.get("provider")}
+
+
+def inbox_json(i, admin=True):  # api/v1/models/_inbox
+    out = inbox_slim(i) | {
+        "greeting_enabled": False, "greeting_message": None, "working_hours_enabled": False, "enable_email_collect": True,
+        "csat_survey_enabled": False, "enable_auto_assignment": True, "out_of_office_message": None, "working_hours": [],
+        "timezone": "UTC", "callback_webhook_url": None, "allow_messages_after_resolved": True,
+        "lock_to_single_conversation": False, "phone_number": i.get("phone_number")}
+    if i["channel_type"] == "Channel::Api":
+        out |= {"webhook_url": i.get("webhook_url"), "inbox_identifier": i["identifier"], "additional_attributes": {}}
+        out |= {"hmac_token": i["hmac_token"]} if admin else {}
+    else:
+        out |= {"callback_webhook_url": f"{ENV.get('FRONTEND_URL', '')}/webhooks/whatsapp/{i['phone_number']}",
+                "message_templates": i.get("message_templates", []), "reauthorization_required": False}
+        out |= {"provider_config": i["provider_config"]} if admin else {}
+    return out
+
+
+def contact_json(st, c):  # api/v1/models/_contact, with_contact_inboxes
+    inboxes = [{"source_id": ci["source_id"], "inbox": inbox_slim(st.get("inbox", ci["inbox_id"]))}
+               for ci in st.find("contact_inbox", contact_id=c["id"])]
+    return contact_push(c) | {"availability_status": "offline", "created_at": to_i(c["created_at"]),
+                              "last_activity_at": c.get("last_activity_at") and to_i(c["last_activity_at"]),
+                              "contact_inboxes": inboxes}
+
+
+def sender_of(st, m):
+    return st.get("user" if m["sender_type"] == "User" else "contact", m["sender_id"]) if m.get("sender_id") else None
+
+
+def message_json(st, m, conv):  # api/v1/models/_message (message_type as its integer, as the API renders it)
+    sender = sender_of(st, m)
+    return {"id": m["id"], "content": m["content"], "inbox_id": m["inbox_id"], "conversation_id": conv["display_id"],
+            "message_type": MESSAGE_TYPES.index(m["message_type"]), "content_type": m["content_type"], "status": m["status"],
+            "content_attributes": m["content_attributes"], "created_at": to_i(m["created_at"]), "private": m["private"],
+            "source_id": m["source_id"], "sender": sender and (user_push(sender) if m["sender_type"] == "User" else contact_push(sender))}
+
+
+def message_push(st, m, conv):  # Message#push_event_data
+    ci = st.get("contact_inbox", conv["contact_inbox_id"])
+    return message_json(st, m, conv) | {
+        "account_id": m["account_id"], "updated_at": iso(m["updated_at"]), "sender_type": m["sender_type"],
+        "sender_id": m["sender_id"], "additional_attributes": m["additional_attributes"], "external_source_ids": {},
+        "processed_message_content": m["content"], "sentiment": {},
+        "conversation": {"assignee_id": conv["assignee_id"], "unread_count": unread_count(st, conv),
+                         "last_activity_at": to_i(conv["last_activity_at"]), "contact_inbox": {"source_id": ci["source_id"]}}}
+
+
+def conv_messages(st, conv):
+    return st.find("message", conversation_id=conv["id"])
+
+
+def unread_count(st, conv):
+    return min(10, sum(m["message_type"] == "incoming" for m in conv_messages(st, conv)))
+
+
+def can_reply(st, conv, inbox):  # Conversations::MessageWindowService: WhatsApp answers within 24 h
+    if inbox["channel_type"] != "Channel::Whatsapp":
+        return True
+    incoming = [m["created_at"] for m in conv_messages(st, conv) if m["message_type"] == "incoming"]
+    return bool(incoming) and time.time() - max(incoming) < 24 * 3600
+
+
+def conversation_push(st, conv):  # Conversations::EventDataPresenter#push_data == Conversation#webhook_data
+    inbox, contact = st.get("inbox", conv["inbox_id"]), st.get("contact", conv["contact_id"])
+    assignee, team = conv["assignee_id"] and st.get("user", conv["assignee_id"]), conv["team_id"] and st.get("team", conv["team_id"])
+    ci = st.get("contact_inbox", conv["contact_inbox_id"])
+    chat = [m for m in conv_messages(st, conv) if m["message_type"] != "activity" and not m["private"]]
+    return {"additional_attributes": conv["additional_attributes"], "can_reply": can_reply(st, conv, inbox),
+            "channel": inbox["channel_type"],
+            "contact_inbox": {k: ci[k] for k in ("id", "contact_id", "inbox_id", "source_id", "hmac_verified", "pubsub_token")}
+            | {"created_at": iso(ci["created_at"]), "updated_at": iso(ci["updated_at"])},
+            "id": conv["display_id"], "inbox_id": conv["inbox_id"], "messages": [message_push(st, m, conv) for m in chat[-1:]],
+            "labels": conv["labels"],
+            "meta": {"sender": contact_push(contact), "assignee": assignee and user_push(assignee),
+                     "assignee_type": "User" if assignee else None, "team": team and {"id": team["id"], "name": team["name"]},
+                     "hmac_verified": False},
+            "status": conv["status"], "custom_attributes": conv["custom_attributes"], "snoozed_until": conv["snoozed_until"],
+            "unread_count": unread_count(st, conv), "first_reply_created_at": iso(conv["first_reply_created_at"]),
+            "priority": conv["priority"], "waiting_since": to_i(conv["waiting_since"]), "agent_last_seen_at": 0,
+            "contact_last_seen_at": 0, "last_activity_at": to_i(conv["last_activity_at"]),
+            "timestamp": to_i(conv["last_activity_at"]), "created_at": to_i(conv["created_at"]), "updated_at": conv["updated_at"]}
+
+
+def conversation_json(st, conv, user_id):  # api/v1/conversations/partials/_conversation
+    inbox, contact = st.get("inbox", conv["inbox_id"]), st.get("contact", conv["contact_id"])
+    meta = {"sender": contact_json(st, contact), "channel": inbox["channel_type"], "hmac_verified": False}
+    if conv["assignee_id"]:
+        meta |= {"assignee": agent_json(st, conv["account_id"], st.get("user", conv["assignee_id"])), "assignee_type": "User"}
+    if conv["team_id"]:
+        meta["team"] = team_json(st, st.get("team", conv["team_id"]), user_id)
+    msgs = conv_messages(st, conv)
+    last = [m for m in msgs if m["message_type"] != "activity"][-1:]
+    return {"meta": meta, "id": conv["display_id"], "messages": [message_push(st, m, conv) for m in msgs[-1:]],
+            "account_id": conv["account_id"], "uuid": conv["uuid"], "additional_attributes": conv["additional_attributes"],
+            "agent_last_seen_at": 0, "assignee_last_seen_at": 0, "can_reply": can_reply(st, conv, inbox),
+            "contact_last_seen_at": 0, "custom_attributes": conv["custom_attributes"], "inbox_id": conv["inbox_id"],
+            "labels": conv["labels"], "muted": False, "snoozed_until": conv["snoozed_until"], "status": conv["status"],
+            "created_at": to_i(conv["created_at"]), "updated_at": conv["updated_at"], "timestamp": to_i(conv["last_activity_at"]),
+            "first_reply_created_at": to_i(conv["first_reply_created_at"]), "unread_count": unread_count(st, conv),
+            "last_non_activity_message": last and message_push(st, last[0], conv) or None,
+            "last_activity_at": to_i(conv["last_activity_at"]), "priority": conv["priority"],
+            "waiting_since": to_i(conv["waiting_since"]), "sla_policy_id": None}
+
+
+def message_webhook(st, m, conv):  # Message#webhook_data (message_type as its name)
+    inbox, account, sender = st.get("inbox", m["inbox_id"]), st.get("account", m["account_id"]), sender_of(st, m)
+    if sender and m["sender_type"] == "User":
+        sender = {"id": sender["id"], "name": sender["name"], "email": sender["email"], "type": "user"}
+    elif sender:
+        sender = contact_webhook(st, sender)
+    return {"account": {"id": account["id"], "name": account["name"]}, "additional_attributes": m["additional_attributes"],
+            "content_attributes": m["content_attributes"], "content_type": m["content_type"], "content": m["content"],
+            "conversation": conversation_push(st, conv), "created_at": iso(m["created_at"]), "id": m["id"],
+            "inbox": {"id": inbox["id"], "name": inbox["name"]}, "message_type": m["message_type"], "private": m["private"],
+            "sender": sender, "source_id": m["source_id"]}
+
+
+def contact_webhook(st, c):  # Contact#webhook_data
+    account = st.get("account", c["account_id"])
+    return contact_push(c) | {"account": {"id": account["id"], "name": account["name"]}, "avatar": ""}
+
+
+# ---- behaviour shared by the API and the WhatsApp webhook ----
+
+class Ctx:
+    def __init__(self, st, account=None, user=None):
+        self.st, self.account, self.user, self.admin = st, account, user, True
+        self.deliveries, self.sends = [], []
+
+    @property
+    def aid(self):
+        return self.account["id"]
+
+    def emit(self, inbox, payload):
+        """WebhookListener: account webhooks subscribed to the event, and an API inbox's webhook_url."""
+        payload = json.loads(json.dumps(payload))
+        urls = [w["url"] for w in self.st.find("webhook", account_id=self.aid) if payload["event"] in w["subscriptions"]]
+        if inbox and inbox["channel_type"] == "Channel::Api" and inbox.get("webhook_url"):
+            urls.append(inbox["webhook_url"])
+        self.deliveries += [(url, payload) for url in urls]
+
+    def after_commit(self):
+        if self.deliveries:
+            in_background(deliver, self.deliveries)
+        for message_id in self.sends:
+            in_background(send_whatsapp, message_id)
+
+
+UPDATE_KEYS = {"team_id", "assignee_id", "status", "snoozed_until", "custom_attributes", "labels", "waiting_since",
+               "first_reply_created_at", "priority"}  # Conversation#list_of_keys (labels is label_list there)
+
+
+def update_conversation(ctx, conv, **changes):
+    """Saves changes; fires conversation_status_changed and conversation_updated as Conversation's callbacks do."""
+    changed = {k: (conv[k], v) for k, v in changes.items() if conv[k] != v}
+    if not changed:
+        return False
+    conv.update(changes)
+    if conv["status"] != "snoozed":
+        conv["snoozed_until"] = None
+    if "status" in changed and conv["status"] == "resolved":
+        conv["waiting_since"] = None
+    ctx.st.save("conversation", conv)
+    as_attrs = [{("label_list" if k == "labels" else k): {"previous_value": v[0], "current_value": v[1]}} for k, v in changed.items()]
+    inbox = ctx.st.get("inbox", conv["inbox_id"])
+    if "status" in changed:
+        ctx.emit(inbox, conversation_push(ctx.st, conv) | {"event": "conversation_status_changed",
+                                                             "changed_attributes": [a for a in as_attrs if "status" in a]})
+    if UPDATE_KEYS & changed.keys():
+        ctx.emit(inbox, conversation_push(ctx.st, conv) | {"event": "conversation_updated", "changed_attributes": as_attrs})
+    return True
+
+
+def create_conversation(ctx, ci, status="open", assignee_id=None, team_id=None, additional_attributes=None, custom_attributes=None):
+    display_id = 1 + max([c["display_id"] for c in ctx.st.find("conversation", account_id=ctx.aid)], default=0)
+    conv = ctx.st.add("conversation", account_id=ctx.aid, display_id=display_id, inbox_id=ci["inbox_id"], uuid=str(uuid.uuid4()),
+                      contact_id=ci["contact_id"], contact_inbox_id=ci["id"], status=status, priority=None,
+                      assignee_id=assignee_id, team_id=team_id, labels=[], additional_attributes=additional_attributes or {},
+                      custom_attributes=custom_attributes or {}, snoozed_until=None, first_reply_created_at=None)
+    conv |= {"last_activity_at": conv["created_at"], "waiting_since": conv["created_at"]}
+    ctx.st.save("conversation", conv)
+    ctx.emit(ctx.st.get("inbox", ci["inbox_id"]), conversation_push(ctx.st, conv) | {"event": "conversation_created"})
+    return conv
+
+
+def create_message(ctx, conv, content, message_type, sender_type, sender_id, private=False, content_type="text",
+                   content_attributes=None, source_id=None, additional_attributes=None):
+    """Message#execute_after_create_commit_callbacks, in order: reopen, activity, message_created, first reply, send."""
+    st = ctx.st
+    m = st.add("message", account_id=conv["account_id"], inbox_id=conv["inbox_id"], conversation_id=conv["id"],
+               content=content, message_type=message_type, content_type=content_type or "text", private=bool(private),
+               content_attributes=content_attributes or {}, additional_attributes=additional_attributes or {},
+               status="sent", source_id=source_id, sender_type=sender_type, sender_id=sender_id)
+    if message_type == "incoming" and conv["status"] in ("snoozed", "resolved"):
+        update_conversation(ctx, conv, status="open")
+    conv["last_activity_at"] = m["created_at"]
+    st.save("conversation", conv)
+    inbox = st.get("inbox", conv["inbox_id"])
+    if message_type in ("incoming", "outgoing", "template"):  # Message#webhook_sendable?
+        ctx.emit(inbox, message_webhook(st, m, conv) | {"event": "message_created"})
+    human_reply = message_type == "outgoing" and sender_type == "User" and not private
+    if human_reply and not conv["first_reply_created_at"]:
+        update_conversation(ctx, conv, first_reply_created_at=m["created_at"], waiting_since=None)
+    elif human_reply and conv["waiting_since"]:
+        update_conversation(ctx, conv, waiting_since=None)
+    elif message_type == "incoming" and not conv["waiting_since"]:
+        update_conversation(ctx, conv, waiting_since=m["created_at"])
+    if inbox["channel_type"] == "Channel::Whatsapp" and message_type in ("outgoing", "template") and not private and not source_id:
+        ctx.sends.append(m["id"])  # SendReplyJob -> Whatsapp::SendOnWhatsappService
+    return m
+
+
+def whatsapp_base():
+    return ENV.get("WHATSAPP_CLOUD_BASE_URL", "https://graph.facebook.com")
+
+
+def verify_whatsapp(config):
+    """WhatsappCloudService#validate_provider_config?; gives the templates (what sync_templates stores)."""
+    status, body = http("GET", f"{whatsapp_base()}/v14.0/{config['business_account_id']}/message_templates"
+                               f"?access_token={config['api_key']}")
+    if not 200 <= status < 300:
+        _log(f"whatsapp credentials refused: {status}")
+        raise invalid("provider_config", "Provider config Invalid Credentials")
+    return body.get("data", []) if isinstance(body, dict) else []
+
+
+def send_whatsapp(message_id):
+    """WhatsappCloudService#send_text_message, then the source_id (or failed status) on the message."""
+    try:
+        with transaction() as st:
+            m = st.get("message", message_id)
+            conv, inbox = st.get("conversation", m["conversation_id"]), st.get("inbox", m["inbox_id"])
+            to, config = st.get("contact_inbox", conv["contact_inbox_id"])["source_id"], inbox["provider_config"]
+        if m["additional_attributes"].get("template_params"):
+            _log(f"message {message_id}: WhatsApp templates are not sent by this stand-in")
+            return
+        status, body = http("POST", f"{whatsapp_base()}/v13.0/{config['phone_number_id']}/messages",
+                            {"messaging_product": "whatsapp", "context": None, "to": to, "text": {"body": m["content"]}, "type": "text"},
+                            headers={"Authorization": f"Bearer {config['api_key']}"})
+        with transaction() as st:
+            m = st.get("message", message_id)
+            ctx = Ctx(st, st.get("account", m["account_id"]))
+            if 200 <= status < 300 and isinstance(body, dict) and not body.get("error") and body.get("messages"):
+                m["source_id"] = body["messages"][0]["id"]
+            else:
+                error = body.get("error") if isinstance(body, dict) else None
+                m["status"] = "failed"
+                m["content_attributes"]["external_error"] = (error or {}).get("message") if isinstance(error, dict) else f"HTTP {status}"
+            st.save("message", m)
+            conv = st.get("conversation", m["conversation_id"])
+            ctx.emit(st.get("inbox", m["inbox_id"]), message_webhook(st, m, conv) | {"event": "message_updated"})
+        _log(f"message {message_id} sent to WhatsApp: {status}, source_id={m['source_id']}, status={m['status']}")
+        ctx.after_commit()
+    except Exception as e:  # a background job: log, never raise
+        _log(f"sending message {message_id} to WhatsApp failed: {e!r}")
+
+
+def process_whatsapp(phone_number, params):
+    """Webhooks::WhatsappEventsJob + Whatsapp::IncomingMessageWhatsappCloudService (first message only, as there)."""
+    try:
+        with transaction() as st:
+            ctx = _process_whatsapp(st, phone_number, params)
+        if ctx:
+            ctx.after_commit()
+    except Exception as e:  # a background job: log, never raise
+        _log(f"processing a whatsapp webhook failed: {e!r}")
+
+
+def _process_whatsapp(st, phone_number, params):
+    if params.get("object") == "whatsapp_business_account":
+        value = params["entry"][0]["changes"][0]["value"]
+        meta = value.get("metadata", {})
+        inbox = next(iter(st.find("inbox", phone_number=f"+{meta.get('display_phone_number')}")), None)
+        if inbox and inbox["provider_config"].get("phone_number_id") != meta.get("phone_number_id"):
+            inbox = None
+    else:
+        value, inbox = params, next(iter(st.find("inbox", phone_number=phone_number)), None)
+    if not inbox:
+        _log(f"whatsapp webhook for {phone_number}: no WhatsApp inbox matches its number and phone_number_id; dropped")
+        return None
+    ctx = Ctx(st, st.get("account", inbox["account_id"]))
+    for status in (value.get("statuses") or [])[:1]:  # a delivery receipt: updates the message, creates nothing
+        found = st.find("message", inbox_id=inbox["id"], source_id=status["id"]) if status.get("id") else []
+        for m in found:
+            if status.get("status") in ("sent", "delivered", "read", "failed") and m["status"] != status["status"]:
+                m["status"] = status["status"]
+                st.save("message", m)
+                ctx.emit(inbox, message_webhook(st, m, st.get("conversation", m["conversation_id"])) | {"event": "message_updated"})
+    message = (value.get("messages") or [None])[0]
+    contact_params = (value.get("contacts") or [None])[0]
+    if not message or message.get("type") in ("reaction", "ephemeral", "unsupported", "request_welcome"):
+        return ctx
+    if st.find("message", inbox_id=inbox["id"], source_id=message.get("id")) or not contact_params:
+        _log(f"whatsapp message {message.get('id')}: already processed, or no contact; skipped")
+        return ctx
+    wa_id, phone = contact_params.get("wa_id"), f"+{message.get('from')}"
+    ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=wa_id)), None)
+    if not ci:  # ContactInboxWithContactBuilder
+        contact = next(iter(st.find("contact", account_id=ctx.aid, phone_number=phone)), None) or new_contact(
+            ctx, name=(contact_params.get("profile") or {}).get("name") or phone, phone_number=phone)
+        ci = st.add("contact_inbox", account_id=ctx.aid, contact_id=contact["id"], inbox_id=inbox["id"], source_id=wa_id,
+                    hmac_verified=False, pubsub_token=secrets.token_urlsafe(18))
+    open_convs = [c for c in st.find("conversation", contact_inbox_id=ci["id"]) if c["status"] != "resolved"]
+    conv = open_convs[-1] if open_convs else create_conversation(ctx, ci)
+    kind = message.get("type")
+    content = ((message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
+               or (message.get(kind) if isinstance(message.get(kind), dict) else {}).get("caption"))
+    create_message(ctx, conv, content, "incoming", "Contact", ci["contact_id"], source_id=str(message.get("id")))
+    _log(f"whatsapp message {message.get('id')} from {wa_id} -> conversation {conv['display_id']}")
+    return ctx
+
+
+def new_contact(ctx, **fields):
+    contact = ctx.st.add("contact", account_id=ctx.aid, **{"name": "", "email": None, "phone_number": None, "identifier": None,
+                                                           "blocked": False, "additional_attributes": {},
+                                                           "custom_attributes": {}, **fields})
+    ctx.emit(None, contact_webhook(ctx.st, contact) | {"event": "contact_created"})
+    return contact
+
+
+def new_token():  # has_secure_token: 24 characters of base58
+    return "".join(secrets.choice("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz") for _ in range(24))
+
+
+# ---- HTTP ----
+
+ROUTES = []
+ACCOUNT = r"/api/v1/accounts/(?P<account_id>\d+)"
+
+
+def route(method, pattern):
+    def register(fn):
+        ROUTES.append((method, re.compile(f"^{pattern}/?$"), fn))
+        return fn
+    return register
+
+
+def handles(path):
+    return path.startswith("/api/v1/") or path.startswith("/webhooks/whatsapp/")
+
+
+def serve_request(handler, method):
+    url = urllib.parse.urlsplit(handler.path)
+    raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    status, body = 404, {"error": f"stand-in: {method} {url.path} is not implemented"}
+    try:
+        try:
+            data = json.loads(raw) if raw.strip() and "json" in (handler.headers.get("Content-Type") or "") else {}
+        except ValueError:
+            raise Reply(400, {"error": "the request body is not valid JSON"})
+        query = dict(urllib.parse.parse_qsl(url.query))
+        for m, pattern, fn in ROUTES:
+            match = pattern.match(url.path)
+            if match and m == method:
+                args = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
+                if "account_id" not in args:
+                    status, body = fn(data, query, **args)
+                    break
+                with transaction() as st:
+                    ctx = authenticate(st, handler.headers, int(args.pop("account_id")))
+                    ctx.body, ctx.query = data, query
+                    status, body = fn(ctx, **args)
+                ctx.after_commit()
+                break
+    except Reply as r:
+        status, body = r.status, r.body
+    except Exception as e:  # a database outage or a stand-in bug: answer 500 like Rails would, and log it
+        _log(f"{method} {url.path} failed: {e!r}")
+        status, body = 500, {"error": f"stand-in error: {e}".strip()}
+    out = b"" if body is None and status == 200 else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))).encode()
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json; charset=utf-8")
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)
+
+
+def authenticate(st, headers, account_id):
+    token = headers.get("api_access_token") or headers.get("api-access-token")
+    user = next(iter(st.find("user", access_token=token)), None) if token else None
+    if not user:
+        raise Reply(401, {"error": "Invalid Access Token"})
+    account = st.get("account", account_id)
+    if not account:
+        raise not_found()
+    membership = st.find("account_user", account_id=account_id, user_id=user["id"])
+    if not membership:
+        raise Reply(401, {"error": "You are not authorized to access this account"})
+    ctx = Ctx(st, account, user)
+    ctx.admin = membership[0]["role"] == "administrator"
+    return ctx
+
+
+def need(ctx, kind, id_):
+    obj = ctx.st.get(kind, int(id_), ctx.aid)
+    if not obj:
+        raise not_found()
+    return obj
+
+
+def conversation(ctx, display_id):
+    found = ctx.st.find("conversation", account_id=ctx.aid, display_id=int(display_id))
+    if not found:
+        raise not_found()
+    return found[0]
+
+
+def wrapped(ctx, key):  # Rails' ParamsWrapper: {"team": {...}} or the same keys at the top level
+    return ctx.body[key] if key in ctx.body else ctx.body
+
+
+def members_of_account(ctx, user_ids):
+    users = [ctx.st.get("user", i) for i in dict.fromkeys(user_ids)]
+    if not all(u and ctx.st.find("account_user", account_id=ctx.aid, user_id=u["id"]) for u in users):
+        raise Reply(422, {"error": "Invalid User IDs"})
+    return users
+
+
+@route("GET", ACCOUNT + "/inboxes")
+def inboxes_index(ctx):
+    inboxes = sorted(ctx.st.find("inbox", account_id=ctx.aid), key=lambda i: i["name"].lower())
+    return 200, {"payload": [inbox_json(i, ctx.admin) for i in inboxes]}
+
+
+@route("POST", ACCOUNT + "/inboxes")
+def inboxes_create(ctx):
+    check("inbox_create", ctx.body)
+    channel, fields = ctx.body["channel"], {}
+    if channel.get("type") == "api":
+        check("channel_api", channel, "channel.")
+        fields = {"channel_type": "Channel::Api", "webhook_url": channel.get("webhook_url"), "identifier": new_token(),
+                  "hmac_token": new_token()}
+    elif channel.get("type") == "whatsapp":
+        check("channel_whatsapp", channel, "channel.")
+        if channel.get("provider", "default") != "whatsapp_cloud":
+            raise invalid("channel.provider", "this stand-in implements only the whatsapp_cloud provider")
+        fields = {"channel_type": "Channel::Whatsapp", "provider": "whatsapp_cloud", "phone_number": channel["phone_number"]}
+        fields |= whatsapp_config(ctx, channel, None)
+    else:
+        raise invalid("channel.type", f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp)")
+    inbox = ctx.st.add("inbox", account_id=ctx.aid, name=ctx.body["name"], **fields)
+    return 200, inbox_json(inbox, ctx.admin)
+
+
+def whatsapp_config(ctx, channel, inbox):
+    """Channel::Whatsapp validations: unique phone_number, credentials that Meta accepts, a webhook_verify_token."""
+    out = {}
+    if "phone_number" in channel and any(i["id"] != (inbox or {}).get("id") for i in ctx.st.find("inbox", phone_number=channel["phone_number"])):
+        raise invalid("phone_number", "Phone number has already been taken")
+    if "provider_config" not in channel and inbox is None:
+        raise Reply(422, {"message": "channel.provider_config is required for whatsapp_cloud", "attributes": ["channel.provider_config"],
+                          "contract": CONTRACT["provider_config"][0]})
+    if "provider_config" in channel:  # replaced whole, as ActiveRecord does; a missing token is made anew
+        config = dict(channel["provider_config"])
+        out["message_templates"] = verify_whatsapp(config)
+        config.setdefault("webhook_verify_token", secrets.token_hex(16))
+        out["provider_config"] = config
+    return out
+
+
+@route("PATCH", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)")
+def inboxes_update(ctx, inbox_id):
+    inbox = need(ctx, "inbox", inbox_id)
+    check("inbox_update", ctx.body)
+    channel = ctx.body.get("channel") or {}
+    if inbox["channel_type"] == "Channel::Whatsapp":
+        check("channel_whatsapp_update", channel, "channel.")
+        inbox |= whatsapp_config(ctx, channel, inbox) | {k: channel[k] for k in ("phone_number",) if k in channel}
+    else:
+        check("channel_api_update", channel, "channel.")
+        inbox |= {k: channel[k] for k in ("webhook_url",) if k in channel}
+    inbox["name"] = ctx.body.get("name", inbox["name"])
+    ctx.st.save("inbox", inbox)
+    return 200, inbox_json(inbox, ctx.admin)
+
+
+def inbox_agents(ctx, inbox):
+    return [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("inbox_member", inbox_id=inbox["id"])]
+
+
+@route("POST", ACCOUNT + "/inbox_members")
+def inbox_members_create(ctx):
+    check("inbox_members", ctx.body)
+    inbox = need(ctx, "inbox", ctx.body["inbox_id"])
+    for user in members_of_account(ctx, ctx.body["user_ids"]):
+        if not ctx.st.find("inbox_member", inbox_id=inbox["id"], user_id=user["id"]):
+            ctx.st.add("inbox_member", account_id=ctx.aid, inbox_id=inbox["id"], user_id=user["id"])
+    return 200, {"payload": inbox_agents(ctx, inbox)}
+
+
+@route("GET", ACCOUNT + r"/inbox_members/(?P<inbox_id>\d+)")
+def inbox_members_show(ctx, inbox_id):
+    return 200, {"payload": inbox_agents(ctx, need(ctx, "inbox", inbox_id))}
+
+
+@route("GET", ACCOUNT + "/agents")
+def agents_index(ctx):
+    users = [ctx.st.get("user", au["user_id"]) for au in ctx.st.find("account_user", account_id=ctx.aid)]
+    return 200, [agent_json(ctx.st, ctx.aid, u) for u in sorted(users, key=lambda u: u["name"].lower())]
+
+
+@route("POST", ACCOUNT + "/agents")
+def agents_create(ctx):
+    body = wrapped(ctx, "agent")
+    check("agent_create", body)
+    email = body["email"].strip().lower()
+    user = next(iter(ctx.st.find("user", email=email)), None) or ctx.st.add(
+        "user", name=body["name"], email=email, confirmed=False, access_token=new_token())
+    if ctx.st.find("account_user", account_id=ctx.aid, user_id=user["id"]):
+        raise invalid("user_id", "User has already been taken")
+    ctx.st.add("account_user", account_id=ctx.aid, user_id=user["id"], role=body["role"])
+    return 200, agent_json(ctx.st, ctx.aid, user)
+
+
+@route("GET", ACCOUNT + "/teams")
+def teams_index(ctx):
+    teams = sorted(ctx.st.find("team", account_id=ctx.aid), key=lambda t: t["name"])
+    return 200, [team_json(ctx.st, t, ctx.user["id"]) for t in teams]
+
+
+@route("POST", ACCOUNT + "/teams")
+def teams_create(ctx):
+    body = wrapped(ctx, "team")
+    check("team", body)
+    name = body["name"].lower()  # Team: before_validation downcases the name
+    if not name.strip():
+        raise invalid("name", "Name must not be blank")
+    if ctx.st.find("team", account_id=ctx.aid, name=name):
+        raise invalid("name", "Name has already been taken")
+    team = ctx.st.add("team", account_id=ctx.aid, name=name, description=body.get("description"),
+                      allow_auto_assign=body.get("allow_auto_assign", True))
+    return 200, team_json(ctx.st, team, ctx.user["id"])
+
+
+@route("GET", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
+def team_members_index(ctx, team_id):
+    team = need(ctx, "team", team_id)
+    return 200, [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("team_member", team_id=team["id"])]
+
+
+@route("POST", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
+def team_members_create(ctx, team_id):
+    team = need(ctx, "team", team_id)
+    check("team_members", ctx.body)
+    users = members_of_account(ctx, ctx.body["user_ids"])
+    for user in users:
+        if not ctx.st.find("team_member", team_id=team["id"], user_id=user["id"]):
+            ctx.st.add("team_member", account_id=ctx.aid, team_id=team["id"], user_id=user["id"])
+    return 200, [agent_json(ctx.st, ctx.aid, u) for u in users]
+
+
+def webhook_json(w):
+    return {"id": w["id"], "name": w["name"], "url": w["url"], "account_id": w["account_id"], "subscriptions": w["subscriptions"]}
+
+
+def validate_webhook(ctx, w):  # Webhook validations
+    if not re.match(r"^https?://[^\s/]+", w["url"]):
+        raise invalid("url", "Url is invalid")
+    if any(o["url"] == w["url"] and o["id"] != w.get("id") for o in ctx.st.find("webhook", account_id=ctx.aid)):
+        raise invalid("url", "Url has already been taken")
+    if not w["subscriptions"]:
+        raise invalid("subscriptions", "Subscriptions Invalid events")
+
+
+@route("GET", ACCOUNT + "/webhooks")
+def webhooks_index(ctx):
+    return 200, {"payload": {"webhooks": [webhook_json(w) for w in ctx.st.find("webhook", account_id=ctx.aid)]}}
+
+
+@route("POST", ACCOUNT + "/webhooks")
+def webhooks_create(ctx):
+    body = wrapped(ctx, "webhook")
+    check("webhook", body, "webhook." if "webhook" in ctx.body else "")
+    hook = {"url": body["url"], "name": body.get("name"), "subscriptions": list(dict.fromkeys(body["subscriptions"]))}
+    validate_webhook(ctx, hook)
+    return 200, {"payload": {"webhook": webhook_json(ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type", **hook))}}
+
+
+@route("PATCH", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)")
+def webhooks_update(ctx, webhook_id):
+    hook, body = need(ctx, "webhook", webhook_id), wrapped(ctx, "webhook")
+    check("webhook_update", body, "webhook." if "webhook" in ctx.body else "")
+    hook |= {k: body[k] for k in ("url", "name", "subscriptions") if k in body}
+    validate_webhook(ctx, hook)
+    ctx.st.save("webhook", hook)
+    return 200, {"payload": {"webhook": webhook_json(hook)}}
+
+
+@route("DELETE", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)")
+def webhooks_delete(ctx, webhook_id):
+    ctx.st.delete("webhook", need(ctx, "webhook", webhook_id)["id"])
+    return 200, None
+
+
+def contact_inbox_for(ctx, contact, inbox, source_id):
+    """ContactInboxBuilder: the source id Chatwoot makes per channel when none is given."""
+    if not source_id and inbox["channel_type"] == "Channel::Whatsapp":
+        if not contact["phone_number"]:
+            raise Reply(422, {"error": "param is missing or the value is empty: contact phone number"})
+        source_id = contact["phone_number"].lstrip("+")
+    source_id = source_id or str(uuid.uuid4())
+    for ci in ctx.st.find("contact_inbox", inbox_id=inbox["id"], source_id=source_id):
+        if ci["contact_id"] == contact["id"]:
+            return ci
+        if inbox["channel_type"] != "Channel::Whatsapp":
+            raise Reply(422, {"error": "source_id should be unique"})
+        ci["source_id"] = f"whatsapp:{source_id}{random.randrange(100)}"  # ContactInboxBuilder#update_old_contact_inbox
+        ctx.st.save("contact_inbox", ci)
+    return ctx.st.add("contact_inbox", account_id=ctx.aid, contact_id=contact["id"], inbox_id=inbox["id"],
+                      source_id=source_id, hmac_verified=False, pubsub_token=secrets.token_urlsafe(18))
+
+
+@route("POST", ACCOUNT + "/contacts")
+def contacts_create(ctx):
+    body = ctx.body
+    check("contact_create", body)
+    inbox = need(ctx, "inbox", body["inbox_id"])
+    fields = {k: body[k] for k in ("name", "phone_number", "identifier", "blocked", "additional_attributes", "custom_attributes") if k in body}
+    fields["email"] = body["email"].lower() if body.get("email") else None
+    if fields.get("phone_number") and not re.fullmatch(r"\+[1-9]\d{1,14}", fields["phone_number"]):
+        raise invalid("phone_number", "Phone number should be in e164 format")
+    for key in ("identifier", "email"):
+        if fields.get(key) and ctx.st.find("contact", account_id=ctx.aid, **{key: fields[key]}):
+            raise invalid(key, f"{key.capitalize()} has already been taken")
+    contact = new_contact(ctx, **fields)
+    ci = contact_inbox_for(ctx, contact, inbox, body.get("source_id"))
+    raw_inbox = {"id": inbox["id"], "channel_id": inbox["id"], "account_id": inbox["account_id"], "name": inbox["name"],
+                 "channel_type": inbox["channel_type"], "created_at": iso(inbox["created_at"]), "updated_at": iso(inbox["updated_at"])}
+    return 200, {"payload": {"contact": contact_json(ctx.st, contact), "contact_inbox": {"inbox": raw_inbox, "source_id": ci["source_id"]}}}
+
+
+@route("GET", ACCOUNT + "/contacts/search")
+def contacts_search(ctx):
+    q = ctx.query.get("q", "").strip().lower()
+    if not q:
+        raise Reply(422, {"error": "Specify search string with parameter q"})
+    found = [c for c in ctx.st.find("contact", account_id=ctx.aid)
+             if any(q in (c.get(k) or "").lower() for k in ("name", "email", "phone_number", "identifier"))]
+    return 200, {"meta": {"count": len(found), "current_page": 1}, "payload": [contact_json(ctx.st, c) for c in found[:15]]}
+
+
+def account_object(ctx, kind, id_, attribute):
+    if id_ is None:
+        return None
+    if not ctx.st.get(kind, id_, None if kind == "user" else ctx.aid) or kind == "user" and not ctx.st.find(
+            "account_user", account_id=ctx.aid, user_id=id_):
+        raise invalid(attribute, f"{attribute.capitalize()} must exist")
+    return id_
+
+
+@route("POST", ACCOUNT + "/conversations")
+def conversations_create(ctx):
+    body = ctx.body
+    check("conversation_create", body)
+    if body.get("contact_id") is not None and body.get("inbox_id") is not None:
+        ci = contact_inbox_for(ctx, need(ctx, "contact", body["contact_id"]), need(ctx, "inbox", body["inbox_id"]), body["source_id"])
+    else:  # the old lookup by source_id alone
+        ci = next(iter(ctx.st.find("contact_inbox", account_id=ctx.aid, source_id=body["source_id"])), None)
+        if not ci:
+            raise not_found()
+    conv = create_conversation(ctx, ci, body.get("status", "open"), account_object(ctx, "user", body.get("assignee_id"), "assignee"),
+                               account_object(ctx, "team", body.get("team_id"), "team"),
+                               body.get("additional_attributes"), body.get("custom_attributes"))
+    if body.get("message"):
+        template = {"template_params": body["message"]["template_params"]} if body["message"].get("template_params") else {}
+        create_message(ctx, conv, body["message"]["content"], "outgoing", "User", ctx.user["id"], additional_attributes=template)
+    return 200, conversation_json(ctx.st, conv, ctx.user["id"])
+
+
+@route("GET", ACCOUNT + "/conversations")
+def conversations_index(ctx):
+    q = ctx.query
+    status, assignee_type = q.get("status", "open"), q.get("assignee_type", "all")
+    if status not in ("all", "open", "resolved", "pending", "snoozed") or assignee_type not in ("me", "unassigned", "all", "assigned"):
+        raise Reply(422, {"message": "status or assignee_type is not one of the values the swagger lists", "attributes": ["status"],
+                          "contract": "swagger/paths/application/conversation/index.yml"})
+    convs = ctx.st.find("conversation", account_id=ctx.aid)
+    for key in ("inbox_id", "team_id"):
+        if key in q:
+            if not q[key].isdigit():
+                raise Reply(422, {"message": f"{key} must be of type integer", "attributes": [key]})
+            convs = [c for c in convs if c[key] == int(q[key])]
+    convs = [c for c in convs if status == "all" or c["status"] == status]
+    groups = {"me": [c for c in convs if c["assignee_id"] == ctx.user["id"]], "assigned": [c for c in convs if c["assignee_id"]],
+              "unassigned": [c for c in convs if not c["assignee_id"]], "all": convs}
+    page = sorted(groups[assignee_type], key=lambda c: c["last_activity_at"], reverse=True)[:25]
+    return 200, {"data": {"meta": {f"{k}_count": len(v) for k, v in (("mine", groups["me"]), ("assigned", groups["assigned"]),
+                                                                    ("unassigned", groups["unassigned"]), ("all", convs))},
+                          "payload": [conversation_json(ctx.st, c, ctx.user["id"]) for c in page]}}
+
+
+@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)")
+def conversations_show(ctx, display_id):
+    return 200, conversation_json(ctx.st, conversation(ctx, display_id), ctx.user["id"])
+
+
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/messages")
+def messages_create(ctx, display_id):
+    conv, body = conversation(ctx, display_id), ctx.body
+    check("message_create", body)
+    message_type = body.get("message_type", "outgoing")
+    if message_type == "incoming" and ctx.st.get("inbox", conv["inbox_id"])["channel_type"] != "Channel::Api":
+        raise Reply(422, {"error": "Incoming messages are only allowed in Api inboxes"})  # Messages::MessageBuilder
+    sender = ("User", ctx.user["id"]) if message_type == "outgoing" else ("Contact", conv["contact_id"])
+    extra = {k: body[k] for k in ("campaign_id", "template_params") if body.get(k)}
+    m = create_message(ctx, conv, body["content"], message_type, *sender, private=body.get("private", False),
+                       content_type=body.get("content_type"), content_attributes=body.get("content_attributes"), additional_attributes=extra)
+    return 200, message_json(ctx.st, m, conv)
+
+
+@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)/messages")
+def messages_index(ctx, display_id):
+    conv = conversation(ctx, display_id)
+    assignee = conv["assignee_id"] and ctx.st.get("user", conv["assignee_id"])
+    meta = {"labels": conv["labels"], "additional_attributes": conv["additional_attributes"],
+            "contact": contact_push(ctx.st.get("contact", conv["contact_id"])), "agent_last_seen_at": None, "assignee_last_seen_at": None}
+    meta |= {"assignee": user_push(assignee)} if assignee else {}
+    return 200, {"meta": meta, "payload": [message_json(ctx.st, m, conv) for m in conv_messages(ctx.st, conv)[-20:]]}
+
+
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels")
+def labels_create(ctx, display_id):
+    conv = conversation(ctx, display_id)
+    check("labels", ctx.body)
+    update_conversation(ctx, conv, labels=list(dict.fromkeys(ctx.body["labels"])))
+    return 200, {"payload": conv["labels"]}
+
+
+@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels")
+def labels_index(ctx, display_id):
+    return 200, {"payload": conversation(ctx, display_id)["labels"]}
+
+
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_status")
+def toggle_status(ctx, display_id):
+    conv = conversation(ctx, display_id)
+    check("toggle_status", ctx.body)
+    snoozed_until = iso(ctx.body.get("snoozed_until")) if ctx.body["status"] == "snoozed" else None
+    update_conversation(ctx, conv, status=ctx.body["status"], snoozed_until=snoozed_until)
+    return 200, {"meta": {}, "payload": {"success": True, "conversation_id": conv["display_id"], "current_status": conv["status"],
+                                         "snoozed_until": conv["snoozed_until"]}}
+
+
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_priority")
+def toggle_priority(ctx, display_id):
+    conv = conversation(ctx, display_id)
+    check("toggle_priority", ctx.body)
+    update_conversation(ctx, conv, priority=ctx.body.get("priority") or None)
+    return 200, None
+
+
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/assignments")
+def assignments_create(ctx, display_id):
+    conv = conversation(ctx, display_id)
+    check("assignment", ctx.body)
+    if "assignee_id" in ctx.body:  # Conversations::AssignmentService: an unknown id unassigns
+        user_id = ctx.body["assignee_id"]
+        user = user_id is not None and ctx.st.find("account_user", account_id=ctx.aid, user_id=user_id) and ctx.st.get("user", user_id)
+        update_conversation(ctx, conv, assignee_id=user["id"] if user else None)
+        return 200, agent_json(ctx.st, ctx.aid, user) if user else "null"
+    if "team_id" in ctx.body:
+        team = ctx.body["team_id"] is not None and ctx.st.get("team", ctx.body["team_id"], ctx.aid)
+        update_conversation(ctx, conv, team_id=team["id"] if team else None)
+        return 200, {k: team[k] for k in ("id", "name", "description", "allow_auto_assign", "account_id")} if team else "null"
+    return 200, "null"
+
+
+@route("GET", r"/webhooks/whatsapp/(?P<phone_number>[^/]+)")
+def whatsapp_verify(body, query, phone_number):  # MetaTokenVerifyConcern#verify
+    with transaction() as st:
+        inbox = next(iter(st.find("inbox", phone_number=phone_number)), None)
+    token = inbox and inbox["provider_config"].get("webhook_verify_token")
+    if token and query.get("hub.verify_token") == token:
+        return 200, query.get("hub.challenge", "")
+    return 401, {"error": "Error; wrong verify token"}
+
+
+@route("POST", r"/webhooks/whatsapp/(?P<phone_number>[^/]+)")
+def whatsapp_receive(body, query, phone_number):  # Webhooks::WhatsappController#process_payload: head :ok, then the job
+    in_background(process_whatsapp, phone_number, body if isinstance(body, dict) else {})
+    return 200, None
+
+
+def bootstrap():
+    """`rails runner` with AccountBuilder: the admin (by e-mail) and its account, made once; one JSON line on stdout."""
+    name, email = ENV.get("CW_ACCOUNT_NAME"), (ENV.get("CW_ADMIN_EMAIL") or "").strip().lower()
+    if not (name and email and ENV.get("CW_ADMIN_NAME") and ENV.get("CW_ADMIN_PASSWORD")):
+        sys.exit("rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL and CW_ADMIN_PASSWORD are required")
+    for attempt in range(30):
+        try:
+            ensure_schema()
+            break
+        except psycopg2.OperationalError as e:
+            _log(f"database not reachable yet: {e}".strip())
+            time.sleep(2)
+    with transaction() as st:
+        user = next(iter(st.find("user", email=email)), None)
+        memberships = st.find("account_user", user_id=user["id"]) if user else []
+        if memberships:
+            account_id = memberships[0]["account_id"]
+            _log(f"user {email} exists (id {user['id']}): reused with its account {account_id}")
+        else:
+            user = user or st.add("user", name=ENV["CW_ADMIN_NAME"], email=email, confirmed=True, type="SuperAdmin",
+                                  access_token=new_token())
+            account_id = st.add("account", name=name)["id"]
+            st.add("account_user", account_id=account_id, user_id=user["id"], role="administrator")
+            _log(f"created account {account_id} with administrator {email} (user {user['id']})")
+    print(json.dumps({"account_id": account_id, "user_id": user["id"], "access_token": user["access_token"]}), flush=True)

@@ -1,0 +1,190 @@
+"""Inbound, end to end: Meta's signed webhooks reach the real n8n (queue mode, shipped
+workflows 03 and 01) through the real Traefik over TLS; the labelled Chatwoot stand-in
+holds the inboxes and conversations; the vendors' SIMULATOR answers for WhatsApp Cloud
+and Claude and records what it was sent; the real Directus holds the triage log."""
+
+import json
+import sys
+import time
+
+import pytest
+from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed
+
+sys.path.insert(0, str(ROOT / "tools"))
+from inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message  # noqa: E402
+
+DEPARTMENTS = {d["name"]: d for d in GROUP_DATA["departments"]}
+HOST = Host(NAME, PORT)
+simulator, chatwoot = HOST.simulator, HOST.chatwoot
+
+
+def host_secret(sandbox, name):
+    return sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip()
+
+
+def inbox_ids():
+    return {i["name"]: i["id"] for i in chatwoot("GET", "/inboxes")["payload"]}
+
+
+def labelled(sender, label):
+    return [c for c in HOST.conversations_of(sender) if label in (c.get("labels") or [])]
+
+
+@pytest.fixture(autouse=True)
+def fresh_simulator(sandbox):
+    simulator("POST", "/_sim/reset")
+    simulator("POST", "/_sim/anthropic", {"rules": [
+        {"match": "refund", "intent": "billing", "confidence": 0.3, "summary": "Wants a refund."},
+        {"match": "rate-limited", "error": 429},
+        {"match": "broken", "error": 500},
+        {"match": "slow", "delay": 40},
+    ]})
+
+
+def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
+    inboxes = chatwoot("GET", "/inboxes")["payload"]
+    by_name = {i["name"]: i for i in inboxes}
+    for d in DEPARTMENTS.values():
+        assert by_name[d["inbox"]]["channel_type"] == "Channel::Whatsapp"
+        assert by_name[d["inbox"]]["phone_number"] == d["number"]
+    assert by_name[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")]["channel_type"] == "Channel::Api"
+    assert len(inboxes) == len(DEPARTMENTS) + 1
+    assert sorted(t["name"].lower() for t in chatwoot("GET", "/teams")) == sorted(t.lower() for t in GROUP_DATA["teams"])
+    # Supervisors (and the admin) are members of every inbox.
+    agents = {a["email"]: a["id"] for a in chatwoot("GET", "/agents")}
+    for inbox in inboxes:
+        members = {m["id"] for m in chatwoot("GET", f"/inbox_members/{inbox['id']}")["payload"]}
+        assert {agents["supervisor@example.com"], agents[GROUP_DATA["admin_email"]]} <= members
+    # Exactly one subscription sends message events to n8n.
+    hooks = chatwoot("GET", "/webhooks")["payload"]["webhooks"]
+    assert len(hooks) == 1 and hooks[0]["url"].startswith("http://n8n:5678/webhook/chatwoot-events?token=")
+    # n8n: the shipped workflows, published; Directus: the collections triage uses.
+    exported = json.loads(sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'"))
+    published = {w["name"]: bool(w.get("activeVersionId") or w.get("active")) for w in exported}
+    assert published.get("01-inbound-message-triage") and published.get("03-whatsapp-lead-capture"), published
+    collections = {c["collection"] for c in HOST.directus("/collections")}
+    assert {"business_context", "triage_log"} <= collections
+
+
+def test_meta_verification_handshake(sandbox):
+    token = host_secret(sandbox, "whatsapp_verify_token")
+    assert HOST.webhook("GET", f"whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}") == (200, "1158201444")
+    assert HOST.webhook("GET", "whatsapp?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token=guess")[0] == 403
+
+
+def test_a_bad_or_missing_signature_is_refused_and_creates_nothing(sandbox):
+    payload = whatsapp_message(DEPARTMENTS["Sales"]["number"], DEPARTMENTS["Sales"]["phone_number_id"], "hello", sender="5926009001")
+    raw, headers = signed(payload, secret="not-the-app-secret")
+    assert HOST.webhook("POST", "whatsapp", raw, headers)[0] == 401
+    assert HOST.webhook("POST", "whatsapp", raw, {"Content-Type": "application/json"})[0] == 401
+    # A body changed after signing (the signature is over the raw bytes).
+    raw, headers = signed(payload)
+    assert HOST.webhook("POST", "whatsapp", raw.replace(b"hello", b"HELLO"), headers)[0] == 401
+    time.sleep(5)
+    assert HOST.conversations_of("5926009001") == []
+
+
+def test_status_only_payloads_are_acknowledged_and_dropped(sandbox):
+    d = DEPARTMENTS["Support"]
+    payload = whatsapp_message(d["number"], d["phone_number_id"], "x", sender="5926009002")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["statuses"] = [{"id": "wamid.STATUS1", "status": "delivered", "timestamp": str(int(time.time())), "recipient_id": "5926009002"}]
+    del value["messages"]
+    assert HOST.webhook("POST", "whatsapp", *signed(payload))[0] == 200
+    time.sleep(5)
+    assert HOST.conversations_of("5926009002") == []
+
+
+@pytest.mark.parametrize("department", ["Sales", "Support", "Billing"])
+def test_each_number_routes_to_its_inbox_team_and_label_and_triage_replies(sandbox, department):
+    d, sender = DEPARTMENTS[department], f"59261{len(department):02d}{department[:2].encode().hex()}"
+    HOST.send(department, "What are your opening hours?", sender)
+    conversation = wait_for("routed conversation", lambda: labelled(sender, "ai-replied"))[0]
+    assert conversation["inbox_id"] == inbox_ids()[d["inbox"]]
+    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower()
+    assert d["name"].lower() in conversation["labels"]
+    # The reply went out through WhatsApp Cloud, from the department's number, to the customer.
+    out = wait_for("reply on WhatsApp", lambda: HOST.sent_to(sender))
+    assert out[0]["path"].endswith(f"/{d['phone_number_id']}/messages") and out[0]["body"]["text"]["body"]
+    claude = [r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"]
+    assert claude and claude[-1]["body"]["model"] == GROUP_DATA.get("triage_model", "claude-sonnet-4-5")
+    assert claude[-1]["headers"]["x-api-key"] == vendor_secret("PLATFORM_CLAUDE_API_KEY")
+    log = wait_for("triage log", lambda: HOST.triage_log(conversation["id"]))
+    assert log[0]["action"] == "replied" and log[0]["department"] == department and log[0]["confidence"] >= 0.75
+
+
+@pytest.mark.parametrize("text, reason", [
+    ("I want a refund for my order", "below"),
+    ("this is rate-limited", "HTTP 429"),
+    ("something broken", "HTTP 500"),
+    ("a slow answer", "did not answer"),
+])
+def test_uncertain_or_failed_triage_escalates_and_never_replies(sandbox, text, reason):
+    sender = f"5926{abs(hash(text)) % 10**6:06d}"
+    HOST.send("Support", text, sender)
+    conversation = wait_for("escalation", lambda: labelled(sender, "escalated"), timeout=90)[0]
+    assert conversation["meta"]["team"]["name"].lower() == DEPARTMENTS["Support"]["escalation_team"].lower()
+    assert conversation["priority"] == "high" and conversation["status"] == "open"
+    notes = [m for m in conversation["messages"] if m.get("private")]
+    assert notes and reason in notes[-1]["content"]
+    assert HOST.sent_to(sender) == [], "an automatic reply was sent while escalating"
+    log = wait_for("triage log", lambda: HOST.triage_log(conversation["id"]))
+    assert log[0]["action"] == "escalated" and reason in log[0]["detail"]
+
+
+def test_a_repeated_wamid_creates_nothing_new(sandbox):
+    sender, wamid = "5926007001", f"wamid.REPEAT{time.time_ns()}"
+    for _ in range(3):
+        HOST.send("Sales", "What are your opening hours?", sender, wamid=wamid)
+    wait_for("conversation", lambda: HOST.conversations_of(sender))
+    time.sleep(8)
+    [conversation] = HOST.conversations_of(sender)
+    assert len([m for m in conversation["messages"] if m["message_type"] in (0, "incoming")]) == 1
+    assert len(HOST.sent_to(sender)) == 1
+
+
+def test_a_number_not_in_the_table_lands_in_the_default_inbox_flagged(sandbox):
+    sender = "5926007002"
+    raw, headers = signed(whatsapp_message("+5929999999", "1199999999", "Hello, anyone?", sender))
+    assert HOST.webhook("POST", "whatsapp", raw, headers)[0] == 200
+    conversation = wait_for("unrouted conversation", lambda: HOST.conversations_of(sender))[0]
+    assert conversation["inbox_id"] == inbox_ids()["unrouted-whatsapp"]
+    assert "unrouted" in conversation["labels"]
+    assert any("+5929999999" in m["content"] and m.get("private") for m in conversation["messages"])
+    assert any(m["content"] == "Hello, anyone?" for m in conversation["messages"])
+
+
+def test_triage_leaves_alone_what_is_not_a_new_customer_message(sandbox):
+    sender = "5926007003"
+    HOST.send("Billing", "What are your opening hours?", sender)
+    conversation = wait_for("replied", lambda: labelled(sender, "ai-replied"))[0]
+    simulator("POST", "/_sim/reset")
+    simulator("POST", "/_sim/whatsapp", {"token": vendor_secret("PLATFORM_WHATSAPP_ACCESS_TOKEN")})
+    # An agent's reply and a private note: no triage; the agent's reply goes out through WhatsApp.
+    chatwoot("POST", f"/conversations/{conversation['id']}/messages", {"content": "Agent here.", "message_type": "outgoing"})
+    chatwoot("POST", f"/conversations/{conversation['id']}/messages", {"content": "note", "message_type": "outgoing", "private": True})
+    out = wait_for("agent reply on WhatsApp", lambda: HOST.sent_to(sender))
+    assert [r["body"]["text"]["body"] for r in out] == ["Agent here."]
+    # A human takes the conversation: the customer's next message is not triaged.
+    admin = next(a["id"] for a in chatwoot("GET", "/agents") if a["email"] == GROUP_DATA["admin_email"])
+    chatwoot("POST", f"/conversations/{conversation['id']}/assignments", {"assignee_id": admin})
+    HOST.send("Billing", "Thanks, one more question", sender)
+    wait_for("left to the agent", lambda: [r for r in HOST.triage_log(conversation["id"]) if r["action"] == "left to agent"])
+    assert [r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"] == []
+    assert len(HOST.sent_to(sender)) == 1
+
+
+def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
+    code, results, log = sandbox.deploy()
+    assert code == 0, log[-3000:]
+    assert changed(results) == []
+    secrets = [vendor_secret(name) for name in ("PLATFORM_META_APP_SECRET", "PLATFORM_WHATSAPP_ACCESS_TOKEN", "PLATFORM_CLAUDE_API_KEY")]
+    secrets += [host_secret(sandbox, name) for name in ("chatwoot_api_token", "whatsapp_verify_token", "chatwoot_webhook_token",
+                                                        "directus_admin_token", "redis_password")]
+    shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
+    exported = sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
+    credentials = sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
+    logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
+    for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
+                        ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
+        assert not [s for s in secrets if s in text], f"a secret appears in {where}"

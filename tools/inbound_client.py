@@ -1,0 +1,129 @@
+"""Meta's side of the inbound path, for the sandbox: signed WhatsApp webhooks sent over
+TLS to a sandbox host's n8n, and what came of them read back from Chatwoot (its API,
+from inside the host), the vendors' simulator and Directus. Used by `make demo`, the
+end-to-end tests and bench/inbound.py."""
+
+import hashlib
+import hmac
+import http.client
+import json
+import runpy
+import shlex
+import socket
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
+DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+
+
+def vendor_secret(name):
+    return dict(line.split("=", 1) for line in (ROOT / ".sandbox" / "vendors.env").read_text().split())[name]
+
+
+def whatsapp_message(number, phone_number_id, text, sender, wamid=None):
+    """A WhatsApp Cloud API `messages` webhook payload, as Meta sends it."""
+    return {"object": "whatsapp_business_account", "entry": [{"id": GROUP_DATA["whatsapp_business_account_id"], "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"display_phone_number": number.lstrip("+"), "phone_number_id": phone_number_id},
+            "contacts": [{"profile": {"name": f"Customer {sender[-4:]}"}, "wa_id": sender}],
+            "messages": [{"from": sender, "id": wamid or f"wamid.SBX{time.time_ns()}", "timestamp": str(int(time.time())),
+                          "type": "text", "text": {"body": text}}]}}]}]}
+
+
+def signed(payload, secret=None):
+    """(raw body, headers) with X-Hub-Signature-256 over the raw bytes, as Meta signs."""
+    raw = json.dumps(payload).encode()
+    key = (secret or vendor_secret("PLATFORM_META_APP_SECRET")).encode()
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + hmac.new(key, raw, hashlib.sha256).hexdigest()}
+
+
+class Host:
+    """One sandbox host, by its name and SSH port (its addresses follow from the port)."""
+
+    def __init__(self, name, port):
+        self.name = name
+        self.address, _, vendors = GROUP_DATA["_sandbox_addresses"](port)
+        self.simulator_url = f"http://{vendors}:8090"
+
+    def sh(self, script):
+        out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True)
+        if out.returncode:
+            raise RuntimeError(f"{script[:80]!r} failed on {self.name}: {out.stderr[-500:]}")
+        return out.stdout
+
+    def webhook(self, method, path, body=b"", headers=None):
+        """HTTPS to n8n.sandbox.test at the host's address, verified against the host's ACME root."""
+        context = ssl.create_default_context(cafile=str(ROOT / ".sandbox" / f"{self.name}.acme-root.pem"))
+        with socket.create_connection((self.address, 443), timeout=30) as raw, \
+                context.wrap_socket(raw, server_hostname="n8n.sandbox.test") as tls:
+            head = {"Host": "n8n.sandbox.test", "Connection": "close", "Content-Length": str(len(body)), **(headers or {})}
+            tls.sendall(f"{method} /webhook/{path} HTTP/1.1\r\n".encode()
+                        + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode() + b"\r\n" + body)
+            response = http.client.HTTPResponse(tls)
+            response.begin()
+            return response.status, response.read().decode()
+
+    def send(self, department, text, sender, wamid=None):
+        d = next(d for d in GROUP_DATA["departments"] if d["name"] == department)
+        return self.webhook("POST", "whatsapp", *signed(whatsapp_message(d["number"], d["phone_number_id"], text, sender, wamid)))
+
+    def simulator(self, method, path, body=None):
+        request = urllib.request.Request(f"{self.simulator_url}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    def chatwoot(self, method, path, body=None):
+        """Chatwoot's API with the token the deploy stored, from inside the Chatwoot container."""
+        data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
+        secrets = "/opt/msgplatform/secrets"
+        script = (f"curl -s -X {method} -H \"api_access_token: $(cat {secrets}/chatwoot_api_token)\" "
+                  f"-H 'Content-Type: application/json' {data} "
+                  f"http://127.0.0.1:3000/api/v1/accounts/$(cat {secrets}/chatwoot_account_id){path}")
+        out = self.sh(f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}")
+        return json.loads(out) if out.strip() else None
+
+    def conversations(self):
+        """Every conversation, page by page (Chatwoot pages its lists)."""
+        found, page = [], 1
+        while True:
+            data = self.chatwoot("GET", f"/conversations?status=all&page={page}")["data"]
+            found += data["payload"]
+            if not data["payload"] or len(found) >= data.get("meta", {}).get("all_count", 0):
+                return found
+            page += 1
+
+    def conversations_of(self, sender, messages=True):
+        """Conversations of the contact with this WhatsApp id (with their messages)."""
+        found = [c for c in self.conversations() if sender in str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", ""))]
+        for conversation in found if messages else ():
+            conversation["messages"] = self.chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
+        return found
+
+    def directus(self, path):
+        script = f"wget -qO- --header \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:8055{path}"
+        out = self.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}")
+        return json.loads(out)["data"] if out.strip() else []
+
+    def triage_log(self, conversation_id):
+        return self.directus(f"/items/triage_log?filter[conversation_id][_eq]={conversation_id}&sort=-id")
+
+    def sent_to(self, sender):
+        return [r for r in self.simulator("GET", "/_sim/requests") if r["service"] == "whatsapp" and r["method"] == "POST"
+                and r["path"].endswith("/messages") and (r["body"] or {}).get("to") == sender]
+
+
+def wait_for(what, probe, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout} s")
