@@ -5,6 +5,8 @@ import pytest
 from conftest import changed
 
 # Files that any operation of the deploy would create or change.
+# A department of group data, as --data gives it (number, phone_number_id, inbox, team).
+D = '{"name": "Sales", "number": "%s", "phone_number_id": "%s", "inbox": "%s", "team": "%s", "escalation_team": "Any available"}'
 FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
 
 
@@ -18,7 +20,12 @@ FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platfo
         ('memory_limits_mb={"postgres": 900000}', "memory_limits_mb"),
         ('memory_limits_mb={"postgress": 512}', "memory_limits_mb['postgress']"),
         ('ssh_allow_cidrs=["10.0.0.1/8"]', "ssh_allow_cidrs"),
-        ('whatsapp_numbers={"sales": "592-222-1111"}', "whatsapp_numbers['sales']"),
+        ('whatsapp_numbers={"sales": "+5922221111"}', "renamed to departments"),
+        ('departments=[%s]' % D % ("592-222-1111", "1100000001", "sales-whatsapp", "Sales Team"), "departments[0]['number']"),
+        ('departments=[%s, %s]' % (D % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
+                                   D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team")), "already used by department"),
+        ('departments=[%s]' % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"), "team 'Nobody' is not defined"),
+        ("triage_confidence_threshold=1.5", "triage_confidence_threshold"),
         ('images={"redis": "redis:latest"}', "images['redis']"),
         ('images={"redis": "redis"}', "images['redis']"),
     ],
@@ -33,6 +40,13 @@ def test_bad_group_data_is_refused_before_anything_runs(sandbox, override, key):
     touched = sandbox.sh(f"find {FOOTPRINT} /etc/apt/sources.list.d -newer /run/before-refused-deploy 2>/dev/null; "
                          "dpkg -s ufw >/dev/null 2>&1 && echo ufw-installed", check=False)
     assert touched.strip() == "", f"the host was changed: {touched}"
+
+
+@pytest.mark.parametrize("variable", ["PLATFORM_META_APP_SECRET", "PLATFORM_CLAUDE_API_KEY"])
+def test_a_missing_vendor_secret_is_refused_while_its_feature_is_on(sandbox, variable):
+    rc, results, log = sandbox.deploy(env={variable: ""})
+    assert rc != 0 and results is None
+    assert f"{variable} = None: missing" in log and "Fix:" in log
 
 
 def test_fresh_deploy(sandbox):
