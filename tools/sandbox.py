@@ -40,8 +40,8 @@ GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.6.1-r4",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.7.0-broken-r4",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.6.1-r5",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.7.0-broken-r5",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
@@ -311,7 +311,7 @@ def ensure_network():
 def ensure_acme(name, port):
     """The host's Pebble, validating its challenges against the host for real; its root
     certificate (new at each Pebble start) in .sandbox/<name>.acme-root.pem."""
-    host_ip, acme_ip = GROUP_DATA["_sandbox_addresses"](port)
+    host_ip, acme_ip, _ = GROUP_DATA["_sandbox_addresses"](port)
     acme, certs = f"{name}-acme", STATE / f"{name}-acme-certs"
     if not image_exists(ACME_IMAGE):
         log(f"building {ACME_IMAGE} (Debian's pebble)")

@@ -7,21 +7,26 @@ stand_in.py loads it when STAND_IN_APP=chatwoot. It implements, from Chatwoot's 
 - the Application API under /api/v1/accounts/{id}: inboxes (API and WhatsApp Cloud), inbox members,
   agents, teams and members, account webhooks, contacts and search, conversations (create, show, list,
   messages, labels, toggle_status, toggle_priority, assignments), authenticated by `api_access_token`;
-  each request body is checked against the swagger schema in CONTRACT and refused (422) if it does not
-  match, before anything changes; a refused request changes nothing;
+  each request body is checked against the swagger schema in CONTRACT (required fields, JSON types,
+  enums) and refused with 422 naming the field; a refused request changes nothing;
 - account webhooks (and an API inbox's webhook_url) delivered as Chatwoot sends them (POST JSON, 5 s
-  timeout, from a background thread): conversation_created, conversation_status_changed,
-  conversation_updated, message_created, message_updated, contact_created;
-- WhatsApp Cloud: the inbox's credential check, inbound POST/GET /webhooks/whatsapp/{phone_number}
-  (text messages, de-duplicated on the wamid) and outbound text messages, against
+  timeout, from a background thread, never retried): conversation_created, conversation_status_changed,
+  conversation_updated (also on first reply and waiting_since, as Chatwoot does), message_created (every
+  incoming, outgoing and private message), message_updated, contact_created;
+- WhatsApp Cloud: the credential check when an inbox is created or its provider_config replaced,
+  Meta's verify handshake and inbound messages on /webhooks/whatsapp/{phone_number} (the first message
+  of a payload, as Chatwoot; de-duplicated on its wamid; delivery receipts only update a message's
+  status), outbound text messages with the answer's wamid as source_id (or status failed); all against
   WHATSAPP_CLOUD_BASE_URL.
 
 What it does not prove: anything about Chatwoot's own code, UI, Sidekiq, Redis use, permissions
-(any member of the account may call every endpoint; agents do not see provider_config), auto-assignment,
-agent bots, automation rules, activity messages, attachments and media, templates, markdown conversion,
-email, other channel types, pagination beyond page 1 of 25, or the exact text of every error.
-Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL, FRONTEND_URL, and for the bootstrap
-CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD.
+(any member of the account may call every endpoint; only agents lack provider_config), auto-assignment,
+agent bots, automation rules, activity messages, attachments and media, WhatsApp templates, markdown
+conversion, email, other channel types, webhook signatures, searching conversations, or the
+exact text of every error. All requests are serialised by one database lock (a slow Meta answer to
+the credential check holds the others for up to 10 s).
+Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL (default https://graph.facebook.com),
+FRONTEND_URL, and for the bootstrap CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD.
 """
 
 import json
@@ -464,7 +469,7 @@ def create_conversation(ctx, ci, status="open", assignee_id=None, team_id=None, 
 
 def create_message(ctx, conv, content, message_type, sender_type, sender_id, private=False, content_type="text",
                    content_attributes=None, source_id=None, additional_attributes=None):
-    """Message#execute_after_create_commit_callbacks, in order: reopen, activity, message_created, first reply, send."""
+    """Message#execute_after_create_commit_callbacks, in order: reopen, last activity, message_created, waiting/first reply, send."""
     st = ctx.st
     m = st.add("message", account_id=conv["account_id"], inbox_id=conv["inbox_id"], conversation_id=conv["id"],
                content=content, message_type=message_type, content_type=content_type or "text", private=bool(private),
@@ -684,8 +689,14 @@ def conversation(ctx, display_id):
     return found[0]
 
 
-def wrapped(ctx, key):  # Rails' ParamsWrapper: {"team": {...}} or the same keys at the top level
-    return ctx.body[key] if key in ctx.body else ctx.body
+def wrapped(ctx, key):
+    """Rails' ParamsWrapper: {"team": {...}} or the same keys at the top level; (body, field prefix)."""
+    return (ctx.body[key], f"{key}.") if isinstance(ctx.body, dict) and key in ctx.body else (ctx.body, "")
+
+
+def page_of(ctx, items, size):  # Kaminari's ?page=N (1 when absent or not a number)
+    page = int(ctx.query["page"]) if ctx.query.get("page", "").isdigit() and int(ctx.query["page"]) > 0 else 1
+    return page, items[(page - 1) * size:page * size]
 
 
 def members_of_account(ctx, user_ids):
@@ -780,8 +791,8 @@ def agents_index(ctx):
 
 @route("POST", ACCOUNT + "/agents")
 def agents_create(ctx):
-    body = wrapped(ctx, "agent")
-    check("agent_create", body)
+    body, prefix = wrapped(ctx, "agent")
+    check("agent_create", body, prefix)
     email = body["email"].strip().lower()
     user = next(iter(ctx.st.find("user", email=email)), None) or ctx.st.add(
         "user", name=body["name"], email=email, confirmed=False, access_token=new_token())
@@ -799,8 +810,8 @@ def teams_index(ctx):
 
 @route("POST", ACCOUNT + "/teams")
 def teams_create(ctx):
-    body = wrapped(ctx, "team")
-    check("team", body)
+    body, prefix = wrapped(ctx, "team")
+    check("team", body, prefix)
     name = body["name"].lower()  # Team: before_validation downcases the name
     if not name.strip():
         raise invalid("name", "Name must not be blank")
@@ -848,8 +859,8 @@ def webhooks_index(ctx):
 
 @route("POST", ACCOUNT + "/webhooks")
 def webhooks_create(ctx):
-    body = wrapped(ctx, "webhook")
-    check("webhook", body, "webhook." if "webhook" in ctx.body else "")
+    body, prefix = wrapped(ctx, "webhook")
+    check("webhook", body, prefix)
     hook = {"url": body["url"], "name": body.get("name"), "subscriptions": list(dict.fromkeys(body["subscriptions"]))}
     validate_webhook(ctx, hook)
     return 200, {"payload": {"webhook": webhook_json(ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type", **hook))}}
@@ -857,8 +868,8 @@ def webhooks_create(ctx):
 
 @route("PATCH", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)")
 def webhooks_update(ctx, webhook_id):
-    hook, body = need(ctx, "webhook", webhook_id), wrapped(ctx, "webhook")
-    check("webhook_update", body, "webhook." if "webhook" in ctx.body else "")
+    hook, (body, prefix) = need(ctx, "webhook", webhook_id), wrapped(ctx, "webhook")
+    check("webhook_update", body, prefix)
     hook |= {k: body[k] for k in ("url", "name", "subscriptions") if k in body}
     validate_webhook(ctx, hook)
     ctx.st.save("webhook", hook)
@@ -915,7 +926,8 @@ def contacts_search(ctx):
         raise Reply(422, {"error": "Specify search string with parameter q"})
     found = [c for c in ctx.st.find("contact", account_id=ctx.aid)
              if any(q in (c.get(k) or "").lower() for k in ("name", "email", "phone_number", "identifier"))]
-    return 200, {"meta": {"count": len(found), "current_page": 1}, "payload": [contact_json(ctx.st, c) for c in found[:15]]}
+    page, shown = page_of(ctx, found, 15)
+    return 200, {"meta": {"count": len(found), "current_page": page}, "payload": [contact_json(ctx.st, c) for c in shown]}
 
 
 def account_object(ctx, kind, id_, attribute):
@@ -962,7 +974,7 @@ def conversations_index(ctx):
     convs = [c for c in convs if status == "all" or c["status"] == status]
     groups = {"me": [c for c in convs if c["assignee_id"] == ctx.user["id"]], "assigned": [c for c in convs if c["assignee_id"]],
               "unassigned": [c for c in convs if not c["assignee_id"]], "all": convs}
-    page = sorted(groups[assignee_type], key=lambda c: c["last_activity_at"], reverse=True)[:25]
+    _, page = page_of(ctx, sorted(groups[assignee_type], key=lambda c: c["last_activity_at"], reverse=True), 25)
     return 200, {"data": {"meta": {f"{k}_count": len(v) for k, v in (("mine", groups["me"]), ("assigned", groups["assigned"]),
                                                                     ("unassigned", groups["unassigned"]), ("all", convs))},
                           "payload": [conversation_json(ctx.st, c, ctx.user["id"]) for c in page]}}
@@ -994,7 +1006,9 @@ def messages_index(ctx, display_id):
     meta = {"labels": conv["labels"], "additional_attributes": conv["additional_attributes"],
             "contact": contact_push(ctx.st.get("contact", conv["contact_id"])), "agent_last_seen_at": None, "assignee_last_seen_at": None}
     meta |= {"assignee": user_push(assignee)} if assignee else {}
-    return 200, {"meta": meta, "payload": [message_json(ctx.st, m, conv) for m in conv_messages(ctx.st, conv)[-20:]]}
+    before = int(ctx.query["before"]) if ctx.query.get("before", "").isdigit() else None  # MessageFinder: 20 before `before`
+    shown = [m for m in conv_messages(ctx.st, conv) if before is None or m["id"] < before][-20:]
+    return 200, {"meta": meta, "payload": [message_json(ctx.st, m, conv) for m in shown]}
 
 
 @route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels")

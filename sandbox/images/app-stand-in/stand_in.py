@@ -145,6 +145,10 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # socketserver's default backlog (5) resets bursts of parallel requests
+
+
 def serve():
     port, _ = HEALTH[APP]
     if not wait_for_services():
@@ -152,7 +156,7 @@ def serve():
     else:
         migrate("start")
     log(f"listening on :{port}")
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+    Server(("0.0.0.0", port), Handler).serve_forever()
 
 
 def sidekiq():
