@@ -83,10 +83,11 @@ class Host:
         """Chatwoot's API with the token the deploy stored, from inside the Chatwoot container."""
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
-        script = (f"curl -s -X {method} -H \"api_access_token: $(cat {secrets}/chatwoot_api_token)\" "
-                  f"-H 'Content-Type: application/json' {data} "
-                  f"http://127.0.0.1:3000/api/v1/accounts/$(cat {secrets}/chatwoot_account_id){path}")
-        out = self.sh(f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}")
+        script = (f"curl -s -X {method} -H \"api_access_token: $T\" -H 'Content-Type: application/json' {data} "
+                  f"http://127.0.0.1:3000/api/v1/accounts/$A{path}")
+        # The token and account id are read on the host and handed over in the environment.
+        out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat {secrets}/chatwoot_account_id) "
+                      f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
         return json.loads(out) if out.strip() else None
 
     def conversations(self):
