@@ -13,7 +13,7 @@ from pyinfra.facts.hardware import Memory
 from platform_deploy import backup, base, config, converge, data, docker_engine, firewall, memory, secrets, stack
 from platform_deploy.apps import bootstrap, chatwoot
 
-cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets())
+cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")))
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)

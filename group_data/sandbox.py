@@ -74,9 +74,5 @@ whatsapp_api_base_url = _simulator
 anthropic_api_base_url = _simulator
 
 # The simulator's made-up credentials (tools/sandbox.py writes them once), handed to the
-# deploy the way an operator hands real ones: PLATFORM_* variables.
-_vendor_secrets = os.path.join(_state, "vendors.env")
-if os.path.exists(_vendor_secrets):
-    for _line in open(_vendor_secrets):
-        _key, _, _value = _line.strip().partition("=")
-        os.environ.setdefault(_key, _value)
+# deploy the way an operator hands real ones: a secrets file of PLATFORM_* lines.
+secrets_file = os.path.join(_state, "vendors.env")

@@ -196,8 +196,8 @@ def _operator_secrets(sections, supplied, problems):
         if enabled[feature] and name not in supplied:
             problems.append(_problem(
                 variable, None, f"missing, and {feature} needs it",
-                f"export {variable}=... before the deploy, or add a {variable}=... line to {SUPPLIED_SECRETS_FILE} "
-                "beside deploy.py (git-ignored); it is stored on the host root-only and never printed"))
+                f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
+                "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed"))
     return {name: value for name, value in supplied.items() if enabled[SUPPLIED_SECRETS[name]]}
 
 

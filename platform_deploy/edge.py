@@ -89,13 +89,20 @@ def hosts(cfg):
     return {name: f"{sub}.{cfg.edge.domain}" for name, sub in cfg.edge.edge_hostnames.items()}
 
 
+INTERNAL_WEBHOOKS = "/webhook/chatwoot-events"
+
+
 def routes(cfg):
-    """Router name -> {host, path, service, badger}; and service name -> upstream URL."""
+    """Router name -> {host, path, service, badger, internal}; and service name -> upstream URL."""
     names = hosts(cfg)
-    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.stack.apps}
+    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False, "internal": False} for app in cfg.stack.apps}
+    if "n8n" in cfg.stack.apps:
+        # Chatwoot calls this n8n webhook over the stack's network; from outside it is refused (403).
+        routers["n8n-internal-webhooks"] = {"host": names["n8n"], "path": f"PathPrefix(`{INTERNAL_WEBHOOKS}`)",
+                                            "service": "n8n", "badger": False, "internal": True}
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
-    routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True}
-    routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True}
+    routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True, "internal": False}
+    routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True, "internal": False}
     services = {app: APP_UPSTREAMS[app] for app in cfg.stack.apps}
     services.update({"pangolin-api": "http://pangolin:3000", "pangolin-web": "http://pangolin:3002"})
     return routers, services

@@ -28,9 +28,8 @@ GENERATED_SECRETS = {
     "pangolin_server_secret": 48,
     "chatwoot_admin_password": 24,
     "n8n_owner_password": 24,
-    # Meta's webhook handshake, and the path secret of the webhook Chatwoot calls in n8n.
+    # Meta's webhook handshake.
     "whatsapp_verify_token": 40,
-    "chatwoot_webhook_token": 40,
 }
 # Made on the host from a generated secret (bin/secrets.sh): name -> the secret it comes from.
 DERIVED_SECRETS = {"n8n_owner_password_hash": "n8n_owner_password"}
@@ -83,11 +82,12 @@ SECRET_ENV = {
 }
 
 
-def supplied_secrets(directory="."):
-    """Operator secrets from the environment (PLATFORM_SMTP_PASSWORD, ...) or from the
-    git-ignored secrets.env beside deploy.py (same names, KEY=VALUE lines)."""
+def supplied_secrets(directory=".", filename=None):
+    """Operator secrets from the environment (PLATFORM_SMTP_PASSWORD, ...) or from a file
+    (same names, KEY=VALUE lines): group data's secrets_file, by default the git-ignored
+    secrets.env beside deploy.py. The environment wins."""
     found = {}
-    path = os.path.join(directory, SUPPLIED_SECRETS_FILE)
+    path = os.path.join(directory, filename or SUPPLIED_SECRETS_FILE)
     if os.path.exists(path):
         with open(path) as f:
             for line in f:

@@ -68,6 +68,9 @@ class Settings(Section):
     smtp: dict | None = setting(None, doc='Outgoing mail of the apps, e.g. {"host": "smtp.example.org", "port": 587, '
                                           '"user": "apikey", "sender": "support@example.org"}; the password comes from '
                                           "PLATFORM_SMTP_PASSWORD. None: no mail.", fix=SMTP_FIX)
+    secrets_file: str = setting("secrets.env", doc="The file (KEY=VALUE lines, PLATFORM_* names) the operator's own secrets are "
+                                "read from, relative to where pyinfra runs; PLATFORM_* environment variables win over it.",
+                                fix='set secrets_file = "secrets.env"', min_length=1)
     admin_email: Email | None = setting(None, doc="The apps' first admin (password generated on the host); None: acme_email.",
                                         fix="set admin_email (the apps' first admin), or leave it unset to use acme_email")
 

@@ -84,7 +84,7 @@ class Host:
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
         script = (f"curl -s -X {method} -H \"api_access_token: $T\" -H 'Content-Type: application/json' {data} "
-                  f"http://127.0.0.1:3000/api/v1/accounts/$A{path}")
+                  f"\"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
         # The token and account id are read on the host and handed over in the environment.
         out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat {secrets}/chatwoot_account_id) "
                       f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
@@ -108,7 +108,7 @@ class Host:
         return found
 
     def directus(self, path):
-        script = f"wget -qO- --header \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:8055{path}"
+        script = f"wget -qO- --header \"Authorization: Bearer $ADMIN_TOKEN\" \"http://127.0.0.1:8055{path}\""
         out = self.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}")
         return json.loads(out)["data"] if out.strip() else []
 

@@ -180,7 +180,8 @@ def setup_chatwoot():
     inbox_ids = chatwoot.inboxes(cw)
     team_ids = chatwoot.teams(cw["teams"])
     chatwoot.supervisors(cw["supervisors"], inbox_ids)
-    chatwoot.webhook(f"http://n8n:5678/webhook/chatwoot-events?token={secret('chatwoot_webhook_token')}")
+    # Over the stack's network; the edge refuses this path from outside.
+    chatwoot.webhook("http://n8n:5678/webhook/chatwoot-events")
     return {"account_id": int(chatwoot.account), "inbox_ids": inbox_ids, "team_ids": team_ids}
 
 
@@ -223,8 +224,7 @@ def credentials():
 def workflows(ids):
     """files/n8n/*.json with this deploy's settings in their Settings node (never a secret)."""
     settings = {**SETTINGS["n8n"]["workflow_settings"], **ids,
-                "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest(),
-                "chatwoot_token_sha256": hashlib.sha256(secret("chatwoot_webhook_token").encode()).hexdigest()}
+                "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest()}
     for department in settings["departments"]:
         department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
         department["team_id"] = ids["team_ids"][department["team"]]

@@ -111,3 +111,10 @@ def test_bad_edge_hostnames_refused(value, fragment):
     from tests.unit.test_config import refused
 
     assert fragment in refused(edge_hostnames=value)
+
+
+def test_the_chatwoot_events_webhook_is_refused_from_outside():
+    config = dynamic(load())
+    router = config["http"]["routers"]["n8n-internal-webhooks"]
+    assert "PathPrefix(`/webhook/chatwoot-events`)" in router["rule"] and router["service"] == "n8n"
+    assert config["http"]["middlewares"][router["middlewares"][0]]["ipAllowList"]["sourceRange"] == ["127.0.0.1/32"]
