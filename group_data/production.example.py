@@ -14,4 +14,21 @@ ssh_hardening = True  # key log-in only
 # admin_user = "ops"
 # admin_ssh_keys = ["ssh-ed25519 AAAA... ops@laptop"]
 
-# whatsapp_numbers = {"sales": "+5922221111", "support": "+5922222222", "billing": "+5922223333"}
+# The business (see the README's "The application layer"). Each WhatsApp number is a
+# department: its Chatwoot inbox, the team that gets its conversations, and who gets
+# what triage cannot answer. Needs PLATFORM_META_APP_SECRET and
+# PLATFORM_WHATSAPP_ACCESS_TOKEN (and PLATFORM_CLAUDE_API_KEY with ai_replies).
+# chatwoot_account_name = "Acme support"
+# teams = ["Sales Team", "Support Team", "Shared Pool", "Any available", "Technical leads", "Accounts team"]
+# supervisors = ["lead@example.org"]
+# whatsapp_business_account_id = "102290129340398"
+# departments = [
+#     {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
+#      "team": "Sales Team", "escalation_team": "Any available"},
+#     {"name": "Support", "number": "+5922222222", "phone_number_id": "1100000002", "inbox": "support-whatsapp",
+#      "team": "Support Team", "escalation_team": "Technical leads"},
+#     {"name": "Billing", "number": "+5922223333", "phone_number_id": "1100000003", "inbox": "billing-whatsapp",
+#      "team": "Shared Pool", "escalation_team": "Accounts team"},
+# ]
+# ai_replies = True                    # Claude answers what it is sure of; the rest is escalated
+# triage_confidence_threshold = 0.75

@@ -60,9 +60,10 @@ def keys():
     return {name: (section, f) for section, model in SECTIONS.items() for name, f in model.model_fields.items()}
 
 
-def load(values, ram_mb, supplied=None):
+def load(values, ram_mb, supplied=None, require_secrets=True):
     """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config.
-    `supplied`: the operator's secrets (supplied_secrets())."""
+    `supplied`: the operator's secrets (supplied_secrets()); the audit, which reads no
+    secret of the operator's, passes require_secrets=False."""
     required = {name for name, (_, f) in keys().items() if f.is_required()}
     values = {k: v for k, v in values.items() if v is not None or k not in required}  # None is "missing"
     problems, sections = _renamed(values) + _typos(values), {}
@@ -73,7 +74,7 @@ def load(values, ram_mb, supplied=None):
             problems += [_message(error, model) for error in e.errors()]
     decided = {}
     if len(sections) == len(SECTIONS):
-        sections = _cross_layer_rules(sections, values, ram_mb, supplied or {}, problems, decided)
+        sections = _cross_layer_rules(sections, values, ram_mb, supplied or {}, problems, decided, require_secrets)
     if problems:
         raise ConfigError("invalid group data; nothing was changed on the host:\n" + "\n".join(problems))
     return Config(**sections, host_ram_mb=ram_mb, **decided)
@@ -114,14 +115,14 @@ def _typos(values):
 
 # Rules that cross layers, all here. Each appends its problems and may decide a value.
 
-def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided):
+def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, require_secrets=True):
     decided.update(_memory(sections, ram_mb, problems))
     sections["data"] = _postgres_major(sections, problems)
     sections["stack"] = sections["stack"].model_copy(
         update={"admin_email": sections["stack"].admin_email or sections["edge"].acme_email})
     sections["n8n"] = sections["n8n"].model_copy(
         update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
-    decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems)
+    decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems if require_secrets else [])
     if sections["host"].ssh_hardening and values.get("ssh_password"):
         problems.append(_problem("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
                                  "log in with a key (ssh_key) first, or leave ssh_hardening = False"))

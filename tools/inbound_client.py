@@ -86,7 +86,7 @@ class Host:
         script = (f"curl -s -X {method} -H \"api_access_token: $T\" -H 'Content-Type: application/json' {data} "
                   f"\"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
         # The token and account id are read on the host and handed over in the environment.
-        out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat {secrets}/chatwoot_account_id) "
+        out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
                       f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
         return json.loads(out) if out.strip() else None
 

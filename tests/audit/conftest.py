@@ -81,4 +81,4 @@ def group_data(host):
 
 @pytest.fixture(scope="module")
 def cfg(host, group_data):
-    return config.load(group_data, ram_mb=run_fact(host, Memory))
+    return config.load(group_data, ram_mb=run_fact(host, Memory), require_secrets=False)
