@@ -89,17 +89,19 @@ def hosts(cfg):
     return {name: f"{sub}.{cfg.edge.domain}" for name, sub in cfg.edge.edge_hostnames.items()}
 
 
-INTERNAL_WEBHOOKS = "/webhook/chatwoot-events"
+# Webhooks only the stack's own services call, refused at the edge (403) from outside:
+# Chatwoot's events to n8n, and Chatwoot's WhatsApp endpoint, which checks no signature
+# (Meta calls n8n, which checks it and forwards).
+INTERNAL_WEBHOOKS = {"n8n": "/webhook/chatwoot-events", "chatwoot": "/webhooks/whatsapp"}
 
 
 def routes(cfg):
     """Router name -> {host, path, service, badger, internal}; and service name -> upstream URL."""
     names = hosts(cfg)
     routers = {app: {"host": names[app], "path": "", "service": app, "badger": False, "internal": False} for app in cfg.stack.apps}
-    if "n8n" in cfg.stack.apps:
-        # Chatwoot calls this n8n webhook over the stack's network; from outside it is refused (403).
-        routers["n8n-internal-webhooks"] = {"host": names["n8n"], "path": f"PathPrefix(`{INTERNAL_WEBHOOKS}`)",
-                                            "service": "n8n", "badger": False, "internal": True}
+    for app in (a for a in INTERNAL_WEBHOOKS if a in cfg.stack.apps):
+        routers[f"{app}-internal-webhooks"] = {"host": names[app], "path": f"PathPrefix(`{INTERNAL_WEBHOOKS[app]}`)",
+                                               "service": app, "badger": False, "internal": True}
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
     routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True, "internal": False}
     routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True, "internal": False}

@@ -57,12 +57,16 @@ class Host:
         return out.stdout
 
     def webhook(self, method, path, body=b"", headers=None):
-        """HTTPS to n8n.sandbox.test at the host's address, verified against the host's ACME root."""
+        """n8n's webhook `path`, as Meta calls it."""
+        return self.https("n8n.sandbox.test", method, f"/webhook/{path}", body, headers)
+
+    def https(self, name, method, path, body=b"", headers=None):
+        """HTTPS to `name` at the host's address, verified against the host's ACME root."""
         context = ssl.create_default_context(cafile=str(ROOT / ".sandbox" / f"{self.name}.acme-root.pem"))
         with socket.create_connection((self.address, 443), timeout=30) as raw, \
-                context.wrap_socket(raw, server_hostname="n8n.sandbox.test") as tls:
-            head = {"Host": "n8n.sandbox.test", "Connection": "close", "Content-Length": str(len(body)), **(headers or {})}
-            tls.sendall(f"{method} /webhook/{path} HTTP/1.1\r\n".encode()
+                context.wrap_socket(raw, server_hostname=name) as tls:
+            head = {"Host": name, "Connection": "close", "Content-Length": str(len(body)), **(headers or {})}
+            tls.sendall(f"{method} {path} HTTP/1.1\r\n".encode()
                         + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode() + b"\r\n" + body)
             response = http.client.HTTPResponse(tls)
             response.begin()
@@ -83,7 +87,8 @@ class Host:
         """Chatwoot's API with the token the deploy stored, from inside the Chatwoot container."""
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
-        script = (f"curl -s -X {method} -H \"api_access_token: $T\" -H 'Content-Type: application/json' {data} "
+        # The token reaches curl on its stdin (printf is the shell's own), not in its arguments.
+        script = (f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -X {method} -H @- -H 'Content-Type: application/json' {data} "
                   f"\"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
         # The token and account id are read on the host and handed over in the environment.
         out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "

@@ -26,6 +26,7 @@ ROOT = sys.argv[1] if len(sys.argv) > 1 else "/opt/msgplatform"
 SETTINGS = json.load(open(f"{ROOT}/config/apps.json"))
 DC = ["docker", "compose", "-f", f"{ROOT}/compose.yaml", "-p", SETTINGS["stack_name"]]
 CHANGED = []
+LEAD_CAPTURE = "platformLeadCapt"  # 03-whatsapp-lead-capture's id
 
 
 def log(message):
@@ -123,6 +124,10 @@ class Chatwoot:
             config = {"api_key": secret("whatsapp_access_token"), "phone_number_id": d["phone_number_id"],
                       "business_account_id": cw["business_account_id"]}
             inbox = have.get(name)
+            if inbox is not None and inbox.get("phone_number") != d["number"]:
+                raise SystemExit(f"Chatwoot inbox {name} is for {inbox.get('phone_number')}, but department {d['name']} now says "
+                                 f"{d['number']}: a WhatsApp inbox keeps its number. Give the department a new inbox name "
+                                 "(the old inbox and its conversations stay), or put the number back.")
             if inbox is None:
                 inbox = self.api("POST", "/inboxes", {"name": name, "channel": {
                     "type": "whatsapp", "phone_number": d["number"], "provider": "whatsapp_cloud", "provider_config": config}})
@@ -260,6 +265,10 @@ def setup_n8n(ids):
     n8n("sh", "-c", script.format(cmd="import:credentials"), stdin=json.dumps(creds))
     n8n("sh", "-c", script.format(cmd="import:workflow"), stdin=json.dumps(flows))
     for workflow in flows:
+        if workflow["id"] == LEAD_CAPTURE and not SETTINGS["chatwoot"]["departments"]:
+            # No WhatsApp numbers, so no Meta app secret to check signatures with: not published.
+            subprocess.run([*DC, "exec", "-T", "n8n", "n8n", "unpublish:workflow", f"--id={LEAD_CAPTURE}"], capture_output=True)
+            continue
         n8n("n8n", "publish:workflow", f"--id={workflow['id']}")
     # CLI writes reach the running n8n only through a restart (n8n's CLI docs).
     subprocess.run([*DC, "restart", "n8n"], check=True, capture_output=True)

@@ -85,7 +85,9 @@ def apply(cfg, rollout):
     inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
     server.shell(
         name="Apps set up for the business (Chatwoot, Directus, n8n)",
-        commands=[rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"), f"touch {root}/{MARKER}"],
+        # The marker goes first: a run that fails half-way is run again by the next deploy.
+        commands=[f"rm -f {root}/{MARKER}", rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"),
+                  f"touch {root}/{MARKER}"],
         # Again when an input, a secret or the running stack changed; the script itself
         # reads state first, so running it again creates nothing twice.
         _if=lambda: (MARKER.split("/")[1] not in converge.entries(f"{root}/state") or any(op.did_change() for op in inputs)

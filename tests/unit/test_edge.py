@@ -113,8 +113,9 @@ def test_bad_edge_hostnames_refused(value, fragment):
     assert fragment in refused(edge_hostnames=value)
 
 
-def test_the_chatwoot_events_webhook_is_refused_from_outside():
+@pytest.mark.parametrize("app, path", [("n8n", "/webhook/chatwoot-events"), ("chatwoot", "/webhooks/whatsapp")])
+def test_internal_webhooks_are_refused_from_outside(app, path):
     config = dynamic(load())
-    router = config["http"]["routers"]["n8n-internal-webhooks"]
-    assert "PathPrefix(`/webhook/chatwoot-events`)" in router["rule"] and router["service"] == "n8n"
+    router = config["http"]["routers"][f"{app}-internal-webhooks"]
+    assert f"PathPrefix(`{path}`)" in router["rule"] and router["service"] == app
     assert config["http"]["middlewares"][router["middlewares"][0]]["ipAllowList"]["sourceRange"] == ["127.0.0.1/32"]
