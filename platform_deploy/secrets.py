@@ -10,6 +10,8 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 
+from . import converge
+
 UPLOAD_DIR = "/var/lib/platform-upload"
 SUPPLIED_SECRETS_FILE = "secrets.env"
 
@@ -128,3 +130,14 @@ def secret_file(secret_name: str, dest: str, cfg=None):
     temp = f"{UPLOAD_DIR}/{secret_name}"
     yield FileUploadCommand(BytesIO(data), dest, remote_temp_filename=temp)
     yield f"rm -f {temp}; chown root:root {dest} && chmod 600 {dest}"
+
+
+def operator_secret_files(cfg, directory):
+    """The operator's secrets stored in `directory`, each only when it differs."""
+    if any(host.get_fact(Sha256File, path=f"{directory}/{name}") != hashlib.sha256(value.encode()).hexdigest()
+           for name, value in cfg.supplied_secrets.items()):
+        # Only when one is to be uploaded: the directory belongs to whoever logs in, and a
+        # rerun as another user (root, then a sudo user) must not change it for nothing.
+        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
+    return [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{directory}/{name}", cfg=cfg)
+            for name in sorted(cfg.supplied_secrets)]

@@ -18,7 +18,7 @@ from pyinfra.operations import files, server
 
 from . import backup, converge, data, edge, memory
 from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE
-from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, UPLOAD_DIR, secret_env, secret_file
+from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, operator_secret_files, secret_env
 
 APPS = ("chatwoot", "n8n", "directus")
 APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
@@ -283,10 +283,7 @@ def _backup_before_upgrade(cfg, rollout):
 
 def _secrets(cfg, rollout, pangolin_template):
     root, state = cfg.stack.stack_root, rollout.state
-    if cfg.supplied_secrets:
-        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
-    supplied = [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{root}/secrets/{name}", cfg=cfg)
-                for name in sorted(cfg.supplied_secrets)]
+    supplied = operator_secret_files(cfg, f"{root}/secrets")
     env = secret_env(cfg)
     script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
                                mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
