@@ -1,10 +1,10 @@
 """The RAM table (seed, "Vertical Scaling") and the arithmetic that follows from it.
 
 Limits are in MB. Chatwoot's share is split between its web and sidekiq containers.
-n8n's 1 GB share plus 384 MB beside it are split between its main process (which in
-queue mode only receives webhooks and runs schedules: 315 MiB idle, 522 MiB under load)
-and its first queue worker (430 MiB idle with its JS task runner; a 384 MB worker was
-OOM-killed under a burst); more workers each add a limit (`counts`), like the edge.
+n8n's share is its main process (its first start's migrations need it: n8n 2.39 was
+killed at 768 MB); each queue worker is budgeted beside the table, one limit per worker
+(`counts`), like the edge. 384 MB carries a worker at rest (340 MiB with its JS task
+runner) but not a burst of messages (killed again and again; 600 MiB used at 768 MB).
 The edge (Pangolin + Traefik) is not in the seed's table; it is budgeted here
 explicitly so the total the operator sees is the real one.
 """
@@ -15,8 +15,8 @@ PROFILES = ("recommended", "minimum")
 RAM_TABLE_MB = {
     "postgres": (2048, 512),
     "redis": (512, 128),
-    "n8n": (640, 512),
-    "n8n-worker": (768, 384),
+    "n8n": (1024, 512),
+    "n8n-worker": (384, 384),
     "directus": (512, 256),
     "chatwoot-web": (1280, 640),
     "chatwoot-sidekiq": (768, 384),
@@ -83,10 +83,10 @@ def sizing(cfg):
             "maintenance_work_mem": f"{max(32, pg // 16)}MB",
         },
         "redis_maxmemory_mb": limits["redis"] * 3 // 4,
-        # n8n's main process and workers share their container with n8n's JS task runner
-        # (the Code nodes), a second Node process: half the limit for the one, a fifth for the
-        # other; Directus has three quarters.
-        "node_heap_mb": {s: limits[s] * (3 if s == "directus" else 2) // 4 for s in ("n8n", "n8n-worker", "directus") if s in limits},
+        # A worker shares its container with n8n's JS task runner (the Code nodes), a second
+        # Node process: half the limit for the one, a fifth for the other. The main process
+        # keeps three quarters (its migrations need it; its runner idles in queue mode).
+        "node_heap_mb": {s: limits[s] * (2 if s == "n8n-worker" else 3) // 4 for s in ("n8n", "n8n-worker", "directus") if s in limits},
         "runner_heap_mb": {s: limits[s] // 5 for s in ("n8n", "n8n-worker") if s in limits},
         # Executions a worker runs at once (n8n's default is 10): one per 128 MB of its limit
         # (measured: n8n's default of 10 took a worker to 635 MiB).

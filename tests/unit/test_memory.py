@@ -5,8 +5,7 @@ def test_ram_table_matches_the_seed():
     rec, minimum = memory.profile_limits("recommended"), memory.profile_limits("minimum")
     assert (rec["postgres"], minimum["postgres"]) == (2048, 512)
     assert (rec["redis"], minimum["redis"]) == (512, 128)
-    # n8n's main process and one queue worker together: at least the seed's n8n share.
-    assert rec["n8n"] + rec["n8n-worker"] >= 1024 and minimum["n8n"] == 512
+    assert (rec["n8n"], minimum["n8n"]) == (1024, 512)
     assert (rec["directus"], minimum["directus"]) == (512, 256)
     chatwoot = ("chatwoot-web", "chatwoot-sidekiq")
     assert (sum(rec[s] for s in chatwoot), sum(minimum[s] for s in chatwoot)) == (2048, 1024)

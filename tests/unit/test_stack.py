@@ -35,9 +35,9 @@ def test_compose_services_follow_apps_and_tunnels():
 def test_n8n_queue_mode_with_its_workers():
     cfg = load(n8n_workers=2, ram_mb=16000)
     worker = compose(cfg)["services"]["n8n-worker"]
-    assert worker["command"] == ["worker", "--concurrency=6"] and worker["deploy"]["replicas"] == 2
+    assert worker["command"] == ["worker", "--concurrency=3"] and worker["deploy"]["replicas"] == 2
     # The worker's Node heap and its task runner's fit its limit together.
-    assert int(worker["environment"]["NODE_OPTIONS"].split("=")[1]) + int(worker["environment"]["N8N_RUNNERS_MAX_OLD_SPACE_SIZE"]) < 768
+    assert int(worker["environment"]["NODE_OPTIONS"].split("=")[1]) + int(worker["environment"]["N8N_RUNNERS_MAX_OLD_SPACE_SIZE"]) < 384
     assert worker["image"] == cfg.stack.images["n8n"] and worker["env_file"] == compose(cfg)["services"]["n8n"]["env_file"]
     env = render("env/n8n.env.j2", cfg)
     assert "EXECUTIONS_MODE=queue" in env and "QUEUE_BULL_REDIS_DB=1" in env and "QUEUE_BULL_PREFIX=msgplatform-n8n" in env
@@ -95,8 +95,8 @@ def test_app_settings_follow_their_limits():
     small = memory.sizing(load(memory_profile="minimum"))
     limits = memory.profile_limits("recommended")
     assert rec["redis_maxmemory_mb"] == limits["redis"] * 3 // 4 < limits["redis"]
-    assert rec["node_heap_mb"]["n8n"] == limits["n8n"] // 2 and small["node_heap_mb"]["n8n"] == memory.profile_limits("minimum")["n8n"] // 2
-    assert rec["node_heap_mb"]["n8n"] + rec["runner_heap_mb"]["n8n"] < limits["n8n"]
+    assert rec["node_heap_mb"]["n8n"] == limits["n8n"] * 3 // 4 and small["node_heap_mb"]["n8n"] == memory.profile_limits("minimum")["n8n"] * 3 // 4
+    assert rec["node_heap_mb"]["n8n-worker"] + rec["runner_heap_mb"]["n8n-worker"] < limits["n8n-worker"]
     assert rec["node_heap_mb"]["directus"] == limits["directus"] * 3 // 4
     assert rec["chatwoot"]["web_concurrency"] == 2 and small["chatwoot"]["web_concurrency"] == 1
     assert rec["chatwoot"]["sidekiq_concurrency"] == 10 and small["chatwoot"]["sidekiq_concurrency"] == 5
