@@ -96,15 +96,15 @@ INTERNAL_WEBHOOKS = {"n8n": "/webhook/chatwoot-events", "chatwoot": "/webhooks/w
 
 
 def routes(cfg):
-    """Router name -> {host, path, service, badger, internal}; and service name -> upstream URL."""
+    """Router name -> {host, path, service, badger[, internal]}; and service name -> upstream URL."""
     names = hosts(cfg)
-    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False, "internal": False} for app in cfg.stack.apps}
+    routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.stack.apps}
     for app in (a for a in INTERNAL_WEBHOOKS if a in cfg.stack.apps):
         routers[f"{app}-internal-webhooks"] = {"host": names[app], "path": f"PathPrefix(`{INTERNAL_WEBHOOKS[app]}`)",
                                                "service": app, "badger": False, "internal": True}
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
-    routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True, "internal": False}
-    routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True, "internal": False}
+    routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True}
+    routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True}
     services = {app: APP_UPSTREAMS[app] for app in cfg.stack.apps}
     services.update({"pangolin-api": "http://pangolin:3000", "pangolin-web": "http://pangolin:3002"})
     return routers, services

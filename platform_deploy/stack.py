@@ -18,7 +18,7 @@ from pyinfra.operations import files, server
 
 from . import backup, converge, data, edge, memory
 from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE
-from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, operator_secret_files, secret_env
+from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, operator_secret_files, secret_env
 
 APPS = ("chatwoot", "n8n", "directus")
 APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
@@ -68,9 +68,9 @@ class Settings(Section):
     smtp: dict | None = setting(None, doc='Outgoing mail of the apps, e.g. {"host": "smtp.example.org", "port": 587, '
                                           '"user": "apikey", "sender": "support@example.org"}; the password comes from '
                                           "PLATFORM_SMTP_PASSWORD. None: no mail.", fix=SMTP_FIX)
-    secrets_file: str = setting("secrets.env", doc="The file (KEY=VALUE lines, PLATFORM_* names) the operator's own secrets are "
+    secrets_file: str = setting(SUPPLIED_SECRETS_FILE, doc="The file (KEY=VALUE lines, PLATFORM_* names) the operator's own secrets are "
                                 "read from, relative to where pyinfra runs; PLATFORM_* environment variables win over it.",
-                                fix='set secrets_file = "secrets.env"', min_length=1)
+                                fix=f'set secrets_file = "{SUPPLIED_SECRETS_FILE}"', min_length=1)
     admin_email: Email | None = setting(None, doc="The apps' first admin (password generated on the host); None: acme_email.",
                                         fix="set admin_email (the apps' first admin), or leave it unset to use acme_email")
 

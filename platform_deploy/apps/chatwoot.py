@@ -2,9 +2,8 @@
 `db:chatwoot_prepare` once per image (and after a fresh database). The account, inboxes,
 teams and webhook are made by the application bootstrap (apps/bootstrap.py)."""
 
-import shlex
-
 import re
+import shlex
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, model_validator
