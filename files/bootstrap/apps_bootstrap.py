@@ -207,10 +207,14 @@ def setup_directus():
 
 # --- n8n -------------------------------------------------------------------------------
 
-def n8n(*args, stdin=None):
-    out = subprocess.run([*DC, "exec", "-T", "n8n", *args], input=stdin, capture_output=True, text=True)
-    if out.returncode:
-        raise SystemExit(f"n8n {' '.join(args[:2])} failed: {out.stderr[-800:] or out.stdout[-800:]}")
+def n8n(script, stdin=None, check=True):
+    """n8n's CLI in a one-off container of the n8n service (same image, settings and database),
+    not an exec into the running one: a second n8n process beside the main one could push
+    that container past its memory limit (seen as "OCI runtime exec failed ... init-p")."""
+    out = subprocess.run([*DC, "run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "n8n", "-c", script],
+                         input=stdin, capture_output=True, text=True)
+    if out.returncode and check:
+        raise SystemExit(f"n8n CLI failed: {out.stderr[-800:] or out.stdout[-800:]}")
     return out.stdout
 
 
@@ -262,14 +266,16 @@ def setup_n8n(ids):
         return
     # Through stdin into the container's private /tmp, removed at once: never on the host's disk.
     script = 'f=$(mktemp) && cat > "$f" && n8n {cmd} --input="$f"; s=$?; rm -f "$f"; exit $s'
-    n8n("sh", "-c", script.format(cmd="import:credentials"), stdin=json.dumps(creds))
-    n8n("sh", "-c", script.format(cmd="import:workflow"), stdin=json.dumps(flows))
+    n8n(script.format(cmd="import:credentials"), stdin=json.dumps(creds))
+    n8n(script.format(cmd="import:workflow"), stdin=json.dumps(flows))
+    commands = []
     for workflow in flows:
         if workflow["id"] == LEAD_CAPTURE and not SETTINGS["chatwoot"]["departments"]:
             # No WhatsApp numbers, so no Meta app secret to check signatures with: not published.
-            subprocess.run([*DC, "exec", "-T", "n8n", "n8n", "unpublish:workflow", f"--id={LEAD_CAPTURE}"], capture_output=True)
+            n8n(f"n8n unpublish:workflow --id={LEAD_CAPTURE} || true")
             continue
-        n8n("n8n", "publish:workflow", f"--id={workflow['id']}")
+        commands.append(f"n8n publish:workflow --id={workflow['id']}")
+    n8n(" && ".join(commands))
     # CLI writes reach the running n8n only through a restart (n8n's CLI docs).
     subprocess.run([*DC, "restart", "n8n"], check=True, capture_output=True)
     subprocess.run([*DC, "up", "-d", "--wait", "--wait-timeout", "180", "n8n"], check=True, capture_output=True)

@@ -218,7 +218,7 @@ def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
                                                         "directus_admin_token", "redis_password")]
     shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
     exported = sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
-    credentials = sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
+    credentials = sandbox.sh(f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
     logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
     for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
                         ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
