@@ -27,6 +27,7 @@ sandbox-destroy: venv
 # are built first, outside the tests' time limits).
 test: venv
 	$(PY) tools/sandbox.py images
+	$(PY) tools/browser.py install
 	$(PY) -m pytest tests/unit tests/e2e
 
 test-unit: venv

@@ -17,6 +17,8 @@ PORT = os.environ.get("E2E_SANDBOX_SSH_PORT", "2223")
 ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
 BIN = Path(sys.executable).parent
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+# n8n's CLI in a one-off container (as the bootstrap runs it): an exec beside the main process can hit its memory limit.
+N8N_CLI = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c"
 APPS = ("chatwoot", "n8n", "directus")
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 SANDBOX_IMAGES = GROUP_DATA["images"]
@@ -139,7 +141,7 @@ def write_app_items(sandbox, mark):
     workflow = {"id": WORKFLOW_ID, "name": f"e2e {mark}", "active": False, "nodes": [], "connections": {},
                 "settings": {"executionOrder": "v1"}}
     sandbox.sh(f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
-               f"docker cp /tmp/wf.json msgplatform-n8n-1:/tmp/wf.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/wf.json")
+               f"{N8N_CLI} 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json' < /tmp/wf.json")
     if not directus_api(sandbox, "GET", "/collections/e2e_notes"):
         directus_api(sandbox, "POST", "/collections", NOTES)
     assert directus_api(sandbox, "POST", "/items/e2e_notes", {"note": mark}), "Directus refused the item"
@@ -147,8 +149,8 @@ def write_app_items(sandbox, mark):
 
 def read_app_items(sandbox):
     """(the workflow's name as n8n exports it, the newest Directus note as its API returns it)"""
-    exported = sandbox.sh(f"{DC} exec -T n8n n8n export:workflow --id={WORKFLOW_ID} --output=/tmp/out.json >/dev/null && "
-                          f"{DC} exec -T n8n cat /tmp/out.json", check=False)
+    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --id={WORKFLOW_ID} --output=/tmp/out.json >/dev/null && "
+                          "cat /tmp/out.json'", check=False)
     name = json.loads(exported)[0]["name"] if exported.strip().startswith("[") else None
     notes = directus_api(sandbox, "GET", "/items/e2e_notes?sort=-id&limit=1")
     note = json.loads(notes)["data"][0]["note"] if notes else None

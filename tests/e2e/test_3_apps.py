@@ -7,7 +7,7 @@ import re
 import time
 
 import pytest
-from conftest import DC
+from conftest import DC, N8N_CLI
 
 # A webhook whose answer is computed by the execution: in queue mode a worker runs it.
 WORKFLOW = {
@@ -39,9 +39,8 @@ def wait_for(sandbox, containers, status, timeout=180):
 
 def test_a_workflow_execution_is_carried_out_by_a_worker(sandbox):
     sandbox.sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([WORKFLOW])}\nEOF\n"
-               "docker cp /tmp/probe.json msgplatform-n8n-1:/tmp/probe.json && "
-               f"{DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json && "
-               f"{DC} exec -T n8n n8n publish:workflow --id={WORKFLOW['id']}")
+               f"{N8N_CLI} 'cat > /tmp/probe.json && n8n import:workflow --input=/tmp/probe.json && "
+               f"n8n publish:workflow --id={WORKFLOW['id']}' < /tmp/probe.json")
     # A running main process does not pick up what the CLI published: restarted, as the bootstrap will.
     sandbox.sh(f"{DC} restart n8n && {DC} up -d --wait n8n")
     answer = sandbox.sh(f"{DC} exec -T n8n wget -qO- --post-data='{{}}' --header 'Content-Type: application/json' "

@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed
+from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, changed
 
 sys.path.insert(0, str(ROOT / "tools"))
 from inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message  # noqa: E402
@@ -66,7 +66,7 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
     hooks = chatwoot("GET", "/webhooks")["payload"]["webhooks"]
     assert len(hooks) == 1 and hooks[0]["url"] == "http://n8n:5678/webhook/chatwoot-events"
     # n8n: the shipped workflows, published; Directus: the collections triage uses.
-    exported = json.loads(sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'"))
+    exported = json.loads(sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'"))
     published = {w["name"]: bool(w.get("activeVersionId") or w.get("active")) for w in exported}
     assert published.get("01-inbound-message-triage") and published.get("03-whatsapp-lead-capture"), published
     collections = {c["collection"] for c in HOST.directus("/collections")}
@@ -217,8 +217,8 @@ def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
     secrets += [host_secret(sandbox, name) for name in ("chatwoot_api_token", "whatsapp_verify_token",
                                                         "directus_admin_token", "redis_password")]
     shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
-    exported = sandbox.sh(f"{DC} exec -T n8n sh -c 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
-    credentials = sandbox.sh(f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
+    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
+    credentials = sandbox.sh(f"{N8N_CLI} 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
     logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
     for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
                         ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
