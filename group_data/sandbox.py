@@ -73,6 +73,15 @@ _simulator = f"http://{_addresses[2]}:8090"
 whatsapp_api_base_url = _simulator
 anthropic_api_base_url = _simulator
 
+# The auto-poster: a Page, an Instagram account and TikTok notifications, posted to the
+# simulator's Graph API; mail goes to its SMTP sink (it speaks real SMTP).
+facebook_page_id = "104620389612345"
+instagram_user_id = "17841400000000001"
+tiktok_notify_email = "social@example.com"
+graph_api_base_url = _simulator
+smtp = {"host": _addresses[2], "port": 25, "user": "platform", "sender": "platform@example.com"}
+timezone = "America/Guyana"
+
 # The simulator's made-up credentials (tools/sandbox.py writes them once), handed to the
 # deploy the way an operator hands real ones: a secrets file of PLATFORM_* lines.
 secrets_file = os.path.join(_state, "vendors.env")

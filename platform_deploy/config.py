@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from . import backup, base, data, docker_engine, edge, firewall, memory, stack
-from .apps import chatwoot, n8n
+from .apps import chatwoot, n8n, social
 from .base import check_os  # noqa: F401 (the audit reads it from here)
 from .model import ConfigError
 from .secrets import SUPPLIED_SECRETS, SUPPLIED_SECRETS_FILE, supplied_secrets  # noqa: F401
@@ -29,6 +29,7 @@ SECTIONS = {
     "backup": backup.Settings,
     "chatwoot": chatwoot.Settings,
     "n8n": n8n.Settings,
+    "social": social.Settings,
 }
 GERBIL_MB = 128  # not in the seed's table; WireGuard in the kernel needs little
 # Keys that were renamed: old name -> (new name, what changed).
@@ -47,6 +48,7 @@ class Config:
     backup: backup.Settings
     chatwoot: chatwoot.Settings
     n8n: n8n.Settings
+    social: social.Settings
     # Decided across layers, by the rules below.
     host_ram_mb: int
     memory_profile: str
@@ -123,6 +125,10 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, re
     sections["n8n"] = sections["n8n"].model_copy(
         update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
     decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems if require_secrets else [])
+    if sections["social"].tiktok_notify_email and not sections["stack"].smtp:
+        problems.append(_problem("tiktok_notify_email", sections["social"].tiktok_notify_email,
+                                 "TikTok notifications are e-mails, and smtp is not set",
+                                 'set smtp = {"host": ..., "port": 587, "user": ..., "sender": ...}, or tiktok_notify_email = None'))
     if sections["host"].ssh_hardening and values.get("ssh_password"):
         problems.append(_problem("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
                                  "log in with a key (ssh_key) first, or leave ssh_hardening = False"))
@@ -183,6 +189,8 @@ def features(sections):
     offsite = sections["backup"].backup_offsite
     return {"smtp": sections["stack"].smtp is not None, "ai_replies": sections["n8n"].ai_replies,
             "departments": bool(sections["chatwoot"].departments),
+            "facebook": sections["social"].facebook_page_id is not None,
+            "instagram": sections["social"].instagram_user_id is not None,
             "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
             "backup_offsite": bool(offsite), "backup_offsite_s3": str(offsite).startswith("s3:")}
 

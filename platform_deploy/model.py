@@ -60,6 +60,14 @@ E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<domain>[^@\s]+)$")
 
 
+def is_ip_address(value):
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return False
+
+
 def is_email(value):
     match = EMAIL_RE.match(value)
     return bool(match) and bool(DOMAIN_RE.match(match["domain"].lower()))

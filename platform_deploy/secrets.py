@@ -32,6 +32,8 @@ GENERATED_SECRETS = {
     "n8n_owner_password": 24,
     # Meta's webhook handshake.
     "whatsapp_verify_token": 40,
+    # The static token of Directus's least-privilege user for n8n.
+    "directus_n8n_token": 48,
 }
 # Made on the host from a generated secret (bin/secrets.sh): name -> the secret it comes from.
 DERIVED_SECRETS = {"n8n_owner_password_hash": "n8n_owner_password"}
@@ -42,6 +44,8 @@ SUPPLIED_SECRETS = {
     "claude_api_key": "ai_replies",
     "whatsapp_access_token": "departments",
     "meta_app_secret": "departments",
+    "facebook_page_token": "facebook",
+    "instagram_access_token": "instagram",
     "restic_password": "backup_offsite",
     "restic_aws_access_key_id": "backup_offsite_s3",
     "restic_aws_secret_access_key": "backup_offsite_s3",

@@ -17,7 +17,7 @@ from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
 from . import backup, converge, data, edge, memory
-from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE
+from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE, is_ip_address
 from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, operator_secret_files, secret_env
 
 APPS = ("chatwoot", "n8n", "directus")
@@ -116,8 +116,8 @@ class Settings(Section):
             # Only the keys: a password put here by mistake must not reach the console.
             raise refuse("needs exactly the keys host, port, user, sender (the password comes from PLATFORM_SMTP_PASSWORD)",
                          SMTP_FIX, shown=sorted(smtp))
-        if not isinstance(smtp["host"], str) or not DOMAIN_RE.match(smtp["host"]):
-            raise refuse("not a host name", SMTP_FIX, key="smtp['host']", value=smtp["host"])
+        if not isinstance(smtp["host"], str) or not (DOMAIN_RE.match(smtp["host"]) or is_ip_address(smtp["host"])):
+            raise refuse("not a host name or IP address", SMTP_FIX, key="smtp['host']", value=smtp["host"])
         if type(smtp["port"]) is not int or not 1 <= smtp["port"] <= 65535:
             raise refuse("not a TCP port", "use 587 (STARTTLS) or 465 (TLS)", key="smtp['port']", value=smtp["port"])
         if not isinstance(smtp["sender"], str) or not EMAIL_RE.match(smtp["sender"]):

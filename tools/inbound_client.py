@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+POSTER = "platformPoster02"  # 02-social-media-auto-poster's id
 
 
 def vendor_secret(name):
@@ -116,6 +117,24 @@ class Host:
         script = f"wget -qO- --header \"Authorization: Bearer $ADMIN_TOKEN\" \"http://127.0.0.1:8055{path}\""
         out = self.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}")
         return json.loads(out)["data"] if out.strip() else []
+
+    def directus_as(self, token, method, path, body=None):
+        """(HTTP status, answer) of Directus's API called with the token in secrets/<token>,
+        from inside the Directus container (node's fetch; the token stays in the environment)."""
+        script = ('fetch("http://127.0.0.1:8055" + process.env.P, {method: process.env.M, body: process.env.B || undefined, '
+                  'headers: {Authorization: "Bearer " + process.env.T, "Content-Type": "application/json"}})'
+                  '.then(async (r) => console.log(r.status + " " + await r.text()))')
+        env = f"T=$(cat /opt/msgplatform/secrets/{token}) M={method} P={shlex.quote(path)} B={shlex.quote(json.dumps(body) if body is not None else '')}"
+        out = self.sh(f"{env} {DC} exec -T -e T -e M -e P -e B directus node -e {shlex.quote(script)}").strip()
+        status, _, text = out.partition(" ")
+        return int(status), json.loads(text) if text.strip() else None
+
+    def run_poster(self):
+        """One run of 02-social-media-auto-poster now, by n8n's CLI (its "Run now" trigger)."""
+        return self.sh(f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n execute --id={POSTER} --rawOutput'")
+
+    def post_logs(self, promotion):
+        return self.directus(f"/items/social_post_logs?filter[promotion][_eq]={promotion}&sort=id&limit=-1")
 
     def triage_log(self, conversation_id):
         return self.directus(f"/items/triage_log?filter[conversation_id][_eq]={conversation_id}&sort=-id")

@@ -5,7 +5,8 @@ reading state first and changing only what differs, so a rerun creates nothing t
 - Chatwoot: the account and its admin (through Chatwoot's own `rails runner`), an API
   token kept in secrets/, one WhatsApp inbox per department, the default inbox, the teams,
   supervisors on every inbox, and exactly one account webhook to n8n.
-- Directus: the collections triage reads (business_context) and writes (triage_log).
+- Directus: the schema of config/directus-schema.json (promotions and their post log, the
+  triage log and business context), and n8n's least-privilege user with its token.
 - n8n: the credentials (encrypted by n8n on import) and the workflows of files/n8n/, with
   this deploy's settings, imported and published.
 
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 ROOT = sys.argv[1] if len(sys.argv) > 1 else "/opt/msgplatform"
@@ -197,12 +199,61 @@ def setup_chatwoot():
 
 def setup_directus():
     base, auth = container_url("directus", 8055), {"Authorization": f"Bearer {secret('directus_admin_token')}"}
-    for collection in SETTINGS["directus"]["collections"]:
-        # Asked one by one: Directus answers 403 for a collection that does not exist.
-        found = call("GET", f"{base}/collections/{collection['collection']}", headers=auth, ok=(200, 403, 404)) or {}
-        if "data" not in found:
-            call("POST", f"{base}/collections", collection, auth)
-            changed(f"Directus collection {collection['collection']} created")
+    apply_schema(base, auth)
+    service_user(base, auth, SETTINGS["directus"]["service_user"])
+
+
+def apply_schema(base, auth):
+    """The collections of config/directus-schema.json (a Directus schema snapshot), through
+    Directus's own diff and apply: what is missing or changed is applied, rows are kept. Only
+    the snapshot's collections are compared: the operator's own are left as they are."""
+    ours = json.load(open(f"{ROOT}/config/directus-schema.json"))
+    current = call("GET", f"{base}/schema/snapshot", headers=auth)["data"]
+    names = {c["collection"] for c in ours["collections"]}
+    wanted = {**current, **{part: [x for x in current[part] if x["collection"] not in names] + ours[part]
+                            for part in ("collections", "fields", "relations")}}
+    diff = call("POST", f"{base}/schema/diff?force=true", wanted, auth)  # 204, no body: nothing differs
+    if diff and diff.get("data"):
+        call("POST", f"{base}/schema/apply", diff["data"], auth)
+        changed(f"Directus schema applied ({', '.join(sorted(names))})")
+
+
+def service_user(base, auth, user):
+    """n8n's Directus user: a policy with exactly the listed permissions (no app, no admin
+    access), and a static token kept in secrets/directus_n8n_token."""
+    def find(path, **fields):
+        query = "&".join(f"filter[{k}][_eq]={urllib.parse.quote(str(v))}" for k, v in fields.items())
+        return call("GET", f"{base}{path}?{query}&limit=-1", headers=auth)["data"]
+
+    policy = (find("/policies", name=user["policy"]) or [None])[0]
+    if policy is None:
+        policy = call("POST", f"{base}/policies", {"name": user["policy"], "icon": "smart_toy", "admin_access": False,
+                                                   "app_access": False, "description": "Managed by the platform deploy"}, auth)["data"]
+        changed(f"Directus policy {user['policy']} created")
+    wanted = {(c, a) for c, a in user["permissions"]}
+    have = {(p["collection"], p["action"]): p["id"] for p in find("/permissions", policy=policy["id"])}
+    for extra in set(have) - wanted:
+        call("DELETE", f"{base}/permissions/{have[extra]}", headers=auth)
+        changed(f"Directus policy {user['policy']}: {extra[1]} on {extra[0]} removed")
+    for collection, action in sorted(wanted - set(have)):
+        call("POST", f"{base}/permissions", {"policy": policy["id"], "collection": collection, "action": action,
+                                             "fields": ["*"], "permissions": {}, "validation": {}}, auth)
+        changed(f"Directus policy {user['policy']}: {action} on {collection} granted")
+    token = secret("directus_n8n_token")
+    found = (find("/users", email=user["email"]) or [None])[0]
+    if found is None:
+        found = call("POST", f"{base}/users", {"email": user["email"], "first_name": "n8n", "last_name": "automation",
+                                               "status": "active", "token": token,
+                                               "policies": [{"policy": policy["id"]}]}, auth)["data"]
+        changed(f"Directus user {user['email']} created for n8n")
+    me = call("GET", f"{base}/users/me?fields=id", headers={"Authorization": f"Bearer {token}"}, ok=(200, 401, 403)) or {}
+    if (me.get("data") or {}).get("id") != found["id"]:
+        call("PATCH", f"{base}/users/{found['id']}", {"token": token, "status": "active"}, auth)
+        changed(f"Directus user {user['email']}: token set")
+    attached = call("GET", f"{base}/users/{found['id']}?fields=policies.policy", headers=auth)["data"]["policies"]
+    if policy["id"] not in [a["policy"] for a in attached]:
+        call("PATCH", f"{base}/users/{found['id']}", {"policies": {"create": [{"policy": policy["id"]}]}}, auth)
+        changed(f"Directus user {user['email']}: policy {user['policy']} attached")
 
 
 # --- n8n -------------------------------------------------------------------------------
@@ -222,12 +273,16 @@ def credentials():
     """n8n credentials from the secrets; n8n encrypts them with its key on import."""
     wanted = {
         "chatwoot": ("Chatwoot API", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_api_token")}),
-        "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_admin_token')}"}),
+        # n8n's own least-privilege Directus user, not the admin.
+        "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_n8n_token')}"}),
         "redis": ("Platform Redis", "redis", {"host": "redis", "port": 6379, "database": SETTINGS["n8n"]["redis_db"],
                                               "password": secret("redis_password")}),
         "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
         "whatsapp": ("WhatsApp Cloud API", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('whatsapp_access_token')}"}),
         "claude": ("Claude API", "httpHeaderAuth", {"name": "x-api-key", "value": secret("claude_api_key") or "unset"}),
+        "facebook": ("Facebook Page token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('facebook_page_token')}"}),
+        "instagram": ("Instagram token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('instagram_access_token')}"}),
+        "smtp": ("Platform SMTP", "smtp", {**SETTINGS["n8n"]["smtp"], "password": secret("smtp_password") or ""}),
     }
     return [{"id": f"platform{key.capitalize()}Cred"[:16].ljust(16, "0"), "name": name, "type": kind, "data": data}
             for key, (name, kind, data) in wanted.items()]
@@ -249,8 +304,11 @@ def workflows(ids):
         for node in workflow["nodes"]:
             if node["name"].startswith("Settings"):
                 node["parameters"]["jsonOutput"] = json.dumps(settings, indent=1, sort_keys=True)
+            if node["type"] == "n8n-nodes-base.scheduleTrigger":
+                node["parameters"]["rule"]["interval"] = [{"field": "cronExpression", "expression": settings["social_schedule"]}]
             for kind, ref in (node.get("credentials") or {}).items():
                 node["credentials"][kind] = creds[f"{kind}:{ref['name']}"]
+        workflow["settings"]["timezone"] = settings["timezone"]
         # A version per content: n8n publishes the version named here, not an older one it kept.
         digest = hashlib.sha256(json.dumps(workflow, sort_keys=True).encode()).hexdigest()
         workflow["versionId"] = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"

@@ -2,7 +2,7 @@
 
 The work is done on the host by bin/apps-bootstrap.py (files/bootstrap/), through the
 apps' own tools and APIs on the stack's network: Chatwoot's account, inboxes, teams and
-webhook; Directus's collections; n8n's credentials and workflows (files/n8n/). Here: its
+webhook; Directus's schema (files/directus/) and n8n's user there; n8n's credentials and workflows (files/n8n/). Here: its
 inputs (no secret among them), and one step that runs it when an input changed.
 """
 
@@ -18,26 +18,11 @@ from .. import converge, data
 WORKFLOWS_DIR = "files/n8n"
 MARKER = "state/apps-bootstrapped"
 
-# Directus collections triage reads (business context for Claude) and writes (its log).
-COLLECTIONS = [
-    {"collection": "business_context", "meta": {"note": "What triage tells Claude about the business", "icon": "menu_book"},
-     "schema": {}, "fields": [
-         {"field": "id", "type": "integer", "meta": {"hidden": True}, "schema": {"is_primary_key": True, "has_auto_increment": True}},
-         {"field": "topic", "type": "string", "meta": {"required": True}, "schema": {"is_nullable": False}},
-         {"field": "content", "type": "text", "meta": {"interface": "input-multiline"}, "schema": {}}]},
-    {"collection": "triage_log", "meta": {"note": "Every triage decision (n8n 01-inbound-message-triage)", "icon": "fact_check"},
-     "schema": {}, "fields": [
-         {"field": "id", "type": "integer", "meta": {"hidden": True}, "schema": {"is_primary_key": True, "has_auto_increment": True}},
-         {"field": "message_id", "type": "string", "schema": {}},
-         {"field": "conversation_id", "type": "integer", "schema": {}},
-         {"field": "department", "type": "string", "schema": {}},
-         {"field": "message", "type": "text", "schema": {}},
-         {"field": "intent", "type": "string", "schema": {}},
-         {"field": "confidence", "type": "float", "schema": {}},
-         {"field": "action", "type": "string", "schema": {}},
-         {"field": "detail", "type": "text", "schema": {}},
-         {"field": "date_created", "type": "timestamp", "meta": {"special": ["date-created"]}, "schema": {}}]},
-]
+SCHEMA = "files/directus/schema.json"
+# What n8n's Directus user may do, and nothing else: triage reads the business context and
+# logs its decisions; the auto-poster reads promotions and logs its attempts.
+N8N_DIRECTUS_PERMISSIONS = [("business_context", "read"), ("triage_log", "create"),
+                            ("promotions", "read"), ("social_post_logs", "create")]
 
 
 def enabled(cfg):
@@ -46,7 +31,7 @@ def enabled(cfg):
 
 def settings_document(cfg):
     """config/apps.json: what the bootstrap and the workflows need to know; never a secret."""
-    cw, n8n = cfg.chatwoot, cfg.n8n
+    cw, n8n, social = cfg.chatwoot, cfg.n8n, cfg.social
     departments = [{**d.model_dump(), "label": d.label} for d in cw.departments]
     return {
         "stack_name": cfg.stack.stack_name,
@@ -54,14 +39,29 @@ def settings_document(cfg):
                      "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
                      "departments": departments, "default_inbox": cw.default_inbox,
                      "business_account_id": cw.whatsapp_business_account_id},
-        "directus": {"collections": COLLECTIONS},
-        "n8n": {"redis_db": data.REDIS_DB["n8n"], "workflow_settings": {
+        "directus": {"service_user": {"email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}",
+                                      "policy": "n8n automation", "permissions": N8N_DIRECTUS_PERMISSIONS}},
+        "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
             # The apps by name on the stack's network; the vendors by their base URLs.
             "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
             "anthropic_url": n8n.anthropic_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
             "triage_confidence_threshold": n8n.triage_confidence_threshold,
-            "departments": departments, "default_inbox": cw.default_inbox}},
+            "departments": departments, "default_inbox": cw.default_inbox,
+            # The auto-poster (02): a post per promotion, platform and slot of the schedule.
+            "timezone": n8n.timezone, "social_schedule": social.social_schedule, "caption_model": social.caption_model,
+            "graph_url": f"{social.graph_api_base_url}/{social.graph_api_version}",
+            "facebook_page_id": social.facebook_page_id, "instagram_user_id": social.instagram_user_id,
+            "tiktok_notify_email": social.tiktok_notify_email, "claude_key": "claude_api_key" in cfg.supplied_secrets,
+            "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
+            "social_key_prefix": f"{cfg.stack.stack_name}:social"}},
     }
+
+
+def smtp_credential(smtp):
+    """n8n's SMTP credential without its password (added on the host from secrets/)."""
+    if not smtp:
+        return {"host": "", "port": 587, "user": "", "secure": False}
+    return {"host": smtp["host"], "port": smtp["port"], "user": smtp["user"], "secure": smtp["port"] == 465}
 
 
 def apply(cfg, rollout):
@@ -75,6 +75,8 @@ def apply(cfg, rollout):
                      mode="700", create_remote_dir=False),
         converge.put(name="Chatwoot account bootstrap (rails runner)", src="files/chatwoot/bootstrap.rb",
                      dest=f"{root}/bin/chatwoot_bootstrap.rb", mode="600", create_remote_dir=False),
+        converge.put(name="Directus schema snapshot", src=SCHEMA, dest=f"{root}/config/directus-schema.json", mode="600",
+                     create_remote_dir=False),
         converge.put(name="Application settings", src=StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
                      dest=f"{root}/config/apps.json", mode="600", create_remote_dir=False),
         *(converge.put(name=f"n8n workflow {name}", src=os.path.join(WORKFLOWS_DIR, name), dest=f"{root}/config/n8n/{name}",

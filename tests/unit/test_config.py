@@ -34,7 +34,8 @@ def test_defaults_with_domain_and_email_are_valid():
 def test_shipped_group_data_is_valid(env):
     data = {**DEFAULTS, **{k: v for k, v in runpy.run_path(str(ROOT / "group_data" / f"{env}.py")).items() if not k.startswith("__")}}
     # The operator's secrets its features need (the sandbox's come from tools/sandbox.py).
-    supplied = {name: "x" for name in ("claude_api_key", "whatsapp_access_token", "meta_app_secret")}
+    supplied = {name: "x" for name in ("claude_api_key", "whatsapp_access_token", "meta_app_secret", "smtp_password",
+                                       "facebook_page_token", "instagram_access_token")}
     config.load(data, ram_mb=RAM_8G, supplied=supplied)
 
 

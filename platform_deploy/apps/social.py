@@ -1,0 +1,64 @@
+"""The social auto-poster (n8n 02-social-media-auto-poster): where and when Directus
+promotions are posted. The workflow is imported by the application bootstrap."""
+
+import re
+
+from pydantic import model_validator
+
+from ..model import Email, Section, refuse, setting
+
+CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+SCHEDULE_FIX = 'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 9 * * 1,4" (Mon and Thu 09:00)'
+MetaPageId = re.compile(r"^[0-9]{5,20}$")
+
+
+def cron_problem(expression):
+    """What is wrong with a five-field cron expression (numbers, *, lists, ranges, steps), or None.
+    The workflow's slot computation reads the same grammar."""
+    fields = expression.split()
+    if len(fields) != 5:
+        return f"has {len(fields)} fields, not 5"
+    for text, (name, low, high) in zip(fields, CRON_FIELDS):
+        for part in text.split(","):
+            match = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+            if not match:
+                return f"{name} field {text!r} does not parse"
+            first, last, step = match[2], match[3], match[4]
+            numbers = [int(n) for n in (first, last) if n is not None]
+            if any(not low <= n <= high for n in numbers) or (len(numbers) == 2 and numbers[0] > numbers[1]) or step == "0":
+                return f"{name} field {text!r} is outside {low}-{high}"
+    return None
+
+
+class Settings(Section):
+    social_schedule: str = setting("0 9 * * 1,4", doc="When the auto-poster runs, a cron expression in n8n's timezone; "
+                                   "the seed's Monday and Thursday at 09:00 by default.", fix=SCHEDULE_FIX)
+    facebook_page_id: str | None = setting(None, doc="The Facebook Page promotions are posted to (Graph API); needs "
+                                           "PLATFORM_FACEBOOK_PAGE_TOKEN. None: no Facebook posts.",
+                                           fix='copy the Page id (digits) from the Page\'s About section, e.g. "104620389612345"')
+    instagram_user_id: str | None = setting(None, doc="The Instagram professional account (IG user id) promotions are "
+                                            "posted to; needs PLATFORM_INSTAGRAM_ACCESS_TOKEN. None: no Instagram posts.",
+                                            fix='copy the IG user id (digits) from Meta Business Suite, e.g. "17841400000000000"')
+    tiktok_notify_email: Email | None = setting(None, doc="TikTok has no posting API for this: the caption and image "
+                                                "link are e-mailed to this address (through smtp) for someone to post. "
+                                                "None: no TikTok notifications.", fix='set tiktok_notify_email = "social@example.org"')
+    caption_model: str = setting("claude-sonnet-4-5", doc="The Claude model that writes each platform's caption "
+                                 "(PLATFORM_CLAUDE_API_KEY); without a key, or when Claude fails, the promotion's own "
+                                 "text is posted.", pattern=r"^claude-[a-z0-9.-]+$", problem="not a Claude model name",
+                                 fix='set caption_model = "claude-sonnet-4-5"')
+    graph_api_base_url: str = setting("https://graph.facebook.com", doc="Meta Graph API base URL for Page and Instagram "
+                                      "posts; change only for a test double.", pattern=r"^https?://[^/\s]+$",
+                                      problem="not a base URL (scheme://host[:port])", fix="leave it unset (https://graph.facebook.com)")
+    graph_api_version: str = setting("v21.0", doc="Meta Graph API version in the request path.", pattern=r"^v[0-9]+\.[0-9]+$",
+                                     problem="not a Graph API version", fix='set graph_api_version = "v21.0"')
+
+    @model_validator(mode="after")
+    def _check(self):
+        problem = cron_problem(self.social_schedule)
+        if problem:
+            raise refuse(problem, SCHEDULE_FIX, key="social_schedule", value=self.social_schedule)
+        for key in ("facebook_page_id", "instagram_user_id"):
+            value = getattr(self, key)
+            if value is not None and not MetaPageId.match(value):
+                raise refuse("not a numeric Meta id", "copy the id (digits only) from Meta Business Suite", key=key, value=value)
+        return self

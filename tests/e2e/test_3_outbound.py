@@ -1,0 +1,181 @@
+"""Outbound, end to end: the shipped 02-social-media-auto-poster run by the real n8n (its
+"Run now" trigger, by n8n's CLI), promotions and post logs in the real Directus (schema
+from files/directus/), the vendors' SIMULATOR answering as Meta's Graph API and Claude,
+and its SMTP sink receiving the TikTok e-mail over real SMTP."""
+
+import json
+import sys
+import time
+
+import pytest
+from conftest import GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, changed
+
+sys.path.insert(0, str(ROOT / "tools"))
+from inbound_client import POSTER, Host  # noqa: E402
+
+HOST = Host(NAME, PORT)
+simulator = HOST.simulator
+SCHEMA = ROOT / "files" / "directus" / "schema.json"
+
+
+@pytest.fixture(autouse=True)
+def fresh_simulator(sandbox):
+    simulator("POST", "/_sim/reset")
+
+
+@pytest.fixture
+def promotion(sandbox):
+    """Makes active promotions (a unique title each); archives them afterwards, so later runs leave them alone."""
+    made = []
+
+    def make(channels=("facebook", "instagram", "tiktok"), image="https://cdn.example.com/promo.jpg", **fields):
+        title = f"Promo {time.time_ns()}"
+        body = {"title": title, "body": f"Two for one at {title}.", "status": "active", "channels": list(channels),
+                "image": image, "start_date": "2026-01-01T00:00:00Z", "end_date": "2099-01-01T00:00:00Z", **fields}
+        item = admin("POST", "/items/promotions", body)["data"]
+        made.append(item["id"])
+        return item
+
+    yield make
+    for item_id in made:
+        admin("PATCH", f"/items/promotions/{item_id}", {"status": "archived"})
+
+
+def admin(method, path, body=None):
+    status, answer = HOST.directus_as("directus_admin_token", method, path, body)
+    assert status in (200, 204), f"{method} {path}: {status} {answer}"
+    return answer
+
+
+def graph(service):
+    return [r for r in simulator("GET", "/_sim/requests") if r.get("service") == service]
+
+
+def logs(item):
+    return {row["platform"]: row for row in HOST.post_logs(item["id"])}
+
+
+def test_the_poster_is_published_on_the_seed_schedule_in_the_operators_time_zone(sandbox):
+    exported = json.loads(sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --id={POSTER} --output=/tmp/w.json >/dev/null && cat /tmp/w.json'"))[0]
+    assert exported["name"] == "02-social-media-auto-poster" and exported["active"]
+    schedule = next(n for n in exported["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger")
+    assert schedule["parameters"]["rule"]["interval"] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
+    assert exported["settings"]["timezone"] == GROUP_DATA["timezone"] == "America/Guyana"
+
+
+def test_the_schema_snapshot_is_applied(sandbox):
+    snapshot = json.loads(SCHEMA.read_text())
+    for collection in ("promotions", "social_post_logs", "triage_log", "business_context"):
+        fields = {f["field"] for f in admin("GET", f"/fields/{collection}")["data"]}
+        assert fields == {f["field"] for f in snapshot["fields"] if f["collection"] == collection}, collection
+
+
+def test_n8n_can_read_promotions_and_write_logs_and_nothing_else(sandbox, promotion):
+    item = promotion()
+    as_n8n = lambda method, path, body=None: HOST.directus_as("directus_n8n_token", method, path, body)[0]  # noqa: E731
+    assert as_n8n("GET", f"/items/promotions/{item['id']}") == 200
+    assert as_n8n("POST", "/items/social_post_logs", {"platform": "test", "status": "skipped", "note": "e2e"}) in (200, 204)
+    assert as_n8n("GET", "/items/business_context") == 200
+    assert as_n8n("POST", "/items/triage_log", {"action": "e2e"}) in (200, 204)
+    for method, path, body in [("POST", "/items/promotions", {"title": "x", "body": "x"}),
+                               ("PATCH", f"/items/promotions/{item['id']}", {"status": "archived"}),
+                               ("DELETE", f"/items/promotions/{item['id']}", None),
+                               ("GET", "/items/social_post_logs", None), ("GET", "/items/triage_log", None),
+                               ("GET", "/users", None), ("POST", "/collections", {"collection": "x"}), ("GET", "/schema/snapshot", None)]:
+        assert as_n8n(method, path, body) in (401, 403), f"n8n's Directus user may {method} {path}"
+
+
+def test_one_run_posts_to_facebook_and_instagram_and_mails_tiktok(sandbox, promotion):
+    item = promotion()
+    draft, expired = promotion(status="draft"), promotion(end_date="2026-01-02T00:00:00Z")
+    simulator("POST", "/_sim/anthropic", {"rules": [{"match": item["title"], "reply": f"Caption by Claude for {item['title']}"}]})
+    HOST.run_poster()
+    rows = logs(item)
+    assert {p: r["status"] for p, r in rows.items()} == {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}, rows
+    assert all(r["external_id"] and not r["error"] and r["caption"].startswith("Caption by Claude") for r in rows.values()), rows
+    # Facebook: a photo post with the caption; Instagram: container, status until FINISHED, publish.
+    photo = [r for r in graph("facebook") if r["edge"] == "photos"]
+    assert [(r["params"]["url"], r["params"]["caption"]) for r in photo] == [(item["image"], f"Caption by Claude for {item['title']}")]
+    assert rows["facebook"]["external_id"] == photo[0]["answer"]["post_id"]
+    steps = [r["edge"] for r in graph("instagram")]
+    assert steps[0] == "media" and steps[-1] == "media_publish" and "status" in steps, steps
+    assert rows["instagram"]["external_id"] == graph("instagram")[-1]["answer"]["id"]
+    # TikTok: an e-mail over real SMTP with the caption and the image link.
+    mail = simulator("GET", "/_sim/mail")
+    assert len(mail) == 1 and mail[0]["to"] == [GROUP_DATA["tiktok_notify_email"]] and item["title"] in mail[0]["subject"]
+    assert f"Caption by Claude for {item['title']}" in mail[0]["body"] and item["image"] in mail[0]["body"]
+    assert mail[0]["login"] == "platform"
+    # Not active, or out of its dates: nothing posted, nothing logged.
+    assert not HOST.post_logs(draft["id"]) and not HOST.post_logs(expired["id"])
+
+
+def test_a_second_run_in_the_same_slot_posts_nothing_twice(sandbox, promotion):
+    item = promotion()
+    HOST.run_poster()
+    first = HOST.post_logs(item["id"])
+    posts = len(simulator("GET", "/_sim/graph")["posts"])
+    HOST.run_poster()
+    assert HOST.post_logs(item["id"]) == first and len(first) == 3
+    assert len(simulator("GET", "/_sim/graph")["posts"]) == posts and len(simulator("GET", "/_sim/mail")) == 1
+
+
+@pytest.mark.parametrize("fault, platform, error", [
+    ({"platform": "facebook", "error": 190}, "facebook", "Graph error 190"),
+    ({"platform": "facebook", "status": 500}, "facebook", "HTTP 500"),
+    ({"platform": "instagram", "container_status": "ERROR"}, "instagram", "media container ended in ERROR"),
+])
+def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion, fault, platform, error):
+    item = promotion()
+    simulator("POST", "/_sim/graph", {"rules": [fault]})
+    HOST.run_poster()
+    rows = logs(item)
+    assert rows[platform]["status"] == "failed" and error in rows[platform]["error"], rows[platform]
+    assert {p: r["status"] for p, r in rows.items() if p != platform} == {
+        p: s for p, s in {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}.items() if p != platform}
+    # The failure released its claim: once the fault is gone, a rerun in the same slot posts that one only.
+    simulator("POST", "/_sim/reset")
+    HOST.run_poster()
+    again = [r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in rows.values()}]
+    assert [(r["platform"], r["status"]) for r in again] == [(platform, "posted")], again
+
+
+def test_when_claude_fails_the_promotions_own_text_is_posted_and_logged(sandbox, promotion):
+    item = promotion(channels=["facebook"])
+    simulator("POST", "/_sim/anthropic", {"rules": [{"match": item["title"], "error": 500}]})
+    HOST.run_poster()
+    row = logs(item)["facebook"]
+    assert row["status"] == "posted" and "Claude failed (HTTP 500" in row["note"], row
+    assert [r["params"]["caption"] for r in graph("facebook")] == [f"{item['title']}\n\n{item['body']}"]
+
+
+def test_without_an_image_facebook_gets_a_feed_post_and_instagram_is_skipped(sandbox, promotion):
+    item = promotion(channels=["facebook", "instagram"], image=None)
+    HOST.run_poster()
+    rows = logs(item)
+    assert rows["facebook"]["status"] == "posted" and [r["edge"] for r in graph("facebook")] == ["feed"]
+    assert rows["instagram"]["status"] == "skipped" and "no image" in rows["instagram"]["note"] and not graph("instagram")
+
+
+def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sandbox, promotion):
+    item = promotion()
+    original = SCHEMA.read_text()
+    snapshot = json.loads(original)
+    hashtags = {**next(f for f in snapshot["fields"] if f["collection"] == "promotions" and f["field"] == "title"), "field": "hashtags"}
+    hashtags["meta"] = {**hashtags["meta"], "field": "hashtags", "required": False}
+    hashtags["schema"] = {**hashtags["schema"], "name": "hashtags", "is_nullable": True}
+    try:
+        SCHEMA.write_text(json.dumps({**snapshot, "fields": snapshot["fields"] + [hashtags]}))
+        rc, results, log = sandbox.deploy()
+        assert rc == 0, log[-3000:]
+        assert "Directus schema applied" in log
+        assert "hashtags" in {f["field"] for f in admin("GET", "/fields/promotions")["data"]}
+        assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
+    finally:
+        SCHEMA.write_text(original)
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
+    # The snapshot's collections are as shipped again; a rerun applies nothing new.
+    rc, results, log = sandbox.deploy()
+    assert rc == 0 and changed(results) == [], changed(results)
+    assert "nothing to change" in sandbox.sh("python3 /opt/msgplatform/bin/apps-bootstrap.py /opt/msgplatform")
