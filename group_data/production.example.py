@@ -32,3 +32,13 @@ ssh_hardening = True  # key log-in only
 # ]
 # ai_replies = True                    # Claude answers what it is sure of; the rest is escalated
 # triage_confidence_threshold = 0.75
+#
+# The social auto-poster (n8n 02-social-media-auto-poster) posts active Directus
+# promotions on this schedule, in n8n's timezone. Each platform is on once configured:
+# facebook_page_id with PLATFORM_FACEBOOK_PAGE_TOKEN, instagram_user_id with
+# PLATFORM_INSTAGRAM_ACCESS_TOKEN, tiktok_notify_email with smtp (TikTok gets an e-mail).
+# timezone = "America/Guyana"
+# social_schedule = "0 9 * * 1,4"     # Monday and Thursday at 09:00
+# facebook_page_id = "104620389612345"
+# instagram_user_id = "17841400000000000"
+# tiktok_notify_email = "social@example.org"

@@ -1,7 +1,9 @@
-"""make demo: a signed test message to every configured WhatsApp number on the sandbox
-host (make sandbox), and one line per message: what the platform did with it.
+"""make demo, on the sandbox host (make sandbox):
 
-    number  department  inbox  team  labels  replied|escalated
+1. a signed test message to every configured WhatsApp number, and one line per message:
+   what the platform did with it (number, department, inbox, team, labels, outcome);
+2. a sample promotion in Directus, one run of the social auto-poster, and its log rows
+   (platform, status, external id or error, note).
 """
 
 import os
@@ -14,8 +16,7 @@ MESSAGES = {"Sales": "Do you deliver to Linden?", "Support": "My router keeps dr
             "Billing": "I want a refund for last month's invoice"}
 
 
-def main():
-    host = Host(os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222"))
+def inbound(host):
     # Scripted Claude answers: the refund request is uncertain, so it is escalated.
     host.simulator("POST", "/_sim/anthropic", {"rules": [{"match": "refund", "intent": "billing", "confidence": 0.4,
                                                           "summary": "Asks for a refund of last month's invoice."}]})
@@ -36,6 +37,29 @@ def main():
         team = teams.get(((conversation.get("meta") or {}).get("team") or {}).get("id"), "-")
         print(f"{department['number']:<14} {department['name']:<11} {inboxes[conversation['inbox_id']]:<18} {team:<16} "
               f"{','.join(labels):<28} {outcome}")
+
+
+def outbound(host):
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    status, answer = host.directus_as("directus_admin_token", "POST", "/items/promotions", {
+        "title": f"Demo promotion {stamp}", "body": "Two-for-one lunch specials all week at our Georgetown branch.",
+        "image": "https://cdn.example.com/promotions/lunch.jpg", "status": "active", "channels": ["facebook", "instagram", "tiktok"]})
+    if status != 200:
+        sys.exit(f"Directus refused the sample promotion: {status} {answer}")
+    promotion = answer["data"]
+    host.run_poster()
+    print(f"\npromotion #{promotion['id']} {promotion['title']!r}, posted by 02-social-media-auto-poster:")
+    print(f"{'platform':<10} {'status':<9} {'external id / error':<48} note")
+    for row in host.post_logs(promotion["id"]):
+        print(f"{row['platform']:<10} {row['status']:<9} {(row['external_id'] or row['error'] or '-')[:48]:<48} {row['note'] or ''}")
+    # An archived promotion is not posted again.
+    host.directus_as("directus_admin_token", "PATCH", f"/items/promotions/{promotion['id']}", {"status": "archived"})
+
+
+def main():
+    host = Host(os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222"))
+    inbound(host)
+    outbound(host)
 
 
 if __name__ == "__main__":

@@ -336,7 +336,15 @@ def ensure_acme(name, port):
             time.sleep(1)
     else:
         sys.exit(f"Pebble did not answer on {acme_ip}:15000; see `docker logs {acme}`")
-    (STATE / f"{name}.acme-root.pem").write_bytes(root)
+    stored = STATE / f"{name}.acme-root.pem"
+    if stored.exists() and stored.read_bytes() != root:
+        # A restarted Pebble has a new root: the host's certificates from the old one are
+        # dropped, and its Traefik asks the new Pebble (as after a CA change in production).
+        log(f"{acme} has a new root: {name}'s Traefik gets new certificates")
+        run(["docker", "exec", name, "sh", "-c", "f=/opt/msgplatform/edge/letsencrypt/acme.json; [ -s $f ] || exit 0; : > $f && "
+             "docker restart $(docker ps -q --filter label=com.docker.compose.service=traefik)"],
+            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stored.write_bytes(root)
     if name == "sandbox-1":  # make sandbox's host: the README's curl uses this one
         (STATE / "acme-root.pem").write_bytes(root)
 

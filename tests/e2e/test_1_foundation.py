@@ -26,6 +26,9 @@ FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platfo
                                    D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team")), "already used by department"),
         ('departments=[%s]' % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"), "team 'Nobody' is not defined"),
         ("triage_confidence_threshold=1.5", "triage_confidence_threshold"),
+        ('social_schedule=0 9 * * mon', "social_schedule"),
+        ('tiktok_notify_email=social-at-example', "tiktok_notify_email"),
+        ('facebook_page_id=my-page', "facebook_page_id"),
         ('images={"redis": "redis:latest"}', "images['redis']"),
         ('images={"redis": "redis"}', "images['redis']"),
     ],
@@ -42,7 +45,7 @@ def test_bad_group_data_is_refused_before_anything_runs(sandbox, override, key):
     assert touched.strip() == "", f"the host was changed: {touched}"
 
 
-@pytest.mark.parametrize("variable", ["PLATFORM_META_APP_SECRET", "PLATFORM_CLAUDE_API_KEY"])
+@pytest.mark.parametrize("variable", ["PLATFORM_META_APP_SECRET", "PLATFORM_CLAUDE_API_KEY", "PLATFORM_FACEBOOK_PAGE_TOKEN"])
 def test_a_missing_vendor_secret_is_refused_while_its_feature_is_on(sandbox, variable):
     rc, results, log = sandbox.deploy(env={variable: ""})
     assert rc != 0 and results is None

@@ -167,7 +167,6 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
         SCHEMA.write_text(json.dumps({**snapshot, "fields": snapshot["fields"] + [hashtags]}))
         rc, results, log = sandbox.deploy()
         assert rc == 0, log[-3000:]
-        assert "Directus schema applied" in log
         assert "hashtags" in {f["field"] for f in admin("GET", "/fields/promotions")["data"]}
         assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
     finally:

@@ -1,0 +1,84 @@
+"""The apps' own web UIs in a real headless Chromium (tools/browser.py), over HTTPS through
+the host's edge (the real Traefik), its certificate verified against the host's ACME root:
+the Directus admin and the n8n editor let the admin in and show what the deploy made.
+Screenshots go to .sandbox/screenshots/, on success and on failure."""
+
+import sys
+
+import pytest
+from conftest import GROUP_DATA, NAME, PORT, ROOT
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+sys.path.insert(0, str(ROOT / "tools"))
+from browser import chrome  # noqa: E402
+
+COLLECTIONS = ("business_context", "triage_log")
+WORKFLOWS = ("01-inbound-message-triage", "03-whatsapp-lead-capture")
+ACME_ROOT = ROOT / ".sandbox" / f"{NAME}.acme-root.pem"
+SHOTS = ROOT / ".sandbox" / "screenshots"
+HOSTNAMES = {"n8n": "n8n", "directus": "cms", **GROUP_DATA.get("edge_hostnames", {})}  # the edge's defaults
+TIMEOUT = 60
+
+
+def url(app, path):
+    return f"https://{HOSTNAMES[app]}.{GROUP_DATA['domain']}{path}"
+
+
+def host_secret(sandbox, name):
+    return sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip()
+
+
+@pytest.fixture
+def browser(sandbox):
+    with chrome(ACME_ROOT, GROUP_DATA["_sandbox_addresses"](PORT)[0]) as driver:
+        driver.set_page_load_timeout(TIMEOUT)
+        yield driver
+
+
+def shot(driver, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    print(f"screenshot: {path}")
+    return path
+
+
+def wait(driver, name, what, condition):
+    """Wait for `condition`; on a time-out fail with a screenshot and what the page shows."""
+    try:
+        return WebDriverWait(driver, TIMEOUT, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+    except WebDriverException as e:
+        path = shot(driver, f"{name}-failed")
+        text = "\n".join(line for line in driver.find_element(By.TAG_NAME, "body").text.splitlines() if line.strip())[:1500]
+        pytest.fail(f"{what}: not within {TIMEOUT} s at {driver.current_url} ({type(e).__name__}; "
+                    f"screenshot {path}); the page shows:\n{text}")
+
+
+def visible(driver, css):
+    return [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
+
+
+def test_directus_admin_logs_in_and_lists_the_collections(sandbox, browser):
+    browser.get(url("directus", "/admin/login"))
+    email = wait(browser, "directus", "Directus's sign-in form", lambda d: visible(d, "input[type=email]"))[0]
+    email.send_keys(GROUP_DATA["admin_email"])
+    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(host_secret(sandbox, "directus_admin_password"))
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(browser, "directus", f"Directus's navigation listing {COLLECTIONS} after signing in",
+         lambda d: all(visible(d, f'.content-navigation a[href$="/admin/content/{c}"]') for c in COLLECTIONS))
+    shot(browser, "directus")
+
+
+def test_n8n_owner_logs_in_and_sees_the_workflows(sandbox, browser):
+    browser.get(url("n8n", "/signin"))
+    email = wait(browser, "n8n", "n8n's sign-in form", lambda d: visible(d, "input[name=emailOrLdapLoginId]"))[0]
+    email.send_keys(GROUP_DATA.get("n8n_owner_email") or GROUP_DATA["admin_email"])
+    browser.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(host_secret(sandbox, "n8n_owner_password"))
+    browser.find_element(By.CSS_SELECTOR, "[data-test-id=form-submit-button]").click()
+    wait(browser, "n8n", "n8n signing the owner in", lambda d: "/signin" not in d.current_url)
+    browser.get(url("n8n", "/home/workflows"))
+    wait(browser, "n8n", f"n8n's workflow list showing {WORKFLOWS}",
+         lambda d: set(WORKFLOWS) <= {e.text for e in visible(d, "[data-test-id=workflow-card-name]")})
+    shot(browser, "n8n")
