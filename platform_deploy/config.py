@@ -17,7 +17,7 @@ from . import backup, base, data, docker_engine, edge, firewall, memory, stack
 from .apps import chatwoot, n8n, social
 from .base import check_os  # noqa: F401 (the audit reads it from here)
 from .model import ConfigError
-from .secrets import SUPPLIED_SECRETS, SUPPLIED_SECRETS_FILE, supplied_secrets  # noqa: F401
+from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS, SUPPLIED_SECRETS_FILE, supplied_secrets  # noqa: F401
 
 SECTIONS = {
     "host": base.Settings,
@@ -191,6 +191,7 @@ def features(sections):
             "departments": bool(sections["chatwoot"].departments),
             "facebook": sections["social"].facebook_page_id is not None,
             "instagram": sections["social"].instagram_user_id is not None,
+            "social_posts": any(getattr(sections["social"], key) for key in ("facebook_page_id", "instagram_user_id", "tiktok_notify_email")),
             "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
             "backup_offsite": bool(offsite), "backup_offsite_s3": str(offsite).startswith("s3:")}
 
@@ -207,7 +208,8 @@ def _operator_secrets(sections, supplied, problems):
                 variable, None, f"missing, and {feature} needs it",
                 f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
                 "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed"))
-    return {name: value for name, value in supplied.items() if enabled[SUPPLIED_SECRETS[name]]}
+    return {name: value for name, value in supplied.items()
+            if enabled[SUPPLIED_SECRETS[name]] or enabled.get(OPTIONAL_USES.get(name))}
 
 
 def _type_name(annotation):

@@ -51,6 +51,10 @@ SUPPLIED_SECRETS = {
     "restic_aws_secret_access_key": "backup_offsite_s3",
 }
 
+# Supplied secrets another feature uses when they are there, without needing them:
+# name -> that feature. Captions are Claude's with a key, the promotion's text without.
+OPTIONAL_USES = {"claude_api_key": "social_posts"}
+
 # Environment variable -> secret, per env file (secrets/<name>.env on the host).
 SECRET_ENV = {
     "postgres": {"POSTGRES_PASSWORD": "postgres_password"},

@@ -14,8 +14,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 sys.path.insert(0, str(ROOT / "tools"))
 from browser import chrome  # noqa: E402
 
-COLLECTIONS = ("business_context", "triage_log")
-WORKFLOWS = ("01-inbound-message-triage", "03-whatsapp-lead-capture")
+COLLECTIONS = ("promotions", "social_post_logs")
+WORKFLOWS = ("01-inbound-message-triage", "02-social-media-auto-poster", "03-whatsapp-lead-capture")
 ACME_ROOT = ROOT / ".sandbox" / f"{NAME}.acme-root.pem"
 SHOTS = ROOT / ".sandbox" / "screenshots"
 HOSTNAMES = {"n8n": "n8n", "directus": "cms", **GROUP_DATA.get("edge_hostnames", {})}  # the edge's defaults

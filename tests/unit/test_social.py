@@ -34,3 +34,9 @@ def test_bad_poster_settings_are_refused(overrides, key, fragment):
 @pytest.mark.parametrize("expression", ["0 9 * * 1,4", "*/15 8-18 * * 1-5", "30 6 1 */2 *", "0 0 * * 7"])
 def test_cron_expressions_the_workflow_reads_are_accepted(expression):
     assert cron_problem(expression) is None
+
+
+def test_claudes_key_is_kept_for_captions_without_ai_replies():
+    supplied = {"facebook_page_token": "f", "claude_api_key": "k"}
+    assert "claude_api_key" in load(facebook_page_id="104620389612345", supplied=supplied).supplied_secrets
+    assert "claude_api_key" not in load(supplied={"claude_api_key": "k"}).supplied_secrets
