@@ -50,10 +50,10 @@ def wait(driver, name, what, condition):
     try:
         return WebDriverWait(driver, TIMEOUT, ignored_exceptions=[StaleElementReferenceException]).until(condition)
     except WebDriverException as e:
-        path = shot(driver, f"{name}-failed")
-        text = "\n".join(line for line in driver.find_element(By.TAG_NAME, "body").text.splitlines() if line.strip())[:1500]
-        pytest.fail(f"{what}: not within {TIMEOUT} s at {driver.current_url} ({type(e).__name__}; "
-                    f"screenshot {path}); the page shows:\n{text}")
+        error = type(e).__name__
+    path = shot(driver, f"{name}-failed")
+    text = "\n".join(line for line in driver.find_element(By.TAG_NAME, "body").text.splitlines() if line.strip())[:1500]
+    pytest.fail(f"{what}: not within {TIMEOUT} s at {driver.current_url} ({error}; screenshot {path}); the page shows:\n{text}")
 
 
 def visible(driver, css):
