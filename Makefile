@@ -40,6 +40,7 @@ audit: venv
 bench: venv
 	$(PY) bench/converge.py
 	$(PY) bench/inbound.py
+	$(PY) bench/poster.py
 
 # A signed WhatsApp message to every configured number of the sandbox host (make sandbox first).
 demo: venv
