@@ -131,7 +131,11 @@ class Host:
 
     def run_poster(self):
         """One run of 02-social-media-auto-poster now, by n8n's CLI (its "Run now" trigger)."""
-        return self.sh(f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n execute --id={POSTER} --rawOutput'")
+        script = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n execute --id={POSTER} --rawOutput'"
+        out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True)
+        if out.returncode:  # n8n prints the execution's error after its data, on stdout
+            raise RuntimeError(f"the poster's run failed: {out.stdout.rpartition('Execution error:')[2][:800]} {out.stderr[-300:]}")
+        return out.stdout
 
     def post_logs(self, promotion):
         return self.directus(f"/items/social_post_logs?filter[promotion][_eq]={promotion}&sort=id&limit=-1")

@@ -45,6 +45,15 @@ def secret(name):
     return open(path).read().strip() if os.path.exists(path) else None
 
 
+def redacted(text):
+    """`text` with every secret's value replaced: the apps may echo a value in an error."""
+    for name in os.listdir(f"{ROOT}/secrets"):
+        value = secret(name)
+        if value and len(value) >= 8:
+            text = text.replace(value, f"<secrets/{name}>")
+    return text
+
+
 def keep_secret(name, value):
     path = f"{ROOT}/secrets/{name}"
     with open(os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
@@ -77,7 +86,7 @@ def call(method, url, body=None, headers=None, ok=(200, 201, 204)):
             if e.code >= 500 and attempt < 29:
                 time.sleep(2)
                 continue
-            raise SystemExit(f"{method} {url.split('/', 3)[-1]}: HTTP {e.code}: {detail}")
+            raise SystemExit(f"{method} {url.split('/', 3)[-1]}: HTTP {e.code}: {redacted(detail)}")
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if attempt == 29:
                 raise
@@ -205,17 +214,29 @@ def setup_directus():
 
 def apply_schema(base, auth):
     """The collections of config/directus-schema.json (a Directus schema snapshot), through
-    Directus's own diff and apply: what is missing or changed is applied, rows are kept. Only
-    the snapshot's collections are compared: the operator's own are left as they are."""
+    Directus's own diff and apply: what is missing or changed is applied, rows are kept.
+    Other collections, and fields an operator added to ours, are left as they are; a field
+    a former snapshot shipped and this one dropped is removed (its column with it)."""
     ours = json.load(open(f"{ROOT}/config/directus-schema.json"))
+    shipped_file = f"{ROOT}/state/directus-schema-fields"  # the fields the last applied snapshot shipped
+    shipped = set(json.load(open(shipped_file))) if os.path.exists(shipped_file) else set()
     current = call("GET", f"{base}/schema/snapshot", headers=auth)["data"]
     names = {c["collection"] for c in ours["collections"]}
+    key = lambda x: f"{x['collection']}.{x['field']}" if "field" in x else x["collection"]  # noqa: E731
     wanted = {**current, **{part: [x for x in current[part] if x["collection"] not in names] + ours[part]
                             for part in ("collections", "fields", "relations")}}
+    for part in ("fields", "relations"):
+        listed = {key(x) for x in ours[part]}
+        wanted[part] += [x for x in current[part]
+                         if x["collection"] in names and key(x) not in listed and key(x) not in shipped]
     diff = call("POST", f"{base}/schema/diff?force=true", wanted, auth)  # 204, no body: nothing differs
     if diff and diff.get("data"):
         call("POST", f"{base}/schema/apply", diff["data"], auth)
         changed(f"Directus schema applied ({', '.join(sorted(names))})")
+    fields = sorted({key(x) for x in ours["fields"]})
+    if sorted(shipped) != fields:
+        with open(shipped_file, "w") as f:
+            json.dump(fields, f)
 
 
 def service_user(base, auth, user):
@@ -240,20 +261,26 @@ def service_user(base, auth, user):
                                              "fields": ["*"], "permissions": {}, "validation": {}}, auth)
         changed(f"Directus policy {user['policy']}: {action} on {collection} granted")
     token = secret("directus_n8n_token")
-    found = (find("/users", email=user["email"]) or [None])[0]
+    # The user is the one its token signs in as; else found by e-mail, or made.
+    me = call("GET", f"{base}/users/me?fields=id", headers={"Authorization": f"Bearer {token}"}, ok=(200, 401, 403)) or {}
+    uid = (me.get("data") or {}).get("id")
+    found = (call("GET", f"{base}/users/{uid}?fields=id,email", headers=auth)["data"] if uid
+             else (find("/users", email=user["email"]) or [None])[0])
     if found is None:
         found = call("POST", f"{base}/users", {"email": user["email"], "first_name": "n8n", "last_name": "automation",
                                                "status": "active", "token": token,
                                                "policies": [{"policy": policy["id"]}]}, auth)["data"]
         changed(f"Directus user {user['email']} created for n8n")
-    me = call("GET", f"{base}/users/me?fields=id", headers={"Authorization": f"Bearer {token}"}, ok=(200, 401, 403)) or {}
-    if (me.get("data") or {}).get("id") != found["id"]:
-        call("PATCH", f"{base}/users/{found['id']}", {"token": token, "status": "active"}, auth)
-        changed(f"Directus user {user['email']}: token set")
-    attached = call("GET", f"{base}/users/{found['id']}?fields=policies.policy", headers=auth)["data"]["policies"]
-    if policy["id"] not in [a["policy"] for a in attached]:
-        call("PATCH", f"{base}/users/{found['id']}", {"policies": {"create": [{"policy": policy["id"]}]}}, auth)
-        changed(f"Directus user {user['email']}: policy {user['policy']} attached")
+    elif not uid or found["email"] != user["email"]:
+        call("PATCH", f"{base}/users/{found['id']}", {"token": token, "status": "active", "email": user["email"]}, auth)
+        changed(f"Directus user {user['email']}: token and e-mail set")
+    # Its policy and nothing else: no role, no other policy.
+    now = call("GET", f"{base}/users/{found['id']}?fields=role,policies.id,policies.policy", headers=auth)["data"]
+    others = [a["id"] for a in now["policies"] if a["policy"] != policy["id"]]
+    missing = [{"policy": policy["id"]}] if len(others) == len(now["policies"]) else []
+    if now["role"] or others or missing:
+        call("PATCH", f"{base}/users/{found['id']}", {"role": None, "policies": {"create": missing, "delete": others}}, auth)
+        changed(f"Directus user {user['email']}: policy {user['policy']} only, no role")
 
 
 # --- n8n -------------------------------------------------------------------------------

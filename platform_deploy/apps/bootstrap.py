@@ -39,7 +39,7 @@ def settings_document(cfg):
                      "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
                      "departments": departments, "default_inbox": cw.default_inbox,
                      "business_account_id": cw.whatsapp_business_account_id},
-        "directus": {"service_user": {"email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}",
+        "directus": {"service_user": {"email": n8n_directus_email(cfg),
                                       "policy": "n8n automation", "permissions": N8N_DIRECTUS_PERMISSIONS}},
         "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
             # The apps by name on the stack's network; the vendors by their base URLs.
@@ -55,6 +55,10 @@ def settings_document(cfg):
             "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
             "social_key_prefix": f"{cfg.stack.stack_name}:social"}},
     }
+
+
+def n8n_directus_email(cfg):
+    return f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"
 
 
 def smtp_credential(smtp):

@@ -12,22 +12,44 @@ SCHEDULE_FIX = 'write five cron fields (minute hour day-of-month month day-of-we
 MetaPageId = re.compile(r"^[0-9]{5,20}$")
 
 
+def cron_values(text, low, high):
+    """The numbers a cron field names (numbers, *, lists, ranges, steps), or None if it does not parse."""
+    values = set()
+    for part in text.split(","):
+        match = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
+        if not match:
+            return None
+        first = low if match[1] == "*" else int(match[2])
+        last = high if match[1] == "*" or (match[4] and not match[3]) else int(match[3] or match[2])
+        step = int(match[4] or 1)
+        if not (low <= first <= last <= high) or step == 0:
+            return set()
+        values.update(range(first, last + 1, step))
+    return values
+
+
 def cron_problem(expression):
-    """What is wrong with a five-field cron expression (numbers, *, lists, ranges, steps), or None.
-    The workflow's slot computation reads the same grammar."""
+    """What is wrong with a five-field cron expression, or None. The workflow's slot
+    computation (files/n8n/02-social-media-auto-poster.json) reads the same grammar."""
     fields = expression.split()
     if len(fields) != 5:
         return f"has {len(fields)} fields, not 5"
+    sets = []
     for text, (name, low, high) in zip(fields, CRON_FIELDS):
-        for part in text.split(","):
-            match = re.fullmatch(r"(\*|(\d+)(?:-(\d+))?)(?:/(\d+))?", part)
-            if not match:
-                return f"{name} field {text!r} does not parse"
-            first, last, step = match[2], match[3], match[4]
-            numbers = [int(n) for n in (first, last) if n is not None]
-            if any(not low <= n <= high for n in numbers) or (len(numbers) == 2 and numbers[0] > numbers[1]) or step == "0":
-                return f"{name} field {text!r} is outside {low}-{high}"
+        values = cron_values(text, low, high)
+        if values is None:
+            return f"{name} field {text!r} does not parse"
+        if not values:
+            return f"{name} field {text!r} is outside {low}-{high} or has a step of 0"
+        sets.append(values)
+    days, months, weekdays = sets[2], sets[3], {d % 7 for d in sets[4]}
+    # Days of month only count alone when every weekday is allowed (cron's either-rule).
+    if len(weekdays) == 7 and not any(day <= MONTH_DAYS[month] for day in days for month in months):
+        return "names no day that exists (e.g. 30 February), so it would never run"
     return None
+
+
+MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 
 
 class Settings(Section):

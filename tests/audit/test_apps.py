@@ -41,6 +41,14 @@ def test_the_poster_runs_on_the_configured_schedule_and_time_zone(psql, cfg):
     assert settings["timezone"] == cfg.n8n.timezone
 
 
+def test_n8ns_directus_user_has_no_role_and_only_its_policy(psql, cfg):
+    email = bootstrap.n8n_directus_email(cfg)
+    rows = psql("directus", "select coalesce(u.role::text, '-'), coalesce(o.name, '-') from directus_users u "
+                            "left join directus_access a on a.user = u.id left join directus_policies o on o.id = a.policy "
+                            f"where u.email = '{email}'")
+    assert rows == ["-|n8n automation"], f"n8n's Directus user {email}: role|policy {rows}"
+
+
 def test_n8ns_directus_user_has_only_its_permissions(psql):
     rows = psql("directus", "select o.admin_access, o.app_access, p.collection, p.action from directus_permissions p "
                             "join directus_policies o on o.id = p.policy where o.name = 'n8n automation'")

@@ -155,3 +155,19 @@ def read_app_items(sandbox):
     notes = directus_api(sandbox, "GET", "/items/e2e_notes?sort=-id&limit=1")
     note = json.loads(notes)["data"][0]["note"] if notes else None
     return name, note
+
+
+def assert_no_secret_in_the_apps(sandbox):
+    """No secret (the host's, and the operator's from the sandbox's secrets_file) in the
+    shipped workflows, n8n's exports, the apps' logs or anything the deploy printed."""
+    names = sandbox.sh("ls /opt/msgplatform/secrets | grep -v '\\.env$'").split()
+    values = {name: sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip() for name in names}
+    values.update(line.split("=", 1) for line in Path(GROUP_DATA["secrets_file"]).read_text().split())
+    shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
+    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
+    credentials = sandbox.sh(f"{N8N_CLI} 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
+    logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
+    for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
+                        ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
+        shown = sorted(name for name, value in values.items() if len(value) >= 8 and value in text)
+        assert not shown, f"secrets in {where}: {shown}"

@@ -66,8 +66,9 @@ SMTP_PASSWORD = secrets.token_urlsafe(24)
 
 
 def test_operator_secret_required_then_stored_root_only(sandbox):
-    rc, results, log = sandbox.deploy("--data", SMTP)
-    assert rc != 0 and results is None and "PLATFORM_SMTP_PASSWORD" in log
+    # The sandbox's own SMTP password is in its secrets_file; an empty variable wins over it.
+    rc, results, log = sandbox.deploy("--data", SMTP, env={"PLATFORM_SMTP_PASSWORD": ""})
+    assert rc != 0 and results is None and "PLATFORM_SMTP_PASSWORD = None: missing" in log
 
     rc, results, log = sandbox.deploy("--data", SMTP, env={"PLATFORM_SMTP_PASSWORD": SMTP_PASSWORD})
     assert rc == 0, log[-3000:]
@@ -80,7 +81,7 @@ def test_operator_secret_required_then_stored_root_only(sandbox):
 
     rc, results, log = sandbox.deploy("--data", SMTP, env={"PLATFORM_SMTP_PASSWORD": SMTP_PASSWORD})
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
-    rc, results, log = sandbox.deploy()  # back to no SMTP
+    rc, results, log = sandbox.deploy()  # back to the sandbox's SMTP (its simulator's sink)
     assert rc == 0, log[-3000:]
 
 

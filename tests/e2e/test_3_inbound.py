@@ -9,7 +9,7 @@ import sys
 import time
 
 import pytest
-from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, changed
+from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
 sys.path.insert(0, str(ROOT / "tools"))
 from inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message  # noqa: E402
@@ -213,13 +213,4 @@ def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
     code, results, log = sandbox.deploy()
     assert code == 0, log[-3000:]
     assert changed(results) == []
-    secrets = [vendor_secret(name) for name in ("PLATFORM_META_APP_SECRET", "PLATFORM_WHATSAPP_ACCESS_TOKEN", "PLATFORM_CLAUDE_API_KEY")]
-    secrets += [host_secret(sandbox, name) for name in ("chatwoot_api_token", "whatsapp_verify_token",
-                                                        "directus_admin_token", "redis_password")]
-    shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
-    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
-    credentials = sandbox.sh(f"{N8N_CLI} 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
-    logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
-    for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
-                        ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
-        assert not [s for s in secrets if s in text], f"a secret appears in {where}"
+    assert_no_secret_in_the_apps(sandbox)

@@ -6,9 +6,12 @@ and its SMTP sink receiving the TikTok e-mail over real SMTP."""
 import json
 import sys
 import time
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, changed
+from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
 sys.path.insert(0, str(ROOT / "tools"))
 from inbound_client import POSTER, Host  # noqa: E402
@@ -55,12 +58,16 @@ def logs(item):
     return {row["platform"]: row for row in HOST.post_logs(item["id"])}
 
 
-def test_the_poster_is_published_on_the_seed_schedule_in_the_operators_time_zone(sandbox):
-    exported = json.loads(sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --id={POSTER} --output=/tmp/w.json >/dev/null && cat /tmp/w.json'"))[0]
-    assert exported["name"] == "02-social-media-auto-poster" and exported["active"]
+def stored_poster():
+    """(the schedule trigger's rule, the time zone, whether it is published) as n8n exports the poster."""
+    exported = json.loads(HOST.sh(f"{N8N_CLI} 'n8n export:workflow --id={POSTER} --output=/tmp/w.json >/dev/null && cat /tmp/w.json'"))[0]
     schedule = next(n for n in exported["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger")
-    assert schedule["parameters"]["rule"]["interval"] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
-    assert exported["settings"]["timezone"] == GROUP_DATA["timezone"] == "America/Guyana"
+    return schedule["parameters"]["rule"]["interval"], exported["settings"]["timezone"], exported["active"]
+
+
+def test_the_poster_is_published_on_the_seed_schedule_in_the_operators_time_zone(sandbox):
+    # The shipped file holds no schedule: the deploy writes social_schedule and timezone in.
+    assert stored_poster() == ([{"field": "cronExpression", "expression": "0 9 * * 1,4"}], "America/Guyana", True)
 
 
 def test_the_schema_snapshot_is_applied(sandbox):
@@ -88,6 +95,7 @@ def test_n8n_can_read_promotions_and_write_logs_and_nothing_else(sandbox, promot
 def test_one_run_posts_to_facebook_and_instagram_and_mails_tiktok(sandbox, promotion):
     item = promotion()
     draft, expired = promotion(status="draft"), promotion(end_date="2026-01-02T00:00:00Z")
+    future = promotion(start_date="2099-01-01T00:00:00Z")
     simulator("POST", "/_sim/anthropic", {"rules": [{"match": item["title"], "reply": f"Caption by Claude for {item['title']}"}]})
     HOST.run_poster()
     rows = logs(item)
@@ -106,7 +114,7 @@ def test_one_run_posts_to_facebook_and_instagram_and_mails_tiktok(sandbox, promo
     assert f"Caption by Claude for {item['title']}" in mail[0]["body"] and item["image"] in mail[0]["body"]
     assert mail[0]["login"] == "platform"
     # Not active, or out of its dates: nothing posted, nothing logged.
-    assert not HOST.post_logs(draft["id"]) and not HOST.post_logs(expired["id"])
+    assert not HOST.post_logs(draft["id"]) and not HOST.post_logs(expired["id"]) and not HOST.post_logs(future["id"])
 
 
 def test_a_second_run_in_the_same_slot_posts_nothing_twice(sandbox, promotion):
@@ -120,6 +128,7 @@ def test_a_second_run_in_the_same_slot_posts_nothing_twice(sandbox, promotion):
 
 
 @pytest.mark.parametrize("fault, platform, error", [
+    ({"platform": "instagram", "container_status": "EXPIRED"}, "instagram", "media container ended in EXPIRED"),
     ({"platform": "facebook", "error": 190}, "facebook", "Graph error 190"),
     ({"platform": "facebook", "status": 500}, "facebook", "HTTP 500"),
     ({"platform": "instagram", "container_status": "ERROR"}, "instagram", "media container ended in ERROR"),
@@ -149,11 +158,45 @@ def test_when_claude_fails_the_promotions_own_text_is_posted_and_logged(sandbox,
 
 
 def test_without_an_image_facebook_gets_a_feed_post_and_instagram_is_skipped(sandbox, promotion):
-    item = promotion(channels=["facebook", "instagram"], image=None)
+    item = promotion(channels=["facebook", "instagram", "MySpace"], image=None)
     HOST.run_poster()
     rows = logs(item)
+    assert rows["myspace"]["status"] == "skipped" and "unknown channel myspace" in rows["myspace"]["note"]
     assert rows["facebook"]["status"] == "posted" and [r["edge"] for r in graph("facebook")] == ["feed"]
     assert rows["instagram"]["status"] == "skipped" and "no image" in rows["instagram"]["note"] and not graph("instagram")
+
+
+def test_a_log_row_directus_refuses_fails_the_run_after_every_post_and_the_deploy_repairs_the_grant(sandbox, promotion):
+    item = promotion(channels=["facebook", "tiktok"])
+    policy = admin("GET", "/policies?filter[name][_eq]=n8n%20automation")["data"][0]["id"]
+    grant = admin("GET", f"/permissions?filter[policy][_eq]={policy}&filter[collection][_eq]=social_post_logs")["data"][0]
+    admin("DELETE", f"/permissions/{grant['id']}")
+    with pytest.raises(RuntimeError, match="2 post attempt\\(s\\) not logged in Directus"):
+        HOST.run_poster()
+    assert len(simulator("GET", "/_sim/graph")["posts"]) == 1 and len(simulator("GET", "/_sim/mail")) == 1
+    assert "create on social_post_logs granted" in sandbox.sh("python3 /opt/msgplatform/bin/apps-bootstrap.py /opt/msgplatform")
+    assert not HOST.post_logs(item["id"])
+
+
+def test_a_new_schedule_is_stored_and_its_slot_posts_again(sandbox, promotion):
+    item = promotion(channels=["facebook"])
+    HOST.run_poster()
+    assert [r["status"] for r in HOST.post_logs(item["id"])] == ["posted"]
+    # New Year's Day at 08:00: its latest occurrence is a slot no other test uses, and it does not fire during the tests.
+    try:
+        rc, results, log = sandbox.deploy("--data", "social_schedule=0 8 1 1 *")
+        assert rc == 0, log[-3000:]
+        assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 8 1 1 *"}]
+        HOST.run_poster()
+    finally:
+        rc, results, log = sandbox.deploy()
+        assert rc == 0, log[-3000:]
+    rows = HOST.post_logs(item["id"])
+    assert [r["status"] for r in rows] == ["posted", "posted"]
+    now = datetime.now(ZoneInfo(GROUP_DATA["timezone"]))
+    new_year = datetime(now.year, 1, 1, 8, 0, tzinfo=ZoneInfo(GROUP_DATA["timezone"]))
+    assert datetime.fromisoformat(rows[1]["slot"]) == (new_year if new_year <= now else new_year.replace(year=now.year - 1))
+    assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
 
 
 def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sandbox, promotion):
@@ -178,3 +221,12 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
     rc, results, log = sandbox.deploy()
     assert rc == 0 and changed(results) == [], changed(results)
     assert "nothing to change" in sandbox.sh("python3 /opt/msgplatform/bin/apps-bootstrap.py /opt/msgplatform")
+
+
+def test_no_secret_in_the_poster_its_executions_or_the_logs(sandbox):
+    """After the poster's runs: no token of Meta's, Claude's key, the SMTP or Directus password in what n8n exports or logs."""
+    assert_no_secret_in_the_apps(sandbox)
+    executions = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d n8n -tAc "
+                            "\"select string_agg(data, '') from execution_data\"")
+    secrets = {line.split("=", 1)[1] for line in Path(GROUP_DATA["secrets_file"]).read_text().split()}
+    assert not [s for s in secrets if s in executions], "an operator secret is in n8n's execution data"

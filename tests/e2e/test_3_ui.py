@@ -41,7 +41,6 @@ def shot(driver, name):
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
     driver.save_screenshot(str(path))
-    print(f"screenshot: {path}")
     return path
 
 
@@ -60,7 +59,7 @@ def visible(driver, css):
     return [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
 
 
-def test_directus_admin_logs_in_and_lists_the_collections(sandbox, browser):
+def test_directus_admin_logs_in_and_lists_the_collections(sandbox, browser, capsys):
     browser.get(url("directus", "/admin/login"))
     email = wait(browser, "directus", "Directus's sign-in form", lambda d: visible(d, "input[type=email]"))[0]
     email.send_keys(GROUP_DATA["admin_email"])
@@ -68,10 +67,12 @@ def test_directus_admin_logs_in_and_lists_the_collections(sandbox, browser):
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait(browser, "directus", f"Directus's navigation listing {COLLECTIONS} after signing in",
          lambda d: all(visible(d, f'.content-navigation a[href$="/admin/content/{c}"]') for c in COLLECTIONS))
-    shot(browser, "directus")
+    path = shot(browser, "directus")
+    with capsys.disabled():  # shown even when the test passes
+        print(f"\nscreenshot of the Directus admin: {path}")
 
 
-def test_n8n_owner_logs_in_and_sees_the_workflows(sandbox, browser):
+def test_n8n_owner_logs_in_and_sees_the_workflows(sandbox, browser, capsys):
     browser.get(url("n8n", "/signin"))
     email = wait(browser, "n8n", "n8n's sign-in form", lambda d: visible(d, "input[name=emailOrLdapLoginId]"))[0]
     email.send_keys(GROUP_DATA.get("n8n_owner_email") or GROUP_DATA["admin_email"])
@@ -81,4 +82,6 @@ def test_n8n_owner_logs_in_and_sees_the_workflows(sandbox, browser):
     browser.get(url("n8n", "/home/workflows"))
     wait(browser, "n8n", f"n8n's workflow list showing {WORKFLOWS}",
          lambda d: set(WORKFLOWS) <= {e.text for e in visible(d, "[data-test-id=workflow-card-name]")})
-    shot(browser, "n8n")
+    path = shot(browser, "n8n")
+    with capsys.disabled():
+        print(f"\nscreenshot of the n8n editor: {path}")

@@ -24,6 +24,9 @@ def test_the_seed_schedule_and_all_platforms_are_accepted():
     ({"social_schedule": "every monday"}, "social_schedule", "has 2 fields, not 5"),
     ({"social_schedule": "0 25 * * 1"}, "social_schedule", "hour field '25' is outside 0-23"),
     ({"social_schedule": "0 9 * * mon"}, "social_schedule", "day of week field 'mon' does not parse"),
+    ({"social_schedule": "*/00 9 * * *"}, "social_schedule", "step of 0"),
+    ({"social_schedule": "0 9 30 2 *"}, "social_schedule", "never run"),
+    ({"social_schedule": "0 9 5-1 * *"}, "social_schedule", "outside 1-31"),
     ({"caption_model": "gpt-4"}, "caption_model", "not a Claude model name"),
 ])
 def test_bad_poster_settings_are_refused(overrides, key, fragment):
@@ -31,7 +34,7 @@ def test_bad_poster_settings_are_refused(overrides, key, fragment):
     assert f"- {key} = " in message and fragment in message and "Fix: " in message, message
 
 
-@pytest.mark.parametrize("expression", ["0 9 * * 1,4", "*/15 8-18 * * 1-5", "30 6 1 */2 *", "0 0 * * 7"])
+@pytest.mark.parametrize("expression", ["0 9 * * 1,4", "*/15 8-18 * * 1-5", "30 6 1 */2 *", "0 0 * * 7", "0 9 31 * *", "0 9 30 2 1"])
 def test_cron_expressions_the_workflow_reads_are_accepted(expression):
     assert cron_problem(expression) is None
 
