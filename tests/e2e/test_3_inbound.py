@@ -182,8 +182,10 @@ def test_a_number_not_in_the_table_lands_in_the_default_inbox_flagged(sandbox):
     sender = new_sender()
     raw, headers = signed(whatsapp_message("+5929999999", "1199999999", "Hello, anyone?", sender))
     assert HOST.webhook("POST", "whatsapp", raw, headers)[0] == 200
+    # The flag and the note come first, then the message itself.
     conversation = wait_for("unrouted conversation", lambda: [c for c in labelled(sender, "unrouted")
-                                                              if any(m.get("private") for m in c["messages"])])[0]
+                                                              if any(m.get("private") for m in c["messages"])
+                                                              and any(m["content"] == "Hello, anyone?" for m in c["messages"])])[0]
     assert conversation["inbox_id"] == inbox_ids()["unrouted-whatsapp"]
     assert any("+5929999999" in m["content"] and m.get("private") for m in conversation["messages"])
     assert any(m["content"] == "Hello, anyone?" for m in conversation["messages"])

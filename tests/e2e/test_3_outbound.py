@@ -127,25 +127,32 @@ def test_a_second_run_in_the_same_slot_posts_nothing_twice(sandbox, promotion):
     assert len(simulator("GET", "/_sim/graph")["posts"]) == posts and len(simulator("GET", "/_sim/mail")) == 1
 
 
-@pytest.mark.parametrize("fault, platform, error", [
-    ({"platform": "instagram", "container_status": "EXPIRED"}, "instagram", "media container ended in EXPIRED"),
+FAULTS = [  # (the Graph simulator's scripted fault, the platform it fails, the error logged)
     ({"platform": "facebook", "error": 190}, "facebook", "Graph error 190"),
     ({"platform": "facebook", "status": 500}, "facebook", "HTTP 500"),
     ({"platform": "instagram", "container_status": "ERROR"}, "instagram", "media container ended in ERROR"),
-])
-def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion, fault, platform, error):
-    item = promotion()
-    simulator("POST", "/_sim/graph", {"rules": [fault]})
+    ({"platform": "instagram", "container_status": "EXPIRED"}, "instagram", "media container ended in EXPIRED"),
+]
+
+
+def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion):
+    """One promotion per fault, all in one run (each fault matched by its promotion's caption)."""
+    items = [promotion() for _ in FAULTS]
+    simulator("POST", "/_sim/anthropic", {"rules": [{"match": i["title"], "reply": f"Caption for {i['title']}"} for i in items]})
+    simulator("POST", "/_sim/graph", {"rules": [{**fault, "match": i["title"]} for i, (fault, _, _) in zip(items, FAULTS)]})
     HOST.run_poster()
-    rows = logs(item)
-    assert rows[platform]["status"] == "failed" and error in rows[platform]["error"], rows[platform]
-    assert {p: r["status"] for p, r in rows.items() if p != platform} == {
-        p: s for p, s in {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}.items() if p != platform}
-    # The failure released its claim: once the fault is gone, a rerun in the same slot posts that one only.
-    simulator("POST", "/_sim/reset")
+    first = {}
+    for item, (fault, platform, error) in zip(items, FAULTS):
+        rows = first[item["id"]] = logs(item)
+        assert rows[platform]["status"] == "failed" and error in rows[platform]["error"], (fault, rows[platform])
+        assert {p: r["status"] for p, r in rows.items() if p != platform} == {
+            p: s for p, s in {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}.items() if p != platform}, fault
+    # The failures released their claims: once the faults are gone, a rerun in the same slot posts those only.
+    simulator("POST", "/_sim/graph", {"rules": []})
     HOST.run_poster()
-    again = [r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in rows.values()}]
-    assert [(r["platform"], r["status"]) for r in again] == [(platform, "posted")], again
+    for item, (fault, platform, _) in zip(items, FAULTS):
+        again = [r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in first[item["id"]].values()}]
+        assert [(r["platform"], r["status"]) for r in again] == [(platform, "posted")], (fault, again)
 
 
 def test_when_claude_fails_the_promotions_own_text_is_posted_and_logged(sandbox, promotion):
