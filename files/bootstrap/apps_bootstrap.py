@@ -61,6 +61,17 @@ def keep_secret(name, value):
     os.replace(f"{path}.tmp", path)
 
 
+def compose(*args, stdin=None, env=None):
+    """docker compose, once more (up to 3 tries) when the container's process never started:
+    runc's "OCI runtime ... init-p: connection reset by peer" has been seen now and then on
+    a busy host, for exec and run alike; nothing ran, so trying again is safe."""
+    for attempt in range(3):
+        out = subprocess.run([*DC, *args], input=stdin, env=env, capture_output=True, text=True)
+        if out.returncode == 0 or "OCI runtime" not in out.stderr or attempt == 2:
+            return out
+        time.sleep(3)
+
+
 def container_url(service, port):
     """The service's address on the stack's edge network (nothing is published on the host)."""
     cid = subprocess.run([*DC, "ps", "-q", service], capture_output=True, text=True, check=True).stdout.strip()
@@ -115,9 +126,8 @@ class Chatwoot:
                "CW_ADMIN_NAME": SETTINGS["chatwoot"]["admin_name"], "CW_ADMIN_EMAIL": SETTINGS["chatwoot"]["admin_email"],
                "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password")}
         code = open(f"{ROOT}/bin/chatwoot_bootstrap.rb").read()
-        out = subprocess.run([*DC, "exec", "-T", *(f"-e{k}" for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD")),
-                              "chatwoot-web", "bundle", "exec", "rails", "runner", code],
-                             env=env, capture_output=True, text=True)
+        out = compose("exec", "-T", *(f"-e{k}" for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD")),
+                      "chatwoot-web", "bundle", "exec", "rails", "runner", code, env=env)
         if out.returncode:
             raise SystemExit(f"Chatwoot's account bootstrap failed: {out.stderr[-800:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -287,10 +297,8 @@ def service_user(base, auth, user):
 
 def n8n(script, stdin=None, check=True):
     """n8n's CLI in a one-off container of the n8n service (same image, settings and database),
-    not an exec into the running one: a second n8n process beside the main one could push
-    that container past its memory limit (seen as "OCI runtime exec failed ... init-p")."""
-    out = subprocess.run([*DC, "run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "n8n", "-c", script],
-                         input=stdin, capture_output=True, text=True)
+    not an exec into the running one, whose memory limit is sized for the main process."""
+    out = compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "n8n", "-c", script, stdin=stdin)
     if out.returncode and check:
         raise SystemExit(f"n8n CLI failed: {out.stderr[-800:] or out.stdout[-800:]}")
     return out.stdout
