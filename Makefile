@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy test test-unit audit bench demo venv settings-reference
+.PHONY: sandbox sandbox-destroy test test-unit audit bench docker-bench demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -41,6 +41,10 @@ bench: venv
 	$(PY) bench/converge.py
 	$(PY) bench/inbound.py
 	$(PY) bench/poster.py
+
+# CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
+docker-bench: venv
+	$(PY) tools/docker_bench.py
 
 # A signed WhatsApp message to every configured number of the sandbox host (make sandbox first).
 demo: venv

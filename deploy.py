@@ -26,20 +26,21 @@ logger.info(
 installed = converge.installed_packages()
 root = cfg.stack.stack_root
 converge.scan([
-    *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, docker_engine.DAEMON_JSON,
-                                         docker_engine.KEYRING, docker_engine.SOURCE_FILE)),
+    *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, base.MODPROBE_FILE,
+                                         *base.BANNER_FILES, docker_engine.DAEMON_JSON, docker_engine.KEYRING, docker_engine.SOURCE_FILE,
+                                         docker_engine.AUDIT_RULES_FILE, docker_engine.AUDITD_DROPIN)),
     "/etc/sudoers.d", "/etc/systemd/system", secrets.UPLOAD_DIR, cfg.backup.backup_dir,
     root, *(f"{root}/{d}" for d in ("bin", "config", "config/n8n", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
 ])
-base.apply(cfg, installed)
+host_state = base.apply(cfg, installed)
 firewall.apply(cfg)
-docker_restarted = docker_engine.apply(cfg, docker_plan, installed)
+docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
 backup_units = backup.apply(cfg, installed)
-converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **backup_units})
+converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **docker_engine.auditd_units(host_state["container"]), **backup_units})
 rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
 data.apply(cfg, rollout)
 chatwoot.apply(cfg, rollout)
 stack.up(cfg, rollout)
 bootstrap.apply(cfg, rollout)
-backup.first_backup(cfg)
+backup.backup_if_needed(cfg)

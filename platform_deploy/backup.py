@@ -9,6 +9,7 @@ import re
 import shlex
 import time
 
+from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
 
@@ -123,7 +124,19 @@ def run_now(cfg, reason):
     return server.shell(name=f"Backup taken: {reason}", commands=[f"systemctl start {unit(cfg)}.service"])
 
 
-def first_backup(cfg):
-    """Once on a host that has none (the deploy's scan has read backup_dir)."""
-    if not any(re.match(r"^[0-9]{8}T[0-9]{6}Z$", name) for name in converge.entries(cfg.backup.backup_dir)):
-        run_now(cfg, "the first one on this host")
+def backup_needed(cfg, backups):
+    """Why this run takes a backup: none on the host, the newest stale, or the last run failed ("" if none of these)."""
+    if not backups["backups"]:
+        return "the first one on this host"
+    if age_hours(backups["backups"][-1], backups["now"]) > cfg.backup.backup_max_age_hours:
+        return f"the newest is older than backup_max_age_hours ({cfg.backup.backup_max_age_hours})"
+    if backups["result"] not in ("success", ""):
+        return f"the last run ended in {backups['result']}"
+    return ""
+
+
+def backup_if_needed(cfg):
+    """The audit's backup checks, repaired: a fresh backup when it has none, a stale one, or a failed last run."""
+    reason = backup_needed(cfg, host.get_fact(Backups, backup_dir=cfg.backup.backup_dir, unit_name=unit(cfg)))
+    if reason:
+        run_now(cfg, reason)

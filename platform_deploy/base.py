@@ -4,7 +4,7 @@ admin user, optional SSH hardening."""
 import re
 import shlex
 from io import StringIO
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 from pyinfra import host
@@ -31,6 +31,10 @@ class Settings(Section):
     admin_ssh_keys: items(str) = setting((), doc="OpenSSH public keys of admin_user, one line each.",
                                           problem="not a list of OpenSSH public keys",
                                           fix='paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"')
+    ssh_root_login: Literal["prohibit-password", "no"] = setting(
+        "prohibit-password", doc='With ssh_hardening: root logs in with a key ("prohibit-password") or not at all ("no", '
+                                 "once the deploy logs in as admin_user with sudo).",
+        problem="not a PermitRootLogin value", fix='set ssh_root_login = "prohibit-password" or "no"')
     swap_mb: Any = setting("auto", doc='Swap file in MB; "auto": 2 GB on hosts under 7 GB of RAM, none above; 0: none.',
                            fix='set swap_mb = "auto", 0 (no swap file) or a size in MB')
 
@@ -63,6 +67,10 @@ class Settings(Section):
         if self.admin_user and not self.admin_ssh_keys:
             raise refuse(f"admin_user {self.admin_user!r} would have no way to log in",
                          "add at least one public key to admin_ssh_keys", key="admin_ssh_keys", value=[])
+        if self.ssh_root_login == "no" and not (self.ssh_hardening and self.admin_user):
+            raise refuse("needs ssh_hardening = True and an admin_user, or nobody could log in as an administrator",
+                         'set admin_user and ssh_hardening = True, or keep ssh_root_login = "prohibit-password"',
+                         key="ssh_root_login", value="no")
         return self
 
 PACKAGES = (
@@ -81,11 +89,52 @@ PACKAGES = (
 )
 
 # Redis wants overcommit so its fork for persistence cannot fail; Docker needs forwarding.
-SYSCTLS = {"vm.overcommit_memory": 1, "net.ipv4.ip_forward": 1}
+# The rest is the dev-sec linux-baseline's: no ICMP redirects or source routing, martians
+# logged, SYN cookies, strict reverse-path filtering, kernel pointers and its log hidden,
+# link and FIFO protection, no core dumps of setuid programs. Keys the kernel lacks (IPv6
+# turned off at boot) are skipped.
+SYSCTLS = {
+    "vm.overcommit_memory": 1, "net.ipv4.ip_forward": 1,
+    **{f"net.ipv4.conf.{scope}.{key}": value for scope in ("all", "default") for key, value in (
+        ("accept_redirects", 0), ("secure_redirects", 0), ("send_redirects", 0), ("accept_source_route", 0),
+        ("log_martians", 1), ("rp_filter", 1))},
+    **{f"net.ipv6.conf.{scope}.{key}": 0 for scope in ("all", "default") for key in ("accept_redirects", "accept_source_route")},
+    "net.ipv4.tcp_syncookies": 1, "net.ipv4.icmp_echo_ignore_broadcasts": 1, "net.ipv4.icmp_ignore_bogus_error_responses": 1,
+    "kernel.kptr_restrict": 2, "kernel.dmesg_restrict": 1, "kernel.randomize_va_space": 2, "fs.suid_dumpable": 0,
+    "fs.protected_hardlinks": 1, "fs.protected_symlinks": 1, "fs.protected_fifos": 1, "fs.protected_regular": 2,
+}
 SYSCTL_FILE = "/etc/sysctl.d/60-platform.conf"
+# Network protocols nothing here uses: their modules never load (dev-sec linux-baseline).
+MODPROBE_FILE = "/etc/modprobe.d/60-platform-unused-protocols.conf"
+UNUSED_PROTOCOLS = ("dccp", "sctp", "rds", "tipc")
+LOGIN_DEFS = {"UMASK": "027", "PASS_MAX_DAYS": "365", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
+BANNER_FILES = ("/etc/issue", "/etc/issue.net")
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"
-# sshd keeps the first value it reads: sort before cloud-init's 50-cloud-init.conf.
+# sshd keeps the first value it reads. The drop-in is included from sshd_config's first
+# line, so no other drop-in (whatever its name) and nothing further down can override it.
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-platform-hardening.conf"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+SSHD_INCLUDE = f"Include {SSHD_DROPIN}"
+# The dev-sec ssh-baseline's algorithms that OpenSSH 8.9 (Ubuntu 22.04) to 10 (Debian 13)
+# and paramiko (pyinfra, testinfra) share; no CBC, no SHA-1, no NIST curves.
+SSHD_BASELINE = {
+    "Ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
+    "KexAlgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
+                     "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
+    "MACs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+    # 3, not the baseline's 2: an agent offering several keys would be refused before the right one.
+    "MaxAuthTries": "3",
+    "LoginGraceTime": "30",
+    "ClientAliveInterval": "300",
+    "ClientAliveCountMax": "3",
+    "AllowAgentForwarding": "no",
+    "AllowTcpForwarding": "no",
+    "X11Forwarding": "no",
+    "PermitUserEnvironment": "no",
+    "PermitEmptyPasswords": "no",
+    "LogLevel": "VERBOSE",
+    "Banner": "/etc/issue.net",
+}
 SWAP_FILE = "/swapfile"
 FSTAB_LINE = f"{SWAP_FILE} none swap sw 0 0"
 # Timers that fetch and apply the security updates unattended-upgrades selects.
@@ -115,6 +164,29 @@ def sysctl_file():
     return "".join(f"{key} = {value}\n" for key, value in SYSCTLS.items())
 
 
+def modprobe_file():
+    return "# Managed by the platform deploy: network protocols nothing here uses.\n" + "".join(
+        f"install {module} /bin/false\nblacklist {module}\n" for module in UNUSED_PROTOCOLS)
+
+
+def sshd_settings(cfg):
+    """What sshd must run with: the baseline, and with ssh_hardening key-only log-in."""
+    settings = dict(SSHD_BASELINE)
+    if cfg.host.ssh_hardening:
+        settings.update(PasswordAuthentication="no", KbdInteractiveAuthentication="no", PermitRootLogin=cfg.host.ssh_root_login)
+    return settings
+
+
+def sshd_dropin(cfg):
+    return "# Managed by the platform deploy (base layer): edit group data, not this file.\n" + "".join(
+        f"{key} {value}\n" for key, value in sshd_settings(cfg).items())
+
+
+def sshd_effective(settings):
+    """sshd_settings as `sshd -T` prints them (lower-case keys; prohibit-password is without-password)."""
+    return {key.lower(): {"prohibit-password": "without-password"}.get(value, value) for key, value in settings.items()}
+
+
 # Another time daemon already keeping the clock: leave it (timesyncd would replace it).
 TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
 
@@ -130,6 +202,7 @@ def units(installed):
 
 
 def apply(cfg, installed):
+    """The base layer; returns the host's state as read before it (HostState)."""
     ensure_packages("Base packages", packages(installed), installed)
     converge.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
                  mode="644", create_remote_dir=False)
@@ -137,14 +210,28 @@ def apply(cfg, installed):
     persisted = converge.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
                              mode="644", create_remote_dir=False)
     live = host.get_fact(Sysctl)
-    live_differs = any(live.get(key) != value for key, value in SYSCTLS.items())
-    server.shell(name="sysctl settings applied", commands=[f"sysctl -p {SYSCTL_FILE}"],
+    live_differs = any(key in live and live[key] != value for key, value in SYSCTLS.items())
+    server.shell(name="sysctl settings applied", commands=[f"sysctl -e -p {SYSCTL_FILE}"],
                  _if=lambda: live_differs or persisted.did_change())
+    converge.put(name="Unused network protocols never loaded", src=StringIO(modprobe_file()), dest=MODPROBE_FILE, mode="644")
+    for path in BANNER_FILES:
+        converge.put(name=f"Login banner {path}", src="files/login-banner", dest=path, mode="644", create_remote_dir=False)
 
     state = host.get_fact(HostState, user=cfg.host.admin_user)
+    _login_defs(state)
     _swap(cfg, state)
     _admin_user(cfg, state)
-    _ssh_hardening(cfg)
+    _ssh(cfg, state)
+    return state
+
+
+def _login_defs(state):
+    """New accounts' umask and password ageing (login.defs): each key's lines replaced by one."""
+    wrong = {key: value for key, value in LOGIN_DEFS.items() if state["login_defs"].get(key) != value}
+    if wrong:
+        server.shell(name="login.defs: umask 027 and password ageing for new accounts",
+                     commands=[f"sed -i '/^#*[[:space:]]*{key}[[:space:]]/d' /etc/login.defs && echo '{key} {value}' >> /etc/login.defs"
+                               for key, value in wrong.items()])
 
 
 class HostState(FactBase):
@@ -152,7 +239,12 @@ class HostState(FactBase):
 
     def command(self, user):
         fstab = shlex.quote(FSTAB_LINE)
-        script = f"test -e {SWAP_FILE} && echo swap; grep -qxF {fstab} /etc/fstab && echo fstab; "
+        script = (f"test -e {SWAP_FILE} && echo swap; grep -qxF {fstab} /etc/fstab && echo fstab; "
+                  "systemd-detect-virt -q -c && echo container; ")
+        keys = "|".join(LOGIN_DEFS)
+        script += (f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
+                   f"head -n 1 {SSHD_CONFIG} | sed 's/^/sshd-first /'; "
+                   "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; ")
         if user:
             home = f"$(getent passwd {user} | cut -d: -f6)"
             script += (f"getent passwd {user} | sed 's/^/passwd /'; echo \"groups $(id -nG {user} 2>/dev/null)\"; "
@@ -162,13 +254,14 @@ class HostState(FactBase):
 
     @staticmethod
     def default():
-        return {"swap": False, "fstab": False, "passwd": None, "groups": set(), "modes": {}, "keys": []}
+        return {"swap": False, "fstab": False, "container": False, "passwd": None, "groups": set(), "modes": {}, "keys": [], "login_defs": {},
+                "sshd_first": "", "sshd": {}}
 
     def process(self, output):
         state = self.default()
         for line in output:
             kind, _, rest = line.partition(" ")
-            if kind in ("swap", "fstab"):
+            if kind in ("swap", "fstab", "container"):
                 state[kind] = True
             elif kind == "passwd":
                 state["passwd"] = rest.split(":")
@@ -179,6 +272,14 @@ class HostState(FactBase):
                 state["modes"][path.rsplit("/", 1)[-1]] = (mode, owner)
             elif kind == "key":
                 state["keys"].append(rest.strip())
+            elif kind == "login-defs":
+                key, value = (rest.split(None, 1) + [""])[:2]
+                state["login_defs"][key] = value.strip()
+            elif kind == "sshd-first":
+                state["sshd_first"] = rest.strip()
+            elif kind == "sshd":
+                key, _, value = rest.strip().partition(" ")
+                state["sshd"][key] = value
         return state
 
 
@@ -208,6 +309,7 @@ def _swap(cfg, state):
 def _admin_user(cfg, state):
     if not cfg.host.admin_user or not admin_user_drift(cfg, state):
         return
+    # Key-only: its locked password must never "expire" (PASS_MAX_DAYS), which would bar its key log-in too.
     server.user(
         name=f"Admin user {cfg.host.admin_user}",
         user=cfg.host.admin_user,
@@ -217,6 +319,7 @@ def _admin_user(cfg, state):
         public_keys=list(cfg.host.admin_ssh_keys),
         delete_keys=True,
     )
+    server.shell(name=f"{cfg.host.admin_user}'s password never expires", commands=[f"chage -M -1 {cfg.host.admin_user}"])
     converge.put(
         name=f"{cfg.host.admin_user} may sudo without a password (key-only log-in)",
         src=StringIO(f"{cfg.host.admin_user} ALL=(ALL) NOPASSWD:ALL\n"),
@@ -225,10 +328,17 @@ def _admin_user(cfg, state):
     )
 
 
-def _ssh_hardening(cfg):
-    if cfg.host.ssh_hardening:
-        dropin = converge.put(name="SSH hardening: keys only", src="files/sshd-hardening.conf", dest=SSHD_DROPIN, mode="644")
-    else:
-        dropin = converge.absent(name="SSH hardening off", path=SSHD_DROPIN)
-    server.shell(name="sshd configuration valid", commands=["sshd -t"], _if=dropin.did_change)
-    systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=dropin.did_change)
+def sshd_drift(cfg, effective):
+    """Settings whose effective value (`sshd -T`) differs from sshd_settings."""
+    return {key: (effective.get(key), value) for key, value in sshd_effective(sshd_settings(cfg)).items() if effective.get(key) != value}
+
+
+def _ssh(cfg, state):
+    dropin = converge.put(name="SSH hardening", src=StringIO(sshd_dropin(cfg)), dest=SSHD_DROPIN, mode="644")
+    # The drop-in first in sshd_config; whatever else includes it too reads it again, harmlessly.
+    first = server.shell(name="sshd reads the platform's settings first",
+                         commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
+                         _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])))
+    changed = lambda: dropin.did_change() or first.did_change()  # noqa: E731
+    server.shell(name="sshd configuration valid", commands=["sshd -t"], _if=changed)
+    systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=changed)

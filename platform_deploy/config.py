@@ -132,6 +132,10 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, re
     if sections["host"].ssh_hardening and values.get("ssh_password"):
         problems.append(_problem("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
                                  "log in with a key (ssh_key) first, or leave ssh_hardening = False"))
+    if sections["host"].ssh_root_login == "no" and (values.get("ssh_user") or "root") != sections["host"].admin_user:
+        problems.append(_problem("ssh_root_login", "no", f"locks root out while this deploy logs in as {values.get('ssh_user') or 'root'}: "
+                                 "the next run could not log in", f"log in as admin_user {sections['host'].admin_user!r} with sudo "
+                                 "(ssh_user, _sudo = True, or --user ... --sudo) first, or keep ssh_root_login = \"prohibit-password\""))
     return sections
 
 

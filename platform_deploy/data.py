@@ -11,10 +11,11 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
-from . import converge
+from . import converge, memory
 from .model import ConfigError, Section, setting
 
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
+REDIS_LIVE_KEYS = ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync")
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
 
@@ -96,6 +97,41 @@ def check_postgres_major(cfg, stack_state):
             "procedure (backup, new cluster, restore): rerun with postgres_major_upgrade = True."
         )
     return data_major
+
+
+def redis_settings(cfg):
+    """What redis.conf sets that CONFIG SET could change live, as CONFIG GET reports it."""
+    return {"maxmemory-policy": "noeviction", "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
+            "appendonly": "yes", "appendfsync": "everysec"}
+
+
+class RedisState(FactBase):
+    """Whether Redis answers without its password, and its live settings (CONFIG GET);
+    {} when it does not run. The password stays inside the container."""
+
+    def command(self, container):
+        keys = " ".join(REDIS_LIVE_KEYS)
+        script = f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {keys}'
+        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        anonymous = [line[len("anonymous "):].strip() for line in output if line.startswith("anonymous ")]
+        state = {"anonymous": " ".join(filter(None, anonymous))}
+        pairs = [line.strip() for line in output if not line.startswith("anonymous ") and line.strip()]
+        state.update(zip(pairs[::2], pairs[1::2]))
+        return state
+
+
+def redis_drift(cfg, state):
+    """How live Redis differs from its configuration ([] when it is not running)."""
+    if not state:
+        return []
+    drift = [] if state["anonymous"].startswith("NOAUTH") else ["answers without its password"]
+    return drift + [f"{key} {state.get(key)!r}, wanted {value!r}" for key, value in redis_settings(cfg).items() if state.get(key) != value]
 
 
 def redis_config(cfg, template_vars):

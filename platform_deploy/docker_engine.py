@@ -4,12 +4,14 @@ Ubuntu (and Debian 12, whose own docker-compose is the old v1) get Docker's apt
 repository; Debian 13 gets its own docker.io and docker-compose (v2).
 """
 
+from io import StringIO
 from typing import Literal
 
 from pyinfra import host
+from pyinfra.api import FactBase
 from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from . import converge
 from .converge import ensure_packages
@@ -29,6 +31,21 @@ class Settings(Section):
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 UNITS = {"docker": (True, True)}
+# CIS Docker Benchmark 1.1: auditd watches the daemon, its binaries, units and files. Both
+# /usr/bin and /usr/sbin: Docker's packages and the distributions' put them apart; a watch
+# on a path that does not exist costs nothing.
+AUDIT_RULES_FILE = "/etc/audit/rules.d/60-platform-docker.rules"
+AUDITED = (
+    *(f"{d}/{b}" for b in ("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v1",
+                                             "containerd-shim-runc-v2", "runc") for d in ("/usr/bin", "/usr/sbin")),
+    "/run/containerd", "/var/lib/docker", "/etc/docker", DAEMON_JSON, "/etc/default/docker", "/etc/containerd/config.toml",
+    "/etc/sysconfig/docker", "/run/docker.sock", "/run/containerd/containerd.sock",
+    *(f"/usr/lib/systemd/system/{unit}" for unit in ("docker.service", "docker.socket", "containerd.service")),
+)
+# The kernel's audit belongs to the machine: in a container (the sandbox) auditd is not
+# started, its rules not loaded; the rules file is still written and audited.
+AUDITD_DROPIN = "/etc/systemd/system/auditd.service.d/60-platform.conf"
+AUDITD_DROPIN_TEXT = "# Managed by the platform deploy: a container's host owns the kernel's audit.\n[Unit]\nConditionVirtualization=!container\n"
 KEYRING = "/etc/apt/keyrings/docker.asc"
 SOURCE_FILE = "/etc/apt/sources.list.d/docker.sources"
 
@@ -71,6 +88,10 @@ def daemon_settings(cfg):
         "live-restore": True,
         # Published ports go through iptables DNAT only, no docker-proxy processes.
         "userland-proxy": False,
+        # CIS Docker Benchmark 2.x: no setuid escalation in any container, and no traffic
+        # between containers on the default bridge (the stack uses its own networks).
+        "no-new-privileges": True,
+        "icc": False,
     }
 
 
@@ -82,7 +103,37 @@ def host_plan(cfg):
     return docker_plan
 
 
-def apply(cfg, docker_plan, installed):
+class DaemonStale(FactBase):
+    """Whether the running dockerd started before daemon.json last changed (it runs other settings)."""
+
+    def command(self):
+        started = "$(date -d \"$(systemctl show -p ActiveEnterTimestamp --value docker 2>/dev/null)\" +%s 2>/dev/null || echo 0)"
+        return f'[ -f {DAEMON_JSON} ] && [ "$(stat -c %Y {DAEMON_JSON})" -gt "{started}" ] && echo stale; true'
+
+    def process(self, output):
+        return any(line.strip() == "stale" for line in output)
+
+
+def audit_rules():
+    # -i: go on past a rule the kernel refuses (a path whose directory does not exist).
+    return "# Managed by the platform deploy (docker layer).\n-i\n" + "".join(f"-w {path} -k docker\n" for path in AUDITED)
+
+
+def auditd_units(in_container):
+    return {"auditd": (None if in_container else True, True)}
+
+
+def _audit(installed, in_container):
+    dropin = converge.put(name="auditd left to the machine in a container", src=StringIO(AUDITD_DROPIN_TEXT), dest=AUDITD_DROPIN, mode="644")
+    systemd.daemon_reload(name="systemd reloaded for auditd's drop-in", _if=dropin.did_change)
+    ensure_packages("auditd", ["auditd"], installed)
+    rules = converge.put(name="Audit rules for Docker", src=StringIO(audit_rules()), dest=AUDIT_RULES_FILE, mode="640")
+    server.shell(name="Audit rules compiled" + ("" if in_container else " and loaded"),
+                 commands=["augenrules" if in_container else "augenrules --load"], _if=rules.did_change)
+
+
+def apply(cfg, docker_plan, installed, in_container=False):
+    _audit(installed, in_container)
     daemon = converge.template(
         name="Docker daemon settings",
         src="templates/daemon.json.j2",
@@ -102,5 +153,6 @@ def apply(cfg, docker_plan, installed):
         converge.absent(name="Docker's apt repository absent", path=SOURCE_FILE)
 
     ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
+    stale = host.get_fact(DaemonStale)
     return systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True,
-                           _if=daemon.did_change)
+                           _if=lambda: daemon.did_change() or stale)

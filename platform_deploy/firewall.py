@@ -73,7 +73,8 @@ def wanted_rules(cfg, sshd_ports):
 def parse_state(lines):
     """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
     chain -> {active, defaults, rules, sshd_ports, docker_user}."""
-    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": [], "guard_block": []}
+    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": [], "guard_block": [], "loaded": False,
+             "input_policy": ""}
     for line in lines:
         if line.startswith("guard "):
             state["guard_block"].append(line[len("guard "):])
@@ -90,6 +91,10 @@ def parse_state(lines):
             state["rules"].append(line[len("ufw "):])
         elif line.startswith("port "):
             state["sshd_ports"].append(int(line.split()[1]))
+        elif line == "ufw-chains-loaded":
+            state["loaded"] = True
+        elif line.startswith("-P INPUT "):
+            state["input_policy"] = line.split()[2]
         elif line.startswith("-N DOCKER-USER") or line.startswith("-A DOCKER-USER"):
             state["docker_user"].append(line)
     state["sshd_ports"] = sorted(set(state["sshd_ports"]))
@@ -107,6 +112,8 @@ class FirewallState(FactBase):
             # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
             "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' | sed 's/^:/port /'; "
             "iptables -S DOCKER-USER 2>/dev/null; "
+            # What the kernel filters with: UFW's chains loaded, INPUT's policy.
+            "iptables -S INPUT 2>/dev/null | head -n 1; iptables -S ufw-user-input >/dev/null 2>&1 && echo ufw-chains-loaded; "
             # The guard's block in after.rules, between its markers.
             f"sed -n '/^{GUARD_MARKER.format(mark='BEGIN')}$/,/^{GUARD_MARKER.format(mark='END')}$/p' {AFTER_RULES} 2>/dev/null "
             "| sed 's/^/guard /'; true"
@@ -142,6 +149,8 @@ def apply(cfg):
                             content=docker_guard_block(cfg), marker=GUARD_MARKER)
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)
-    guard_drifted = state["active"] and state["docker_user"] != docker_guard_rules(cfg)
+    # UFW's files say "active" while the kernel's tables may hold something else.
+    kernel_drifted = state["active"] and (state["docker_user"] != docker_guard_rules(cfg) or not state["loaded"]
+                                          or state["input_policy"] != "DROP")
     server.shell(name="UFW reloaded with the Docker bypass guard", commands=["ufw reload"],
-                 _if=lambda: guard.did_change() or guard_drifted)
+                 _if=lambda: guard.did_change() or kernel_drifted)

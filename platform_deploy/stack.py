@@ -9,15 +9,18 @@ runs only when its inputs changed or the host drifted, so a rerun reports no cha
 import shlex
 from dataclasses import dataclass, field
 from io import StringIO
+from pathlib import Path
 from typing import Literal
 
+import yaml
 from pydantic import field_validator, model_validator
-from pyinfra import host, logger
+from pyinfra import host
 from pyinfra.api import FactBase
-from pyinfra.operations import files, server
+from pyinfra.api.util import get_template
+from pyinfra.operations import server
 
-from . import backup, converge, data, edge, memory
-from .model import ConfigError, Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE, is_ip_address
+from . import containers, converge, data, edge, memory, upgrade
+from .model import Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE, is_ip_address
 from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, operator_secret_files, secret_env
 
 APPS = ("chatwoot", "n8n", "directus")
@@ -42,6 +45,9 @@ MOUNTED_CONFIG = {
     "traefik": ("edge/traefik/traefik_config.yml", "edge/traefik/dynamic_config.yml"),
     "pangolin": ("edge/pangolin/config.yml",),
 }
+
+
+COMPOSE_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "compose.yaml.j2"
 
 
 class Settings(Section):
@@ -140,6 +146,17 @@ def image_key(service):
     return service.split("-")[0]
 
 
+def template_vars(cfg):
+    return dict(cfg=cfg, size=memory.sizing(cfg), urls=urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
+                cpu_shares=containers.CPU_SHARES, capabilities=containers.CAPABILITIES, read_only=containers.READ_ONLY_WRITABLE,
+                users=containers.USERS)
+
+
+def compose_document(cfg):
+    """compose.yaml as the deploy writes it, parsed."""
+    return yaml.safe_load(get_template(str(COMPOSE_TEMPLATE)).render(**template_vars(cfg)))
+
+
 def urls(cfg):
     names = edge.hosts(cfg)
     return {"chatwoot": f"https://{names['chatwoot']}", "n8n": f"https://{names['n8n']}/", "directus": f"https://{names['directus']}"}
@@ -150,8 +167,16 @@ class StackState(FactBase):
     images the host has, and the PostgreSQL major version of the data (its PG_VERSION)."""
 
     def command(self, root, project):
+        stale = "".join(
+            f"s=$(docker inspect -f '{{{{.State.StartedAt}}}}' {project}-{service}-1 2>/dev/null) && "
+            f"[ \"$(stat -c %Y {root}/{path} 2>/dev/null || echo 0)\" -gt \"$(date -d \"$s\" +%s)\" ] && echo 'stale {service}'; "
+            for service, paths in MOUNTED_CONFIG.items() for path in paths)
         root, volume = shlex.quote(root), shlex.quote(f"{project}_postgres-data")
         return (
+            stale +
+            # Secret files anyone but root could read (or that root does not own).
+            f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f \\( ! -user root -o ! -group root -o -perm /077 \\) "
+            "2>/dev/null | sed 's/^/loose /'; "
             f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null)\"; "
             "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
@@ -166,7 +191,7 @@ class StackState(FactBase):
     @staticmethod
     def default():
         return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False,
-                "pg_version": None, "host_images": set()}
+                "pg_version": None, "host_images": set(), "loose": [], "stale": set()}
 
     def process(self, output):
         state = self.default()
@@ -176,6 +201,10 @@ class StackState(FactBase):
                 state["secrets"].add(rest.strip())
             elif kind in ("prepared", "pg-upgrade"):
                 state[kind.replace("-", "_")] = rest.strip()
+            elif kind == "loose":
+                state["loose"].append(rest.strip())
+            elif kind == "stale":
+                state["stale"].add(rest.strip())
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
             elif kind == "pg-version":
@@ -239,16 +268,16 @@ class Rollout:
                 or any(op.did_change() for op in self.inputs))
 
     def explain_failure(self, command):
-        return explain_failure(self.cfg, command)
+        return upgrade.explain_failure(self.cfg, command)
 
 
 def files_and_images(cfg, state, docker_restarted, data_major):
     """Backup before a data upgrade, secrets, the project's files and images; returns the Rollout."""
     rollout = Rollout(cfg, state, data_major, docker_restarted)
-    _backup_before_upgrade(cfg, rollout)
+    upgrade.backup_before_upgrade(cfg, rollout)
     edge_files, pangolin_template = edge.render(cfg)
     rollout.secrets = _secrets(cfg, rollout, pangolin_template)
-    template_vars = dict(cfg=cfg, size=memory.sizing(cfg), urls=urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root)
+    template_vars = globals()["template_vars"](cfg)
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
     rollout.mounted = {"redis": [data.redis_config(cfg, template_vars)], **edge_files,
                        "pangolin": [*edge_files["pangolin"], rollout.secrets]}
@@ -258,27 +287,9 @@ def files_and_images(cfg, state, docker_restarted, data_major):
                           mode="640", create_remote_dir=False, **template_vars),
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
                             mode="600", create_remote_dir=False, **template_vars) for app in cfg.stack.apps),
-        *_offline_images(cfg, rollout.state),
+        *upgrade.offline_images(cfg, rollout.state),
     ]
     return rollout
-
-
-def _backup_before_upgrade(cfg, rollout):
-    """Before anything changes: a backup, when an image of a service that holds or migrates data changes."""
-    state = rollout.state
-    data_services = [s for s in compose_services(cfg) if image_key(s) not in (*EDGE_SERVICES, "gerbil")]
-    upgrading = [s for s in data_services if state["images"].get(s) not in (None, cfg.stack.images[image_key(s)])]
-    data_running = all(state["services"].get(s, ("",))[0] == "running" for s in ("postgres", "redis"))
-    if not (upgrading or rollout.major_upgrade) or rollout.resume_backup:
-        return
-    if data_running:
-        backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
-    elif rollout.major_upgrade:
-        raise ConfigError("postgres_major_upgrade needs a backup of the running databases, and PostgreSQL or Redis "
-                          "is not running; nothing was changed on the host.\n"
-                          "  Fix: start the stack with the current images (rerun without the major version change), then retry.")
-    else:
-        logger.warning(f"{host.name}: no backup before upgrading {', '.join(upgrading)}: PostgreSQL and Redis are not both running")
 
 
 def _secrets(cfg, rollout, pangolin_template):
@@ -293,52 +304,31 @@ def _secrets(cfg, rollout, pangolin_template):
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],
         _if=lambda: (script.did_change() or not wanted_files <= state["secrets"]
-                     or not state["pangolin_config"] or pangolin_template.did_change()
+                     or not state["pangolin_config"] or pangolin_template.did_change() or bool(state["loose"])
                      or any(op.did_change() for op in supplied)),
     )
 
 
 def up(cfg, rollout):
-    """Everything up and healthy; services restarted whose mounted configuration changed."""
+    """Everything up and healthy; containers recreated whose runtime settings drifted from
+    compose.yaml; services restarted whose mounted configuration changed or that run
+    another one (a file edited and put back, Redis reconfigured live)."""
     dc = rollout.dc
-    server.shell(name="All services up and healthy", commands=[explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=rollout.needs_up)
+    live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
+    drifted = sorted({service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()})
+    # Recreated first, from the compose.yaml this run wrote: the `up` after it then leaves them be.
+    recreate = [f"{dc} up -d --no-deps --force-recreate {' '.join(drifted)}"] if drifted else []
+    everything = upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")
+    server.shell(name="All services up and healthy" + (f" (recreated, runtime settings drifted: {', '.join(drifted)})" if drifted else ""),
+                 commands=[*recreate, everything], _if=lambda: bool(drifted) or rollout.needs_up())
+    redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
+    stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
         server.shell(
             name=f"{service} restarted for its changed configuration",
             commands=[f"{dc} restart {service}", f"{dc} up -d --wait --wait-timeout 180 {service}"],
-            _if=lambda ops=ops, service=service: service in rollout.state["services"] and any(op.did_change() for op in ops),
+            _if=lambda ops=ops, service=service: service in rollout.state["services"] and (service in stale or any(op.did_change() for op in ops)),
         )
     # Reached only when everything came up: what a failed upgrade points back to.
-    converge.put(name="Images that ran healthy recorded", src=StringIO(running_images(cfg)),
+    converge.put(name="Images that ran healthy recorded", src=StringIO(upgrade.running_images(cfg)),
                  dest=f"{cfg.stack.stack_root}/state/images", mode="600", create_remote_dir=False)
-
-
-def running_images(cfg):
-    return "".join(f"{key}: {cfg.stack.images[key]}\n" for key in dict.fromkeys(map(image_key, compose_services(cfg))))
-
-
-def explain_failure(cfg, command):
-    """`command`, and when it fails, the images that last ran healthy and how to go back to them."""
-    root = cfg.stack.stack_root
-    images = f"{root}/state/images"
-    return (f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
-            f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
-            "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
-            f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}")
-
-
-def _offline_images(cfg, state):
-    """With offline_images (a `docker save` archive on this machine), images the host lacks
-    are uploaded and loaded from it; without, `compose up` pulls them."""
-    if not cfg.stack.offline_images:
-        return []
-    wanted = {cfg.stack.images[image_key(service)] for service in compose_services(cfg)}
-    missing = sorted(wanted - state["host_images"])
-    if not missing:
-        return []
-    remote = "/var/tmp/platform-images.tar"
-    return [
-        files.put(name=f"Image archive uploaded for {', '.join(missing)}", src=cfg.stack.offline_images, dest=remote, mode="600"),
-        server.shell(name="Images loaded", commands=[f"docker load -q -i {remote}", f"rm -f {remote}"]),
-    ]

@@ -8,9 +8,11 @@ inputs (no secret among them), and one step that runs it when an input changed.
 
 import json
 import os
+import shlex
 from io import StringIO
 
 from pyinfra import host, logger
+from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from .. import converge, data
@@ -23,6 +25,77 @@ SCHEMA = "files/directus/schema.json"
 # logs its decisions; the auto-poster reads promotions and logs its attempts.
 N8N_DIRECTUS_PERMISSIONS = [("business_context", "read"), ("triage_log", "create"),
                             ("promotions", "read"), ("social_post_logs", "create")]
+
+
+LEAD_CAPTURE, POSTER = "platformLeadCapt", "platformPoster02"
+N8N_POLICY = "n8n automation"
+
+
+def shipped_workflows():
+    return {w["id"]: w for w in (json.load(open(os.path.join(WORKFLOWS_DIR, name))) for name in sorted(os.listdir(WORKFLOWS_DIR))
+                                 if name.endswith(".json"))}
+
+
+class AppState(FactBase):
+    """What the bootstrap set up, as the apps' databases hold it: n8n's published workflows
+    and the poster's schedule; n8n's Directus user (role, policies) and its policy's permissions."""
+
+    QUERIES = (
+        ("n8n", "select 'published', id from workflow_entity where active"),
+        ("n8n", f"select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity where id = '{POSTER}') w"),
+        ("directus", "select 'user', u.email, coalesce(u.role::text, '-'), coalesce(o.name, '-') from directus_users u "
+                     "left join directus_access a on a.user = u.id left join directus_policies o on o.id = a.policy"),
+        ("directus", "select 'permission', o.admin_access, o.app_access, p.collection, p.action from directus_permissions p "
+                     f"join directus_policies o on o.id = p.policy where o.name = '{N8N_POLICY}'"),
+    )
+
+    def command(self, container):
+        psql = "psql -U postgres -tA -F '|'"
+        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
+        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
+
+    @staticmethod
+    def default():
+        return {"published": set(), "poster": None, "users": {}, "permissions": set(), "policy_access": set()}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, _, rest = line.partition("|")
+            if kind == "published":
+                state["published"].add(rest)
+            elif kind == "poster":
+                stored = json.loads(rest)
+                state["poster"] = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
+            elif kind == "user":
+                email, role, policy = rest.split("|")
+                state["users"].setdefault(email, []).append((role, policy))
+            elif kind == "permission":
+                admin, app, collection, action = rest.split("|")
+                state["permissions"].add((collection, action))
+                state["policy_access"].add((admin, app))
+        return state
+
+
+def app_drift(cfg, state):
+    """{what: how it differs} between the apps and what the bootstrap makes of this group data."""
+    drift = {}
+    # Without departments there is no Meta app secret to check signatures with: 03 stays off.
+    wanted = {i for i in shipped_workflows() if i != LEAD_CAPTURE or cfg.chatwoot.departments}
+    if wanted - state["published"]:
+        drift["published"] = f"n8n workflows not published: {sorted(wanted - state['published'])}"
+    poster = state["poster"] or {"nodes": [], "settings": {}}
+    schedule = next((n["parameters"]["rule"]["interval"] for n in poster["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger"), None)
+    timezone = (poster["settings"] or {}).get("timezone")
+    if (schedule, timezone) != ([{"field": "cronExpression", "expression": cfg.social.social_schedule}], cfg.n8n.timezone):
+        drift["schedule"] = f"the poster runs on {schedule} in {timezone}, wanted {cfg.social.social_schedule!r} in {cfg.n8n.timezone}"
+    email = n8n_directus_email(cfg)
+    if state["users"].get(email) != [("-", N8N_POLICY)]:
+        drift["user"] = f"n8n's Directus user {email}: (role, policy) {state['users'].get(email)}, wanted no role and {N8N_POLICY!r} only"
+    if state["permissions"] != set(N8N_DIRECTUS_PERMISSIONS) or state["policy_access"] != {("f", "f")}:
+        drift["permissions"] = (f"{N8N_POLICY!r}: {sorted(state['permissions'])} (admin, app access {sorted(state['policy_access'])}), "
+                                f"wanted {sorted(N8N_DIRECTUS_PERMISSIONS)} without admin or app access")
+    return drift
 
 
 def enabled(cfg):
@@ -40,7 +113,7 @@ def settings_document(cfg):
                      "departments": departments, "default_inbox": cw.default_inbox,
                      "business_account_id": cw.whatsapp_business_account_id},
         "directus": {"service_user": {"email": n8n_directus_email(cfg),
-                                      "policy": "n8n automation", "permissions": N8N_DIRECTUS_PERMISSIONS}},
+                                      "policy": N8N_POLICY, "permissions": N8N_DIRECTUS_PERMISSIONS}},
         "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
             # The apps by name on the stack's network; the vendors by their base URLs.
             "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
@@ -89,13 +162,16 @@ def apply(cfg, rollout):
     ]
     stale = [f"{root}/config/n8n/{name}" for name in converge.entries(f"{root}/config/n8n") if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))]
     inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
+    drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
+    reimport = [f"rm -f {root}/state/n8n-imported"] if {"published", "schedule"} & set(drift) else []
     server.shell(
-        name="Apps set up for the business (Chatwoot, Directus, n8n)",
+        name="Apps set up for the business (Chatwoot, Directus, n8n)" + (f" (drifted: {', '.join(sorted(drift))})" if drift else ""),
         # The marker goes first: a run that fails half-way is run again by the next deploy.
-        commands=[f"rm -f {root}/{MARKER}", rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"),
+        commands=[f"rm -f {root}/{MARKER}", *reimport, rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"),
                   f"touch {root}/{MARKER}"],
-        # Again when an input, a secret or the running stack changed; the script itself
-        # reads state first, so running it again creates nothing twice.
+        # Again when an input, a secret or the running stack changed, or what it made
+        # drifted; the script reads state first, so running it again creates nothing twice.
         _if=lambda: (MARKER.split("/")[1] not in converge.entries(f"{root}/state") or any(op.did_change() for op in inputs)
-                     or rollout.secrets.did_change() or rollout.needs_up()),
+                     or rollout.secrets.did_change() or rollout.needs_up() or bool(drift)),
     )

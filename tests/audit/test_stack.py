@@ -5,7 +5,8 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import data, memory, stack
+from platform_deploy import data, stack
+from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, Containers, runtime_drift
 
 
 @pytest.fixture(scope="module")
@@ -14,11 +15,15 @@ def dc(cfg):
 
 
 @pytest.fixture(scope="module")
-def containers(host, cfg):
-    """compose service -> `docker inspect` of its container."""
-    ids = host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={cfg.stack.stack_name}").split()
-    inspected = json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in inspected}
+def all_containers(host, cfg):
+    """container name -> `docker inspect` of it, as the deploy reads them."""
+    return run_fact(host, Containers, cfg.stack.stack_name)
+
+
+@pytest.fixture(scope="module")
+def containers(all_containers):
+    """compose service -> `docker inspect` of (one of) its container(s)."""
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in all_containers.values()}
 
 
 def test_compose_file_is_valid(host, dc):
@@ -47,6 +52,24 @@ def test_restart_policy_pids_limit_and_no_new_privileges(containers):
         assert hc.get("PidsLimit"), f"{service} has no pids limit"
         assert "no-new-privileges:true" in (hc.get("SecurityOpt") or []), f"{service} lacks no-new-privileges"
         assert hc["LogConfig"]["Config"].get("max-size"), f"{service} logs are not rotated"
+
+
+def test_no_runtime_setting_drifted_from_compose(cfg, all_containers):
+    # `docker update` and `docker network connect` change these without compose noticing.
+    drift = runtime_drift(cfg, stack.compose_document(cfg)["services"], all_containers)
+    assert not drift, f"containers whose runtime settings differ from compose.yaml (live, wanted): {drift}"
+
+
+def test_least_privilege_per_container(host, cfg, containers):
+    apparmor = host.file("/sys/module/apparmor/parameters/enabled")
+    apparmor_on = apparmor.exists and apparmor.content_string.strip() == "Y"
+    for service, c in containers.items():
+        hc = c["HostConfig"]
+        assert hc["CapDrop"] == ["ALL"] and sorted(hc["CapAdd"] or []) == sorted(CAPABILITIES[service]), \
+            f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, wanted all dropped and {CAPABILITIES[service]} added"
+        assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
+        if apparmor_on:
+            assert c["AppArmorProfile"] == "docker-default", f"{service} runs under AppArmor profile {c['AppArmorProfile']!r}"
 
 
 def test_only_the_apps_reach_the_data_network(host, cfg, containers):
@@ -79,19 +102,11 @@ def test_each_role_opens_its_own_database_only(host, cfg, dc):
             assert result.rc != 0 and "permission denied" in result.stderr, f"{role} can open database {other}"
 
 
-def test_redis_requires_its_password_and_never_evicts(host, cfg, dc):
-    anonymous = host.run(f"{dc} exec -T redis redis-cli ping")
-    assert "NOAUTH" in anonymous.stdout + anonymous.stderr, f"Redis answers without a password: {anonymous.stdout}"
-    auth = f"{dc} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli"
-    settings = {}
-    for key in ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync"):
-        settings[key] = host.check_output(f"{auth} config get {key}'").splitlines()[-1]
-    assert settings == {
-        "maxmemory-policy": "noeviction",
-        "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
-        "appendonly": "yes",
-        "appendfsync": "everysec",
-    }, f"Redis settings drifted: {settings}"
+def test_redis_requires_its_password_and_never_evicts(host, cfg):
+    live = run_fact(host, data.RedisState, f"{cfg.stack.stack_name}-redis-1")
+    assert live, "Redis does not answer"
+    drift = data.redis_drift(cfg, live)
+    assert not drift, f"live Redis drifted from its configuration (a deploy restarts it): {drift}"
 
 
 def test_secret_files_are_root_only(host, cfg):

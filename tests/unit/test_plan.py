@@ -60,5 +60,7 @@ def test_daemon_json_renders_the_settings():
         "log-driver": "json-file",
         "log-opts": {"max-size": "50m", "max-file": "5"},
         "live-restore": True,
+        "no-new-privileges": True,
+        "icc": False,
         "userland-proxy": False,
     }

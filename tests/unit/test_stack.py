@@ -11,8 +11,7 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"
 
 def render(name, cfg):
     return TEMPLATES.get_template(name).render(
-        cfg=cfg, size=memory.sizing(cfg), urls=stack.urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
-        generated=secrets.GENERATED_SECRETS, secret_env=secrets.secret_env(cfg), dc="dc", extensions=data.CHATWOOT_EXTENSIONS,
+        **stack.template_vars(cfg), generated=secrets.GENERATED_SECRETS, secret_env=secrets.secret_env(cfg), dc="dc", extensions=data.CHATWOOT_EXTENSIONS,
         hosts=edge.hosts(cfg), marker=edge.PANGOLIN_SECRET_MARKER,
     )
 

@@ -1,0 +1,76 @@
+"""The containers' least privilege (compose.yaml renders it) and their runtime settings:
+what `docker update` and `docker network connect` change under compose's feet, read back
+and compared with compose.yaml, so the deploy recreates what drifted and the audit sees it."""
+
+import json
+import shlex
+
+from pyinfra.api import FactBase
+
+# CPU weight of each service when the host's CPUs are contended (Docker's default is 1024
+# for all): the data services and the edge first, the apps next, background work last.
+CPU_SHARES = {"postgres": 1024, "redis": 1024, "traefik": 1024, "gerbil": 1024, "pangolin": 512, "chatwoot-web": 768,
+              "n8n": 768, "directus": 512, "chatwoot-sidekiq": 512, "n8n-worker": 512}
+# The image's own unprivileged user, for images that start as root only to hand their data
+# to it (n8n's and Directus's images already run as `node`).
+USERS = {"postgres": "postgres", "redis": "redis"}
+# Every container drops all capabilities (cap_drop: [ALL]) and gets back only these. The
+# non-root services need none; Traefik binds 80 and 443. The Chatwoot and Pangolin images,
+# which cannot run here, keep what an image running as root needs to manage its own files
+# (docs/hardening.md).
+ROOT_FILE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
+CAPABILITIES = {"postgres": [], "redis": [], "n8n": [], "n8n-worker": [], "directus": [],
+                "traefik": ["NET_BIND_SERVICE"], "chatwoot-web": ROOT_FILE_CAPS, "chatwoot-sidekiq": ROOT_FILE_CAPS,
+                "pangolin": ROOT_FILE_CAPS, "gerbil": ["NET_ADMIN", "SYS_MODULE", "NET_BIND_SERVICE"]}
+# Services whose root filesystem is read-only, and the paths they write besides their
+# volumes: tmpfs, in memory (counted in the container's memory limit).
+READ_ONLY_WRITABLE = {"postgres": ["/var/run/postgresql", "/tmp"], "redis": ["/tmp"], "traefik": ["/tmp"],
+                      "n8n": ["/tmp", "/home/node/.cache"], "n8n-worker": ["/tmp", "/home/node/.cache", "/home/node/.n8n"],
+                      "directus": ["/tmp", "/home/node/.pm2"]}
+def _mb(size):
+    return int(str(size).rstrip("m")) * 2**20
+
+
+def runtime_of(container):
+    """The settings of a container (`docker inspect`) that `docker update` and `docker
+    network connect` change at runtime, unseen by compose (its config hash stays the same)."""
+    hc = container["HostConfig"]
+    return {"memory": hc["Memory"], "memory+swap": hc["MemorySwap"], "pids_limit": hc["PidsLimit"],
+            "restart": hc["RestartPolicy"]["Name"], "cpu_shares": hc["CpuShares"],
+            "networks": sorted(container["NetworkSettings"]["Networks"])}
+
+
+def wanted_runtime(cfg, service):
+    """The same settings, as compose.yaml asks them of `service` (a compose_document entry)."""
+    networks = [] if "network_mode" in service else sorted(f"{cfg.stack.stack_name}_{n}" for n in service["networks"])
+    return {"memory": _mb(service["mem_limit"]), "memory+swap": _mb(service["memswap_limit"]), "pids_limit": service["pids_limit"],
+            "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks}
+
+
+def runtime_drift(cfg, services, containers):
+    """{container name: (service, {setting: (live, wanted)})} for containers whose runtime
+    settings differ from compose.yaml (`services`: its parsed services)."""
+    drift = {}
+    for name, container in containers.items():
+        service = container["Config"]["Labels"].get("com.docker.compose.service")
+        if service in services:
+            live, wanted = runtime_of(container), wanted_runtime(cfg, services[service])
+            differs = {key: (live[key], value) for key, value in wanted.items() if live[key] != value}
+            if differs:
+                drift[name] = (service, differs)
+    return drift
+
+
+class Containers(FactBase):
+    """`docker inspect` of the project's containers: {name: inspected}."""
+
+    def command(self, project):
+        return (f"ids=$(docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)} 2>/dev/null); "
+                "[ -n \"$ids\" ] && docker inspect $ids || echo '[]'")
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        return {c["Name"].lstrip("/"): c for c in json.loads("\n".join(output) or "[]")}
