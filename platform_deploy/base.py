@@ -249,8 +249,8 @@ class HostState(FactBase):
             home = f"$(getent passwd {user} | cut -d: -f6)"
             script += (f"getent passwd {user} | sed 's/^/passwd /'; echo \"groups $(id -nG {user} 2>/dev/null)\"; "
                        f"stat -c 'stat %n %a %U' {home}/.ssh {home}/.ssh/authorized_keys 2>/dev/null; "
-                       f"sed 's/^/key /' {home}/.ssh/authorized_keys 2>/dev/null")
-        return script + "; true"
+                       f"sed 's/^/key /' {home}/.ssh/authorized_keys 2>/dev/null; ")
+        return script + "true"
 
     @staticmethod
     def default():

@@ -37,14 +37,21 @@ def runtime_of(container):
     hc = container["HostConfig"]
     return {"memory": hc["Memory"], "memory+swap": hc["MemorySwap"], "pids_limit": hc["PidsLimit"],
             "restart": hc["RestartPolicy"]["Name"], "cpu_shares": hc["CpuShares"],
-            "networks": sorted(container["NetworkSettings"]["Networks"])}
+            "networks": sorted(container["NetworkSettings"]["Networks"]),
+            # Fixed at creation: differs only in a container created by hand from another file.
+            "cap_drop": hc["CapDrop"] or [], "cap_add": sorted(hc["CapAdd"] or []), "read_only": hc["ReadonlyRootfs"],
+            "user": container["Config"]["User"]}
 
 
 def wanted_runtime(cfg, service):
     """The same settings, as compose.yaml asks them of `service` (a compose_document entry)."""
     networks = [] if "network_mode" in service else sorted(f"{cfg.stack.stack_name}_{n}" for n in service["networks"])
     return {"memory": _mb(service["mem_limit"]), "memory+swap": _mb(service["memswap_limit"]), "pids_limit": service["pids_limit"],
-            "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks}
+            "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks,
+            "cap_drop": service.get("cap_drop", []), "cap_add": sorted(service.get("cap_add", [])),
+            "read_only": service.get("read_only", False),
+            # Without `user:` the image's own user runs (n8n's and Directus's `node`).
+            **({"user": service["user"]} if "user" in service else {})}
 
 
 def runtime_drift(cfg, services, containers):

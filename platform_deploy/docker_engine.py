@@ -123,17 +123,18 @@ def auditd_units(in_container):
     return {"auditd": (None if in_container else True, True)}
 
 
-def _audit(installed, in_container):
+def _audit(installed, in_container, docker_new):
     dropin = converge.put(name="auditd left to the machine in a container", src=StringIO(AUDITD_DROPIN_TEXT), dest=AUDITD_DROPIN, mode="644")
     systemd.daemon_reload(name="systemd reloaded for auditd's drop-in", _if=dropin.did_change)
     ensure_packages("auditd", ["auditd"], installed)
     rules = converge.put(name="Audit rules for Docker", src=StringIO(audit_rules()), dest=AUDIT_RULES_FILE, mode="640")
     server.shell(name="Audit rules compiled" + ("" if in_container else " and loaded"),
-                 commands=["augenrules" if in_container else "augenrules --load"], _if=rules.did_change)
+                 commands=["augenrules" if in_container else "augenrules --load"],
+                 # Again once Docker's files exist: a watch on a directory not there yet is not loaded.
+                 _if=lambda: rules.did_change() or docker_new)
 
 
 def apply(cfg, docker_plan, installed, in_container=False):
-    _audit(installed, in_container)
     daemon = converge.template(
         name="Docker daemon settings",
         src="templates/daemon.json.j2",
@@ -153,6 +154,7 @@ def apply(cfg, docker_plan, installed, in_container=False):
         converge.absent(name="Docker's apt repository absent", path=SOURCE_FILE)
 
     ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
+    _audit(installed, in_container, docker_new=any(p not in installed for p in docker_plan["install"]))
     stale = host.get_fact(DaemonStale)
     return systemd.service(name="Docker restarted for new daemon settings", service="docker", restarted=True,
                            _if=lambda: daemon.did_change() or stale)

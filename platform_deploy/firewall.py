@@ -11,6 +11,7 @@ from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
 from . import converge
+from .base import SYSCTL_FILE
 
 from .model import Cidr, ConfigError, Section, items, setting
 
@@ -26,6 +27,10 @@ TUNNEL_PORTS_UDP = (51820, 21820)  # Gerbil's WireGuard and relay ports
 EDGE_PORTS_TCP = (80, 443)
 DEFAULT_POLICY = {"incoming": "deny", "outgoing": "allow"}
 AFTER_RULES = "/etc/ufw/after.rules"
+# UFW applies a sysctl file at every start and reload; its own turns martian logging off.
+# It applies the base layer's instead, so the two never disagree.
+UFW_DEFAULTS = "/etc/default/ufw"
+UFW_SYSCTL = f"IPT_SYSCTL={SYSCTL_FILE}"
 GUARD_MARKER = "# {mark} PLATFORM DOCKER-USER GUARD"
 
 
@@ -74,7 +79,7 @@ def parse_state(lines):
     """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
     chain -> {active, defaults, rules, sshd_ports, docker_user}."""
     state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": [], "guard_block": [], "loaded": False,
-             "input_policy": ""}
+             "input_policy": "", "sysctl_file": ""}
     for line in lines:
         if line.startswith("guard "):
             state["guard_block"].append(line[len("guard "):])
@@ -91,6 +96,8 @@ def parse_state(lines):
             state["rules"].append(line[len("ufw "):])
         elif line.startswith("port "):
             state["sshd_ports"].append(int(line.split()[1]))
+        elif line.startswith("ufw-sysctl "):
+            state["sysctl_file"] = line.split(" ", 1)[1]
         elif line == "ufw-chains-loaded":
             state["loaded"] = True
         elif line.startswith("-P INPUT "):
@@ -111,6 +118,7 @@ class FirewallState(FactBase):
             "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
             # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
             "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' | sed 's/^:/port /'; "
+            f"grep '^IPT_SYSCTL=' {UFW_DEFAULTS} 2>/dev/null | sed 's/^/ufw-sysctl /'; "
             "iptables -S DOCKER-USER 2>/dev/null; "
             # What the kernel filters with: UFW's chains loaded, INPUT's policy.
             "iptables -S INPUT 2>/dev/null | head -n 1; iptables -S ufw-user-input >/dev/null 2>&1 && echo ufw-chains-loaded; "
@@ -147,6 +155,8 @@ def apply(cfg):
     if state["guard_block"] != wanted_block:
         guard = files.block(name="Docker bypass guard in UFW's after.rules", path=AFTER_RULES,
                             content=docker_guard_block(cfg), marker=GUARD_MARKER)
+    if state["sysctl_file"] != UFW_SYSCTL:
+        server.shell(name="UFW applies the platform's sysctl settings", commands=[f"sed -i 's|^IPT_SYSCTL=.*|{UFW_SYSCTL}|' {UFW_DEFAULTS}"])
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)
     # UFW's files say "active" while the kernel's tables may hold something else.

@@ -218,6 +218,8 @@ def setup_chatwoot():
 
 def setup_directus():
     base, auth = container_url("directus", 8055), {"Authorization": f"Bearer {secret('directus_admin_token')}"}
+    # What is compared below is read fresh: a change made behind Directus's back (SQL, a restore) is not in its cache.
+    call("POST", f"{base}/utils/cache/clear", headers=auth)
     apply_schema(base, auth)
     service_user(base, auth, SETTINGS["directus"]["service_user"])
 

@@ -65,7 +65,8 @@ def pytest_configure(config):
 def run_fact(host, fact_cls, *args):
     """A pyinfra fact, gathered through testinfra: the deploy and the audit read the host alike."""
     fact = fact_cls()
-    result = host.run(fact.command(*args))
+    command = fact.command(*args)
+    result = host.run(command if isinstance(command, str) else command.get_raw_value())
     if result.rc != 0:
         return fact.default()
     return fact.process(result.stdout.splitlines())

@@ -53,13 +53,14 @@ def test_parse_state():
         "guard_block": [],
         "loaded": False,
         "input_policy": "",
+        "sysctl_file": "",
     }
 
 
 def test_fresh_host_without_ufw():
     assert firewall.parse_state(["port 2200", "port 22"]) == {
         "active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200], "docker_user": [], "guard_block": [],
-        "loaded": False, "input_policy": ""}
+        "loaded": False, "input_policy": "", "sysctl_file": ""}
 
 
 def test_unknown_sshd_port_stops_the_deploy():
