@@ -119,6 +119,8 @@ class RedisState(FactBase):
         return {}
 
     def process(self, output):
+        if not any(line.strip() for line in output):
+            return {}
         anonymous = [line[len("anonymous "):].strip() for line in output if line.startswith("anonymous ")]
         state = {"anonymous": " ".join(filter(None, anonymous))}
         pairs = [line.strip() for line in output if not line.startswith("anonymous ") and line.strip()]

@@ -1,0 +1,145 @@
+"""Hardening as rendered, and the drift the deploy reads back (the live e2e proof is
+tests/e2e/test_5_drift.py): containers, Redis, sshd, backups, the apps, audit rules."""
+
+import pytest
+
+from platform_deploy import backup, base, containers, data, docker_engine, firewall, stack
+from platform_deploy.apps import bootstrap
+from tests.unit.test_config import load, refused
+
+
+def inspected(cfg, service, **changes):
+    """A `docker inspect` of `service` as compose.yaml would create it, with `changes`."""
+    wanted = containers.wanted_runtime(cfg, stack.compose_document(cfg)["services"][service])
+    live = {**wanted, **changes}
+    return {"Config": {"Labels": {"com.docker.compose.service": service}, "User": live.get("user", "node")},
+            "HostConfig": {"Memory": live["memory"], "MemorySwap": live["memory+swap"], "PidsLimit": live["pids_limit"],
+                           "RestartPolicy": {"Name": live["restart"]}, "CpuShares": live["cpu_shares"],
+                           "CapDrop": live["cap_drop"], "CapAdd": live["cap_add"] or None, "ReadonlyRootfs": live["read_only"]},
+            "NetworkSettings": {"Networks": {n: {} for n in live["networks"]}}}
+
+
+def test_every_container_drops_all_capabilities_and_gets_back_only_its_own():
+    cfg = load()
+    services = stack.compose_document(cfg)["services"]
+    for name, service in services.items():
+        assert service["cap_drop"] == ["ALL"], name
+        assert service.get("cap_add", []) == containers.CAPABILITIES[name], name
+        assert service["cpu_shares"] == containers.CPU_SHARES[name], name
+        assert service.get("read_only", False) == (name in containers.READ_ONLY_WRITABLE), name
+    assert (services["postgres"]["user"], services["redis"]["user"]) == ("postgres", "redis")
+    assert services["traefik"]["cap_add"] == ["NET_BIND_SERVICE"]
+    assert services["postgres"]["tmpfs"] == ["/var/run/postgresql:mode=1777", "/tmp:mode=1777"]
+
+
+def test_runtime_drift_names_what_docker_update_changed():
+    cfg = load()
+    services = stack.compose_document(cfg)["services"]
+    same = {f"msgplatform-{s}-1": inspected(cfg, s) for s in services}
+    assert containers.runtime_drift(cfg, services, same) == {}
+    changed = {**same, "msgplatform-redis-1": inspected(cfg, "redis", memory=300 * 2**20, networks=["msgplatform_data", "msgplatform_edge"]),
+               "msgplatform-n8n-1": inspected(cfg, "n8n", cpu_shares=2, cap_drop=[])}
+    drift = containers.runtime_drift(cfg, services, changed)
+    assert drift["msgplatform-redis-1"] == ("redis", {"memory": (300 * 2**20, 512 * 2**20),
+                                                      "networks": (["msgplatform_data", "msgplatform_edge"], ["msgplatform_data"])})
+    assert drift["msgplatform-n8n-1"] == ("n8n", {"cpu_shares": (2, 768), "cap_drop": ([], ["ALL"])})
+    assert set(drift) == {"msgplatform-redis-1", "msgplatform-n8n-1"}
+
+
+REDIS_OUTPUT = ["anonymous NOAUTH Authentication required.", "anonymous ", "appendfsync", "everysec", "appendonly", "yes",
+                "maxmemory", str(512 * 3 // 4 * 2**20), "maxmemory-policy", "noeviction"]
+
+
+def test_redis_drift():
+    cfg = load()
+    wanted = data.redis_settings(cfg)
+    state = data.RedisState().process(REDIS_OUTPUT[:6] + ["maxmemory", wanted["maxmemory"], "maxmemory-policy", "noeviction"])
+    assert data.redis_drift(cfg, state) == []
+    state = data.RedisState().process(["anonymous PONG"] + REDIS_OUTPUT[2:6] + ["maxmemory", wanted["maxmemory"],
+                                                                               "maxmemory-policy", "allkeys-lru"])
+    assert data.redis_drift(cfg, state) == ["answers without its password", "maxmemory-policy 'allkeys-lru', wanted 'noeviction'"]
+    assert data.RedisState().process([]) == {} and data.redis_drift(cfg, {}) == []  # not running: nothing to compare
+
+
+def test_sshd_baseline_always_and_key_only_with_hardening():
+    plain = base.sshd_settings(load())
+    assert plain["MaxAuthTries"] == "3" and plain["AllowTcpForwarding"] == "no" and "PasswordAuthentication" not in plain
+    assert "cbc" not in plain["Ciphers"] and "sha1" not in plain["MACs"]
+    hardened = base.sshd_settings(load(ssh_hardening=True))
+    assert (hardened["PasswordAuthentication"], hardened["PermitRootLogin"]) == ("no", "prohibit-password")
+    assert base.sshd_effective(hardened)["permitrootlogin"] == "without-password"
+    effective = base.sshd_effective(hardened)
+    assert base.sshd_drift(load(ssh_hardening=True), effective) == {}
+    assert base.sshd_drift(load(ssh_hardening=True), {**effective, "passwordauthentication": "yes"}) == {
+        "passwordauthentication": ("yes", "no")}
+    assert base.sshd_dropin(load()).splitlines()[1] == f"Ciphers {plain['Ciphers']}"
+
+
+KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@laptop"
+
+
+def test_root_login_off_only_with_an_admin_user_the_deploy_logs_in_as():
+    message = refused(ssh_root_login="no")
+    assert "ssh_root_login" in message and "needs ssh_hardening = True and an admin_user" in message
+    message = refused(ssh_root_login="no", ssh_hardening=True, admin_user="ops", admin_ssh_keys=[KEY])
+    assert "locks root out while this deploy logs in as root" in message and "--user ... --sudo" in message
+    cfg = load(ssh_root_login="no", ssh_hardening=True, admin_user="ops", admin_ssh_keys=[KEY], ssh_user="ops")
+    assert base.sshd_settings(cfg)["PermitRootLogin"] == "no"
+
+
+def test_a_backup_is_taken_when_none_stale_or_the_last_run_failed():
+    cfg = load()
+    now = 1_800_000_000  # 2027-01-15T08:00:00Z
+    fresh = {"backups": ["20270115T020000Z"], "result": "success", "now": now}
+    assert backup.backup_needed(cfg, fresh) == ""
+    assert backup.backup_needed(cfg, {**fresh, "backups": []}) == "the first one on this host"
+    assert "older than backup_max_age_hours" in backup.backup_needed(cfg, {**fresh, "backups": ["20270110T020000Z"]})
+    assert backup.backup_needed(cfg, {**fresh, "result": "exit-code"}) == "the last run ended in exit-code"
+
+
+def poster(schedule, timezone):
+    return {"nodes": [{"type": "n8n-nodes-base.scheduleTrigger",
+                       "parameters": {"rule": {"interval": [{"field": "cronExpression", "expression": schedule}]}}}],
+            "settings": {"timezone": timezone}}
+
+
+def test_app_drift_names_each_departure():
+    cfg = load()
+    email = bootstrap.n8n_directus_email(cfg)
+    good = {"published": {i for i in bootstrap.shipped_workflows() if i != bootstrap.LEAD_CAPTURE},
+            "poster": poster(cfg.social.social_schedule, cfg.n8n.timezone), "users": {email: [("-", bootstrap.N8N_POLICY)]},
+            "permissions": set(bootstrap.N8N_DIRECTUS_PERMISSIONS), "policy_access": {("f", "f")}}
+    assert bootstrap.app_drift(cfg, good) == {}
+    bad = {**good, "published": good["published"] - {bootstrap.POSTER}, "poster": poster(cfg.social.social_schedule, "Asia/Tokyo"),
+           "users": {email: [("some-role", bootstrap.N8N_POLICY)]}, "permissions": good["permissions"] | {("directus_users", "read")}}
+    assert set(bootstrap.app_drift(cfg, bad)) == {"published", "schedule", "user", "permissions"}
+    assert set(bootstrap.app_drift(cfg, bootstrap.AppState.default())) == {"published", "schedule", "user", "permissions"}
+
+
+def test_app_state_reads_psql_rows():
+    rows = ["published|platformPoster02", 'poster|{"nodes": [], "settings": "{\\"timezone\\": \\"UTC\\"}"}',
+            "user|n8n-automation@example.com|-|n8n automation", "permission|f|f|promotions|read"]
+    state = bootstrap.AppState().process(rows)
+    assert state["published"] == {"platformPoster02"} and state["poster"]["settings"] == {"timezone": "UTC"}
+    assert state["users"] == {"n8n-automation@example.com": [("-", "n8n automation")]}
+    assert state["permissions"] == {("promotions", "read")} and state["policy_access"] == {("f", "f")}
+
+
+def test_docker_audit_rules_watch_what_the_cis_benchmark_names():
+    rules = docker_engine.audit_rules().splitlines()
+    for path in ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/run/containerd", "/var/lib/docker", "/etc/docker",
+                 "/etc/docker/daemon.json", "/usr/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.socket",
+                 "/usr/bin/containerd-shim-runc-v2", "/usr/bin/runc", "/etc/containerd/config.toml"):
+        assert f"-w {path} -k docker" in rules, path
+    assert rules[1] == "-i"
+
+
+@pytest.mark.parametrize("module", base.UNUSED_PROTOCOLS)
+def test_unused_protocols_never_load(module):
+    assert f"install {module} /bin/false" in base.modprobe_file().splitlines()
+
+
+def test_the_kernel_state_of_ufw_is_read():
+    state = firewall.parse_state(["Status: active", "-P INPUT ACCEPT", "ufw-chains-loaded", "port 22",
+                                  f"ufw-sysctl {firewall.UFW_SYSCTL}"])
+    assert (state["input_policy"], state["loaded"], state["sysctl_file"]) == ("ACCEPT", True, firewall.UFW_SYSCTL)
