@@ -34,7 +34,18 @@ def postgres_major_of(image):
     return int(match[1] or match[2]) if match else None
 
 
-class DatabaseState(FactBase):
+class SuperuserQueries(FactBase):
+    """Rows of QUERIES ((database, SQL), ...) run by the superuser in the PostgreSQL container, `|`-separated."""
+
+    QUERIES = ()
+
+    def command(self, container):
+        psql = "psql -U postgres -tA -F '|'"
+        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
+        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
+
+
+class DatabaseState(SuperuserQueries):
     """Roles, databases (owner, ACL) and Chatwoot's extensions, as the superuser sees them."""
 
     QUERIES = (
@@ -42,11 +53,6 @@ class DatabaseState(FactBase):
                      "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
     )
-
-    def command(self, container):
-        psql = "psql -U postgres -tA -F '|'"
-        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
-        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
     @staticmethod
     def default():

@@ -8,11 +8,9 @@ inputs (no secret among them), and one step that runs it when an input changed.
 
 import json
 import os
-import shlex
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from .. import converge, data
@@ -36,7 +34,7 @@ def shipped_workflows():
                                  if name.endswith(".json"))}
 
 
-class AppState(FactBase):
+class AppState(data.SuperuserQueries):
     """What the bootstrap set up, as the apps' databases hold it: n8n's published workflows
     and the poster's schedule; n8n's Directus user (role, policies) and its policy's permissions."""
 
@@ -48,11 +46,6 @@ class AppState(FactBase):
         ("directus", "select 'permission', o.admin_access, o.app_access, p.collection, p.action from directus_permissions p "
                      f"join directus_policies o on o.id = p.policy where o.name = '{N8N_POLICY}'"),
     )
-
-    def command(self, container):
-        psql = "psql -U postgres -tA -F '|'"
-        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
-        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
     @staticmethod
     def default():

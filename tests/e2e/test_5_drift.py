@@ -38,7 +38,7 @@ BATCH_HOST_AND_STACK = [
     ("a base package removed", "apt-get remove -y -qq whois >/dev/null 2>&1", {"test_packages_installed"}),
     ("a security-upgrade timer off", "systemctl disable --now apt-daily.timer 2>/dev/null", {"test_time_sync_and_security_upgrades"}),
     ("an sshd drop-in that would win, and ours no longer first",
-     f"sed -i '1d' /etc/ssh/sshd_config && printf 'PasswordAuthentication yes\\nX11Forwarding yes\\n' > /etc/ssh/sshd_config.d/00-drift.conf",
+     "sed -i '1d' /etc/ssh/sshd_config && printf 'PasswordAuthentication yes\\nX11Forwarding yes\\n' > /etc/ssh/sshd_config.d/00-drift.conf",
      {"test_ssh_hardening"}),
     ("login.defs umask loosened", "sed -i 's/^UMASK.*/UMASK 022/' /etc/login.defs", {"test_kernel_modules_login_defaults_and_banner"}),
     ("Docker's audit rules removed", "rm /etc/audit/rules.d/60-platform-docker.rules", {"test_docker_audited"}),
