@@ -11,17 +11,18 @@ from pyinfra.api import FactBase
 # for all): the data services and the edge first, the apps next, background work last.
 CPU_SHARES = {"postgres": 1024, "redis": 1024, "traefik": 1024, "gerbil": 1024, "pangolin": 512, "chatwoot-web": 768,
               "n8n": 768, "directus": 512, "chatwoot-sidekiq": 512, "n8n-worker": 512}
-# The image's own unprivileged user, for images that start as root only to hand their data
-# to it (n8n's and Directus's images already run as `node`).
-USERS = {"postgres": "postgres", "redis": "redis"}
-# Every container drops all capabilities (cap_drop: [ALL]) and gets back only these. The
-# non-root services need none; Traefik binds 80 and 443. The Chatwoot and Pangolin images,
-# which cannot run here, keep what an image running as root needs to manage its own files
-# (docs/hardening.md).
+# Every container drops all capabilities (cap_drop: [ALL]) and gets back only these.
+# PostgreSQL's and Redis's entrypoints start as root only to hand their data to their own
+# user (chown, then gosu): they keep what that takes, and their server runs unprivileged.
+# n8n and Directus run as `node` and need none; Traefik binds 80 and 443. The Chatwoot and
+# Pangolin images, which cannot run here, keep what an image running as root needs to
+# manage its own files (docs/hardening.md).
 ROOT_FILE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
-CAPABILITIES = {"postgres": [], "redis": [], "n8n": [], "n8n-worker": [], "directus": [],
+CAPABILITIES = {"postgres": ROOT_FILE_CAPS, "redis": ["CHOWN", "SETGID", "SETUID"], "n8n": [], "n8n-worker": [], "directus": [],
                 "traefik": ["NET_BIND_SERVICE"], "chatwoot-web": ROOT_FILE_CAPS, "chatwoot-sidekiq": ROOT_FILE_CAPS,
                 "pangolin": ROOT_FILE_CAPS, "gerbil": ["NET_ADMIN", "SYS_MODULE", "NET_BIND_SERVICE"]}
+# Services whose main process runs as root (the rest run as their image's own user).
+RUN_AS_ROOT = ("traefik", "chatwoot-web", "chatwoot-sidekiq", "pangolin", "gerbil")
 # Services whose root filesystem is read-only, and the paths they write besides their
 # volumes: tmpfs, in memory (counted in the container's memory limit).
 READ_ONLY_WRITABLE = {"postgres": ["/var/run/postgresql", "/tmp"], "redis": ["/tmp"], "traefik": ["/tmp"],
@@ -39,8 +40,7 @@ def runtime_of(container):
             "restart": hc["RestartPolicy"]["Name"], "cpu_shares": hc["CpuShares"],
             "networks": sorted(container["NetworkSettings"]["Networks"]),
             # Fixed at creation: differs only in a container created by hand from another file.
-            "cap_drop": hc["CapDrop"] or [], "cap_add": sorted(hc["CapAdd"] or []), "read_only": hc["ReadonlyRootfs"],
-            "user": container["Config"]["User"]}
+            "cap_drop": hc["CapDrop"] or [], "cap_add": sorted(hc["CapAdd"] or []), "read_only": hc["ReadonlyRootfs"]}
 
 
 def wanted_runtime(cfg, service):
@@ -49,9 +49,7 @@ def wanted_runtime(cfg, service):
     return {"memory": _mb(service["mem_limit"]), "memory+swap": _mb(service["memswap_limit"]), "pids_limit": service["pids_limit"],
             "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks,
             "cap_drop": service.get("cap_drop", []), "cap_add": sorted(service.get("cap_add", [])),
-            "read_only": service.get("read_only", False),
-            # Without `user:` the image's own user runs (n8n's and Directus's `node`).
-            **({"user": service["user"]} if "user" in service else {})}
+            "read_only": service.get("read_only", False)}
 
 
 def runtime_drift(cfg, services, containers):

@@ -6,7 +6,7 @@ import pytest
 from conftest import run_fact
 
 from platform_deploy import data, stack
-from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, Containers, runtime_drift
+from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, runtime_drift
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,9 @@ def test_least_privilege_per_container(host, cfg, containers):
         assert hc["CapDrop"] == ["ALL"] and sorted(hc["CapAdd"] or []) == sorted(CAPABILITIES[service]), \
             f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, wanted all dropped and {CAPABILITIES[service]} added"
         assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
+        if service not in RUN_AS_ROOT:
+            uid = host.check_output(f"docker exec {c['Name'].lstrip('/')} awk '/^Uid:/ {{print $3}}' /proc/1/status")
+            assert uid != "0", f"{service}'s main process runs as root"
         if apparmor_on:
             assert c["AppArmorProfile"] == "docker-default", f"{service} runs under AppArmor profile {c['AppArmorProfile']!r}"
 

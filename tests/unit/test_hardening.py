@@ -12,7 +12,7 @@ def inspected(cfg, service, **changes):
     """A `docker inspect` of `service` as compose.yaml would create it, with `changes`."""
     wanted = containers.wanted_runtime(cfg, stack.compose_document(cfg)["services"][service])
     live = {**wanted, **changes}
-    return {"Config": {"Labels": {"com.docker.compose.service": service}, "User": live.get("user", "node")},
+    return {"Config": {"Labels": {"com.docker.compose.service": service}},
             "HostConfig": {"Memory": live["memory"], "MemorySwap": live["memory+swap"], "PidsLimit": live["pids_limit"],
                            "RestartPolicy": {"Name": live["restart"]}, "CpuShares": live["cpu_shares"],
                            "CapDrop": live["cap_drop"], "CapAdd": live["cap_add"] or None, "ReadonlyRootfs": live["read_only"]},
@@ -27,7 +27,7 @@ def test_every_container_drops_all_capabilities_and_gets_back_only_its_own():
         assert service.get("cap_add", []) == containers.CAPABILITIES[name], name
         assert service["cpu_shares"] == containers.CPU_SHARES[name], name
         assert service.get("read_only", False) == (name in containers.READ_ONLY_WRITABLE), name
-    assert (services["postgres"]["user"], services["redis"]["user"]) == ("postgres", "redis")
+    assert not any("user" in service for service in services.values())  # the images' own users
     assert services["traefik"]["cap_add"] == ["NET_BIND_SERVICE"]
     assert services["postgres"]["tmpfs"] == ["/var/run/postgresql:mode=1777", "/tmp:mode=1777"]
 
