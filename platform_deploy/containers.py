@@ -32,6 +32,11 @@ def _mb(size):
     return int(str(size).rstrip("m")) * 2**20
 
 
+def capability_names(names):
+    # Docker and compose versions differ in whether they keep the CAP_ prefix.
+    return sorted(name.upper().removeprefix("CAP_") for name in names or [])
+
+
 def runtime_of(container):
     """The settings of a container (`docker inspect`) that `docker update` and `docker
     network connect` change at runtime, unseen by compose (its config hash stays the same)."""
@@ -40,7 +45,7 @@ def runtime_of(container):
             "restart": hc["RestartPolicy"]["Name"], "cpu_shares": hc["CpuShares"],
             "networks": sorted(container["NetworkSettings"]["Networks"]),
             # Fixed at creation: differs only in a container created by hand from another file.
-            "cap_drop": hc["CapDrop"] or [], "cap_add": sorted(hc["CapAdd"] or []), "read_only": hc["ReadonlyRootfs"]}
+            "cap_drop": capability_names(hc["CapDrop"]), "cap_add": capability_names(hc["CapAdd"]), "read_only": hc["ReadonlyRootfs"]}
 
 
 def wanted_runtime(cfg, service):
@@ -48,7 +53,7 @@ def wanted_runtime(cfg, service):
     networks = [] if "network_mode" in service else sorted(f"{cfg.stack.stack_name}_{n}" for n in service["networks"])
     return {"memory": _mb(service["mem_limit"]), "memory+swap": _mb(service["memswap_limit"]), "pids_limit": service["pids_limit"],
             "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks,
-            "cap_drop": service.get("cap_drop", []), "cap_add": sorted(service.get("cap_add", [])),
+            "cap_drop": capability_names(service.get("cap_drop")), "cap_add": capability_names(service.get("cap_add")),
             "read_only": service.get("read_only", False)}
 
 

@@ -6,7 +6,7 @@ import pytest
 from conftest import run_fact
 
 from platform_deploy import data, stack
-from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, runtime_drift
+from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, capability_names, runtime_drift
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_least_privilege_per_container(host, cfg, containers):
     apparmor_on = apparmor.exists and apparmor.content_string.strip() == "Y"
     for service, c in containers.items():
         hc = c["HostConfig"]
-        assert hc["CapDrop"] == ["ALL"] and sorted(hc["CapAdd"] or []) == sorted(CAPABILITIES[service]), \
+        assert capability_names(hc["CapDrop"]) == ["ALL"] and capability_names(hc["CapAdd"]) == sorted(CAPABILITIES[service]), \
             f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, wanted all dropped and {CAPABILITIES[service]} added"
         assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
         if service not in RUN_AS_ROOT:
