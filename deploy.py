@@ -28,7 +28,8 @@ root = cfg.stack.stack_root
 converge.scan([
     *(os.path.dirname(path) for path in (base.AUTO_UPGRADES_FILE, base.SYSCTL_FILE, base.SSHD_DROPIN, base.MODPROBE_FILE,
                                          *base.BANNER_FILES, docker_engine.DAEMON_JSON, docker_engine.KEYRING, docker_engine.SOURCE_FILE,
-                                         docker_engine.AUDIT_RULES_FILE, docker_engine.AUDITD_DROPIN)),
+                                         docker_engine.AUDIT_RULES_FILE, docker_engine.AUDITD_DROPIN,
+                                         docker_engine.DOCKER_AUDIT_DROPIN)),
     "/etc/sudoers.d", "/etc/systemd/system", secrets.UPLOAD_DIR, cfg.backup.backup_dir,
     root, *(f"{root}/{d}" for d in ("bin", "config", "config/n8n", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")),
 ])

@@ -75,6 +75,8 @@ class Settings(Section):
 
 PACKAGES = (
     "ca-certificates",
+    # Docker confines containers with AppArmor only where its parser is installed.
+    "apparmor",
     "curl",
     "gnupg",
     "procps",
@@ -107,7 +109,9 @@ SYSCTL_FILE = "/etc/sysctl.d/60-platform.conf"
 # Network protocols nothing here uses: their modules never load (dev-sec linux-baseline).
 MODPROBE_FILE = "/etc/modprobe.d/60-platform-unused-protocols.conf"
 UNUSED_PROTOCOLS = ("dccp", "sctp", "rds", "tipc")
-LOGIN_DEFS = {"UMASK": "027", "PASS_MAX_DAYS": "365", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
+# No PASS_MAX_DAYS: a key-only account's locked password would "expire" too, and PAM
+# would then refuse its key log-in (docs/hardening.md).
+LOGIN_DEFS = {"UMASK": "027", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
 BANNER_FILES = ("/etc/issue", "/etc/issue.net")
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"
 # sshd keeps the first value it reads. The drop-in is included from sshd_config's first
@@ -309,7 +313,6 @@ def _swap(cfg, state):
 def _admin_user(cfg, state):
     if not cfg.host.admin_user or not admin_user_drift(cfg, state):
         return
-    # Key-only: its locked password must never "expire" (PASS_MAX_DAYS), which would bar its key log-in too.
     server.user(
         name=f"Admin user {cfg.host.admin_user}",
         user=cfg.host.admin_user,
@@ -319,7 +322,6 @@ def _admin_user(cfg, state):
         public_keys=list(cfg.host.admin_ssh_keys),
         delete_keys=True,
     )
-    server.shell(name=f"{cfg.host.admin_user}'s password never expires", commands=[f"chage -M -1 {cfg.host.admin_user}"])
     converge.put(
         name=f"{cfg.host.admin_user} may sudo without a password (key-only log-in)",
         src=StringIO(f"{cfg.host.admin_user} ALL=(ALL) NOPASSWD:ALL\n"),
@@ -340,5 +342,8 @@ def _ssh(cfg, state):
                          commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
                          _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])))
     changed = lambda: dropin.did_change() or first.did_change()  # noqa: E731
-    server.shell(name="sshd configuration valid", commands=["sshd -t"], _if=changed)
+    # A configuration sshd refuses is taken out again, so sshd's next start (an upgrade, a reboot) still works.
+    rollback = (f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}; rm -f {SSHD_DROPIN}; "
+                "echo 'sshd -t refused the platform settings (above): they were taken out, sshd keeps its own' >&2; exit 1")
+    server.shell(name="sshd configuration valid", commands=[f"sshd -t || {{ {rollback}; }}"], _if=changed)
     systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=changed)

@@ -12,20 +12,21 @@ from pyinfra.api import FactBase
 CPU_SHARES = {"postgres": 1024, "redis": 1024, "traefik": 1024, "gerbil": 1024, "pangolin": 512, "chatwoot-web": 768,
               "n8n": 768, "directus": 512, "chatwoot-sidekiq": 512, "n8n-worker": 512}
 # Every container drops all capabilities (cap_drop: [ALL]) and gets back only these.
-# PostgreSQL's and Redis's entrypoints start as root only to hand their data to their own
-# user (chown, then gosu): they keep what that takes, and their server runs unprivileged.
-# n8n and Directus run as `node` and need none; Traefik binds 80 and 443. The Chatwoot and
+# PostgreSQL's entrypoint starts as root only to hand its data to its own user (chown,
+# then gosu): it keeps what that takes, and its server runs unprivileged. Redis runs as
+# `redis` from the start (compose.yaml), n8n and Directus as `node`: they need none.
+# Traefik binds 80 and 443. The Chatwoot and
 # Pangolin images, which cannot run here, keep what an image running as root needs to
 # manage its own files (docs/hardening.md).
 ROOT_FILE_CAPS = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"]
-CAPABILITIES = {"postgres": ROOT_FILE_CAPS, "redis": ["CHOWN", "SETGID", "SETUID"], "n8n": [], "n8n-worker": [], "directus": [],
+CAPABILITIES = {"postgres": ROOT_FILE_CAPS, "redis": [], "n8n": [], "n8n-worker": [], "directus": [],
                 "traefik": ["NET_BIND_SERVICE"], "chatwoot-web": ROOT_FILE_CAPS, "chatwoot-sidekiq": ROOT_FILE_CAPS,
                 "pangolin": ROOT_FILE_CAPS, "gerbil": ["NET_ADMIN", "SYS_MODULE", "NET_BIND_SERVICE"]}
 # Services whose main process runs as root (the rest run as their image's own user).
 RUN_AS_ROOT = ("traefik", "chatwoot-web", "chatwoot-sidekiq", "pangolin", "gerbil")
 # Services whose root filesystem is read-only, and the paths they write besides their
 # volumes: tmpfs, in memory (counted in the container's memory limit).
-READ_ONLY_WRITABLE = {"postgres": ["/var/run/postgresql", "/tmp"], "redis": ["/tmp"], "traefik": ["/tmp"],
+READ_ONLY_WRITABLE = {"postgres": ["/var/run/postgresql", "/tmp"], "redis": ["/tmp"], "traefik": ["/tmp", "/plugins-storage"],
                       "n8n": ["/tmp", "/home/node/.cache"], "n8n-worker": ["/tmp", "/home/node/.cache", "/home/node/.n8n"],
                       "directus": ["/tmp", "/home/node/.pm2"]}
 def _mb(size):
@@ -45,7 +46,9 @@ def runtime_of(container):
             "restart": hc["RestartPolicy"]["Name"], "cpu_shares": hc["CpuShares"],
             "networks": sorted(container["NetworkSettings"]["Networks"]),
             # Fixed at creation: differs only in a container created by hand from another file.
-            "cap_drop": capability_names(hc["CapDrop"]), "cap_add": capability_names(hc["CapAdd"]), "read_only": hc["ReadonlyRootfs"]}
+            "cap_drop": capability_names(hc["CapDrop"]), "cap_add": capability_names(hc["CapAdd"]), "read_only": hc["ReadonlyRootfs"],
+            "no_new_privileges": "no-new-privileges:true" in (hc["SecurityOpt"] or []),
+            "log_max_size": (hc["LogConfig"]["Config"] or {}).get("max-size")}
 
 
 def wanted_runtime(cfg, service):
@@ -54,7 +57,12 @@ def wanted_runtime(cfg, service):
     return {"memory": _mb(service["mem_limit"]), "memory+swap": _mb(service["memswap_limit"]), "pids_limit": service["pids_limit"],
             "restart": service["restart"], "cpu_shares": service["cpu_shares"], "networks": networks,
             "cap_drop": capability_names(service.get("cap_drop")), "cap_add": capability_names(service.get("cap_add")),
-            "read_only": service.get("read_only", False)}
+            "read_only": service.get("read_only", False), "no_new_privileges": "no-new-privileges:true" in service["security_opt"],
+            "log_max_size": service["logging"]["options"]["max-size"]}
+
+
+# What a kernel without swap accounting or CPU shares makes Docker drop: not drift.
+UNSUPPORTED = {"memory+swap": -1, "cpu_shares": 0}
 
 
 def runtime_drift(cfg, services, containers):
@@ -65,7 +73,8 @@ def runtime_drift(cfg, services, containers):
         service = container["Config"]["Labels"].get("com.docker.compose.service")
         if service in services:
             live, wanted = runtime_of(container), wanted_runtime(cfg, services[service])
-            differs = {key: (live[key], value) for key, value in wanted.items() if live[key] != value}
+            differs = {key: (live[key], value) for key, value in wanted.items()
+                       if live[key] != value and live[key] != UNSUPPORTED.get(key, object())}
             if differs:
                 drift[name] = (service, differs)
     return drift
@@ -75,7 +84,9 @@ class Containers(FactBase):
     """`docker inspect` of the project's containers: {name: inspected}."""
 
     def command(self, project):
-        return (f"ids=$(docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)} 2>/dev/null); "
+        # Not the one-off containers of `compose run` (the bootstrap's n8n CLI, a run of the poster by hand).
+        return (f"ids=$(docker ps -aq --filter label=com.docker.compose.project={shlex.quote(project)} "
+                "--filter label=com.docker.compose.oneoff=False 2>/dev/null); "
                 "[ -n \"$ids\" ] && docker inspect $ids || echo '[]'")
 
     @staticmethod

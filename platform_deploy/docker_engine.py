@@ -45,6 +45,11 @@ AUDITED = (
 # The kernel's audit belongs to the machine: in a container (the sandbox) auditd is not
 # started, its rules not loaded; the rules file is still written and audited.
 AUDITD_DROPIN = "/etc/systemd/system/auditd.service.d/60-platform.conf"
+# The watches under /run exist only once containerd and Docker run, after auditd loaded
+# its rules at boot: Docker's start loads them again (not in a container).
+DOCKER_AUDIT_DROPIN = "/etc/systemd/system/docker.service.d/60-platform-audit.conf"
+DOCKER_AUDIT_DROPIN_TEXT = ("# Managed by the platform deploy: audit watches on Docker's runtime paths.\n[Service]\n"
+                            "ExecStartPost=-/bin/sh -c 'systemd-detect-virt -q -c || augenrules --load'\n")
 AUDITD_DROPIN_TEXT = "# Managed by the platform deploy: a container's host owns the kernel's audit.\n[Unit]\nConditionVirtualization=!container\n"
 KEYRING = "/etc/apt/keyrings/docker.asc"
 SOURCE_FILE = "/etc/apt/sources.list.d/docker.sources"
@@ -119,19 +124,41 @@ def audit_rules():
     return "# Managed by the platform deploy (docker layer).\n-i\n" + "".join(f"-w {path} -k docker\n" for path in AUDITED)
 
 
+class AuditRules(FactBase):
+    """The loaded audit rules (auditctl -l) and which AUDITED paths exist; {} in a container."""
+
+    def command(self):
+        exists = "; ".join(f"[ -e {path} ] && echo 'exists {path}'" for path in AUDITED)
+        return f"systemd-detect-virt -q -c && exit 0; auditctl -l 2>/dev/null | sed 's/^/rule /'; {exists}; true"
+
+    def process(self, output):
+        return {"rules": [line[5:] for line in output if line.startswith("rule ")],
+                "exists": [line[7:] for line in output if line.startswith("exists ")]}
+
+
+def missing_audit_rules(state):
+    """Existing AUDITED paths without a loaded watch."""
+    return [path for path in state.get("exists", []) if not any(rule.startswith(f"-w {path} ") for rule in state["rules"])]
+
+
 def auditd_units(in_container):
     return {"auditd": (None if in_container else True, True)}
 
 
 def _audit(installed, in_container, docker_new):
-    dropin = converge.put(name="auditd left to the machine in a container", src=StringIO(AUDITD_DROPIN_TEXT), dest=AUDITD_DROPIN, mode="644")
-    systemd.daemon_reload(name="systemd reloaded for auditd's drop-in", _if=dropin.did_change)
+    dropins = [converge.put(name="auditd left to the machine in a container", src=StringIO(AUDITD_DROPIN_TEXT), dest=AUDITD_DROPIN,
+                            mode="644"),
+               converge.put(name="Docker's start loads the audit rules", src=StringIO(DOCKER_AUDIT_DROPIN_TEXT), dest=DOCKER_AUDIT_DROPIN,
+                            mode="644")]
+    systemd.daemon_reload(name="systemd reloaded for the audit drop-ins", _if=lambda: any(op.did_change() for op in dropins))
     ensure_packages("auditd", ["auditd"], installed)
     rules = converge.put(name="Audit rules for Docker", src=StringIO(audit_rules()), dest=AUDIT_RULES_FILE, mode="640")
+    missing = missing_audit_rules(host.get_fact(AuditRules))
     server.shell(name="Audit rules compiled" + ("" if in_container else " and loaded"),
                  commands=["augenrules" if in_container else "augenrules --load"],
-                 # Again once Docker's files exist: a watch on a directory not there yet is not loaded.
-                 _if=lambda: rules.did_change() or docker_new)
+                 # Again once Docker's files exist (a watch on a directory not there yet is not
+                 # loaded), and when a loaded rule went missing.
+                 _if=lambda: rules.did_change() or docker_new or bool(missing))
 
 
 def apply(cfg, docker_plan, installed, in_container=False):

@@ -242,6 +242,7 @@ class Rollout:
     inputs: list = field(default_factory=list)
     mounted: dict = field(default_factory=dict)
     secrets: object = None
+    compose: object = None
     database_drift: list = field(default_factory=list)
 
     @property
@@ -280,10 +281,11 @@ def files_and_images(cfg, state, docker_restarted, data_major):
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
     rollout.mounted = {"redis": [data.redis_config(cfg, template_vars)], **edge_files,
                        "pangolin": [*edge_files["pangolin"], rollout.secrets]}
+    rollout.compose = converge.template(name="Compose project", src="templates/compose.yaml.j2",
+                                       dest=f"{cfg.stack.stack_root}/compose.yaml", mode="640", create_remote_dir=False, **template_vars)
     rollout.inputs = [
         *(op for ops in rollout.mounted.values() for op in ops),
-        converge.template(name="Compose project", src="templates/compose.yaml.j2", dest=f"{cfg.stack.stack_root}/compose.yaml",
-                          mode="640", create_remote_dir=False, **template_vars),
+        rollout.compose,
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
                             mode="600", create_remote_dir=False, **template_vars) for app in cfg.stack.apps),
         *upgrade.offline_images(cfg, rollout.state),
@@ -315,18 +317,21 @@ def up(cfg, rollout):
     dc = rollout.dc
     live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
     drifted = sorted({service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()})
-    # Recreated first, from the compose.yaml this run wrote: the `up` after it then leaves them be.
-    recreate = [f"{dc} up -d --no-deps --force-recreate {' '.join(drifted)}"] if drifted else []
-    everything = upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")
-    server.shell(name="All services up and healthy" + (f" (recreated, runtime settings drifted: {', '.join(drifted)})" if drifted else ""),
-                 commands=[*recreate, everything], _if=lambda: bool(drifted) or rollout.needs_up())
+    # A new compose.yaml already has `up` recreate what it changes (which the drift, read
+    # before this run, may only reflect): recreating again would be a second outage.
+    server.shell(name=f"Containers recreated whose runtime settings drifted: {', '.join(drifted)}",
+                 commands=[f"{dc} up -d --no-deps --force-recreate {' '.join(drifted)}"],
+                 _if=lambda: bool(drifted) and not rollout.compose.did_change())
+    server.shell(name="All services up and healthy", commands=[upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
+                 _if=lambda: bool(drifted) or rollout.needs_up())
     redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
         server.shell(
             name=f"{service} restarted for its changed configuration",
             commands=[f"{dc} restart {service}", f"{dc} up -d --wait --wait-timeout 180 {service}"],
-            _if=lambda ops=ops, service=service: service in rollout.state["services"] and (service in stale or any(op.did_change() for op in ops)),
+            _if=lambda ops=ops, service=service: service in rollout.state["services"] and (
+                (service in stale and service not in drifted) or any(op.did_change() for op in ops)),
         )
     # Reached only when everything came up: what a failed upgrade points back to.
     converge.put(name="Images that ran healthy recorded", src=StringIO(upgrade.running_images(cfg)),

@@ -63,8 +63,7 @@ def test_docker_audited(host):
     assert auditd.is_enabled, "auditd is not enabled"
     if not run_fact(host, base.HostState, None)["container"]:
         assert auditd.is_running, "auditd is not running"
-        loaded = host.check_output("auditctl -l")
-        missing = [path for path in docker_engine.AUDITED if f"-w {path} " not in loaded and os_path_exists(host, path)]
+        missing = docker_engine.missing_audit_rules(run_fact(host, docker_engine.AuditRules))
         assert not missing, f"audit rules not loaded for: {missing}"
 
 
@@ -119,7 +118,3 @@ def test_docker_daemon_settings(host, cfg):
 def test_compose_v2(host):
     version = host.check_output("docker compose version --short")
     assert version.lstrip("v").split(".")[0] == "2", f"docker compose is {version}, not v2"
-
-
-def os_path_exists(host, path):
-    return host.file(path).exists

@@ -116,10 +116,9 @@ def test_redis_requires_its_password_and_never_evicts(host, cfg):
 def test_secret_files_are_root_only(host, cfg):
     directory = host.file(f"{cfg.stack.stack_root}/secrets")
     assert (directory.user, directory.mode) == ("root", 0o700), f"secrets directory is {directory.user} {oct(directory.mode)}"
-    loose = host.check_output(f"find {cfg.stack.stack_root}/secrets -type f \\( ! -user root -o -perm /077 \\)")
-    assert not loose, f"secret files readable beyond root: {loose}"
-    present = set(host.check_output(f"ls {cfg.stack.stack_root}/secrets").split())
-    missing = set(stack.GENERATED_SECRETS) - present
+    state = run_fact(host, stack.StackState, cfg.stack.stack_root, cfg.stack.stack_name)  # as the deploy reads them
+    assert not state["loose"], f"secret files readable beyond root: {state['loose']}"
+    missing = set(stack.GENERATED_SECRETS) - state["secrets"]
     assert not missing, f"secrets missing: {missing}"
 
 

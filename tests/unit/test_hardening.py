@@ -15,7 +15,9 @@ def inspected(cfg, service, **changes):
     return {"Config": {"Labels": {"com.docker.compose.service": service}},
             "HostConfig": {"Memory": live["memory"], "MemorySwap": live["memory+swap"], "PidsLimit": live["pids_limit"],
                            "RestartPolicy": {"Name": live["restart"]}, "CpuShares": live["cpu_shares"],
-                           "CapDrop": live["cap_drop"], "CapAdd": live["cap_add"] or None, "ReadonlyRootfs": live["read_only"]},
+                           "CapDrop": live["cap_drop"], "CapAdd": [f"CAP_{c}" for c in live["cap_add"]] or None,
+                           "ReadonlyRootfs": live["read_only"], "SecurityOpt": ["no-new-privileges:true"] if live["no_new_privileges"] else None,
+                           "LogConfig": {"Config": {"max-size": live["log_max_size"]}}},
             "NetworkSettings": {"Networks": {n: {} for n in live["networks"]}}}
 
 
@@ -27,7 +29,7 @@ def test_every_container_drops_all_capabilities_and_gets_back_only_its_own():
         assert service.get("cap_add", []) == containers.CAPABILITIES[name], name
         assert service["cpu_shares"] == containers.CPU_SHARES[name], name
         assert service.get("read_only", False) == (name in containers.READ_ONLY_WRITABLE), name
-    assert not any("user" in service for service in services.values())  # the images' own users
+    assert [name for name, service in services.items() if "user" in service] == ["redis"]  # the rest: the images' own users
     assert services["traefik"]["cap_add"] == ["NET_BIND_SERVICE"]
     assert services["postgres"]["tmpfs"] == ["/var/run/postgresql:mode=1777", "/tmp:mode=1777"]
 
@@ -44,6 +46,13 @@ def test_runtime_drift_names_what_docker_update_changed():
                                                       "networks": (["msgplatform_data", "msgplatform_edge"], ["msgplatform_data"])})
     assert drift["msgplatform-n8n-1"] == ("n8n", {"cpu_shares": (2, 768), "cap_drop": ([], ["ALL"])})
     assert set(drift) == {"msgplatform-redis-1", "msgplatform-n8n-1"}
+    # Docker 28's client writes CAP_NET_BIND_SERVICE (the fake above too): the same capability.
+    assert "msgplatform-traefik-1" not in drift
+    # A kernel without swap accounting or CPU shares: Docker drops them; not drift.
+    unsupported = {"msgplatform-postgres-1": inspected(cfg, "postgres", **{"memory+swap": -1, "cpu_shares": 0})}
+    assert containers.runtime_drift(cfg, services, unsupported) == {}
+    loose = {"msgplatform-directus-1": inspected(cfg, "directus", no_new_privileges=False, log_max_size=None)}
+    assert set(containers.runtime_drift(cfg, services, loose)["msgplatform-directus-1"][1]) == {"no_new_privileges", "log_max_size"}
 
 
 REDIS_OUTPUT = ["anonymous NOAUTH Authentication required.", "anonymous ", "appendfsync", "everysec", "appendonly", "yes",
