@@ -6,6 +6,7 @@ import json
 import shlex
 
 from pyinfra.api import FactBase
+from pyinfra.operations import server
 
 # CPU weight of each service when the host's CPUs are contended (Docker's default is 1024
 # for all): the data services and the edge first, the apps next, background work last.
@@ -95,3 +96,11 @@ class Containers(FactBase):
 
     def process(self, output):
         return {c["Name"].lstrip("/"): c for c in json.loads("\n".join(output) or "[]")}
+
+
+def recreate(rollout, services):
+    """Containers recreated whose runtime settings drifted, from the compose.yaml this run
+    wrote, before the `up` that follows: that `up` then leaves them be (one recreation)."""
+    if services:
+        server.shell(name=f"Containers recreated, runtime settings drifted: {', '.join(services)}",
+                     commands=[f"{rollout.dc} up -d --no-deps --force-recreate {' '.join(services)}"])

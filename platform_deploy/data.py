@@ -11,9 +11,10 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
-from . import converge, memory
+from . import containers, converge, memory
 from .model import ConfigError, Section, setting
 
+DATA_SERVICES = ("postgres", "redis")
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 REDIS_LIVE_KEYS = ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync")
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
@@ -153,8 +154,10 @@ def apply(cfg, rollout):
     if rollout.major_upgrade and not rollout.resume_backup:
         _set_old_data_aside(cfg, rollout)
 
+    # (A major upgrade has just removed PostgreSQL's container: `up` makes the new one.)
+    containers.recreate(rollout, [s for s in rollout.drifted if s in DATA_SERVICES and not (s == "postgres" and rollout.major_upgrade)])
     server.shell(name="Data services up and healthy", commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
-                 _if=rollout.needs_up)
+                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
 
     db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
                                   mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)

@@ -243,6 +243,7 @@ class Rollout:
     mounted: dict = field(default_factory=dict)
     secrets: object = None
     compose: object = None
+    drifted: list = field(default_factory=list)
     database_drift: list = field(default_factory=list)
 
     @property
@@ -290,6 +291,8 @@ def files_and_images(cfg, state, docker_restarted, data_major):
                             mode="600", create_remote_dir=False, **template_vars) for app in cfg.stack.apps),
         *upgrade.offline_images(cfg, rollout.state),
     ]
+    live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
+    rollout.drifted = sorted({service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()})
     return rollout
 
 
@@ -315,15 +318,9 @@ def up(cfg, rollout):
     compose.yaml; services restarted whose mounted configuration changed or that run
     another one (a file edited and put back, Redis reconfigured live)."""
     dc = rollout.dc
-    live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
-    drifted = sorted({service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()})
-    # A new compose.yaml already has `up` recreate what it changes (which the drift, read
-    # before this run, may only reflect): recreating again would be a second outage.
-    server.shell(name=f"Containers recreated whose runtime settings drifted: {', '.join(drifted)}",
-                 commands=[f"{dc} up -d --no-deps --force-recreate {' '.join(drifted)}"],
-                 _if=lambda: bool(drifted) and not rollout.compose.did_change())
+    containers.recreate(rollout, [s for s in rollout.drifted if s not in data.DATA_SERVICES])
     server.shell(name="All services up and healthy", commands=[upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=lambda: bool(drifted) or rollout.needs_up())
+                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
     redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
@@ -331,7 +328,7 @@ def up(cfg, rollout):
             name=f"{service} restarted for its changed configuration",
             commands=[f"{dc} restart {service}", f"{dc} up -d --wait --wait-timeout 180 {service}"],
             _if=lambda ops=ops, service=service: service in rollout.state["services"] and (
-                (service in stale and service not in drifted) or any(op.did_change() for op in ops)),
+                (service in stale and service not in rollout.drifted) or any(op.did_change() for op in ops)),
         )
     # Reached only when everything came up: what a failed upgrade points back to.
     converge.put(name="Images that ran healthy recorded", src=StringIO(upgrade.running_images(cfg)),
