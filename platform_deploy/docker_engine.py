@@ -131,6 +131,10 @@ class AuditRules(FactBase):
         exists = "; ".join(f"[ -e {path} ] && echo 'exists {path}'" for path in AUDITED)
         return f"systemd-detect-virt -q -c && exit 0; auditctl -l 2>/dev/null | sed 's/^/rule /'; {exists}; true"
 
+    @staticmethod
+    def default():
+        return {}
+
     def process(self, output):
         return {"rules": [line[5:] for line in output if line.startswith("rule ")],
                 "exists": [line[7:] for line in output if line.startswith("exists ")]}

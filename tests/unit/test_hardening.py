@@ -143,6 +143,12 @@ def test_docker_audit_rules_watch_what_the_cis_benchmark_names():
     assert rules[1] == "-i"
 
 
+def test_missing_audit_rules():
+    assert docker_engine.AuditRules.default() == {} and docker_engine.missing_audit_rules({}) == []  # a container: none read
+    state = docker_engine.AuditRules().process(["rule -w /etc/docker -p rwxa -k docker", "exists /etc/docker", "exists /run/containerd"])
+    assert docker_engine.missing_audit_rules(state) == ["/run/containerd"]
+
+
 @pytest.mark.parametrize("module", base.UNUSED_PROTOCOLS)
 def test_unused_protocols_never_load(module):
     assert f"install {module} /bin/false" in base.modprobe_file().splitlines()
