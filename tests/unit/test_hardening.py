@@ -1,5 +1,5 @@
 """Hardening as rendered, and the drift the deploy reads back (the live e2e proof is
-tests/e2e/test_5_drift.py): containers, Redis, sshd, backups, the apps, audit rules."""
+tests/e2e/test_3_x_drift.py): containers, Redis, sshd, backups, the apps, audit rules."""
 
 import pytest
 
