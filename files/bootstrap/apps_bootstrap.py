@@ -120,7 +120,10 @@ class Chatwoot:
         account_file = f"{ROOT}/state/chatwoot-account-id"  # not a secret
         account = open(account_file).read().strip() if os.path.exists(account_file) else None
         if token and account:
-            return token, account
+            answer = call("GET", f"{self.base}/api/v1/accounts/{account}/inboxes", headers={"api_access_token": token}, ok=(200, 401))
+            if not (isinstance(answer, dict) and "error" in answer):
+                return token, account
+            # Refused: a restored database holds another token. Asked of Chatwoot again, below.
         # Chatwoot's own tools make the account and its admin: no sign-up page, no set-up by hand.
         env = {**os.environ, "CW_ACCOUNT_NAME": SETTINGS["chatwoot"]["account_name"],
                "CW_ADMIN_NAME": SETTINGS["chatwoot"]["admin_name"], "CW_ADMIN_EMAIL": SETTINGS["chatwoot"]["admin_email"],
