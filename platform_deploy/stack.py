@@ -168,7 +168,7 @@ class StackState(FactBase):
     def command(self, root, project):
         stale = "".join(
             f"s=$(docker inspect -f '{{{{.State.StartedAt}}}}' {project}-{service}-1 2>/dev/null) && "
-            f"[ \"$(stat -c %Y {root}/{path} 2>/dev/null || echo 0)\" -gt \"$(date -d \"$s\" +%s)\" ] && echo 'stale {service}'; "
+            f"[ \"$(date -r {root}/{path} +%s%N 2>/dev/null || echo 0)\" -gt \"$(date -d \"$s\" +%s%N)\" ] && echo 'stale {service}'; "
             for service, paths in MOUNTED_CONFIG.items() for path in paths)
         root, volume = shlex.quote(root), shlex.quote(f"{project}_postgres-data")
         return (

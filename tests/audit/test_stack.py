@@ -142,9 +142,9 @@ def test_services_run_their_current_configuration(host, cfg, containers):
     """A container started before its mounted configuration file last changed runs a stale one."""
     stale = {}
     for service, paths in stack.MOUNTED_CONFIG.items():
-        started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s")
+        started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s%N")
         for path in paths:
-            changed = host.check_output(f"stat -c %Y {cfg.stack.stack_root}/{path}")
+            changed = host.check_output(f"date -r {cfg.stack.stack_root}/{path} +%s%N")
             if int(changed) > int(started):
                 stale[service] = path
     assert not stale, f"services started before their configuration changed (restart them): {stale}"
