@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy test test-unit audit bench docker-bench demo venv settings-reference
+.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test test-cluster test-unit audit bench docker-bench demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -22,6 +22,14 @@ sandbox: venv
 sandbox-destroy: venv
 	$(PY) tools/sandbox.py destroy
 	rm -rf .sandbox
+
+# Scale-out: a primary, a replica, a worker host and an outsider; one deploy to the first three.
+sandbox-cluster: venv
+	$(PY) tools/sandbox.py cluster-up
+	$(PYINFRA) inventory/sandbox_cluster.py deploy.py -y
+
+sandbox-cluster-destroy: venv
+	$(PY) tools/sandbox.py cluster-destroy
 
 # All tests: unit, then end-to-end against a fresh sandbox host of their own (the images
 # are built first, outside the tests' time limits).

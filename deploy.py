@@ -10,10 +10,11 @@ import os
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import backup, base, config, converge, data, docker_engine, firewall, memory, secrets, stack
+from platform_deploy import backup, base, cluster, config, converge, data, docker_engine, firewall, memory, secrets, stack
 from platform_deploy.apps import bootstrap, chatwoot
 
-cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")))
+cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")),
+                  topology=cluster.inventory_topology())
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
@@ -37,11 +38,15 @@ host_state = base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
-backup_units = backup.apply(cfg, installed)
+primary = cfg.topology.role == "primary"  # a replica or worker host runs only its role's services (cluster.py)
+backup_units = backup.apply(cfg, installed) if primary else {}
 converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **docker_engine.auditd_units(host_state["container"]), **backup_units})
 rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
-data.apply(cfg, rollout)
-chatwoot.apply(cfg, rollout)
+if primary:
+    data.apply(cfg, rollout)
+    chatwoot.apply(cfg, rollout)
 stack.up(cfg, rollout)
-bootstrap.apply(cfg, rollout)
-backup.backup_if_needed(cfg)
+if primary:
+    bootstrap.apply(cfg, rollout)
+    backup.backup_if_needed(cfg)
+cluster.workers_up(cfg, rollout)

@@ -34,7 +34,8 @@ _name = os.environ.get("SANDBOX_NAME", "sandbox-1")
 _state = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox")
 # TLS for real: Traefik gets its certificates from the host's Pebble by HTTP-01, validated
 # against the host's port 80 (Pebble's TLS certificate is the sandbox CA's).
-_addresses = _sandbox_addresses(os.environ.get("SANDBOX_SSH_PORT", "2222"))
+# (group_data/sandbox_cluster.py runs this file with its primary's port.)
+_addresses = _sandbox_addresses(globals().get("_PRIMARY_PORT") or os.environ.get("SANDBOX_SSH_PORT", "2222"))
 acme_ca_server = f"https://{_addresses[1]}:14000/dir"
 acme_ca_certificate = os.path.join(_state, "ca.pem") if os.path.exists(os.path.join(_state, "ca.pem")) else None
 

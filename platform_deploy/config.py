@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from . import backup, base, data, docker_engine, edge, firewall, memory, stack
+from . import backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
 from .apps import chatwoot, n8n, social
 from .base import check_os  # noqa: F401 (the audit reads it from here)
 from .model import ConfigError
@@ -30,6 +30,7 @@ SECTIONS = {
     "chatwoot": chatwoot.Settings,
     "n8n": n8n.Settings,
     "social": social.Settings,
+    "cluster": cluster.Settings,
 }
 GERBIL_MB = 128  # not in the seed's table; WireGuard in the kernel needs little
 # Keys that were renamed: old name -> (new name, what changed).
@@ -49,12 +50,15 @@ class Config:
     chatwoot: chatwoot.Settings
     n8n: n8n.Settings
     social: social.Settings
+    cluster: cluster.Settings
     # Decided across layers, by the rules below.
     host_ram_mb: int
     memory_profile: str
     memory_limits_mb: dict  # only the services that run
     # Operator-supplied secrets the enabled features need (name -> value); never printed.
     supplied_secrets: dict = field(repr=False)
+    # This host's role and its peers, from the inventory's groups (cluster.topology).
+    topology: cluster.Topology = cluster.Topology()
 
 
 def keys():
@@ -62,10 +66,11 @@ def keys():
     return {name: (section, f) for section, model in SECTIONS.items() for name, f in model.model_fields.items()}
 
 
-def load(values, ram_mb, supplied=None, require_secrets=True):
+def load(values, ram_mb, supplied=None, require_secrets=True, topology=cluster.Topology()):
     """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config.
     `supplied`: the operator's secrets (supplied_secrets()); the audit, which reads no
-    secret of the operator's, passes require_secrets=False."""
+    secret of the operator's, passes require_secrets=False. `topology`: the host's role
+    and peers (cluster.inventory_topology()); a one-host inventory's is the default."""
     required = {name for name, (_, f) in keys().items() if f.is_required()}
     values = {k: v for k, v in values.items() if v is not None or k not in required}  # None is "missing"
     problems, sections = _renamed(values) + _typos(values), {}
@@ -74,7 +79,7 @@ def load(values, ram_mb, supplied=None, require_secrets=True):
             sections[name] = model.model_validate(values, context={"ram_mb": ram_mb})
         except ValidationError as e:
             problems += [_message(error, model) for error in e.errors()]
-    decided = {}
+    decided = {"topology": topology}
     if len(sections) == len(SECTIONS):
         sections = _cross_layer_rules(sections, values, ram_mb, supplied or {}, problems, decided, require_secrets)
     if problems:
@@ -118,7 +123,8 @@ def _typos(values):
 # Rules that cross layers, all here. Each appends its problems and may decide a value.
 
 def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, require_secrets=True):
-    decided.update(_memory(sections, ram_mb, problems))
+    cluster.cross_rules(sections, decided["topology"], lambda *args: problems.append(_problem(*args)))
+    decided.update(_memory(sections, ram_mb, problems, decided["topology"]))
     sections["data"] = _postgres_major(sections, problems)
     sections["stack"] = sections["stack"].model_copy(
         update={"admin_email": sections["stack"].admin_email or sections["edge"].acme_email})
@@ -139,7 +145,7 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, re
     return sections
 
 
-def _memory(sections, ram_mb, problems):
+def _memory(sections, ram_mb, problems, topology):
     """The RAM table's profile for this host, with the operator's limits, for the services that run."""
     s = sections["stack"]
     needed_min = memory.host_needs_mb(memory.profile_limits("minimum"))
@@ -148,7 +154,7 @@ def _memory(sections, ram_mb, problems):
                                  "use a server with at least 4 GB of RAM (the seed's minimum)"))
         return {"memory_profile": "minimum", "memory_limits_mb": {}}
     counts = {"n8n-worker": sections["n8n"].n8n_workers}
-    running = set(stack.compose_services(SimpleConfig(sections)))
+    running = set(stack.compose_services(SimpleConfig({**sections, "topology": topology})))
 
     def limits_of(profile):
         limits = {**memory.profile_limits(profile), **s.memory_limits_mb, "gerbil": GERBIL_MB}

@@ -15,6 +15,7 @@ from . import containers, converge, memory
 from .model import ConfigError, Section, setting
 
 DATA_SERVICES = ("postgres", "redis")
+REPLICATION_ROLE = "replicator"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 REDIS_LIVE_KEYS = ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync")
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
@@ -53,11 +54,12 @@ class DatabaseState(SuperuserQueries):
         ("postgres", "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
                      "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
+        ("postgres", "select 'slot', slot_name, '', '' from pg_replication_slots"),
     )
 
     @staticmethod
     def default():
-        return {"roles": {}, "dbs": {}, "extensions": set()}
+        return {"roles": {}, "dbs": {}, "extensions": set(), "slots": set()}
 
     def process(self, output):
         state = self.default()
@@ -70,6 +72,8 @@ class DatabaseState(SuperuserQueries):
                 state["dbs"][name] = {"owner": a, "grantees": grantees}
             elif kind == "ext":
                 state["extensions"].add(name)
+            elif kind == "slot":
+                state["slots"].add(name)
         return state
 
 
@@ -88,6 +92,10 @@ def database_drift(cfg, state):
             drift.append(f"database {app} open to {sorted(db['grantees'] - {app, 'postgres'})}")
     if "chatwoot" in cfg.stack.apps:
         drift += [f"extension {e}" for e in CHATWOOT_EXTENSIONS if e not in state["extensions"]]
+    slots = {replica.slot for replica in cfg.topology.replicas}
+    if slots and REPLICATION_ROLE not in state["roles"]:
+        drift.append(f"role {REPLICATION_ROLE}")
+    drift += [f"replication slot {slot}" for slot in slots ^ {s for s in state.get("slots", ()) if s.startswith("replica_")}]
     return drift
 
 
@@ -159,8 +167,12 @@ def apply(cfg, rollout):
     server.shell(name="Data services up and healthy", commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
                  _if=lambda: bool(rollout.drifted) or rollout.needs_up())
 
+    server.shell(name="PostgreSQL reloaded for its changed pg_hba.conf",
+                 commands=[f"docker exec {cfg.stack.stack_name}-postgres-1 psql -q -U postgres -c 'select pg_reload_conf()'"],
+                 _if=rollout.hba.did_change)
     db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
-                                  mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS)
+                                  mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS,
+                                  replication_role=REPLICATION_ROLE)
     rollout.database_drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",

@@ -10,7 +10,7 @@ from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
-from . import converge
+from . import cluster, converge
 from .base import SYSCTL_FILE
 
 from .model import Cidr, ConfigError, Section, items, setting
@@ -40,8 +40,9 @@ def docker_guard_rules(cfg):
     Docker consults first and never flushes, lets in new connections from outside only to
     the edge's host ports (by the port the client asked for, before DNAT); container
     traffic and replies pass."""
-    allowed = [("tcp", port) for port in EDGE_PORTS_TCP]
-    if cfg.edge.tunnels_enabled:
+    primary = cfg.topology.role == "primary"
+    allowed = [("tcp", port) for port in EDGE_PORTS_TCP] if primary else []
+    if cfg.edge.tunnels_enabled and primary:
         allowed += [("udp", port) for port in TUNNEL_PORTS_UDP]
     return [
         "-N DOCKER-USER",
@@ -49,6 +50,7 @@ def docker_guard_rules(cfg):
         "-A DOCKER-USER -i docker0 -j RETURN",
         "-A DOCKER-USER -i br-+ -j RETURN",
         *(f"-A DOCKER-USER -p {proto} -m conntrack --ctorigdstport {port} -j RETURN" for proto, port in allowed),
+        *cluster.guard_rules(cfg),
         "-A DOCKER-USER -m conntrack --ctstate NEW -j DROP",
         "-A DOCKER-USER -j RETURN",
     ]
@@ -69,6 +71,8 @@ def wanted_rules(cfg, sshd_ports):
             rules += [f"{action} from {cidr} to any port {port} proto tcp" for cidr in cfg.firewall.ssh_allow_cidrs]
         else:
             rules.append(f"{action} {port}/tcp")
+    if cfg.topology.role != "primary":  # peers serve nothing on the web
+        return rules
     rules += ["allow 80/tcp", "allow 443/tcp"]
     if cfg.edge.tunnels_enabled:
         rules += [f"allow {port}/udp" for port in TUNNEL_PORTS_UDP]

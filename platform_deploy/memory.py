@@ -67,11 +67,13 @@ def sizing(cfg):
     }
     pools = {
         "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
-        "n8n": 5 * (1 + cfg.n8n.n8n_workers),
+        # A replica counts as its primary does: a hot standby refuses fewer max_connections.
+        "n8n": 5 * (1 + (cfg.topology.primary.n8n_workers if cfg.topology.role == "replica" else cfg.n8n.n8n_workers)),
         "directus": 10,
     }
-    pg = limits["postgres"]
-    max_connections = sum(pools[app] for app in cfg.stack.apps) + 15  # + superuser, backups, psql
+    pg = limits.get("postgres", 0)
+    # + superuser, backups, psql; + the worker hosts' n8n processes (pooled alike).
+    max_connections = sum(pools[app] for app in cfg.stack.apps) + 15 + sum(5 * (1 + p.n8n_workers) for p in cfg.topology.workers)
     shared_buffers = pg // 4
     return {
         "postgres": {
@@ -82,7 +84,7 @@ def sizing(cfg):
             "work_mem": f"{max(4, (pg - shared_buffers) // (max_connections * 3))}MB",
             "maintenance_work_mem": f"{max(32, pg // 16)}MB",
         },
-        "redis_maxmemory_mb": limits["redis"] * 3 // 4,
+        "redis_maxmemory_mb": limits.get("redis", 0) * 3 // 4,
         # A worker shares its container with n8n's JS task runner (the Code nodes), a second
         # Node process: half the limit for the one, a fifth for the other. The main process
         # keeps three quarters (its migrations need it; its runner idles in queue mode).

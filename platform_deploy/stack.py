@@ -6,7 +6,6 @@ data services up, databases] -> [apps: Chatwoot's prepare] -> everything up. Eac
 runs only when its inputs changed or the host drifted, so a rerun reports no change.
 """
 
-import shlex
 from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
@@ -15,12 +14,12 @@ from typing import Literal
 import yaml
 from pydantic import field_validator, model_validator
 from pyinfra import host
-from pyinfra.api import FactBase
 from pyinfra.api.util import get_template
 from pyinfra.operations import server
 
-from . import containers, converge, data, edge, memory, upgrade
+from . import cluster, containers, converge, data, edge, memory, upgrade
 from .model import Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE, is_ip_address
+from .stack_state import MOUNTED_CONFIG, StackState  # noqa: F401 (read as stack.* by the audit)
 from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, operator_secret_files, secret_env
 
 APPS = ("chatwoot", "n8n", "directus")
@@ -38,13 +37,6 @@ IMAGES = {
     "gerbil": "fosrl/gerbil:1.2.2",
 }
 SMTP_FIX = 'set smtp = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}, or None'
-# Files bind-mounted into a container (under stack_root): compose does not see their
-# content change, so the deploy restarts the service when one changes.
-MOUNTED_CONFIG = {
-    "redis": ("config/redis.conf",),
-    "traefik": ("edge/traefik/traefik_config.yml", "edge/traefik/dynamic_config.yml"),
-    "pangolin": ("edge/pangolin/config.yml",),
-}
 
 
 COMPOSE_TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "compose.yaml.j2"
@@ -137,8 +129,16 @@ def app_services(cfg):
 
 
 def compose_services(cfg):
+    role = cfg.topology.role
+    if role != "primary":  # cluster.py: a replica's data services, or a worker host's queue workers
+        return ("postgres", "redis") if role == "replica" else ("n8n-worker",)
     services = ["postgres", "redis", *(s for services in app_services(cfg).values() for s in services), *EDGE_SERVICES]
     return tuple(services + (["gerbil"] if cfg.edge.tunnels_enabled else []))
+
+
+def role_apps(cfg):
+    """The apps whose settings this host's services read: all on the primary, n8n on a worker host."""
+    return {"primary": cfg.stack.apps, "worker": ("n8n",), "replica": ()}[cfg.topology.role]
 
 
 def image_key(service):
@@ -147,8 +147,14 @@ def image_key(service):
 
 
 def template_vars(cfg):
+    topology = cfg.topology
+    # Where the apps find PostgreSQL and Redis: beside them, or on the primary over the private link.
+    data_host = {"postgres": "postgres", "redis": "redis"} if topology.role == "primary" else \
+        {"postgres": topology.primary.address, "redis": topology.primary.address}
     return dict(cfg=cfg, size=memory.sizing(cfg), urls=urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
-                cpu_shares=containers.CPU_SHARES, capabilities=containers.CAPABILITIES, read_only=containers.READ_ONLY_WRITABLE)
+                cpu_shares=containers.CPU_SHARES, capabilities=containers.CAPABILITIES, read_only=containers.READ_ONLY_WRITABLE,
+                data_host=data_host, pg_port=cluster.PG_PORT, redis_port=cluster.REDIS_PORT,
+                replication_role=cluster.REPLICATION_ROLE, slot=topology.me.slot if topology.me else None)
 
 
 def compose_document(cfg):
@@ -159,63 +165,6 @@ def compose_document(cfg):
 def urls(cfg):
     names = edge.hosts(cfg)
     return {"chatwoot": f"https://{names['chatwoot']}", "n8n": f"https://{names['n8n']}/", "directus": f"https://{names['directus']}"}
-
-
-class StackState(FactBase):
-    """Secret file names, Chatwoot's last prepared image, each compose service's state, the
-    images the host has, and the PostgreSQL major version of the data (its PG_VERSION)."""
-
-    def command(self, root, project):
-        stale = "".join(
-            f"s=$(docker inspect -f '{{{{.State.StartedAt}}}}' {project}-{service}-1 2>/dev/null) && "
-            f"[ \"$(date -r {root}/{path} +%s%N 2>/dev/null || echo 0)\" -gt \"$(date -d \"$s\" +%s%N)\" ] && echo 'stale {service}'; "
-            for service, paths in MOUNTED_CONFIG.items() for path in paths)
-        root, volume = shlex.quote(root), shlex.quote(f"{project}_postgres-data")
-        return (
-            stale +
-            # Secret files anyone but root could read (or that root does not own).
-            f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f \\( ! -user root -o ! -group root -o -perm /077 \\) "
-            "2>/dev/null | sed 's/^/loose /'; "
-            f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null)\"; "
-            "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
-            f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
-            f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
-            f"echo \"pg-upgrade $(cat {root}/state/pg-major-upgrade 2>/dev/null)\"; "
-            f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
-            # docker ps, not compose ps: the same answer without compose's start-up cost.
-            f"docker ps -a --filter label=com.docker.compose.project={shlex.quote(project)} "
-            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.Image}} {{.State}} {{.Status}}' 2>/dev/null || true"
-        )
-
-    @staticmethod
-    def default():
-        return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False,
-                "pg_version": None, "host_images": set(), "loose": [], "stale": set()}
-
-    def process(self, output):
-        state = self.default()
-        for line in output:
-            kind, _, rest = line.partition(" ")
-            if kind == "secret":
-                state["secrets"].add(rest.strip())
-            elif kind in ("prepared", "pg-upgrade"):
-                state[kind.replace("-", "_")] = rest.strip()
-            elif kind == "loose":
-                state["loose"].append(rest.strip())
-            elif kind == "stale":
-                state["stale"].add(rest.strip())
-            elif kind == "pangolin-config":
-                state["pangolin_config"] = True
-            elif kind == "pg-version":
-                state["pg_version"] = int(rest) if rest.strip().isdigit() else None
-            elif kind == "image":
-                state["host_images"].add(rest.strip())
-            elif kind == "service":
-                name, image, status, detail = (rest.split(" ", 3) + ["", "", ""])[:4]
-                health = next((h for h in ("unhealthy", "healthy", "starting") if f"{h})" in detail), "")
-                state["services"][name] = (status, health)
-                state["images"][name] = image
-        return state
 
 
 def host_state(cfg):
@@ -245,6 +194,7 @@ class Rollout:
     compose: object = None
     drifted: list = field(default_factory=list)
     database_drift: list = field(default_factory=list)
+    hba: object = field(default_factory=converge.Unchanged)
 
     @property
     def dc(self):
@@ -275,20 +225,26 @@ class Rollout:
 def files_and_images(cfg, state, docker_restarted, data_major):
     """Backup before a data upgrade, secrets, the project's files and images; returns the Rollout."""
     rollout = Rollout(cfg, state, data_major, docker_restarted)
-    upgrade.backup_before_upgrade(cfg, rollout)
-    edge_files, pangolin_template = edge.render(cfg)
+    primary, topology = cfg.topology.role == "primary", cfg.topology
+    if primary:
+        upgrade.backup_before_upgrade(cfg, rollout)
+    edge_files, pangolin_template = edge.render(cfg) if primary else ({}, None)
     rollout.secrets = _secrets(cfg, rollout, pangolin_template)
     template_vars = globals()["template_vars"](cfg)
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
-    rollout.mounted = {"redis": [data.redis_config(cfg, template_vars)], **edge_files,
-                       "pangolin": [*edge_files["pangolin"], rollout.secrets]}
+    rollout.mounted = {**({"redis": [data.redis_config(cfg, template_vars)]} if "redis" in compose_services(cfg) else {}), **edge_files,
+                       **({"pangolin": [*edge_files["pangolin"], rollout.secrets]} if primary else {})}
+    if topology.clustered and topology.role != "worker":
+        rollout.hba = converge.template(name="PostgreSQL client authentication (pg_hba.conf)", src="templates/pg_hba.conf.j2",
+                                        dest=f"{cfg.stack.stack_root}/config/pg_hba.conf", mode="644", create_remote_dir=False,
+                                        **template_vars)
     rollout.compose = converge.template(name="Compose project", src="templates/compose.yaml.j2",
                                        dest=f"{cfg.stack.stack_root}/compose.yaml", mode="640", create_remote_dir=False, **template_vars)
     rollout.inputs = [
         *(op for ops in rollout.mounted.values() for op in ops),
         rollout.compose,
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
-                            mode="600", create_remote_dir=False, **template_vars) for app in cfg.stack.apps),
+                            mode="600", create_remote_dir=False, **template_vars) for app in role_apps(cfg)),
         *upgrade.offline_images(cfg, rollout.state),
     ]
     live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
@@ -297,19 +253,30 @@ def files_and_images(cfg, state, docker_restarted, data_major):
 
 
 def _secrets(cfg, rollout, pangolin_template):
-    root, state = cfg.stack.stack_root, rollout.state
-    supplied = operator_secret_files(cfg, f"{root}/secrets")
-    env = secret_env(cfg)
-    script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
-                               mode="700", create_remote_dir=False, root=root, generated=GENERATED_SECRETS, secret_env=env,
-                               marker=edge.PANGOLIN_SECRET_MARKER)
-    wanted_files = set(GENERATED_SECRETS) | set(DERIVED_SECRETS) | {f"{name}.env" for name in env}
+    """The primary's secrets: generated on it and kept. A peer's: the primary's, copied once
+    the primary's script has run (every host passes the script's operation, a no-op on a
+    peer, so pyinfra orders the copy after it)."""
+    generated = _generated_secrets(cfg, rollout, pangolin_template)
+    return generated if cfg.topology.role == "primary" else cluster.secrets_from_primary(cfg)
+
+
+def _generated_secrets(cfg, rollout, pangolin_template):
+    root, state, primary = cfg.stack.stack_root, rollout.state, cfg.topology.role == "primary"
+    script, supplied, wanted_files = converge.Unchanged(), [], set()
+    if primary:
+        supplied = operator_secret_files(cfg, f"{root}/secrets")
+        env = secret_env(cfg)
+        generated = {**GENERATED_SECRETS, **(cluster.PRIMARY_SECRETS if cfg.topology.replicas else {})}
+        script = converge.template(name="Secrets script", src="templates/secrets.sh.j2", dest=f"{root}/bin/secrets.sh",
+                                   mode="700", create_remote_dir=False, root=root, generated=generated, secret_env=env,
+                                   marker=edge.PANGOLIN_SECRET_MARKER)
+        wanted_files = set(generated) | set(DERIVED_SECRETS) | {f"{name}.env" for name in env}
     return server.shell(
         name="Secrets generated and kept on the host",
         commands=[f"{root}/bin/secrets.sh"],
-        _if=lambda: (script.did_change() or not wanted_files <= state["secrets"]
-                     or not state["pangolin_config"] or pangolin_template.did_change() or bool(state["loose"])
-                     or any(op.did_change() for op in supplied)),
+        _if=lambda: primary and (script.did_change() or not wanted_files <= state["secrets"]
+                                 or not state["pangolin_config"] or pangolin_template.did_change() or bool(state["loose"])
+                                 or any(op.did_change() for op in supplied)),
     )
 
 
@@ -317,10 +284,13 @@ def up(cfg, rollout):
     """Everything up and healthy; containers recreated whose runtime settings drifted from
     compose.yaml; services restarted whose mounted configuration changed or that run
     another one (a file edited and put back, Redis reconfigured live)."""
-    dc = rollout.dc
-    containers.recreate(rollout, [s for s in rollout.drifted if s not in data.DATA_SERVICES])
+    dc, role = rollout.dc, cfg.topology.role
+    # A replica's data services come up here, once the primary's have their replication slot;
+    # a worker host's workers after the primary's apps (cluster.workers_up): every host passes this operation.
+    if role != "worker":
+        containers.recreate(rollout, [s for s in rollout.drifted if s not in data.DATA_SERVICES or role == "replica"])
     server.shell(name="All services up and healthy", commands=[upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
+                 _if=lambda: role != "worker" and (bool(rollout.drifted) or rollout.needs_up()))
     redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
@@ -330,6 +300,12 @@ def up(cfg, rollout):
             _if=lambda ops=ops, service=service: service in rollout.state["services"] and (
                 (service in stale and service not in rollout.drifted) or any(op.did_change() for op in ops)),
         )
+    if role == "worker":
+        return
+    record_images(cfg)
+
+
+def record_images(cfg):
     # Reached only when everything came up: what a failed upgrade points back to.
     converge.put(name="Images that ran healthy recorded", src=StringIO(upgrade.running_images(cfg)),
                  dest=f"{cfg.stack.stack_root}/state/images", mode="600", create_remote_dir=False)

@@ -459,7 +459,12 @@ def wait_for_ssh(name, port, timeout=90):
     sys.exit(f"SSH on 127.0.0.1:{port} did not answer within {timeout} s (last: {last}); see `docker logs {name}`")
 
 
-def up(name, port):
+# make sandbox-cluster: inventory/sandbox_cluster.py's hosts, and one that is no peer.
+CLUSTER = {"sandbox-primary": 2241, "sandbox-replica": 2242, "sandbox-worker": 2243, "sandbox-outsider": 2244}
+
+
+def up(name, port, companions=True):
+    """The host; `companions`: its ACME server and vendors' simulator (the cluster's peers have none)."""
     ensure_docker()
     ensure_key()
     ensure_service_images()
@@ -481,8 +486,9 @@ def up(name, port):
              f"install -d -m 700 -o {user} -g {user} {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
              f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys"], input=public.encode())
     trust_registry(name)
-    ensure_acme(name, port)
-    ensure_vendors(name, port)
+    if companions:
+        ensure_acme(name, port)
+        ensure_vendors(name, port)
     wait_for_ssh(name, port)
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 
@@ -499,7 +505,7 @@ def destroy(name):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("up", "destroy", "docker", "images"))
+    parser.add_argument("action", choices=("up", "destroy", "docker", "images", "cluster-up", "cluster-destroy"))
     parser.add_argument("--name", default=os.environ.get("SANDBOX_NAME", "sandbox-1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_SSH_PORT", "2222")))
     args = parser.parse_args()
@@ -507,6 +513,12 @@ def main():
         up(args.name, args.port)
     elif args.action == "destroy":
         destroy(args.name)
+    elif args.action == "cluster-up":
+        for name, port in CLUSTER.items():
+            up(name, port, companions=name == "sandbox-primary")
+    elif args.action == "cluster-destroy":
+        for name in CLUSTER:
+            destroy(name)
     elif args.action == "images":
         ensure_docker()
         ensure_service_images()

@@ -20,9 +20,10 @@ from pyinfra.context import ctx_state  # noqa: E402
 from pyinfra.facts.hardware import Memory  # noqa: E402
 from pyinfra_cli.inventory import make_inventory  # noqa: E402
 
-from platform_deploy import config  # noqa: E402
+from platform_deploy import cluster, config  # noqa: E402
 
 _TARGETS = {}  # testinfra host name -> that host's group data
+_TOPOLOGY = {}  # testinfra host name -> its role and peers (cluster.topology)
 
 
 def pytest_addoption(parser):
@@ -51,13 +52,16 @@ def _spec(data):
 
 
 def pytest_configure(config):
+    pytest_configure_roles(config)
     with ctx_state.use(State()):
         inventory = make_inventory(config.getoption("--inventory"), cwd=str(ROOT))
+    hosts = [(h.name, list(h.groups), h.data.dict()) for h in inventory]
     for pyinfra_host in inventory:
         data = {**pyinfra_host.data.dict(), **dict(map(_override, config.getoption("--data")))}
         data.setdefault("ssh_hostname", pyinfra_host.name)
-        _TARGETS[data["ssh_hostname"]] = data
-        _TARGETS[pyinfra_host.name] = data
+        key = f"{data['ssh_hostname']}:{data.get('ssh_port', 22)}"  # the cluster's hosts share 127.0.0.1
+        _TARGETS[key] = _TARGETS[pyinfra_host.name] = data
+        _TOPOLOGY[key] = _TOPOLOGY[pyinfra_host.name] = cluster.topology(pyinfra_host.name, hosts)[0]
     if not config.option.hosts:
         config.option.hosts = ",".join(_spec(_TARGETS[h.name]) for h in inventory)
 
@@ -72,14 +76,34 @@ def run_fact(host, fact_cls, *args):
     return fact.process(result.stdout.splitlines())
 
 
-@pytest.fixture(scope="module")
-def group_data(host):
-    name = host.backend.get_hostname()
+def _key(host):
+    spec = host.backend.host
+    name = f"{spec.name}:{spec.port or 22}"
     if name not in _TARGETS:
         pytest.fail(f"host {name} is not in the inventory; pass --inventory with the file that lists it")
-    return _TARGETS[name]
+    return name
+
+
+@pytest.fixture(scope="module")
+def group_data(host):
+    return _TARGETS[_key(host)]
 
 
 @pytest.fixture(scope="module")
 def cfg(host, group_data):
-    return config.load(group_data, ram_mb=run_fact(host, Memory), require_secrets=False)
+    return config.load(group_data, ram_mb=run_fact(host, Memory), require_secrets=False, topology=_TOPOLOGY[_key(host)])
+
+
+def pytest_configure_roles(config):
+    config.addinivalue_line("markers", "roles(*names): the check applies to hosts of these roles only (cluster.py)")
+
+
+@pytest.fixture(autouse=True)
+def _role_applies(request):
+    """A check marked roles(...) is skipped on a host of another role: each host is checked
+    for what its group asks, and nothing more."""
+    marker = request.node.get_closest_marker("roles")
+    if marker and "host" in request.fixturenames:
+        role = _TOPOLOGY[_key(request.getfixturevalue("host"))].role
+        if role not in marker.args:
+            pytest.skip(f"not asked of a {role} host")

@@ -1,0 +1,233 @@
+"""Layer 9, scale-out: the inventory's roles and the private links between its hosts.
+
+Groups of the inventory give each host its role: `replicas` (a PostgreSQL hot standby and
+a Redis replica), `workers` (n8n queue workers), and the primary (the group `primary`, or
+else the one host in neither group), which runs everything as a one-host inventory does.
+The apps' own machinery does the work: n8n's queue mode, PostgreSQL streaming replication
+(a physical slot per replica), Redis's `replicaof`.
+
+The private link: the primary publishes PostgreSQL and Redis on its `private_address`
+only, and its DOCKER-USER guard lets new connections to them in from the peers' addresses
+only (Docker's published ports bypass UFW's INPUT chain; DOCKER-USER is where they are
+filtered). A host taken out of the inventory is out of the guard, of pg_hba and of the
+replication slots on the next run. The peers' secrets are the primary's, copied over the
+deploy's own SSH connections at the time of the run, never shown.
+"""
+
+import re
+from dataclasses import dataclass
+from io import StringIO
+from typing import Annotated, Literal
+
+from pyinfra import host, inventory
+from pyinfra.api import FactBase
+from pyinfra.operations import python, server
+
+from . import converge
+from .data import REPLICATION_ROLE  # noqa: F401 (the template's)
+from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
+from .secrets import UPLOAD_DIR
+
+PG_PORT, REDIS_PORT = 5432, 6379
+# Generated on the primary once it has replicas: name -> length.
+PRIMARY_SECRETS = {"replication_password": 40}
+# The primary's secrets a peer's services need, by role.
+LINK_SECRETS = {"worker": ("n8n_db_password", "n8n_encryption_key", "redis_password"),
+                "replica": ("redis_password", "replication_password")}
+# Env files a peer's services read (secrets/<name>.env): variable -> secret.
+PEER_SECRET_ENV = {
+    "worker": {"n8n": {"DB_POSTGRESDB_PASSWORD": "n8n_db_password", "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
+                       "QUEUE_BULL_REDIS_PASSWORD": "redis_password"}},
+    "replica": {"redis": {"REDIS_PASSWORD": "redis_password"}, "replication": {"REPLICATION_PASSWORD": "replication_password"}},
+}
+
+IpAddress = Annotated[str, check(is_ip_address, "not an IP address", 'write the host\'s address on the private network, e.g. "10.0.0.2"')]
+
+
+class Settings(Section):
+    private_address: IpAddress | None = setting(
+        None, doc="This host's address on the private network its peers share (host data in the inventory); needed on every "
+                  "host once the inventory has `replicas` or `workers`. PostgreSQL and Redis are published on the primary's "
+                  "only, to the peers only.", fix='set private_address = "10.0.0.2" in the host\'s data in the inventory')
+    replica_lag_max_s: PositiveInt = setting(30, doc="Replication lag (seconds behind the primary) above which the audit fails a replica.",
+                                             fix="set replica_lag_max_s = 30")
+    max_slot_wal_keep_size_mb: PositiveInt = setting(
+        2048, doc="WAL the primary keeps for a replica that is behind or down (MB); beyond it the replica's slot is given up, "
+                  "so a dead replica cannot fill the primary's disk (it then needs a new base backup).",
+        fix="set max_slot_wal_keep_size_mb = 2048")
+    chatwoot_sidekiq_on_workers: bool = setting(
+        False, doc="Chatwoot's Sidekiq on the worker hosts too; needs chatwoot_storage_service = \"s3_compatible\".",
+        problem="not a boolean", fix="set chatwoot_sidekiq_on_workers = True or False")
+    chatwoot_storage_service: Literal["local", "s3_compatible"] = setting(
+        "local", doc="Chatwoot's ACTIVE_STORAGE_SERVICE: where attachments live.", problem="unknown storage service",
+        fix='set chatwoot_storage_service = "local" or "s3_compatible"')
+
+
+@dataclass(frozen=True)
+class Peer:
+    name: str
+    address: str
+    n8n_workers: int = 0
+
+    @property
+    def slot(self):
+        """The replica's physical replication slot on the primary."""
+        return "replica_" + re.sub(r"[^a-z0-9_]", "_", self.name.lower())
+
+
+@dataclass(frozen=True)
+class Topology:
+    role: str = "primary"
+    primary: Peer | None = None
+    replicas: tuple = ()
+    workers: tuple = ()
+    me: Peer | None = None  # this host, in a cluster
+
+    @property
+    def clustered(self):
+        return bool(self.replicas or self.workers)
+
+    @property
+    def peers(self):
+        return (*self.replicas, *self.workers)
+
+
+def _problem(where, problem, fix):
+    return f"- {where}: {problem}\n  Fix: {fix}"
+
+
+def topology(name, hosts):
+    """(this host's name, [(name, groups, data) of every inventory host]) -> (Topology, problems)."""
+    groups = next(g for n, g, _ in hosts if n == name)
+    def role_of(host_groups):
+        return "replica" if "replicas" in host_groups else "worker" if "workers" in host_groups else "primary"
+
+    problems = [_problem(name, "in both replicas and workers", "put the host in one group only")
+                for name, g, _ in hosts if "replicas" in g and "workers" in g]
+    replicas = [h for h in hosts if role_of(h[1]) == "replica"]
+    workers = [h for h in hosts if role_of(h[1]) == "worker"]
+    if not (replicas or workers):
+        return Topology(), problems
+    primaries = [h for h in hosts if "primary" in h[1]] or [h for h in hosts if role_of(h[1]) == "primary"]
+    if len(primaries) != 1:
+        problems.append(_problem("inventory", f"{len(primaries)} primary hosts ({', '.join(h[0] for h in primaries) or 'none'}) "
+                                 "beside replicas or workers", "list exactly one host in a group named primary"))
+        return Topology(role=role_of(groups)), problems
+    for member, _, data in [*primaries, *replicas, *workers]:
+        if not data.get("private_address") or not is_ip_address(data["private_address"]):
+            problems.append(_problem(f"{member}: private_address", "missing or not an IP address, and the inventory has peers",
+                                     'set private_address = "10.0.0.2" (the host\'s address on the private network) in its host data'))
+    if problems:
+        return Topology(role=role_of(groups)), problems
+
+    def peer(h):
+        return Peer(h[0], h[2]["private_address"], int(h[2].get("n8n_workers") or 0))
+
+    me = next(peer(h) for h in hosts if h[0] == name)
+    return Topology(role_of(groups), peer(primaries[0]), tuple(map(peer, replicas)), tuple(map(peer, workers)), me), problems
+
+
+def inventory_topology():
+    """The running deploy's host's Topology, from pyinfra's inventory."""
+    hosts = [(h.name, list(h.groups), h.data.dict()) for h in inventory]
+    found, problems = topology(host.name, hosts)
+    if problems:
+        raise ConfigError("invalid inventory for scale-out; nothing was changed on any host:\n" + "\n".join(problems))
+    return found
+
+
+def cross_rules(cfg_sections, topology, problem):
+    """Rules of the scale-out that need other layers' settings; `problem(key, value, what, fix)` records one."""
+    cluster, n8n = cfg_sections["cluster"], cfg_sections["n8n"]
+    if topology.role == "worker" and "n8n" not in cfg_sections["stack"].apps:
+        problem("apps", cfg_sections["stack"].apps, "a worker host runs n8n's queue workers, and n8n is not among the apps",
+                "add n8n to apps, or take the host out of the workers group")
+    if topology.role == "worker" and n8n.n8n_workers < 1:
+        problem("n8n_workers", n8n.n8n_workers, "a worker host runs n8n's queue workers: at least one",
+                "set n8n_workers = 2 (per worker host, in its host data or group_data/workers.py)")
+    if topology.workers and n8n.n8n_workers < 1 and topology.role == "primary":
+        problem("n8n_workers", n8n.n8n_workers, "the worker hosts take executions from n8n's queue, which needs queue mode on the primary",
+                "set n8n_workers = 1 or more for the primary as well (0 is n8n's regular mode: no queue)")
+    if cluster.chatwoot_sidekiq_on_workers and cluster.chatwoot_storage_service != "s3_compatible":
+        problem("chatwoot_sidekiq_on_workers", True,
+                "Sidekiq reads and writes attachments on the host it runs on: with local storage a worker host's Sidekiq "
+                "would not find the files the primary stored (and the other way round)",
+                'set chatwoot_storage_service = "s3_compatible" (with its bucket), or chatwoot_sidekiq_on_workers = False')
+    if cluster.chatwoot_sidekiq_on_workers:
+        problem("chatwoot_sidekiq_on_workers", True, "not built yet: this release runs Chatwoot's Sidekiq on the primary only",
+                "set chatwoot_sidekiq_on_workers = False")
+
+
+def workers_up(cfg, rollout):
+    """A worker host's queue workers, after the primary's apps are up (deploy.py calls this
+    after stack.up, whose operations every host passes)."""
+    if cfg.topology.role != "worker":
+        return
+    from . import containers, stack, upgrade
+
+    containers.recreate(rollout, rollout.drifted)
+    server.shell(name="Queue workers up and healthy",
+                 commands=[upgrade.explain_failure(cfg, f"{rollout.dc} up -d --wait --wait-timeout 300 --remove-orphans")],
+                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
+    stack.record_images(cfg)
+
+
+def guard_rules(cfg):
+    """DOCKER-USER rules (iptables -S form) letting the peers in to the primary's published
+    PostgreSQL and Redis; none elsewhere."""
+    if cfg.topology.role != "primary":
+        return []
+    return [f"-A DOCKER-USER -s {peer.address}/32 -p tcp -m conntrack --ctorigdstport {port} -j RETURN"
+            for peer in cfg.topology.peers for port in (PG_PORT, REDIS_PORT)]
+
+
+# Peers' secrets: copied from the primary.
+
+class SecretDigests(FactBase):
+    """name -> sha256 of each named file in a secrets directory (missing files left out)."""
+
+    def command(self, directory, names):
+        return f"cd {directory} 2>/dev/null && sha256sum {' '.join(names)} 2>/dev/null; true"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        return {name: digest for digest, name in (line.split() for line in output if len(line.split()) == 2)}
+
+
+def env_file_text(mapping, values):
+    """An env file as the secrets script writes it (single quotes: compose takes values literally)."""
+    return "".join(f"{var}='{values[secret]}'\n" for var, secret in mapping.items())
+
+
+def secrets_from_primary(cfg):
+    """On a peer: the primary's secrets its services need, and their env files; an operation
+    only when a copy is missing or differs from the primary's (compared by digest)."""
+    role, secrets_dir = cfg.topology.role, f"{cfg.stack.stack_root}/secrets"
+    names = LINK_SECRETS[role]
+    primary = inventory.get_host(cfg.topology.primary.name)
+    theirs = primary.get_fact(SecretDigests, directory=secrets_dir, names=names)
+    ours = host.get_fact(SecretDigests, directory=secrets_dir, names=(*names, *(f"{f}.env" for f in PEER_SECRET_ENV[role])))
+    env_ok = all(f"{f}.env" in ours for f in PEER_SECRET_ENV[role])
+    if env_ok and all(name in theirs and theirs[name] == ours.get(name) for name in names):
+        return converge.Unchanged()
+    if host.data.get("_sudo"):
+        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
+
+    def copy():
+        values = {}
+        for name in names:
+            ok, output = primary.run_shell_command(f"cat {secrets_dir}/{name}", print_output=False, print_input=False,
+                                                   _sudo=bool(primary.data.get("_sudo")))
+            values[name] = output.stdout.strip() if ok else ""
+            if not values[name]:
+                raise ConfigError(f"the primary {primary.name} has no {name} in {secrets_dir}: its deploy failed before its secrets")
+        files = {**values, **{f"{env}.env": env_file_text(mapping, values) for env, mapping in PEER_SECRET_ENV[role].items()}}
+        sudo = bool(host.data.get("_sudo"))
+        for name, text in files.items():
+            host.put_file(StringIO(text), f"{secrets_dir}/{name}", remote_temp_filename=f"{UPLOAD_DIR}/{name}", _sudo=sudo)
+        host.run_shell_command(f"chown root:root {secrets_dir}/* && chmod 600 {secrets_dir}/*", _sudo=sudo)
+
+    return python.call(name="Secrets of the primary copied", function=copy)
