@@ -23,6 +23,10 @@ def _host(name, port, **data):
     })
 
 
-primary = [_host("sandbox-primary", 2241)]
-replicas = [_host("sandbox-replica", 2242)]
+if os.environ.get("CLUSTER_PROMOTED"):
+    # After the README's promotion: the replica is the primary, the old primary is gone.
+    primary = [_host("sandbox-replica", 2242)]
+else:
+    primary = [_host("sandbox-primary", 2241)]
+    replicas = [_host("sandbox-replica", 2242)]
 workers = [_host("sandbox-worker", 2243, n8n_workers=2)]

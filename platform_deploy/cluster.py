@@ -26,14 +26,16 @@ from pyinfra.operations import python, server
 from . import converge
 from .data import REPLICATION_ROLE  # noqa: F401 (the template's)
 from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
-from .secrets import UPLOAD_DIR
+from .secrets import GENERATED_SECRETS, UPLOAD_DIR
 
 PG_PORT, REDIS_PORT = 5432, 6379
 # Generated on the primary once it has replicas: name -> length.
 PRIMARY_SECRETS = {"replication_password": 40}
 # The primary's secrets a peer's services need, by role.
+# A replica keeps every one: promoted, it runs the apps on their data (n8n's credentials are
+# encrypted with n8n_encryption_key, the roles' passwords are in the replicated database).
 LINK_SECRETS = {"worker": ("n8n_db_password", "n8n_encryption_key", "redis_password"),
-                "replica": ("redis_password", "replication_password")}
+                "replica": (*GENERATED_SECRETS, "replication_password")}
 # Env files a peer's services read (secrets/<name>.env): variable -> secret.
 PEER_SECRET_ENV = {
     "worker": {"n8n": {"DB_POSTGRESDB_PASSWORD": "n8n_db_password", "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
@@ -172,6 +174,34 @@ def workers_up(cfg, rollout):
     stack.record_images(cfg)
 
 
+class ReplicationSlots(FactBase):
+    """The primary's replication slots: name -> wal_status ("lost": the replica must be seeded again)."""
+
+    def command(self, container):
+        return (f"docker exec {container} psql -U postgres -d postgres -tA -F ' ' "
+                "-c \"select slot_name, wal_status from pg_replication_slots\" 2>/dev/null; true")
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        return dict((line.split() + [""])[:2] for line in output if line.strip())
+
+
+def reseed_commands(cfg, rollout):
+    """On a replica whose slot on the primary is lost (it fell behind max_slot_wal_keep_size)
+    or gone: its copy of the data removed, so `up` takes a new base backup. Its data is
+    only ever a copy of the primary's."""
+    if cfg.topology.role != "replica" or rollout.state["pg_version"] is None:
+        return []
+    primary = inventory.get_host(cfg.topology.primary.name)
+    slots = primary.get_fact(ReplicationSlots, container=f"{cfg.stack.stack_name}-postgres-1")
+    if slots.get(cfg.topology.me.slot, "lost") != "lost" or not slots:
+        return []
+    return [f"{rollout.dc} rm -sf postgres", f"docker volume rm {cfg.stack.stack_name}_postgres-data"]
+
+
 def guard_rules(cfg):
     """DOCKER-USER rules (iptables -S form) letting the peers in to the primary's published
     PostgreSQL and Redis; none elsewhere."""
@@ -179,6 +209,18 @@ def guard_rules(cfg):
         return []
     return [f"-A DOCKER-USER -s {peer.address}/32 -p tcp -m conntrack --ctorigdstport {port} -j RETURN"
             for peer in cfg.topology.peers for port in (PG_PORT, REDIS_PORT)]
+
+
+def link_ports(cfg):
+    """Service -> the port it publishes on this host's private address (the primary's, with peers)."""
+    return {"postgres": PG_PORT, "redis": REDIS_PORT} if cfg.topology.role == "primary" and cfg.topology.clustered else {}
+
+
+def secret_names(cfg):
+    """The generated secrets this host keeps: all on the primary, the primary's copies on a peer."""
+    if cfg.topology.role != "primary":
+        return LINK_SECRETS[cfg.topology.role]
+    return (*GENERATED_SECRETS, *(PRIMARY_SECRETS if cfg.topology.replicas else ()))
 
 
 # Peers' secrets: copied from the primary.

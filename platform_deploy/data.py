@@ -54,12 +54,12 @@ class DatabaseState(SuperuserQueries):
         ("postgres", "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
                      "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
-        ("postgres", "select 'slot', slot_name, '', '' from pg_replication_slots"),
+        ("postgres", "select 'slot', slot_name, coalesce(wal_status, ''), '' from pg_replication_slots"),
     )
 
     @staticmethod
     def default():
-        return {"roles": {}, "dbs": {}, "extensions": set(), "slots": set()}
+        return {"roles": {}, "dbs": {}, "extensions": set(), "slots": {}}
 
     def process(self, output):
         state = self.default()
@@ -73,7 +73,7 @@ class DatabaseState(SuperuserQueries):
             elif kind == "ext":
                 state["extensions"].add(name)
             elif kind == "slot":
-                state["slots"].add(name)
+                state["slots"][name] = a  # its wal_status: "lost" once it fell behind max_slot_wal_keep_size
         return state
 
 
@@ -95,7 +95,9 @@ def database_drift(cfg, state):
     slots = {replica.slot for replica in cfg.topology.replicas}
     if slots and REPLICATION_ROLE not in state["roles"]:
         drift.append(f"role {REPLICATION_ROLE}")
-    drift += [f"replication slot {slot}" for slot in slots ^ {s for s in state.get("slots", ()) if s.startswith("replica_")}]
+    live = {name: status for name, status in state.get("slots", {}).items() if name.startswith("replica_")}
+    drift += [f"replication slot {slot}" for slot in slots ^ set(live)]
+    drift += [f"replication slot {slot} lost" for slot in slots & set(live) if live[slot] == "lost"]
     return drift
 
 

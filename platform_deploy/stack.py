@@ -289,8 +289,10 @@ def up(cfg, rollout):
     # a worker host's workers after the primary's apps (cluster.workers_up): every host passes this operation.
     if role != "worker":
         containers.recreate(rollout, [s for s in rollout.drifted if s not in data.DATA_SERVICES or role == "replica"])
-    server.shell(name="All services up and healthy", commands=[upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=lambda: role != "worker" and (bool(rollout.drifted) or rollout.needs_up()))
+    reseed = cluster.reseed_commands(cfg, rollout)
+    server.shell(name="All services up and healthy",
+                 commands=[*reseed, upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
+                 _if=lambda: role != "worker" and (bool(reseed) or bool(rollout.drifted) or rollout.needs_up()))
     redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():

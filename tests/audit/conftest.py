@@ -52,7 +52,7 @@ def _spec(data):
 
 
 def pytest_configure(config):
-    pytest_configure_roles(config)
+    _register_markers(config)
     with ctx_state.use(State()):
         inventory = make_inventory(config.getoption("--inventory"), cwd=str(ROOT))
     hosts = [(h.name, list(h.groups), h.data.dict()) for h in inventory]
@@ -94,7 +94,7 @@ def cfg(host, group_data):
     return config.load(group_data, ram_mb=run_fact(host, Memory), require_secrets=False, topology=_TOPOLOGY[_key(host)])
 
 
-def pytest_configure_roles(config):
+def _register_markers(config):
     config.addinivalue_line("markers", "roles(*names): the check applies to hosts of these roles only (cluster.py)")
 
 

@@ -7,6 +7,8 @@ from conftest import run_fact
 
 from platform_deploy.apps import bootstrap
 
+pytestmark = pytest.mark.roles("primary")
+
 
 @pytest.fixture(scope="module")
 def drift(host, cfg):

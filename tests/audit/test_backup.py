@@ -5,6 +5,8 @@ from conftest import run_fact
 
 from platform_deploy import backup
 
+pytestmark = pytest.mark.roles("primary")  # replicas and worker hosts hold nothing of their own
+
 
 @pytest.fixture(scope="module")
 def backups(host, cfg):

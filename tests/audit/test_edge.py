@@ -1,10 +1,11 @@
 """Edge and firewall against Docker: only the edge publishes, the DOCKER-USER guard holds,
 the host listens on nothing else, certificates and secrets are private."""
 
+import pytest
 import yaml
 from conftest import run_fact
 
-from platform_deploy import edge, firewall
+from platform_deploy import cluster, edge, firewall
 
 
 def _published(host):
@@ -17,10 +18,12 @@ def _published(host):
 
 
 def test_only_the_edge_publishes_ports(host, cfg):
+    """The edge's ports; with peers, the primary's PostgreSQL and Redis on its private address; nothing on a peer."""
     edge_service = "gerbil" if cfg.edge.tunnels_enabled else "traefik"
     wanted = ["443->443/tcp", "80->80/tcp"] + (["21820->21820/udp", "51820->51820/udp"] if cfg.edge.tunnels_enabled else [])
-    assert _published(host) == {f"{cfg.stack.stack_name}-{edge_service}-1": sorted(wanted)}, \
-        f"published ports differ (only the edge may publish, and only {wanted})"
+    wanted = {f"{cfg.stack.stack_name}-{edge_service}-1": sorted(wanted)} if cfg.topology.role == "primary" else {}
+    wanted.update({f"{cfg.stack.stack_name}-{service}-1": [f"{port}->{port}/tcp"] for service, port in cluster.link_ports(cfg).items()})
+    assert _published(host) == wanted, f"published ports differ (only the edge and the private link may publish: {wanted})"
 
 
 def test_docker_user_guard_in_place(host, cfg):
@@ -41,17 +44,20 @@ def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
         if not address.startswith(("127.", "[::1]", "localhost")) and address not in ("127.0.0.53%lo",):
             exposed.add((line.split()[0], int(port)))
     # dockerd holds the published ports' sockets (even without its userland proxy).
-    allowed = {("tcp", p) for p in sshd_ports | set(firewall.EDGE_PORTS_TCP)}
-    if cfg.edge.tunnels_enabled:
+    allowed = {("tcp", p) for p in sshd_ports | set(firewall.EDGE_PORTS_TCP if cfg.topology.role == "primary" else ())}
+    allowed |= {("tcp", p) for p in cluster.link_ports(cfg).values()}  # on the private address only (test_only_the_edge_publishes_ports)
+    if cfg.edge.tunnels_enabled and cfg.topology.role == "primary":
         allowed |= {("udp", p) for p in firewall.TUNNEL_PORTS_UDP}
     assert exposed <= allowed, f"the host listens beyond SSH and the edge: {sorted(exposed - allowed)}"
 
 
+@pytest.mark.roles("primary")
 def test_acme_json_private(host, cfg):
     acme = host.file(f"{cfg.stack.stack_root}/edge/letsencrypt/acme.json")
     assert acme.exists and (acme.user, acme.mode) == ("root", 0o600), f"acme.json is {acme.user} {oct(acme.mode)}"
 
 
+@pytest.mark.roles("primary")
 def test_traefik_dashboard_not_published_and_routes_complete(host, cfg):
     static = yaml.safe_load(host.file(f"{cfg.stack.stack_root}/edge/traefik/traefik_config.yml").content_string)
     assert not static.get("api", {}).get("insecure") and not static.get("api", {}).get("dashboard"), "Traefik's API is open"
@@ -61,6 +67,7 @@ def test_traefik_dashboard_not_published_and_routes_complete(host, cfg):
     assert routed == wanted, f"hostnames routed {sorted(routed)}, wanted {sorted(wanted)}"
 
 
+@pytest.mark.roles("primary")
 def test_pangolin_config_private(host, cfg):
     config = host.file(f"{cfg.stack.stack_root}/edge/pangolin/config.yml")
     assert config.exists and (config.user, config.mode) == ("root", 0o600), "Pangolin's config.yml (it holds its secret) is not root-only"

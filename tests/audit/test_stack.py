@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import data, stack
+from platform_deploy import cluster, data, stack
 from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, capability_names, runtime_drift
 
 
@@ -76,14 +76,18 @@ def test_least_privilege_per_container(host, cfg, containers):
             assert c["AppArmorProfile"] == "docker-default", f"{service} runs under AppArmor profile {c['AppArmorProfile']!r}"
 
 
+@pytest.mark.roles("primary", "replica")
 def test_only_the_apps_reach_the_data_network(host, cfg, containers):
-    network = json.loads(host.check_output(f"docker network inspect {cfg.stack.stack_name}_data"))[0]
-    assert network["Internal"] is True, "the data network is not internal"
+    if cfg.topology.role == "primary":
+        network = json.loads(host.check_output(f"docker network inspect {cfg.stack.stack_name}_data"))[0]
+        assert network["Internal"] is True, "the data network is not internal"
+    wanted = stack.compose_document(cfg)["services"]
     for service in ("postgres", "redis"):
         networks = set(containers[service]["NetworkSettings"]["Networks"])
-        assert networks == {f"{cfg.stack.stack_name}_data"}, f"{service} is attached to {networks}"
+        assert networks == {f"{cfg.stack.stack_name}_{n}" for n in wanted[service]["networks"]}, f"{service} is attached to {networks}"
 
 
+@pytest.mark.roles("primary")
 def test_databases_and_roles(host, cfg):
     drift = data.database_drift(cfg, run_fact(host, data.DatabaseState, f"{cfg.stack.stack_name}-postgres-1"))
     assert not drift, f"databases drifted: {drift}"
@@ -97,6 +101,7 @@ def _login(host, cfg, dc, role, database):
     )
 
 
+@pytest.mark.roles("primary")
 def test_each_role_opens_its_own_database_only(host, cfg, dc):
     for role in cfg.stack.apps:
         own = _login(host, cfg, dc, role, role)
@@ -106,6 +111,7 @@ def test_each_role_opens_its_own_database_only(host, cfg, dc):
             assert result.rc != 0 and "permission denied" in result.stderr, f"{role} can open database {other}"
 
 
+@pytest.mark.roles("primary", "replica")
 def test_redis_requires_its_password_and_never_evicts(host, cfg):
     live = run_fact(host, data.RedisState, f"{cfg.stack.stack_name}-redis-1")
     assert live, "Redis does not answer"
@@ -118,19 +124,20 @@ def test_secret_files_are_root_only(host, cfg):
     assert (directory.user, directory.mode) == ("root", 0o700), f"secrets directory is {directory.user} {oct(directory.mode)}"
     state = run_fact(host, stack.StackState, cfg.stack.stack_root, cfg.stack.stack_name)  # as the deploy reads them
     assert not state["loose"], f"secret files readable beyond root: {state['loose']}"
-    missing = set(stack.GENERATED_SECRETS) - state["secrets"]
+    missing = set(cluster.secret_names(cfg)) - state["secrets"]
     assert not missing, f"secrets missing: {missing}"
 
 
 def test_no_secret_value_outside_the_secrets_directory(host, cfg):
     # grep -f reads the secrets as patterns from the files themselves, on the host.
     leaks = host.run(
-        f"cd {cfg.stack.stack_root} && for s in {' '.join(stack.GENERATED_SECRETS)}; do "
-        f"grep -rlF -f secrets/$s compose.yaml env config bin state edge/traefik edge/pangolin-config.yml.in; done"
+        f"cd {cfg.stack.stack_root} && for s in {' '.join(cluster.secret_names(cfg))}; do "
+        f"grep -rlF -f secrets/$s compose.yaml env config bin state edge/traefik edge/pangolin-config.yml.in 2>/dev/null; done"
     )
     assert not leaks.stdout.strip(), f"secret values found in: {leaks.stdout.split()}"
 
 
+@pytest.mark.roles("primary")
 def test_chatwoot_prepared_for_its_image(host, cfg):
     if "chatwoot" not in cfg.stack.apps:
         pytest.skip("chatwoot is not in apps")
@@ -142,6 +149,8 @@ def test_services_run_their_current_configuration(host, cfg, containers):
     """A container started before its mounted configuration file last changed runs a stale one."""
     stale = {}
     for service, paths in stack.MOUNTED_CONFIG.items():
+        if service not in stack.compose_services(cfg):
+            continue
         started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s%N")
         for path in paths:
             changed = host.check_output(f"date -r {cfg.stack.stack_root}/{path} +%s%N")

@@ -1,0 +1,212 @@
+"""Scale-out on four sandbox hosts on one Docker network (make sandbox-cluster): one
+pyinfra run deploys a primary, a replica and a worker host from inventory/sandbox_cluster.py;
+sandbox-outsider is on the same network but in no group. PostgreSQL streams to the
+replica over its slot, Redis replicates, n8n's queue reaches the worker host, strangers
+reach neither database, and the README's promotion ends with the apps on the replica."""
+
+import json
+import os
+import re
+import sys
+import time
+
+import pytest
+from conftest import BIN, DC, ROOT, changed, run
+from test_3_apps import WORKFLOW
+
+INVENTORY = "inventory/sandbox_cluster.py"
+TOOL = [sys.executable, "tools/sandbox.py"]
+PRIMARY, REPLICA, WORKER, OUTSIDER = "sandbox-primary", "sandbox-replica", "sandbox-worker", "sandbox-outsider"
+ADDRESS = {name: f"10.213.77.{3 * (port - 2200) + 10}" for name, port in
+           ((PRIMARY, 2241), (REPLICA, 2242), (WORKER, 2243), (OUTSIDER, 2244))}
+# A probe that answers at once and runs later: its executions wait in the queue while no worker runs.
+QUEUED = {**WORKFLOW, "id": "e2eQueuedProbe1", "name": "e2e queued probe",
+          "nodes": [{**WORKFLOW["nodes"][0], "parameters": {"httpMethod": "POST", "path": "e2e-queued", "responseMode": "onReceived"},
+                     "webhookId": "e2e-queued"}, WORKFLOW["nodes"][1]]}
+
+
+def sh(name, script, check=True):
+    out = run(["docker", "exec", name, "sh", "-c", script])
+    if check and out.returncode:
+        raise AssertionError(f"{script!r} failed on {name}: {out.stderr}")
+    return out.stdout.strip()
+
+
+def psql(name, sql, db="n8n"):
+    return sh(name, f"{DC} exec -T postgres psql -U postgres -d {db} -tAc \"{sql}\"")
+
+
+def redis(name, *args):
+    return sh(name, f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'", check=False)
+
+
+def deploy(env=None):
+    out = run([str(BIN / "pyinfra"), INVENTORY, "deploy.py", "-y", "--json"], env=env, timeout=1800)
+    try:
+        results = json.loads(out.stdout)["results"]
+    except (ValueError, KeyError, TypeError):
+        results = None
+    return out.returncode, results, out.stdout + out.stderr
+
+
+def audit(env=None):
+    out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY], env=env, timeout=600)
+    return out.returncode, out.stdout + out.stderr
+
+
+def wait_until(check, what, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    if not os.environ.get("E2E_REUSE"):
+        run([*TOOL, "cluster-destroy"])
+    up = run([*TOOL, "cluster-up"], timeout=3600)
+    assert up.returncode == 0, f"the cluster did not come up:\n{up.stdout}\n{up.stderr}"
+    rc, results, log = deploy()
+    assert rc == 0, log[-5000:]
+    yield results
+    if not os.environ.get("KEEP_SANDBOX"):
+        run([*TOOL, "cluster-destroy"])
+
+
+def test_one_run_converges_every_host_and_a_rerun_changes_nothing(cluster):
+    rc, results, log = deploy()
+    assert rc == 0, log[-3000:]
+    assert changed(results) == [], f"a second run changed: {changed(results)}"
+
+
+def test_each_host_passes_the_audit_of_its_role(cluster):
+    rc, log = audit()
+    assert rc == 0, log[-4000:]
+    # Each host is checked for its role only: the worker host has no databases, the replica no edge.
+    assert re.search(r"\d+ passed, \d+ skipped", log), log[-500:]
+
+
+def test_a_row_written_on_the_primary_is_on_the_replica_within_10_s(cluster):
+    psql(PRIMARY, "create table if not exists e2e_rows (v text); insert into e2e_rows values ('written on the primary')")
+    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_rows where v = 'written on the primary'", ) == "1",
+               "the row replicated", timeout=10)
+
+
+def test_the_replica_refuses_writes(cluster):
+    out = run(["docker", "exec", REPLICA, "sh", "-c", f"{DC} exec -T postgres psql -U postgres -d n8n -c \"insert into e2e_rows values ('x')\""])
+    assert out.returncode != 0 and "read-only transaction" in out.stderr, out.stderr
+
+
+def test_a_vector_query_works_on_the_replica(cluster):
+    psql(PRIMARY, "create table if not exists e2e_vectors (id int, v vector(3)); insert into e2e_vectors values (1, '[1,0,0]'), (2, '[0,1,0]'); "
+                  "create index if not exists e2e_vectors_hnsw on e2e_vectors using hnsw (v vector_l2_ops)", db="chatwoot")
+    wait_until(lambda: psql(REPLICA, "select id from e2e_vectors order by v <-> '[0.9,0.1,0]' limit 1", db="chatwoot") == "1",
+               "the nearest vector on the replica")
+
+
+def test_a_redis_key_replicates_and_the_replica_is_read_only(cluster):
+    redis(PRIMARY, "-n", "2", "set", "e2e-key", "from-the-primary")
+    wait_until(lambda: redis(REPLICA, "-n", "2", "get", "e2e-key") == "from-the-primary", "the key replicated", timeout=10)
+    assert redis(REPLICA, "-n", "2", "set", "e2e-key", "x").startswith("READONLY")
+
+
+def test_strangers_reach_neither_database_while_the_peers_do(cluster):
+    def reaches(name, port):
+        return sh(name, f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed", check=False) == "open"
+
+    for port in (5432, 6379):
+        assert reaches(WORKER, port) and reaches(REPLICA, port), f"a peer cannot reach port {port} on the primary"
+        assert not reaches(OUTSIDER, port), f"the outsider reaches port {port} on the primary"
+
+
+def _publish(workflow):
+    sh(PRIMARY, f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
+                f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
+                f"n8n publish:workflow --id={workflow['id']}' < /tmp/wf.json")
+
+
+def _call(path, timeout=60):
+    call = (f"{DC} exec -T n8n wget -T {timeout} -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
+            f"http://127.0.0.1:5678/webhook/{path}")
+    return sh(PRIMARY, f"{call} || {call}")
+
+
+def test_an_execution_runs_on_the_worker_host(cluster):
+    _publish(WORKFLOW)
+    _publish(QUEUED)
+    sh(PRIMARY, f"{DC} restart n8n && {DC} up -d --wait n8n")
+    sh(PRIMARY, f"{DC} stop n8n-worker")  # the primary's own worker: only the worker host's can take it
+    try:
+        assert json.loads(_call("e2e-queue-probe"))["sum"] == "42"
+        execution = re.findall(r"Enqueued execution (\d+)", sh(PRIMARY, f"{DC} logs --no-log-prefix n8n"))[-1]
+        logs = sh(WORKER, f"{DC} logs --no-log-prefix n8n-worker")
+        assert f"Worker finished execution {execution} " in logs, logs[-2000:]
+    finally:
+        sh(PRIMARY, f"{DC} up -d --wait n8n-worker")
+
+
+def _finished(count_before):
+    return int(psql(PRIMARY, f"select count(*) from execution_entity where \\\"workflowId\\\" = '{QUEUED['id']}' and status = 'success'")) - count_before
+
+
+def test_webhooks_are_taken_while_no_worker_runs_and_finish_when_one_is_back(cluster):
+    before = _finished(0)
+    sh(PRIMARY, f"{DC} stop n8n-worker")
+    sh(WORKER, f"{DC} stop n8n-worker")
+    try:
+        for _ in range(3):
+            _call("e2e-queued", timeout=20)  # answered at once: the primary keeps taking webhooks
+        time.sleep(5)
+        assert _finished(before) == 0, "an execution finished with every worker stopped"
+        sh(WORKER, f"{DC} start n8n-worker")
+        wait_until(lambda: _finished(before) == 3, "the 3 queued executions finished on the worker host", timeout=120)
+    finally:
+        sh(PRIMARY, f"{DC} up -d --wait n8n-worker")
+        sh(WORKER, f"{DC} up -d --wait n8n-worker")
+
+
+def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun_seeds_it_again(cluster):
+    sh(REPLICA, f"{DC} stop postgres")
+    # ~150 MB of WAL, past max_slot_wal_keep_size_mb = 64 (group_data/sandbox_cluster.py); the primary keeps taking writes.
+    psql(PRIMARY, "create table e2e_wal (v text); insert into e2e_wal select repeat('x', 1000) from generate_series(1, 150000)")
+    psql(PRIMARY, "checkpoint")
+    status = psql(PRIMARY, "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'", db="postgres")
+    assert status in ("unreserved", "lost"), f"the slot of the stopped replica still holds the WAL: {status}"
+    psql(PRIMARY, "select pg_switch_wal()", db="postgres")
+    psql(PRIMARY, "checkpoint", db="postgres")
+    assert psql(PRIMARY, "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'", db="postgres") == "lost"
+    wal_mb = int(sh(PRIMARY, f"{DC} exec -T postgres du -sm /var/lib/postgresql/data/pg_wal").split()[0])
+    print(f"pg_wal after 150 MB of writes with the replica down: {wal_mb} MB")
+    sh(REPLICA, f"{DC} start postgres")
+    rc, results, log = deploy()
+    assert rc == 0, log[-3000:]
+    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_wal", ) == "150000", "the replica seeded again and caught up", timeout=60)
+    rc, log = audit()
+    assert rc == 0, log[-3000:]
+
+
+def test_promotion_ends_with_the_apps_on_the_replica_with_every_row(cluster):
+    """README, "Promoting the replica": promote it, swap the inventory, rerun."""
+    psql(PRIMARY, "insert into e2e_rows values ('last row before the failover')")
+    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_rows", ) == psql(PRIMARY, "select count(*) from e2e_rows"), "the replica caught up")
+    rows = {db: psql(PRIMARY, "select count(*) from pg_tables where schemaname = 'public'", db=db) for db in ("chatwoot", "n8n", "directus")}
+    run(["docker", "stop", PRIMARY])  # the primary is lost
+    sh(REPLICA, f"{DC} exec -T postgres psql -U postgres -tAc 'select pg_promote()'")
+    promoted = {"CLUSTER_PROMOTED": "1"}
+    rc, results, log = deploy(env=promoted)
+    assert rc == 0, log[-5000:]
+    assert psql(REPLICA, "select pg_is_in_recovery()") == "f"
+    assert psql(REPLICA, "select v from e2e_rows order by v") .splitlines() == ["last row before the failover", "written on the primary"]
+    assert {db: psql(REPLICA, "select count(*) from pg_tables where schemaname = 'public'", db=db) for db in rows} == rows
+    # The apps run on the promoted host with their data: n8n decrypts its credentials with the copied key.
+    states = sh(REPLICA, f"{DC} ps --format '{{{{.Service}}}} {{{{.Health}}}}'").splitlines()
+    assert states and all(line.endswith(" healthy") for line in states), states
+    assert WORKFLOW["id"] in sh(REPLICA, f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n list:workflow'")
+    assert f"={ADDRESS[REPLICA]}" in sh(WORKER, "cat /opt/msgplatform/env/n8n.env | grep DB_POSTGRESDB_HOST")
+    rc, results, log = deploy(env=promoted)
+    assert rc == 0 and changed(results) == [], f"a second run after the promotion changed: {changed(results)}"
+    rc, log = audit(env=promoted)
+    assert rc == 0, log[-4000:]
