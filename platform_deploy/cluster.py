@@ -24,7 +24,6 @@ from pyinfra.api import FactBase
 from pyinfra.operations import python, server
 
 from . import converge
-from .data import REPLICATION_ROLE  # noqa: F401 (the template's)
 from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
 from .secrets import GENERATED_SECRETS, UPLOAD_DIR
 

@@ -154,7 +154,7 @@ def template_vars(cfg):
     return dict(cfg=cfg, size=memory.sizing(cfg), urls=urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
                 cpu_shares=containers.CPU_SHARES, capabilities=containers.CAPABILITIES, read_only=containers.READ_ONLY_WRITABLE,
                 data_host=data_host, pg_port=cluster.PG_PORT, redis_port=cluster.REDIS_PORT,
-                replication_role=cluster.REPLICATION_ROLE, slot=topology.me.slot if topology.me else None)
+                replication_role=data.REPLICATION_ROLE, slot=topology.me.slot if topology.me else None)
 
 
 def compose_document(cfg):

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import BIN, DC, ROOT, changed, run
+from conftest import BIN, DC, changed, run
 from test_3_apps import WORKFLOW
 
 INVENTORY = "inventory/sandbox_cluster.py"
