@@ -17,7 +17,6 @@ from .model import ConfigError, Section, setting
 DATA_SERVICES = ("postgres", "redis")
 REPLICATION_ROLE = "replicator"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
-REDIS_LIVE_KEYS = ("maxmemory-policy", "maxmemory", "appendonly", "appendfsync")
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
 
@@ -117,18 +116,21 @@ def check_postgres_major(cfg, stack_state):
 
 
 def redis_settings(cfg):
-    """What redis.conf sets that CONFIG SET could change live, as CONFIG GET reports it."""
+    """What redis.conf sets that CONFIG SET (or REPLICAOF) could change live, as CONFIG GET reports it."""
+    topology = cfg.topology
     return {"maxmemory-policy": "noeviction", "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
-            "appendonly": "yes", "appendfsync": "everysec"}
+            "appendonly": "yes", "appendfsync": "everysec", "replica-read-only": "yes",
+            "replicaof": f"{topology.primary.address} 6379" if topology.role == "replica" else ""}
 
 
 class RedisState(FactBase):
     """Whether Redis answers without its password, and its live settings (CONFIG GET);
     {} when it does not run. The password stays inside the container."""
 
-    def command(self, container):
-        keys = " ".join(REDIS_LIVE_KEYS)
-        script = f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {keys}'
+    def command(self, container, keys):
+        # key=value lines (a value may be empty: replicaof on a primary).
+        script = (f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; '
+                  f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {" ".join(keys)} | paste -d= - -')
         return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
     @staticmethod
@@ -140,8 +142,7 @@ class RedisState(FactBase):
             return {}
         anonymous = [line[len("anonymous "):].strip() for line in output if line.startswith("anonymous ")]
         state = {"anonymous": " ".join(filter(None, anonymous))}
-        pairs = [line.strip() for line in output if not line.startswith("anonymous ") and line.strip()]
-        state.update(zip(pairs[::2], pairs[1::2]))
+        state.update(line.strip().partition("=")[::2] for line in output if not line.startswith("anonymous ") and "=" in line)
         return state
 
 

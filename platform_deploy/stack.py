@@ -293,7 +293,7 @@ def up(cfg, rollout):
     server.shell(name="All services up and healthy",
                  commands=[*reseed, upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
                  _if=lambda: role != "worker" and (bool(reseed) or bool(rollout.drifted) or rollout.needs_up()))
-    redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1")
+    redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1", keys=tuple(data.redis_settings(cfg)))
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
         server.shell(

@@ -65,6 +65,8 @@ class StackState(FactBase):
             elif kind == "service":
                 name, image, status, detail = (rest.split(" ", 3) + ["", "", ""])[:4]
                 health = next((h for h in ("unhealthy", "healthy", "starting") if f"{h})" in detail), "")
-                state["services"][name] = (status, health)
+                # A service of several containers (queue workers) is as ready as its least ready one.
+                if state["services"].get(name, ("running", "healthy")) in (("running", "healthy"), ("running", "")):
+                    state["services"][name] = (status, health)
                 state["images"][name] = image
         return state

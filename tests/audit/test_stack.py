@@ -22,8 +22,11 @@ def all_containers(host, cfg):
 
 @pytest.fixture(scope="module")
 def containers(all_containers):
-    """compose service -> `docker inspect` of (one of) its container(s)."""
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in all_containers.values()}
+    """compose service -> `docker inspect` of its container (of several, the least healthy)."""
+    def rank(c):
+        return (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) == ("running", "healthy")
+
+    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in sorted(all_containers.values(), key=rank, reverse=True)}
 
 
 def test_compose_file_is_valid(host, dc):
@@ -113,7 +116,7 @@ def test_each_role_opens_its_own_database_only(host, cfg, dc):
 
 @pytest.mark.roles("primary", "replica")
 def test_redis_requires_its_password_and_never_evicts(host, cfg):
-    live = run_fact(host, data.RedisState, f"{cfg.stack.stack_name}-redis-1")
+    live = run_fact(host, data.RedisState, f"{cfg.stack.stack_name}-redis-1", tuple(data.redis_settings(cfg)))
     assert live, "Redis does not answer"
     drift = data.redis_drift(cfg, live)
     assert not drift, f"live Redis drifted from its configuration (a deploy restarts it): {drift}"

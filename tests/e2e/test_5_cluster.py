@@ -122,6 +122,28 @@ def test_strangers_reach_neither_database_while_the_peers_do(cluster):
         assert not reaches(OUTSIDER, port), f"the outsider reaches port {port} on the primary"
 
 
+def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
+    """As tests/e2e/test_3_x_drift.py, on the cluster: a Redis replica detached, a queue worker
+    stopped, a peer's hole in the primary's guard closed by hand."""
+    audit_failed = lambda log: sorted({line.split("::")[1].split("[")[0] for line in log.splitlines() if line.startswith("FAILED ")})  # noqa: E731
+    expected = ["test_docker_user_guard_in_place", "test_every_service_running_and_healthy",
+                "test_redis_replicates_the_primary", "test_redis_requires_its_password_and_never_evicts",
+                "test_worker_host_runs_its_queue_workers"]
+    try:
+        redis(REPLICA, "replicaof", "no", "one")
+        sh(WORKER, "docker stop msgplatform-n8n-worker-2 >/dev/null")
+        sh(PRIMARY, f"iptables -D DOCKER-USER -s {ADDRESS[WORKER]}/32 -p tcp -m conntrack --ctorigdstport 6379 -j RETURN")
+        rc, log = audit()
+        assert audit_failed(log) == expected, log[-4000:]
+    finally:
+        rc, results, log = deploy()
+    assert rc == 0, log[-3000:]
+    rc, log = audit()
+    assert rc == 0, log[-3000:]
+    rc, results, log = deploy()
+    assert rc == 0 and changed(results) == [], f"a second run changed: {changed(results)}"
+
+
 def _publish(workflow):
     sh(PRIMARY, f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
                 f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "

@@ -55,18 +55,19 @@ def test_runtime_drift_names_what_docker_update_changed():
     assert set(containers.runtime_drift(cfg, services, loose)["msgplatform-directus-1"][1]) == {"no_new_privileges", "log_max_size"}
 
 
-REDIS_OUTPUT = ["anonymous NOAUTH Authentication required.", "anonymous ", "appendfsync", "everysec", "appendonly", "yes",
-                "maxmemory", str(512 * 3 // 4 * 2**20), "maxmemory-policy", "noeviction"]
+def redis_output(anonymous, **live):
+    """What RedisState's command prints: the anonymous ping, then key=value lines."""
+    return [f"anonymous {anonymous}", "anonymous "] + [f"{key}={value}" for key, value in live.items()]
 
 
 def test_redis_drift():
     cfg = load()
     wanted = data.redis_settings(cfg)
-    state = data.RedisState().process(REDIS_OUTPUT[:6] + ["maxmemory", wanted["maxmemory"], "maxmemory-policy", "noeviction"])
+    state = data.RedisState().process(redis_output("NOAUTH Authentication required.", **wanted))
     assert data.redis_drift(cfg, state) == []
-    state = data.RedisState().process(["anonymous PONG"] + REDIS_OUTPUT[2:6] + ["maxmemory", wanted["maxmemory"],
-                                                                               "maxmemory-policy", "allkeys-lru"])
-    assert data.redis_drift(cfg, state) == ["answers without its password", "maxmemory-policy 'allkeys-lru', wanted 'noeviction'"]
+    state = data.RedisState().process(redis_output("PONG", **{**wanted, "maxmemory-policy": "allkeys-lru", "replicaof": "10.0.0.9 6379"}))
+    assert data.redis_drift(cfg, state) == ["answers without its password", "maxmemory-policy 'allkeys-lru', wanted 'noeviction'",
+                                            "replicaof '10.0.0.9 6379', wanted ''"]
     assert data.RedisState().process([]) == {} and data.redis_drift(cfg, {}) == []  # not running: nothing to compare
 
 
