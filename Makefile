@@ -38,6 +38,11 @@ test: venv
 	$(PY) tools/browser.py install
 	$(PY) -m pytest tests/unit tests/e2e
 
+# The scale-out tests alone (they are part of make test too): four sandbox hosts of their own.
+test-cluster: venv
+	$(PY) tools/sandbox.py images
+	$(PY) -m pytest tests/e2e/test_5_cluster.py
+
 test-unit: venv
 	$(PY) -m pytest tests/unit
 
@@ -49,6 +54,7 @@ bench: venv
 	$(PY) bench/converge.py
 	$(PY) bench/inbound.py
 	$(PY) bench/poster.py
+	$(PY) bench/cluster.py
 
 # CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
 docker-bench: venv

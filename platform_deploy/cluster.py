@@ -100,16 +100,20 @@ def _problem(where, problem, fix):
 def topology(name, hosts):
     """(this host's name, [(name, groups, data) of every inventory host]) -> (Topology, problems)."""
     groups = next(g for n, g, _ in hosts if n == name)
+
     def role_of(host_groups):
         return "replica" if "replicas" in host_groups else "worker" if "workers" in host_groups else "primary"
 
-    problems = [_problem(name, "in both replicas and workers", "put the host in one group only")
-                for name, g, _ in hosts if "replicas" in g and "workers" in g]
+    problems = [_problem(n, "in both replicas and workers", "put the host in one group only")
+                for n, g, _ in hosts if "replicas" in g and "workers" in g]
     replicas = [h for h in hosts if role_of(h[1]) == "replica"]
     workers = [h for h in hosts if role_of(h[1]) == "worker"]
     if not (replicas or workers):
         return Topology(), problems
     primaries = [h for h in hosts if "primary" in h[1]] or [h for h in hosts if role_of(h[1]) == "primary"]
+    problems += [_problem(n, "in none of primary, replicas and workers, while the inventory has a primary group",
+                          "put the host in one of the three groups, or in an inventory of its own")
+                 for n, g, _ in hosts if role_of(g) == "primary" and "primary" not in g and len(primaries) == 1 and primaries[0][0] != n]
     if len(primaries) != 1:
         problems.append(_problem("inventory", f"{len(primaries)} primary hosts ({', '.join(h[0] for h in primaries) or 'none'}) "
                                  "beside replicas or workers", "list exactly one host in a group named primary"))

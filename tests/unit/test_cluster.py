@@ -42,6 +42,7 @@ def test_roles_and_peers_follow_the_groups():
     ([HOSTS[0], ("db2", ["replicas", "workers"], {"private_address": "10.0.0.2"})], "in both replicas and workers"),
     ([("a", [], {"private_address": "10.0.0.1"}), ("b", [], {"private_address": "10.0.0.4"}), HOSTS[1]], "2 primary hosts"),
     ([HOSTS[0], ("db2", ["replicas"], {"private_address": "10.0.0"})], "not an IP address"),
+    ([*HOSTS, ("stray", [], {"private_address": "10.0.0.9"})], "in none of primary, replicas and workers"),
 ])
 def test_an_inventory_that_cannot_be_a_cluster_is_refused(hosts, expected):
     _, problems = cluster.topology(hosts[-1][0], hosts)
