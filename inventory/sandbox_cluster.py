@@ -29,4 +29,5 @@ if os.environ.get("CLUSTER_PROMOTED"):
 else:
     primary = [_host("sandbox-primary", 2241)]
     replicas = [_host("sandbox-replica", 2242)]
-workers = [_host("sandbox-worker", 2243, n8n_workers=2)]
+# CLUSTER_WITHOUT_WORKER=1: the worker host taken out (the tests check it loses access).
+workers = [] if os.environ.get("CLUSTER_WITHOUT_WORKER") else [_host("sandbox-worker", 2243, n8n_workers=2)]

@@ -144,6 +144,19 @@ def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
     assert rc == 0 and changed(results) == [], f"a second run changed: {changed(results)}"
 
 
+def test_a_host_taken_out_of_the_inventory_loses_access_on_the_next_run(cluster):
+    def reaches(port):
+        return sh(WORKER, f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed", check=False) == "open"
+
+    rc, results, log = deploy(env={"CLUSTER_WITHOUT_WORKER": "1"})
+    try:
+        assert rc == 0, log[-3000:]
+        assert not reaches(5432) and not reaches(6379), "the worker host, out of the inventory, still reaches the primary"
+    finally:
+        rc, results, log = deploy()
+    assert rc == 0 and reaches(5432) and reaches(6379), log[-3000:]
+
+
 def _publish(workflow):
     sh(PRIMARY, f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
                 f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
@@ -174,24 +187,31 @@ def _finished(count_before):
     return int(psql(PRIMARY, f"select count(*) from execution_entity where \\\"workflowId\\\" = '{QUEUED['id']}' and status = 'success'")) - count_before
 
 
-def test_webhooks_are_taken_while_no_worker_runs_and_finish_when_one_is_back(cluster):
+def booted(name):
+    """A sandbox host started again: until its systemd has booted (sshd, Docker, the containers' restart policies)."""
+    run(["docker", "start", name])
+    wait_until(lambda: run(["docker", "exec", name, "systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded"),
+               f"{name} booted", timeout=120)
+
+
+def test_webhooks_are_taken_while_the_worker_host_is_down_and_finish_when_it_is_back(cluster):
     before = _finished(0)
-    sh(PRIMARY, f"{DC} stop n8n-worker")
-    sh(WORKER, f"{DC} stop n8n-worker")
+    sh(PRIMARY, f"{DC} stop n8n-worker")  # the primary's own worker: the worker host is the only one
+    run(["docker", "stop", WORKER])
     try:
         for _ in range(3):
             _call("e2e-queued", timeout=20)  # answered at once: the primary keeps taking webhooks
         time.sleep(5)
-        assert _finished(before) == 0, "an execution finished with every worker stopped"
-        sh(WORKER, f"{DC} start n8n-worker")
-        wait_until(lambda: _finished(before) == 3, "the 3 queued executions finished on the worker host", timeout=120)
+        assert _finished(before) == 0, "an execution finished with every worker down"
+        booted(WORKER)
+        wait_until(lambda: _finished(before) == 3, "the 3 queued executions finished on the worker host", timeout=180)
     finally:
+        booted(WORKER)
         sh(PRIMARY, f"{DC} up -d --wait n8n-worker")
-        sh(WORKER, f"{DC} up -d --wait n8n-worker")
 
 
 def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun_seeds_it_again(cluster):
-    sh(REPLICA, f"{DC} stop postgres")
+    run(["docker", "stop", REPLICA])
     # ~150 MB of WAL, past max_slot_wal_keep_size_mb = 64 (group_data/sandbox_cluster.py); the primary keeps taking writes.
     psql(PRIMARY, "create table e2e_wal (v text); insert into e2e_wal select repeat('x', 1000) from generate_series(1, 150000)")
     psql(PRIMARY, "checkpoint")
@@ -202,7 +222,7 @@ def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun
     assert psql(PRIMARY, "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'", db="postgres") == "lost"
     wal_mb = int(sh(PRIMARY, f"{DC} exec -T postgres du -sm /var/lib/postgresql/data/pg_wal").split()[0])
     print(f"pg_wal after 150 MB of writes with the replica down: {wal_mb} MB")
-    sh(REPLICA, f"{DC} start postgres")
+    booted(REPLICA)
     rc, results, log = deploy()
     assert rc == 0, log[-3000:]
     wait_until(lambda: psql(REPLICA, "select count(*) from e2e_wal", ) == "150000", "the replica seeded again and caught up", timeout=60)
