@@ -14,6 +14,7 @@ replication slots on the next run. The peers' secrets are the primary's, copied 
 deploy's own SSH connections at the time of the run, never shown.
 """
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from io import StringIO
@@ -24,7 +25,7 @@ from pyinfra.api import FactBase
 from pyinfra.operations import python, server
 
 from . import converge
-from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
+from .model import ConfigError, PositiveInt, Section, check, setting
 from .secrets import GENERATED_SECRETS, UPLOAD_DIR
 
 PG_PORT, REDIS_PORT = 5432, 6379
@@ -42,7 +43,16 @@ PEER_SECRET_ENV = {
     "replica": {"redis": {"REDIS_PASSWORD": "redis_password"}, "replication": {"REPLICATION_PASSWORD": "replication_password"}},
 }
 
-IpAddress = Annotated[str, check(is_ip_address, "not an IP address", 'write the host\'s address on the private network, e.g. "10.0.0.2"')]
+def is_ipv4(value):
+    try:
+        ipaddress.IPv4Address(value)
+        return True
+    except (ipaddress.AddressValueError, ValueError, TypeError):
+        return False
+
+
+IpAddress = Annotated[str, check(is_ipv4, "not an IPv4 address", 'write the host\'s IPv4 address on the private network, e.g. "10.0.0.2"')]
+N8N_WORKERS_DEFAULT = 1  # apps/n8n.py's default, for a peer whose data leaves it unset
 
 
 class Settings(Section):
@@ -104,8 +114,8 @@ def topology(name, hosts):
     def role_of(host_groups):
         return "replica" if "replicas" in host_groups else "worker" if "workers" in host_groups else "primary"
 
-    problems = [_problem(n, "in both replicas and workers", "put the host in one group only")
-                for n, g, _ in hosts if "replicas" in g and "workers" in g]
+    problems = [_problem(n, "in more than one of primary, replicas and workers", "put the host in one group only")
+                for n, g, _ in hosts if sum(group in g for group in ("primary", "replicas", "workers")) > 1]
     replicas = [h for h in hosts if role_of(h[1]) == "replica"]
     workers = [h for h in hosts if role_of(h[1]) == "worker"]
     if not (replicas or workers):
@@ -119,14 +129,15 @@ def topology(name, hosts):
                                  "beside replicas or workers", "list exactly one host in a group named primary"))
         return Topology(role=role_of(groups)), problems
     for member, _, data in [*primaries, *replicas, *workers]:
-        if not data.get("private_address") or not is_ip_address(data["private_address"]):
-            problems.append(_problem(f"{member}: private_address", "missing or not an IP address, and the inventory has peers",
+        if not is_ipv4(data.get("private_address")):
+            problems.append(_problem(f"{member}: private_address", "missing or not an IPv4 address, and the inventory has peers",
                                      'set private_address = "10.0.0.2" (the host\'s address on the private network) in its host data'))
     if problems:
         return Topology(role=role_of(groups)), problems
 
     def peer(h):
-        return Peer(h[0], h[2]["private_address"], int(h[2].get("n8n_workers") or 0))
+        workers = h[2].get("n8n_workers")
+        return Peer(h[0], h[2]["private_address"], N8N_WORKERS_DEFAULT if workers is None else int(workers))
 
     me = next(peer(h) for h in hosts if h[0] == name)
     return Topology(role_of(groups), peer(primaries[0]), tuple(map(peer, replicas)), tuple(map(peer, workers)), me), problems
@@ -194,13 +205,16 @@ class ReplicationSlots(FactBase):
 
 def reseed_commands(cfg, rollout):
     """On a replica whose slot on the primary is lost (it fell behind max_slot_wal_keep_size)
-    or gone: its copy of the data removed, so `up` takes a new base backup. Its data is
-    only ever a copy of the primary's."""
+    or gone, or whose data is not a standby's: its copy of the data removed, so `up` takes
+    a new base backup. Its data is only ever a copy of the primary's."""
     if cfg.topology.role != "replica" or rollout.state["pg_version"] is None:
         return []
     primary = inventory.get_host(cfg.topology.primary.name)
     slots = primary.get_fact(ReplicationSlots, container=f"{cfg.stack.stack_name}-postgres-1")
-    if slots.get(cfg.topology.me.slot, "lost") != "lost" or not slots:
+    # Data that is no standby (an old primary put back as a replica) is never started as one.
+    stale = (not rollout.state["standby"] or rollout.state["pg_version"] != cfg.data.postgres_major  # after a major upgrade
+             or (bool(slots) and slots.get(cfg.topology.me.slot, "lost") == "lost"))
+    if not stale:
         return []
     return [f"{rollout.dc} rm -sf postgres", f"docker volume rm {cfg.stack.stack_name}_postgres-data"]
 

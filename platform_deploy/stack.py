@@ -246,6 +246,8 @@ def files_and_images(cfg, state, docker_restarted, data_major):
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
                             mode="600", create_remote_dir=False, **template_vars) for app in role_apps(cfg)),
         *upgrade.offline_images(cfg, rollout.state),
+        # A peer's copies of the primary's secrets: its services read them from env files.
+        *([rollout.secrets] if not primary else []),
     ]
     live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
     rollout.drifted = sorted({service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()})

@@ -29,6 +29,8 @@ class StackState(FactBase):
             f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f \\( ! -user root -o ! -group root -o -perm /077 \\) "
             "2>/dev/null | sed 's/^/loose /'; "
             f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/PG_VERSION\" 2>/dev/null)\"; "
+            # A hot standby's data (scale-out): a replica whose data is not one is seeded again.
+            f"[ -f \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/standby.signal\" ] && echo standby; "
             "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f"echo \"prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)\"; "
@@ -42,7 +44,7 @@ class StackState(FactBase):
     @staticmethod
     def default():
         return {"secrets": set(), "prepared": "", "pg_upgrade": "", "services": {}, "images": {}, "pangolin_config": False,
-                "pg_version": None, "host_images": set(), "loose": [], "stale": set()}
+                "pg_version": None, "host_images": set(), "loose": [], "stale": set(), "standby": False}
 
     def process(self, output):
         state = self.default()
@@ -56,6 +58,8 @@ class StackState(FactBase):
                 state["loose"].append(rest.strip())
             elif kind == "stale":
                 state["stale"].add(rest.strip())
+            elif kind == "standby":
+                state["standby"] = True
             elif kind == "pangolin-config":
                 state["pangolin_config"] = True
             elif kind == "pg-version":

@@ -60,8 +60,9 @@ def pytest_configure(config):
         data = {**pyinfra_host.data.dict(), **dict(map(_override, config.getoption("--data")))}
         data.setdefault("ssh_hostname", pyinfra_host.name)
         key = f"{data['ssh_hostname']}:{data.get('ssh_port', 22)}"  # the cluster's hosts share 127.0.0.1
-        _TARGETS[key] = _TARGETS[pyinfra_host.name] = data
-        _TOPOLOGY[key] = _TOPOLOGY[pyinfra_host.name] = cluster.topology(pyinfra_host.name, hosts)[0]
+        topology = cluster.topology(pyinfra_host.name, hosts)[0]
+        for name in (key, pyinfra_host.name, data["ssh_hostname"]):  # by name alone too, for --hosts=ssh://<name>
+            _TARGETS[name], _TOPOLOGY[name] = data, topology
     if not config.option.hosts:
         config.option.hosts = ",".join(_spec(_TARGETS[h.name]) for h in inventory)
 
@@ -79,6 +80,7 @@ def run_fact(host, fact_cls, *args):
 def _key(host):
     spec = host.backend.host
     name = f"{spec.name}:{spec.port or 22}"
+    name = name if name in _TARGETS else spec.name
     if name not in _TARGETS:
         pytest.fail(f"host {name} is not in the inventory; pass --inventory with the file that lists it")
     return name

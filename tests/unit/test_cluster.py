@@ -34,14 +34,17 @@ def test_roles_and_peers_follow_the_groups():
     assert found.role == "replica" and found.primary.address == "10.0.0.1"
     assert [p.address for p in found.peers] == ["10.0.0.2", "10.0.0.3"]
     assert found.me.slot == "replica_db2" and found.workers[0].n8n_workers == 3
+    assert found.primary.n8n_workers == 1  # unset: n8n's default
     assert topology_of("w1").role == "worker" and topology_of("db1").role == "primary"
 
 
 @pytest.mark.parametrize("hosts, expected", [
     ([HOSTS[0], ("db2", ["replicas"], {})], "db2: private_address"),
-    ([HOSTS[0], ("db2", ["replicas", "workers"], {"private_address": "10.0.0.2"})], "in both replicas and workers"),
+    ([HOSTS[0], ("db2", ["replicas", "workers"], {"private_address": "10.0.0.2"})], "in more than one of primary, replicas and workers"),
+    ([("db1", ["primary", "replicas"], {"private_address": "10.0.0.1"}), HOSTS[2]], "in more than one of primary, replicas and workers"),
     ([("a", [], {"private_address": "10.0.0.1"}), ("b", [], {"private_address": "10.0.0.4"}), HOSTS[1]], "2 primary hosts"),
-    ([HOSTS[0], ("db2", ["replicas"], {"private_address": "10.0.0"})], "not an IP address"),
+    ([HOSTS[0], ("db2", ["replicas"], {"private_address": "10.0.0"})], "not an IPv4 address"),
+    ([HOSTS[0], ("db2", ["replicas"], {"private_address": "fd00::2"})], "not an IPv4 address"),
     ([*HOSTS, ("stray", [], {"private_address": "10.0.0.9"})], "in none of primary, replicas and workers"),
 ])
 def test_an_inventory_that_cannot_be_a_cluster_is_refused(hosts, expected):
@@ -90,6 +93,11 @@ def test_only_the_replicas_may_stream_the_wal():
 def test_the_primary_budgets_connections_for_the_worker_hosts():
     alone = memory.sizing(config.load(GOOD, ram_mb=RAM_8G))["postgres"]["max_connections"]
     assert memory.sizing(load("db1"))["postgres"]["max_connections"] == alone + 5 * (1 + 3)
+
+
+def test_a_peer_without_n8n_workers_counts_as_n8ns_default():
+    from platform_deploy.apps import n8n
+    assert cluster.N8N_WORKERS_DEFAULT == n8n.Settings.model_fields["n8n_workers"].default
 
 
 def test_a_peer_keeps_the_primary_secrets_it_needs():
