@@ -134,6 +134,9 @@ def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
         sh(WORKER, "docker stop msgplatform-n8n-worker-2 >/dev/null")
         sh(PRIMARY, f"iptables -D DOCKER-USER -s {ADDRESS[WORKER]}/32 -p tcp -m conntrack --ctorigdstport 6379 -j RETURN")
         rc, log = audit()
+        if audit_failed(log) != expected:
+            # Once more: a `docker exec` of the audit can fail under load (runc's "read init-p"), the drifts stay.
+            rc, log = audit()
         assert audit_failed(log) == expected, log[-4000:]
     finally:
         rc, results, log = deploy()
