@@ -50,7 +50,11 @@ def deploy(env=None):
 
 
 def audit(env=None):
-    out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY], env=env, timeout=600)
+    for _ in range(2):
+        out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY], env=env, timeout=600)
+        # Once more only when a `docker exec` of the audit hit runc's transient "read init-p" (seen under load here).
+        if out.returncode == 0 or "read init-p" not in out.stdout + out.stderr:
+            break
     return out.returncode, out.stdout + out.stderr
 
 
