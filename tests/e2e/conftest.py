@@ -35,7 +35,7 @@ class Sandbox:
     outputs = []
 
     def __init__(self, name=NAME, port=PORT):
-        self.name = name
+        self.name, self.port = name, port
         self.env = {"SANDBOX_NAME": name, "SANDBOX_SSH_PORT": str(port)}  # inventory/sandbox.py picks the host
         self.tool = [sys.executable, "tools/sandbox.py", "--name", name, "--port", str(port)]
 

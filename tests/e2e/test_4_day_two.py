@@ -4,8 +4,13 @@ backup), and a full backup, destroy and restore cycle."""
 
 import json
 import secrets
+import sys
 
 from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, read_app_items, redis, run, wait_healthy, write_app_items
+from conftest import ROOT as CHECKOUT
+
+sys.path.insert(0, str(CHECKOUT / "tools"))
+from inbound_client import Host  # noqa: E402
 
 ROOT = "/opt/msgplatform"
 BACKUPS = "/var/backups/msgplatform"
@@ -303,6 +308,15 @@ def test_restore_onto_a_fresh_host(sandbox):
         assert rc == 0, log[-3000:]
         rc, results, log = fresh.deploy()
         assert rc == 0 and changed(results) == [], f"a rerun after the restore changed: {changed(results)}"
+
+        # The Chatwoot token the fresh host's bootstrap kept is not a generated secret, so the restore
+        # left it, and the restored Chatwoot refuses it; the next bootstrap asks Chatwoot for it again.
+        chatwoot = Host(fresh.name, fresh.port).chatwoot
+        assert "error" in chatwoot("GET", "/inboxes"), "the restored Chatwoot took the fresh host's token"
+        fresh.sh(f"rm {ROOT}/state/apps-bootstrapped")
+        rc, results, log = fresh.deploy()
+        assert rc == 0, log[-3000:]
+        assert "payload" in chatwoot("GET", "/inboxes")
     finally:
         fresh.destroy()
 

@@ -85,9 +85,12 @@ def test_only_the_peers_pass_the_guard_and_only_to_the_databases():
     assert not cluster.guard_rules(load("w1")) and not [r for r in firewall.docker_guard_rules(load("w1")) if "443" in r]
 
 
-def test_only_the_replicas_may_stream_the_wal():
+def test_only_the_replicas_may_stream_the_wal_and_the_worker_hosts_reach_only_n8n():
     hba = get_template("templates/pg_hba.conf.j2").render(**stack.template_vars(load("db1")))
-    assert [line.split()[3] for line in hba.splitlines() if line.startswith("host") and "replication" in line] == ["10.0.0.2/32"]
+    peers = [line.split()[1:4] for line in hba.splitlines() if line.startswith("host") and line.split()[3].startswith("10.")]
+    assert peers == [["replication", "replicator", "10.0.0.2/32"], ["n8n", "n8n", "10.0.0.3/32"]]
+    # Nobody else over the network: no line for every address.
+    assert not [line for line in hba.splitlines() if line.split()[3:4] == ["all"]]
 
 
 def test_the_primary_budgets_connections_for_the_worker_hosts():
