@@ -195,6 +195,9 @@ def test_triage_leaves_alone_what_is_not_a_new_customer_message(sandbox):
     sender = new_sender()
     HOST.send("Billing", "What are your opening hours?", sender)
     conversation = wait_for("replied", lambda: labelled(sender, "ai-replied"))[0]
+    # Chatwoot sends its outgoing messages to WhatsApp in the background: the AI's reply
+    # must have reached WhatsApp before the count starts, or it is counted as the agent's.
+    wait_for("the AI reply on WhatsApp", lambda: HOST.sent_to(sender))
     simulator("POST", "/_sim/reset")
     simulator("POST", "/_sim/whatsapp", {"token": vendor_secret("PLATFORM_WHATSAPP_ACCESS_TOKEN")})
     # An agent's reply and a private note: no triage; the agent's reply goes out through WhatsApp.
@@ -205,10 +208,23 @@ def test_triage_leaves_alone_what_is_not_a_new_customer_message(sandbox):
     # A human takes the conversation: the customer's next message is not triaged.
     admin = next(a["id"] for a in chatwoot("GET", "/agents") if a["email"] == GROUP_DATA["admin_email"])
     chatwoot("POST", f"/conversations/{conversation['id']}/assignments", {"assignee_id": admin})
-    HOST.send("Billing", "Thanks, one more question", sender)
-    wait_for("left to the agent", lambda: [r for r in HOST.triage_log(conversation["id"]) if r["action"] == "left to agent"])
+    answer = HOST.send("Billing", "Thanks, one more question", sender)
+    try:
+        wait_for("left to the agent", lambda: [r for r in HOST.triage_log(conversation["id"]) if r["action"] == "left to agent"])
+    except AssertionError as missing:  # seen once in a full run, not since: what each hop did
+        raise AssertionError(f"{missing}; Meta's webhook answered {answer}; {where_the_message_went(sandbox, sender)}") from None
     assert [r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"] == []
     assert len(HOST.sent_to(sender)) == 1
+
+
+def where_the_message_went(sandbox, sender):
+    """The conversation's messages in Chatwoot, and n8n's executions of the last five minutes."""
+    messages = [(m["message_type"], m.get("private"), m["content"]) for c in HOST.conversations_of(sender) for m in c["messages"]]
+    sql = ("select e.id, e.\"workflowId\", e.status, e.\"startedAt\", e.\"stoppedAt\", d.data like '%one more question%' "
+           "from execution_entity e left join execution_data d on d.\"executionId\" = e.id "
+           "where e.\"createdAt\" > now() - interval '5 minutes' order by e.id")
+    executions = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d n8n -tAc {shlex.quote(sql)}", check=False)
+    return f"Chatwoot holds {messages}; n8n's executions:\n{executions}"
 
 
 def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
