@@ -129,16 +129,15 @@ def test_strangers_reach_neither_database_while_the_peers_do(cluster):
 def test_a_peer_logs_in_to_the_primary_only_as_its_role_needs(cluster):
     """pg_hba.conf: the replica streams as the replication role, and nothing more; even
     with the right passwords it cannot log in as the superuser or as an app."""
-    def login(user, secret, db):
+    def login(user, secret, conninfo, sql):
         return run(["docker", "exec", REPLICA, "sh", "-c",
                     f"PGPASSWORD=$(cat /opt/msgplatform/secrets/{secret}) {DC} exec -T -e PGPASSWORD postgres "
-                    f"psql 'host={ADDRESS[PRIMARY]} user={user} dbname={db}' -tAc 'select 1'"])
+                    f"psql 'host={ADDRESS[PRIMARY]} user={user} {conninfo}' -tAc '{sql}'"])
 
     for user, secret, db in (("postgres", "postgres_password", "postgres"), ("n8n", "n8n_db_password", "n8n")):
-        out = login(user, secret, db)
+        out = login(user, secret, f"dbname={db}", "select 1")
         assert out.returncode != 0 and f'no pg_hba.conf entry for host "{ADDRESS[REPLICA]}", user "{user}"' in out.stderr, out.stderr
-    stream = run(["docker", "exec", REPLICA, "sh", "-c", f"PGPASSWORD=$(cat /opt/msgplatform/secrets/replication_password) {DC} exec -T "
-                  f"-e PGPASSWORD postgres psql 'host={ADDRESS[PRIMARY]} user=replicator dbname=postgres replication=true' -c 'IDENTIFY_SYSTEM'"])
+    stream = login("replicator", "replication_password", "dbname=postgres replication=true", "IDENTIFY_SYSTEM")
     assert stream.returncode == 0, stream.stderr
 
 
