@@ -48,7 +48,7 @@ _registry = "registry.sandbox.test:5000"
 images = {
     "postgres": f"{_registry}/postgres-pg15-pgvector:r1",
     "redis": f"{_registry}/redis-7:r1",
-    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.6.0-r5",
+    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.15.1-r6",
     "n8n": f"{_registry}/n8n:2.40.7-real1",
     "directus": f"{_registry}/directus:12.4.0-real1",
     "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",
@@ -58,16 +58,22 @@ images = {
 # The business: the seed's three WhatsApp numbers and its routing table. Meta, WhatsApp
 # Cloud and Claude are a labelled SIMULATOR beside the host (sandbox/simulators/vendors.py):
 # only the sandbox points the base URLs at it; production keeps the vendors' defaults.
-teams = ["Sales Team", "Support Team", "Shared Pool", "Any available", "Technical leads", "Accounts team"]
+# People in every department and escalation team, and a supervisor on every inbox, so the demo and
+# the tests exercise Chatwoot's real assignment.
+teams = ["Sales Team", "Support Team", "Shared Pool", "Technical leads", "Accounts team"]
 whatsapp_business_account_id = "102290129340398"
 departments = [
     {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
-     "team": "Sales Team", "escalation_team": "Any available"},
+     "team": "Sales Team", "escalation_team": "Any available",
+     "agents": [{"name": "Sam Sales", "email": "sam.sales@example.com"}, {"name": "Sue Sales", "email": "sue.sales@example.com"}]},
     {"name": "Support", "number": "+5922222222", "phone_number_id": "1100000002", "inbox": "support-whatsapp",
-     "team": "Support Team", "escalation_team": "Technical leads"},
+     "team": "Support Team", "escalation_team": "Technical leads",
+     "agents": [{"name": "Pat Support", "email": "pat.support@example.com"}, {"name": "Lee Lead", "email": "lee.lead@example.com"}]},
     {"name": "Billing", "number": "+5922223333", "phone_number_id": "1100000003", "inbox": "billing-whatsapp",
-     "team": "Shared Pool", "escalation_team": "Accounts team"},
+     "team": "Shared Pool", "escalation_team": "Accounts team",
+     "agents": [{"name": "Bea Billing", "email": "bea.billing@example.com"}, {"name": "Ace Accounts", "email": "ace.accounts@example.com"}]},
 ]
+team_members = {"Technical leads": ["lee.lead@example.com"], "Accounts team": ["ace.accounts@example.com"]}
 supervisors = ["supervisor@example.com"]
 ai_replies = True
 _simulator = f"http://{_addresses[2]}:8090"

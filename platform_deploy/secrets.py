@@ -64,6 +64,8 @@ SECRET_ENV = {
         "REDIS_PASSWORD": "redis_password",
         "SECRET_KEY_BASE": "chatwoot_secret_key_base",
         "SMTP_PASSWORD": "smtp_password",
+        # Webhooks::WhatsappController checks X-Hub-Signature-256 with it (GHSA-7rw7-pc8v-mrr3).
+        "WHATSAPP_APP_SECRET": "meta_app_secret",
     },
     "n8n": {
         "DB_POSTGRESDB_PASSWORD": "n8n_db_password",

@@ -29,7 +29,7 @@ EDGE_SERVICES = ("pangolin", "traefik")
 IMAGES = {
     "postgres": "pgvector/pgvector:0.8.0-pg15",
     "redis": "redis:7.4.5",
-    "chatwoot": "chatwoot/chatwoot:v4.6.0",
+    "chatwoot": "chatwoot/chatwoot:v4.15.1",
     "n8n": "docker.n8n.io/n8nio/n8n:2.40.7",
     "directus": "directus/directus:12.4.0",
     "pangolin": "fosrl/pangolin:1.12.3",

@@ -162,10 +162,10 @@ SMTP = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "su
         ({"ai_replies": True}, "PLATFORM_CLAUDE_API_KEY"),
         ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
             {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
-             "escalation_team": "T"}]}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
+             "escalation_team": "T", "agents": [{"name": "Ana", "email": "ana@example.org"}]}]}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
         ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
             {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
-             "escalation_team": "T"}]}, "PLATFORM_META_APP_SECRET"),
+             "escalation_team": "T", "agents": [{"name": "Ana", "email": "ana@example.org"}]}]}, "PLATFORM_META_APP_SECRET"),
     ],
 )
 def test_a_feature_needs_its_operator_secret(overrides, variable):

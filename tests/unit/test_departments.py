@@ -4,18 +4,19 @@ import pytest
 
 from test_config import load, refused
 
-TEAMS = ["Sales Team", "Support Team", "Any available", "Technical leads"]
+TEAMS = ["Sales Team", "Support Team", "Technical leads"]
+ANA = {"name": "Ana Sales", "email": "ana@example.org"}
 SECRETS = {"whatsapp_access_token": "t", "meta_app_secret": "s"}
 
 
 def department(**changes):
     return {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
-            "team": "Sales Team", "escalation_team": "Any available", **changes}
+            "team": "Sales Team", "escalation_team": "Any available", "agents": [ANA], **changes}
 
 
 def with_departments(*departments, **overrides):
     return dict(teams=TEAMS, whatsapp_business_account_id="102290129340398", departments=list(departments),
-                supplied=SECRETS, **overrides)
+                supplied=SECRETS, **{"team_members": {"Technical leads": ["ana@example.org"]}, **overrides})
 
 
 def test_the_seed_table_is_accepted():
@@ -59,3 +60,37 @@ def test_departments_need_the_business_account_and_the_meta_secrets():
 def test_ai_replies_need_the_claude_key():
     assert "PLATFORM_CLAUDE_API_KEY" in refused(ai_replies=True)
     assert load(ai_replies=True, supplied={"claude_api_key": "k"}).n8n.ai_replies
+
+
+def test_people_land_in_their_teams_and_any_available_is_no_team():
+    cfg = load(**with_departments(department(), department(
+        name="Support", number="+5922222222", phone_number_id="1100000002", inbox="support-whatsapp", team="Support Team",
+        escalation_team="Technical leads", agents=[{"name": "Lee Lead", "email": "lee@example.org", "role": "administrator"}])))
+    cw = cfg.chatwoot
+    assert cw.members("Sales Team") == ["ana@example.org"] and cw.members("Technical leads") == ["ana@example.org"]
+    assert cw.agents() == {"ana@example.org": ("Ana Sales", "agent"), "lee@example.org": ("Lee Lead", "administrator")}
+    assert [d.auto_assignment for d in cw.departments] == ["after_triage", "after_triage"]
+
+
+@pytest.mark.parametrize("changes, overrides, key, fragment", [
+    # The same person in two departments with another role.
+    ({}, {"extra": {"agents": [{**ANA, "role": "administrator"}]}}, "departments[1].agents",
+     "is 'Ana Sales' (administrator) here and 'Ana Sales' (agent) in department 'Sales'"),
+    ({"agents": [{"name": "Ana", "email": "not-an-address"}]}, {}, "email", "not an e-mail address"),
+    ({"agents": [{**ANA, "role": "owner"}]}, {}, "['role']", "Input should be 'agent' or 'administrator'"),
+    ({"escalation_team": "Technical leads"}, {"team_members": {}}, "departments[0].escalation_team",
+     "escalation team 'Technical leads' has no members"),
+    ({"auto_assignment": "round_robin"}, {}, "['auto_assignment']", "Input should be 'after_triage' or 'manual'"),
+    # A team shared by departments of different policies.
+    ({}, {"extra": {"team": "Sales Team", "auto_assignment": "manual"}}, "departments[1].auto_assignment",
+     "team 'Sales Team' serves department 'Sales' (after_triage) and this one (manual)"),
+    ({}, {"team_members": {"Technical leads": ["stranger@example.org"]}}, "team_members['Technical leads']",
+     "neither an agent of a department nor a supervisor"),
+])
+def test_bad_people_or_policies_are_refused(changes, overrides, key, fragment):
+    departments = [department(**changes)]
+    if "extra" in overrides:
+        departments.append(department(**{"name": "Support", "number": "+5922222222", "phone_number_id": "1100000002",
+                                         "inbox": "support-whatsapp", "team": "Support Team", **overrides.pop("extra")}))
+    message = refused(**with_departments(*departments, **overrides))
+    assert key in message and fragment in message and "Fix:" in message, message

@@ -1,36 +1,35 @@
-"""STAND-IN for the part of Chatwoot v4.x that the platform's deploy and n8n workflows use. It is NOT Chatwoot.
+"""STAND-IN for the part of Chatwoot v4.15.1 that the platform's deploy and n8n workflows use. It is NOT Chatwoot.
 
-stand_in.py loads it when STAND_IN_APP=chatwoot. It implements, from Chatwoot's published contract
-(swagger/ and the controllers, views and models named below), with its state in the Chatwoot database
-(table cw_objects, so it survives restarts):
+stand_in.py loads it when STAND_IN_APP=chatwoot. It follows Chatwoot's source at v4.15.1 (controllers,
+models, presenters, listeners, jobs): CONTRACT.md beside this file lists each behaviour with the source path
+it follows. State lives in the Chatwoot database (table cw_objects), so it survives restarts. In short:
 - the headless bootstrap `bundle exec rails runner "<code using AccountBuilder>"` (bootstrap());
-- the Application API under /api/v1/accounts/{id}: inboxes (API and WhatsApp Cloud), inbox members,
-  agents, teams and members, account webhooks, contacts and search, conversations (create, show, list,
-  messages, labels, toggle_status, toggle_priority, assignments), authenticated by `api_access_token`;
-  each request body is checked against the swagger schema in CONTRACT (required fields, JSON types,
-  enums) and refused with 422 naming the field; a refused request changes nothing;
-- account webhooks (and an API inbox's webhook_url) delivered as Chatwoot sends them (POST JSON, 5 s
-  timeout, from a background thread, never retried): conversation_created, conversation_status_changed,
-  conversation_updated (also on first reply and waiting_since, as Chatwoot does), message_created (every
-  incoming, outgoing and private message), message_updated, contact_created;
-- WhatsApp Cloud: the credential check when an inbox is created or its provider_config replaced,
-  Meta's verify handshake and inbound messages on /webhooks/whatsapp/{phone_number} (the first message
-  of a payload, as Chatwoot; de-duplicated on its wamid; delivery receipts only update a message's
-  status), outbound text messages with the answer's wamid as source_id (or status failed); all against
-  WHATSAPP_CLOUD_BASE_URL.
+- the Application API under /api/v1/accounts/{id} the platform uses, authenticated by `api_access_token`
+  (a user's or an agent bot's), with Chatwoot's permissions: administrators, agents (their inboxes and
+  teams only) and agent bots (BOT_ACCESSIBLE_ENDPOINTS only);
+- webhooks (account webhooks, an API inbox's webhook_url, the inbox's agent bot) with Chatwoot's payloads,
+  signature headers, 5 s timeout, bot retries and fall-back, refused to private addresses unless
+  SAFE_FETCH_ALLOW_PRIVATE_NETWORK is true;
+- conversations created `pending` in an inbox with an active bot; auto-assignment (round robin among
+  online inbox members, team auto-assign) when a conversation opens or gets a team;
+- WhatsApp Cloud: the credential check, Meta's verify handshake, X-Hub-Signature-256 on inbound webhooks,
+  the first message or status of a payload, outbound text messages, and the callback registration a
+  manual channel attempts (recorded, never sent: it would go to graph.facebook.com).
 
-What it does not prove: anything about Chatwoot's own code, UI, Sidekiq, Redis use, permissions
-(any member of the account may call every endpoint; only agents lack provider_config), auto-assignment,
-agent bots, automation rules, activity messages, attachments and media, WhatsApp templates, markdown
-conversion, email, other channel types, webhook signatures, searching conversations, or the
-exact text of every error. All requests are serialised by one database lock (a slow Meta answer to
-the credential check holds the others for up to 10 s).
-Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL (default https://graph.facebook.com),
-FRONTEND_URL, and for the bootstrap CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD.
+What it does not prove: anything about Chatwoot's own code, UI, Sidekiq, Redis use, presence (an agent is
+online when its availability is online), assignment limits and fair distribution, automation rules,
+attachments and media, WhatsApp templates, markdown conversion, email, channel types other than API and
+WhatsApp Cloud, or the exact text of every error. All requests are serialised by one database lock.
+Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL, WHATSAPP_APP_SECRET,
+SAFE_FETCH_ALLOW_PRIVATE_NETWORK, FRONTEND_URL, and for the bootstrap CW_* (see bootstrap()).
 """
 
+import hashlib
+import hmac
+import ipaddress
 import json
 import os
+import socket
 import random
 import re
 import secrets
@@ -59,17 +58,19 @@ def F(type_, required=False, enum=None, items=None, schema=None):
 # The request contract: name -> (where it was transcribed from, {field: rule}). "required" marks the
 # swagger's `required`, plus fields a model validation makes mandatory (noted).
 CONTRACT = {
-    "inbox_create": ("swagger/definitions/request/inbox/create_payload.yml (name, channel: Inbox validations)",
-                     {"name": F(S, True), "channel": F(O, True)}),
+    "inbox_create": ("app/controllers/api/v1/accounts/inboxes_controller.rb#permitted_params (name, channel: Inbox validations)",
+                     {"name": F(S, True), "channel": F(O, True), "enable_auto_assignment": F(B)}),
     "channel_api": ("swagger/definitions/request/inbox/channels/create_api_channel_payload.yml",
                     {"type": F(S, True, ["api"]), "webhook_url": F(S)}),
     "channel_whatsapp": ("swagger/definitions/request/inbox/channels/create_whatsapp_channel_payload.yml",
                          {"type": F(S, True, ["whatsapp"]), "phone_number": F(S, True),
                           "provider": F(S, False, ["default", "whatsapp_cloud"]), "provider_config": F(O, schema="provider_config")}),
     "provider_config": ("swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml (cloud keys); "
-                        "webhook_verify_token: Channel::Whatsapp", {"api_key": F(S, True), "phone_number_id": F(S, True),
-                                                                    "business_account_id": F(S, True), "webhook_verify_token": F(S)}),
-    "inbox_update": ("swagger/definitions/request/inbox/update_payload.yml", {"name": F(S), "channel": F(O)}),
+                        "webhook_verify_token, app_secret, source: app/models/channel/whatsapp.rb, meta_token_verify_concern.rb",
+                        {"api_key": F(S, True), "phone_number_id": F(S, True), "business_account_id": F(S, True),
+                         "webhook_verify_token": F(S), "app_secret": F(S), "source": F(S)}),
+    "inbox_update": ("app/controllers/api/v1/accounts/inboxes_controller.rb#permitted_params",
+                     {"name": F(S), "channel": F(O), "enable_auto_assignment": F(B)}),
     "channel_api_update": ("swagger/definitions/request/inbox/channels/update_api_channel_payload.yml", {"webhook_url": F(S)}),
     "channel_whatsapp_update": ("swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml",
                                 {"phone_number": F(S), "provider": F(S, False, ["whatsapp_cloud", "default"]),
@@ -77,11 +78,20 @@ CONTRACT = {
     "inbox_members": ("swagger/paths/application/inboxes/inbox_members/create.yml",
                       {"inbox_id": F(I, True), "user_ids": F(A, True, items=F(I))}),
     "agent_create": ("swagger/definitions/request/agent/create_payload.yml",
-                     {"name": F(S, True), "email": F(S, True), "role": F(S, True, ["agent", "administrator"]),
-                      "availability_status": F(S, False, ["available", "busy", "offline"]), "auto_offline": F(B)}),
+                     {"name": F(S, True), "email": F(S, True), "role": F(S, False, ["agent", "administrator"]),
+                      "availability": F(S, False, ["online", "offline", "busy"]), "auto_offline": F(B)}),
     "team": ("swagger/definitions/request/team/create_update_payload.yml (name: Team validations)",
              {"name": F(S, True), "description": F(S), "allow_auto_assign": F(B)}),
+    "agent_update": ("app/controllers/api/v1/accounts/agents_controller.rb#agent_params",
+                     {"name": F(S), "role": F(S, False, ["agent", "administrator"]),
+                      "availability": F(S, False, ["online", "offline", "busy"]), "auto_offline": F(B)}),
     "team_members": ("swagger/paths/application/team_members/create.yml", {"user_ids": F(A, True, items=F(I))}),
+    "label": ("app/controllers/api/v1/accounts/labels_controller.rb#permitted_params",
+              {"title": F(S, True), "description": F((S, NULL)), "color": F(S), "show_on_sidebar": F(B)}),
+    "agent_bot": ("app/controllers/api/v1/accounts/agent_bots_controller.rb#permitted_params",
+                  {"name": F(S, True), "description": F((S, NULL)), "outgoing_url": F((S, NULL)),
+                   "bot_type": F(S, False, ["webhook"]), "bot_config": F(O)}),
+    "set_agent_bot": ("app/controllers/api/v1/accounts/inboxes_controller.rb#set_agent_bot", {"agent_bot": F((I, NULL), True)}),
     "webhook": ("swagger/definitions/request/webhooks/create_update_payload.yml (url, subscriptions: Webhook validations)",
                 {"url": F(S, True), "name": F((S, NULL)), "subscriptions": F(A, True, items=F(S, enum=WEBHOOK_EVENTS))}),
     "webhook_update": ("swagger/definitions/request/webhooks/create_update_payload.yml",
@@ -240,10 +250,76 @@ def in_background(fn, *args):
     threading.Thread(target=fn, args=args, daemon=True).start()
 
 
+def private_network_allowed():  # lib/safe_fetch.rb: SafeFetch.allow_private_network?
+    return ENV.get("SAFE_FETCH_ALLOW_PRIVATE_NETWORK", "").strip().lower() in ("true", "1", "t", "yes", "y", "on")
+
+
+def unsafe_url(url):
+    """lib/safe_fetch.rb with the ssrf_filter gem: a host that resolves to no public address is refused."""
+    if private_network_allowed():
+        return None
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return f"Hostname '{host}' could not be resolved"
+    if not any(ipaddress.ip_address(a).is_global for a in addresses):
+        return f"Hostname '{host}' has no public ip addresses"
+    return None
+
+
+def trigger(url, payload, secret, kind):
+    """lib/webhooks/trigger.rb: POST JSON through SafeFetch, 5 s timeout (WEBHOOK_TIMEOUT), signed when the
+    webhook has a secret: X-Chatwoot-Signature = sha256=HMAC(secret, "<timestamp>.<body>"). An agent bot's
+    429 or 500 is tried again (3 attempts, 3 s apart). Returns None, or the failure's message."""
+    refused = unsafe_url(url)
+    if refused:
+        _log(f"Exception: Invalid webhook URL {url} : {refused}")
+        return refused
+    body = json.dumps(payload, separators=(",", ":"))
+    for attempt in range(3 if kind == "agent_bot_webhook" else 1):
+        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Chatwoot-Delivery": str(uuid.uuid4())}
+        if secret:
+            stamp = str(int(time.time()))
+            headers |= {"X-Chatwoot-Timestamp": stamp, "X-Chatwoot-Signature": "sha256=" + hmac.new(
+                secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()}
+        try:
+            request = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (OSError, ValueError) as e:
+            _log(f"Exception: Invalid webhook URL {url} : {e}")
+            return str(e)
+        _log(f"webhook {payload.get('event')} -> {url}: {status}")
+        if 200 <= status < 300:
+            return None
+        if status not in (429, 500):
+            break
+        if attempt < 2:
+            time.sleep(3)
+    return f"{status}"
+
+
 def deliver(deliveries):
-    for url, payload in deliveries:  # Webhooks::Trigger: POST JSON, 5 s timeout, failures only logged
-        status, _ = http("POST", url, payload, timeout=5)
-        _log(f"webhook {payload.get('event')} -> {url}: {status or 'no answer'}")
+    for url, payload, secret, kind in deliveries:
+        failure = trigger(url, payload, secret, kind)
+        if failure and kind == "agent_bot_webhook" and payload.get("event") in ("message_created", "message_updated"):
+            bot_failed(payload)
+
+
+def bot_failed(payload):
+    """Webhooks::Trigger#handle_failure for an agent bot: a pending conversation is opened, with an activity message."""
+    with transaction() as st:
+        found = st.find("conversation", account_id=payload["account"]["id"], display_id=payload["conversation"]["id"])
+        if not found or found[0]["status"] != "pending":
+            return
+        ctx = Ctx(st, st.get("account", found[0]["account_id"]))
+        update_conversation(ctx, found[0], status="open")
+        create_message(ctx, found[0], "Conversation was marked open by system due to an error with the agent bot.",
+                       "activity", None, None)
+    ctx.after_commit()
 
 
 # ---- what Chatwoot renders (views, push_event_data, webhook_data) ----
@@ -261,11 +337,15 @@ def user_push(u):
             "availability_status": "offline", "thumbnail": ""}
 
 
+def bot_push(b):  # AgentBot#push_event_data
+    return {"id": b["id"], "name": b["name"], "avatar_url": "", "type": "agent_bot"}
+
+
 def agent_json(st, account_id, u):  # api/v1/models/_agent
-    role = st.find("account_user", account_id=account_id, user_id=u["id"])[0]["role"]
-    return {"id": u["id"], "account_id": account_id, "availability_status": "offline", "auto_offline": True,
-            "confirmed": u["confirmed"], "email": u["email"], "available_name": u["name"], "name": u["name"],
-            "role": role, "thumbnail": "", "custom_role_id": None}
+    au = st.find("account_user", account_id=account_id, user_id=u["id"])[0]
+    return {"id": u["id"], "account_id": account_id, "availability_status": au.get("availability", "offline"),
+            "auto_offline": au.get("auto_offline", False), "confirmed": u["confirmed"], "email": u["email"],
+            "available_name": u["name"], "name": u["name"], "role": au["role"], "thumbnail": "", "custom_role_id": None}
 
 
 def team_json(st, t, user_id):  # api/v1/models/_team
@@ -286,7 +366,7 @@ def inbox_slim(i):
 def inbox_json(i, admin=True):  # api/v1/models/_inbox
     out = inbox_slim(i) | {
         "greeting_enabled": False, "greeting_message": None, "working_hours_enabled": False, "enable_email_collect": True,
-        "csat_survey_enabled": False, "enable_auto_assignment": True, "out_of_office_message": None, "working_hours": [],
+        "csat_survey_enabled": False, "enable_auto_assignment": i.get("enable_auto_assignment", True), "out_of_office_message": None, "working_hours": [],
         "timezone": "UTC", "callback_webhook_url": None, "allow_messages_after_resolved": True,
         "lock_to_single_conversation": False, "phone_number": i.get("phone_number")}
     if i["channel_type"] == "Channel::Api":
@@ -294,7 +374,8 @@ def inbox_json(i, admin=True):  # api/v1/models/_inbox
         out |= {"hmac_token": i["hmac_token"]} if admin else {}
     else:
         out |= {"callback_webhook_url": f"{ENV.get('FRONTEND_URL', '')}/webhooks/whatsapp/{i['phone_number']}",
-                "message_templates": i.get("message_templates", []), "reauthorization_required": False}
+                "message_templates": i.get("message_templates", []),
+                "reauthorization_required": bool(i.get("reauthorization_required"))}
         out |= {"provider_config": i["provider_config"]} if admin else {}
     return out
 
@@ -307,8 +388,15 @@ def contact_json(st, c):  # api/v1/models/_contact, with_contact_inboxes
                               "contact_inboxes": inboxes}
 
 
+SENDER_KINDS = {"User": "user", "Contact": "contact", "AgentBot": "agent_bot"}
+
+
 def sender_of(st, m):
-    return st.get("user" if m["sender_type"] == "User" else "contact", m["sender_id"]) if m.get("sender_id") else None
+    return st.get(SENDER_KINDS[m["sender_type"]], m["sender_id"]) if m.get("sender_id") else None
+
+
+def sender_push(m, sender):
+    return sender and {"User": user_push, "Contact": contact_push, "AgentBot": bot_push}[m["sender_type"]](sender)
 
 
 def message_json(st, m, conv):  # api/v1/models/_message (message_type as its integer, as the API renders it)
@@ -316,7 +404,7 @@ def message_json(st, m, conv):  # api/v1/models/_message (message_type as its in
     return {"id": m["id"], "content": m["content"], "inbox_id": m["inbox_id"], "conversation_id": conv["display_id"],
             "message_type": MESSAGE_TYPES.index(m["message_type"]), "content_type": m["content_type"], "status": m["status"],
             "content_attributes": m["content_attributes"], "created_at": to_i(m["created_at"]), "private": m["private"],
-            "source_id": m["source_id"], "sender": sender and (user_push(sender) if m["sender_type"] == "User" else contact_push(sender))}
+            "source_id": m["source_id"], "sender": sender_push(m, sender)}
 
 
 def message_push(st, m, conv):  # Message#push_event_data
@@ -386,22 +474,31 @@ def conversation_json(st, conv, user_id):  # api/v1/conversations/partials/_conv
             "waiting_since": to_i(conv["waiting_since"]), "sla_policy_id": None}
 
 
+def conversation_webhook(st, conv):  # Conversations::EventDataPresenter#webhook_data: push_data with the account
+    account = st.get("account", conv["account_id"])
+    return conversation_push(st, conv) | {"account": {"id": account["id"], "name": account["name"]}}
+
+
 def message_webhook(st, m, conv):  # Message#webhook_data (message_type as its name)
     inbox, account, sender = st.get("inbox", m["inbox_id"]), st.get("account", m["account_id"]), sender_of(st, m)
-    if sender and m["sender_type"] == "User":
+    if sender and m["sender_type"] == "User":  # User#webhook_data
         sender = {"id": sender["id"], "name": sender["name"], "email": sender["email"], "type": "user"}
+    elif sender and m["sender_type"] == "AgentBot":  # AgentBot#webhook_data
+        sender = {"id": sender["id"], "name": sender["name"], "type": "agent_bot"}
     elif sender:
         sender = contact_webhook(st, sender)
     return {"account": {"id": account["id"], "name": account["name"]}, "additional_attributes": m["additional_attributes"],
             "content_attributes": m["content_attributes"], "content_type": m["content_type"], "content": m["content"],
-            "conversation": conversation_push(st, conv), "created_at": iso(m["created_at"]), "id": m["id"],
+            "conversation": conversation_webhook(st, conv), "created_at": iso(m["created_at"]), "id": m["id"],
             "inbox": {"id": inbox["id"], "name": inbox["name"]}, "message_type": m["message_type"], "private": m["private"],
             "sender": sender, "source_id": m["source_id"]}
 
 
-def contact_webhook(st, c):  # Contact#webhook_data
+def contact_webhook(st, c):  # Contact#webhook_data: no `type` key (push_event_data has one)
     account = st.get("account", c["account_id"])
-    return contact_push(c) | {"account": {"id": account["id"], "name": account["name"]}, "avatar": ""}
+    return {k: c[k] for k in ("additional_attributes", "custom_attributes", "email", "id", "identifier", "name",
+                              "phone_number", "blocked")} | {"account": {"id": account["id"], "name": account["name"]},
+                                                             "avatar": "", "thumbnail": ""}
 
 
 # ---- behaviour shared by the API and the WhatsApp webhook ----
@@ -409,19 +506,32 @@ def contact_webhook(st, c):  # Contact#webhook_data
 class Ctx:
     def __init__(self, st, account=None, user=None):
         self.st, self.account, self.user, self.admin = st, account, user, True
+        self.bot, self.role = None, "administrator"
         self.deliveries, self.sends = [], []
+
+    @property
+    def uid(self):
+        return self.user["id"] if self.user else 0
+
+    @property
+    def sender(self):
+        return ("AgentBot", self.bot["id"]) if self.bot else ("User", self.user["id"])
 
     @property
     def aid(self):
         return self.account["id"]
 
     def emit(self, inbox, payload):
-        """WebhookListener: account webhooks subscribed to the event, and an API inbox's webhook_url."""
+        """WebhookListener: account webhooks subscribed to the event, and an API inbox's webhook_url;
+        AgentBotListener: the inbox's active agent bot, for the events bots get."""
         payload = json.loads(json.dumps(payload))
-        urls = [w["url"] for w in self.st.find("webhook", account_id=self.aid) if payload["event"] in w["subscriptions"]]
+        self.deliveries += [(w["url"], payload, w.get("secret"), "account_webhook") for w in self.st.find("webhook", account_id=self.aid)
+                            if payload["event"] in w["subscriptions"]]
         if inbox and inbox["channel_type"] == "Channel::Api" and inbox.get("webhook_url"):
-            urls.append(inbox["webhook_url"])
-        self.deliveries += [(url, payload) for url in urls]
+            self.deliveries.append((inbox["webhook_url"], payload, inbox.get("secret"), "api_inbox_webhook"))
+        bot = inbox and active_bot(self.st, inbox)
+        if bot and bot.get("outgoing_url") and payload["event"] in BOT_EVENTS:
+            self.deliveries.append((bot["outgoing_url"], payload, bot["secret"], "agent_bot_webhook"))
 
     def after_commit(self):
         if self.deliveries:
@@ -430,12 +540,93 @@ class Ctx:
             in_background(send_whatsapp, message_id)
 
 
+BOT_EVENTS = {"conversation_resolved", "conversation_opened", "conversation_status_changed", "conversation_updated",
+              "message_created", "message_updated", "webwidget_triggered"}  # app/listeners/agent_bot_listener.rb
+
+
+def active_bot(st, inbox):  # Inbox#active_bot?: agent_bot_inbox&.active?
+    link = next(iter(st.find("agent_bot_inbox", inbox_id=inbox["id"], status="active")), None)
+    return link and st.get("agent_bot", link["agent_bot_id"])
+
+
 UPDATE_KEYS = {"team_id", "assignee_id", "status", "snoozed_until", "custom_attributes", "labels", "waiting_since",
                "first_reply_created_at", "priority"}  # Conversation#list_of_keys (labels is label_list there)
 
 
+def online(st, account_id, user_id):
+    """OnlineStatusTracker: the account user's availability is online (presence pings are not modelled)."""
+    au = st.find("account_user", account_id=account_id, user_id=user_id)
+    return bool(au) and au[0].get("availability", "offline") == "online"
+
+
+def inbox_member_ids(st, inbox):
+    return [m["user_id"] for m in st.find("inbox_member", inbox_id=inbox["id"])]
+
+
+def team_member_ids(st, team_id):
+    return {m["user_id"] for m in st.find("team_member", team_id=team_id)}
+
+
+def round_robin(st, inbox, candidates):
+    """AutoAssignment::InboxRoundRobinService: the first candidate in the inbox's queue, which then goes to its end."""
+    members = inbox_member_ids(st, inbox)
+    rr = next(iter(st.find("round_robin", inbox_id=inbox["id"])), None) or st.add("round_robin", inbox_id=inbox["id"], queue=[])
+    queue = [u for u in rr["queue"] if u in members] + [u for u in members if u not in rr["queue"]]
+    chosen = next((u for u in queue if u in candidates), None)
+    if chosen is not None:
+        queue.remove(chosen)
+        queue.append(chosen)
+    rr["queue"] = queue
+    st.save("round_robin", rr)
+    return chosen
+
+
+def assignable(st, conv, inbox):
+    """Online inbox members, limited to the conversation's team when it has one (none when the team has
+    allow_auto_assign off): AutoAssignmentHandler and AutoAssignment::AssignmentService's team filter."""
+    members = set(inbox_member_ids(st, inbox))
+    if conv["team_id"]:
+        team = st.get("team", conv["team_id"])
+        members &= team_member_ids(st, team["id"]) if team and team["allow_auto_assign"] else set()
+    return {u for u in members if online(st, conv["account_id"], u)}
+
+
+def auto_assign(ctx, conv):
+    """AutoAssignmentHandler#run_auto_assignment: when a conversation is created open or becomes open, in an inbox
+    with enable_auto_assignment, with no assignee who is an inbox member. Never for pending ones (a bot has them)."""
+    inbox = ctx.st.get("inbox", conv["inbox_id"])
+    if conv["status"] != "open" or not inbox.get("enable_auto_assignment", True):
+        return
+    if conv["assignee_id"] and conv["assignee_id"] in inbox_member_ids(ctx.st, inbox):
+        return
+    chosen = round_robin(ctx.st, inbox, assignable(ctx.st, conv, inbox))
+    if chosen is not None:
+        update_conversation(ctx, conv, assignee_id=chosen)
+
+
+def team_assignee(ctx, conv, team_id, changes):
+    """AssignmentHandler#ensure_assignee_is_from_team (before_save, whatever the status): an assignee who is
+    not in the new team is removed; then one of the team's online members gets it when the team auto-assigns."""
+    team = team_id and ctx.st.get("team", team_id)
+    if not team:
+        return
+    members = team_member_ids(ctx.st, team["id"])
+    assignee = changes.get("assignee_id", conv["assignee_id"])
+    if assignee and assignee not in members:
+        changes["assignee_id"] = assignee = None
+    if not assignee and team["allow_auto_assign"]:
+        inbox = ctx.st.get("inbox", conv["inbox_id"])
+        chosen = round_robin(ctx.st, inbox, {u for u in set(inbox_member_ids(ctx.st, inbox)) & members
+                                              if online(ctx.st, conv["account_id"], u)})
+        if chosen is not None:
+            changes["assignee_id"] = chosen
+
+
 def update_conversation(ctx, conv, **changes):
-    """Saves changes; fires conversation_status_changed and conversation_updated as Conversation's callbacks do."""
+    """Saves changes; fires conversation_status_changed and conversation_updated as Conversation's callbacks do;
+    runs the team's and the inbox's auto-assignment."""
+    if "team_id" in changes and changes["team_id"] != conv["team_id"]:
+        team_assignee(ctx, conv, changes["team_id"], changes)
     changed = {k: (conv[k], v) for k, v in changes.items() if conv[k] != v}
     if not changed:
         return False
@@ -448,14 +639,22 @@ def update_conversation(ctx, conv, **changes):
     as_attrs = [{("label_list" if k == "labels" else k): {"previous_value": v[0], "current_value": v[1]}} for k, v in changed.items()]
     inbox = ctx.st.get("inbox", conv["inbox_id"])
     if "status" in changed:
-        ctx.emit(inbox, conversation_push(ctx.st, conv) | {"event": "conversation_status_changed",
+        ctx.emit(inbox, conversation_webhook(ctx.st, conv) | {"event": "conversation_status_changed",
                                                              "changed_attributes": [a for a in as_attrs if "status" in a]})
     if UPDATE_KEYS & changed.keys():
-        ctx.emit(inbox, conversation_push(ctx.st, conv) | {"event": "conversation_updated", "changed_attributes": as_attrs})
+        ctx.emit(inbox, conversation_webhook(ctx.st, conv) | {"event": "conversation_updated", "changed_attributes": as_attrs})
+    if "status" in changed and conv["status"] in ("open", "resolved"):  # bots only (no such account webhook event)
+        ctx.emit(inbox, conversation_webhook(ctx.st, conv) | {"event": f"conversation_{'opened' if conv['status'] == 'open' else 'resolved'}"})
+    if "status" in changed and conv["status"] == "open":
+        auto_assign(ctx, conv)
     return True
 
 
 def create_conversation(ctx, ci, status="open", assignee_id=None, team_id=None, additional_attributes=None, custom_attributes=None):
+    """Conversation#determine_conversation_status: pending in an inbox with an active bot, whatever was asked."""
+    inbox = ctx.st.get("inbox", ci["inbox_id"])
+    if active_bot(ctx.st, inbox):
+        status = "pending"
     display_id = 1 + max([c["display_id"] for c in ctx.st.find("conversation", account_id=ctx.aid)], default=0)
     conv = ctx.st.add("conversation", account_id=ctx.aid, display_id=display_id, inbox_id=ci["inbox_id"], uuid=str(uuid.uuid4()),
                       contact_id=ci["contact_id"], contact_inbox_id=ci["id"], status=status, priority=None,
@@ -463,7 +662,8 @@ def create_conversation(ctx, ci, status="open", assignee_id=None, team_id=None, 
                       custom_attributes=custom_attributes or {}, snoozed_until=None, first_reply_created_at=None)
     conv |= {"last_activity_at": conv["created_at"], "waiting_since": conv["created_at"]}
     ctx.st.save("conversation", conv)
-    ctx.emit(ctx.st.get("inbox", ci["inbox_id"]), conversation_push(ctx.st, conv) | {"event": "conversation_created"})
+    ctx.emit(inbox, conversation_webhook(ctx.st, conv) | {"event": "conversation_created"})
+    auto_assign(ctx, conv)
     return conv
 
 
@@ -475,8 +675,9 @@ def create_message(ctx, conv, content, message_type, sender_type, sender_id, pri
                content=content, message_type=message_type, content_type=content_type or "text", private=bool(private),
                content_attributes=content_attributes or {}, additional_attributes=additional_attributes or {},
                status="sent", source_id=source_id, sender_type=sender_type, sender_id=sender_id)
-    if message_type == "incoming" and conv["status"] in ("snoozed", "resolved"):
-        update_conversation(ctx, conv, status="open")
+    if message_type == "incoming" and conv["status"] in ("snoozed", "resolved"):  # Message#reopen_conversation
+        reopened = "pending" if conv["status"] == "resolved" and active_bot(st, st.get("inbox", conv["inbox_id"])) else "open"
+        update_conversation(ctx, conv, status=reopened)
     conv["last_activity_at"] = m["created_at"]
     st.save("conversation", conv)
     inbox = st.get("inbox", conv["inbox_id"])
@@ -563,13 +764,17 @@ def _process_whatsapp(st, phone_number, params):
         _log(f"whatsapp webhook for {phone_number}: no WhatsApp inbox matches its number and phone_number_id; dropped")
         return None
     ctx = Ctx(st, st.get("account", inbox["account_id"]))
-    for status in (value.get("statuses") or [])[:1]:  # a delivery receipt: updates the message, creates nothing
-        found = st.find("message", inbox_id=inbox["id"], source_id=status["id"]) if status.get("id") else []
-        for m in found:
-            if status.get("status") in ("sent", "delivered", "read", "failed") and m["status"] != status["status"]:
-                m["status"] = status["status"]
-                st.save("message", m)
-                ctx.emit(inbox, message_webhook(st, m, st.get("conversation", m["conversation_id"])) | {"event": "message_updated"})
+    if value.get("statuses"):  # IncomingMessageBaseService#process_statuses: the first status only; messages ignored
+        status = value["statuses"][0]
+        m = next(iter(st.find("message", source_id=status.get("id"))), None) if status.get("id") else None  # not inbox-scoped
+        if m and status.get("status") in ("sent", "delivered", "read", "failed"):  # no ordering guard, as there
+            m["status"] = status["status"]
+            errors = status.get("errors") or []
+            if status["status"] == "failed" and errors:
+                m["content_attributes"]["external_error"] = f"{errors[0].get('code')}: {errors[0].get('title')}"
+            st.save("message", m)
+            ctx.emit(inbox, message_webhook(st, m, st.get("conversation", m["conversation_id"])) | {"event": "message_updated"})
+        return ctx
     message = (value.get("messages") or [None])[0]
     contact_params = (value.get("contacts") or [None])[0]
     if not message or message.get("type") in ("reaction", "ephemeral", "unsupported", "request_welcome"):
@@ -612,8 +817,11 @@ ROUTES = []
 ACCOUNT = r"/api/v1/accounts/(?P<account_id>\d+)"
 
 
-def route(method, pattern):
+def route(method, pattern, admin=False, bot=False):
+    """`admin`: administrators only (the resource's Pundit policy); `bot`: in BOT_ACCESSIBLE_ENDPOINTS
+    (app/controllers/concerns/access_token_auth_helper.rb)."""
     def register(fn):
+        fn.admin_only, fn.bot_ok = admin, bot
         ROUTES.append((method, re.compile(f"^{pattern}/?$"), fn))
         return fn
     return register
@@ -621,6 +829,11 @@ def route(method, pattern):
 
 def handles(path):
     return path.startswith("/api/v1/") or path.startswith("/webhooks/whatsapp/")
+
+
+class Request:
+    def __init__(self, body, query, raw, headers):
+        self.body, self.query, self.raw, self.headers = body, query, raw, headers
 
 
 def serve_request(handler, method):
@@ -638,10 +851,10 @@ def serve_request(handler, method):
             if match and m == method:
                 args = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items()}
                 if "account_id" not in args:
-                    status, body = fn(data, query, **args)
+                    status, body = fn(Request(data, query, raw, handler.headers), **args)
                     break
                 with transaction() as st:
-                    ctx = authenticate(st, handler.headers, int(args.pop("account_id")))
+                    ctx = authenticate(st, handler.headers, int(args.pop("account_id")), fn)
                     ctx.body, ctx.query = data, query
                     status, body = fn(ctx, **args)
                 ctx.after_commit()
@@ -651,7 +864,7 @@ def serve_request(handler, method):
     except Exception as e:  # a database outage or a stand-in bug: answer 500 like Rails would, and log it
         _log(f"{method} {url.path} failed: {e!r}")
         status, body = 500, {"error": f"stand-in error: {e}".strip()}
-    out = b"" if body is None and status == 200 else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))).encode()
+    out = b"" if body is None and status == 200 or body == "" else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))).encode()
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json; charset=utf-8")
     handler.send_header("Content-Length", str(len(out)))
@@ -659,19 +872,32 @@ def serve_request(handler, method):
     handler.wfile.write(out)
 
 
-def authenticate(st, headers, account_id):
+def authenticate(st, headers, account_id, fn):
+    """AccessTokenAuthHelper and EnsureCurrentAccountHelper: a user's or an agent bot's token; then the policy."""
     token = headers.get("api_access_token") or headers.get("api-access-token")
     user = next(iter(st.find("user", access_token=token)), None) if token else None
-    if not user:
+    bot = None if user or not token else next(iter(st.find("agent_bot", access_token=token)), None)
+    if not user and not bot:
         raise Reply(401, {"error": "Invalid Access Token"})
     account = st.get("account", account_id)
     if not account:
         raise not_found()
+    if bot:
+        if bot["account_id"] != account_id and not st.find("agent_bot_inbox", agent_bot_id=bot["id"], account_id=account_id):
+            raise Reply(401, {"error": "Bot is not authorized to access this account"})
+        if not fn.bot_ok:
+            raise Reply(401, {"error": "Access to this endpoint is not authorized for bots"})
+        ctx = Ctx(st, account, None)
+        ctx.bot, ctx.role, ctx.admin = bot, "bot", False
+        return ctx
     membership = st.find("account_user", account_id=account_id, user_id=user["id"])
     if not membership:
         raise Reply(401, {"error": "You are not authorized to access this account"})
     ctx = Ctx(st, account, user)
-    ctx.admin = membership[0]["role"] == "administrator"
+    ctx.role = membership[0]["role"]
+    ctx.admin = ctx.role == "administrator"
+    if fn.admin_only and not ctx.admin:
+        raise Reply(401, {"error": "You are not authorized to do this action"})
     return ctx
 
 
@@ -682,10 +908,18 @@ def need(ctx, kind, id_):
     return obj
 
 
+def may_see(ctx, conv):
+    """ConversationPolicy#show?: administrators, bots, and agents of its inbox or team."""
+    return ctx.role != "agent" or ctx.uid in inbox_member_ids(ctx.st, ctx.st.get("inbox", conv["inbox_id"])) or (
+        conv["team_id"] and ctx.uid in team_member_ids(ctx.st, conv["team_id"]))
+
+
 def conversation(ctx, display_id):
     found = ctx.st.find("conversation", account_id=ctx.aid, display_id=int(display_id))
     if not found:
         raise not_found()
+    if not may_see(ctx, found[0]):
+        raise Reply(401, {"error": "You are not authorized to do this action"})
     return found[0]
 
 
@@ -702,17 +936,19 @@ def page_of(ctx, items, size):  # Kaminari's ?page=N (1 when absent or not a num
 def members_of_account(ctx, user_ids):
     users = [ctx.st.get("user", i) for i in dict.fromkeys(user_ids)]
     if not all(u and ctx.st.find("account_user", account_id=ctx.aid, user_id=u["id"]) for u in users):
-        raise Reply(422, {"error": "Invalid User IDs"})
+        raise Reply(401, {"error": "Invalid User IDs"})  # TeamMembersController#validate_member_id_params
     return users
 
 
 @route("GET", ACCOUNT + "/inboxes")
 def inboxes_index(ctx):
     inboxes = sorted(ctx.st.find("inbox", account_id=ctx.aid), key=lambda i: i["name"].lower())
+    if ctx.role == "agent":  # policy_scope: the user's assigned inboxes
+        inboxes = [i for i in inboxes if ctx.uid in inbox_member_ids(ctx.st, i)]
     return 200, {"payload": [inbox_json(i, ctx.admin) for i in inboxes]}
 
 
-@route("POST", ACCOUNT + "/inboxes")
+@route("POST", ACCOUNT + "/inboxes", admin=True)
 def inboxes_create(ctx):
     check("inbox_create", ctx.body)
     channel, fields = ctx.body["channel"], {}
@@ -728,8 +964,26 @@ def inboxes_create(ctx):
         fields |= whatsapp_config(ctx, channel, None)
     else:
         raise invalid("channel.type", f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp)")
-    inbox = ctx.st.add("inbox", account_id=ctx.aid, name=ctx.body["name"], **fields)
+    inbox = ctx.st.add("inbox", account_id=ctx.aid, name=ctx.body["name"], secret=new_token(),
+                       enable_auto_assignment=ctx.body.get("enable_auto_assignment", True), **fields)
+    if inbox["channel_type"] == "Channel::Whatsapp":
+        setup_webhooks(ctx, inbox)
     return 200, inbox_json(inbox, ctx.admin)
+
+
+def setup_webhooks(ctx, inbox):
+    """Channel::Whatsapp#setup_webhooks (after_commit on create, unless source is embedded_signup): Chatwoot would
+    register override_callback_uri = FRONTEND_URL/webhooks/whatsapp/<number> on the WABA's subscribed_apps at
+    https://graph.facebook.com, which moves Meta's callback for the WABA to Chatwoot. Recorded here, never sent;
+    it cannot succeed offline, so the channel is flagged for reauthorisation, as Chatwoot's rescue does."""
+    if inbox.get("provider") != "whatsapp_cloud" or inbox["provider_config"].get("source") == "embedded_signup":
+        return
+    callback = f"{ENV.get('FRONTEND_URL', '')}/webhooks/whatsapp/{inbox['phone_number']}"
+    ctx.st.add("meta_registration", account_id=ctx.aid, inbox_id=inbox["id"], override_callback_uri=callback,
+               business_account_id=inbox["provider_config"].get("business_account_id"))
+    _log(f"[WHATSAPP] Webhook setup failed: would register {callback} with graph.facebook.com (not reachable from a stand-in)")
+    inbox["reauthorization_required"] = True
+    ctx.st.save("inbox", inbox)
 
 
 def whatsapp_config(ctx, channel, inbox):
@@ -748,7 +1002,7 @@ def whatsapp_config(ctx, channel, inbox):
     return out
 
 
-@route("PATCH", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)")
+@route("PATCH", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)", admin=True)
 def inboxes_update(ctx, inbox_id):
     inbox = need(ctx, "inbox", inbox_id)
     check("inbox_update", ctx.body)
@@ -760,22 +1014,96 @@ def inboxes_update(ctx, inbox_id):
         check("channel_api_update", channel, "channel.")
         inbox |= {k: channel[k] for k in ("webhook_url",) if k in channel}
     inbox["name"] = ctx.body.get("name", inbox["name"])
+    if "enable_auto_assignment" in ctx.body:
+        inbox["enable_auto_assignment"] = ctx.body["enable_auto_assignment"]
+    if channel:  # InboxesController#update: reauthorized! when channel attributes are sent
+        inbox["reauthorization_required"] = False
     ctx.st.save("inbox", inbox)
     return 200, inbox_json(inbox, ctx.admin)
 
 
 def inbox_agents(ctx, inbox):
-    return [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("inbox_member", inbox_id=inbox["id"])]
+    return [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("inbox_member", inbox_id=inbox["id"])
+            if ctx.st.find("account_user", account_id=ctx.aid, user_id=m["user_id"])]
 
 
-@route("POST", ACCOUNT + "/inbox_members")
-def inbox_members_create(ctx):
+@route("POST", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)/set_agent_bot", admin=True)
+def inboxes_set_agent_bot(ctx, inbox_id):  # InboxesController#set_agent_bot: upserts the active link, nil removes it
+    inbox = need(ctx, "inbox", inbox_id)
+    check("set_agent_bot", ctx.body)
+    for link in ctx.st.find("agent_bot_inbox", inbox_id=inbox["id"]):
+        ctx.st.delete("agent_bot_inbox", link["id"])
+    if ctx.body["agent_bot"] is not None:
+        bot = ctx.st.get("agent_bot", ctx.body["agent_bot"])
+        if not bot or bot["account_id"] not in (None, ctx.aid):
+            raise not_found()
+        ctx.st.add("agent_bot_inbox", account_id=ctx.aid, inbox_id=inbox["id"], agent_bot_id=bot["id"], status="active")
+    return 200, None
+
+
+@route("GET", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)/agent_bot")
+def inboxes_agent_bot(ctx, inbox_id):
+    bot = active_bot(ctx.st, need(ctx, "inbox", inbox_id))
+    return 200, {"agent_bot": bot and agent_bot_json(ctx, bot)}
+
+
+def agent_bot_json(ctx, bot):  # api/v1/models/_agent_bot via AgentBotPresenter
+    out = {k: bot.get(k) for k in ("id", "name", "description", "outgoing_url", "bot_type", "bot_config", "account_id")}
+    out |= {"thumbnail": "", "system_bot": bot["account_id"] is None}
+    out |= {"access_token": bot["access_token"]} if bot["account_id"] == ctx.aid else {}
+    return out | ({"secret": bot["secret"]} if ctx.admin else {})
+
+
+@route("GET", ACCOUNT + "/agent_bots")
+def agent_bots_index(ctx):
+    return 200, [agent_bot_json(ctx, b) for b in ctx.st.find("agent_bot", account_id=ctx.aid)]
+
+
+@route("POST", ACCOUNT + "/agent_bots", admin=True)
+def agent_bots_create(ctx):  # AgentBot: an access token after create, a secret (WebhookSecretable)
+    body, prefix = wrapped(ctx, "agent_bot")
+    check("agent_bot", body, prefix)
+    if body.get("outgoing_url") and not re.match(r"^https?://[^\s/]+", body["outgoing_url"]):
+        raise invalid("outgoing_url", "Outgoing url is invalid")
+    bot = ctx.st.add("agent_bot", account_id=ctx.aid, name=body["name"], description=body.get("description"),
+                     outgoing_url=body.get("outgoing_url"), bot_type="webhook", bot_config=body.get("bot_config") or {},
+                     access_token=new_token(), secret=new_token())
+    return 200, agent_bot_json(ctx, bot)
+
+
+@route("PATCH", ACCOUNT + r"/agent_bots/(?P<bot_id>\d+)", admin=True)
+def agent_bots_update(ctx, bot_id):
+    bot, (body, prefix) = need(ctx, "agent_bot", bot_id), wrapped(ctx, "agent_bot")
+    check("agent_bot", {"name": bot["name"], **body}, prefix)
+    bot |= {k: body[k] for k in ("name", "description", "outgoing_url", "bot_config") if k in body}
+    ctx.st.save("agent_bot", bot)
+    return 200, agent_bot_json(ctx, bot)
+
+
+def inbox_users(ctx):
     check("inbox_members", ctx.body)
     inbox = need(ctx, "inbox", ctx.body["inbox_id"])
-    for user in members_of_account(ctx, ctx.body["user_ids"]):
-        if not ctx.st.find("inbox_member", inbox_id=inbox["id"], user_id=user["id"]):
-            ctx.st.add("inbox_member", account_id=ctx.aid, inbox_id=inbox["id"], user_id=user["id"])
+    if not all(ctx.st.get("user", i) for i in ctx.body["user_ids"]):
+        raise Reply(422, {"message": "User must exist", "attributes": ["user"]})
+    return inbox, list(dict.fromkeys(ctx.body["user_ids"]))
+
+
+@route("POST", ACCOUNT + "/inbox_members", admin=True)
+def inbox_members_create(ctx):  # InboxMembersController#create: adds the missing ones
+    inbox, user_ids = inbox_users(ctx)
+    for user_id in user_ids:
+        if not ctx.st.find("inbox_member", inbox_id=inbox["id"], user_id=user_id):
+            ctx.st.add("inbox_member", account_id=ctx.aid, inbox_id=inbox["id"], user_id=user_id)
     return 200, {"payload": inbox_agents(ctx, inbox)}
+
+
+@route("PATCH", ACCOUNT + "/inbox_members", admin=True)
+def inbox_members_update(ctx):  # InboxMembersController#update: the list replaced
+    inbox, user_ids = inbox_users(ctx)
+    for member in ctx.st.find("inbox_member", inbox_id=inbox["id"]):
+        if member["user_id"] not in user_ids:
+            ctx.st.delete("inbox_member", member["id"])
+    return inbox_members_create(ctx)
 
 
 @route("GET", ACCOUNT + r"/inbox_members/(?P<inbox_id>\d+)")
@@ -789,7 +1117,7 @@ def agents_index(ctx):
     return 200, [agent_json(ctx.st, ctx.aid, u) for u in sorted(users, key=lambda u: u["name"].lower())]
 
 
-@route("POST", ACCOUNT + "/agents")
+@route("POST", ACCOUNT + "/agents", admin=True)
 def agents_create(ctx):
     body, prefix = wrapped(ctx, "agent")
     check("agent_create", body, prefix)
@@ -798,17 +1126,70 @@ def agents_create(ctx):
         "user", name=body["name"], email=email, confirmed=False, access_token=new_token())
     if ctx.st.find("account_user", account_id=ctx.aid, user_id=user["id"]):
         raise invalid("user_id", "User has already been taken")
-    ctx.st.add("account_user", account_id=ctx.aid, user_id=user["id"], role=body["role"])
+    # AgentBuilder: availability offline and auto_offline false unless given
+    ctx.st.add("account_user", account_id=ctx.aid, user_id=user["id"], role=body.get("role", "agent"),
+               availability=body.get("availability", "offline"), auto_offline=body.get("auto_offline", False))
     return 200, agent_json(ctx.st, ctx.aid, user)
+
+
+@route("PATCH", ACCOUNT + r"/agents/(?P<user_id>\d+)", admin=True)
+def agents_update(ctx, user_id):  # AgentsController#update: the name, and the account user's role and availability
+    body, prefix = wrapped(ctx, "agent")
+    check("agent_update", body, prefix)
+    au = next(iter(ctx.st.find("account_user", account_id=ctx.aid, user_id=int(user_id))), None)
+    if not au:
+        raise not_found()
+    user = ctx.st.get("user", au["user_id"])
+    if "name" in body:
+        user["name"] = body["name"]
+        ctx.st.save("user", user)
+    au |= {k: body[k] for k in ("role", "availability", "auto_offline") if k in body}
+    ctx.st.save("account_user", au)
+    return 200, agent_json(ctx.st, ctx.aid, user)
+
+
+LABEL_TITLE = re.compile(r"^[^\W_][\w-]+$")  # lib/regex_helper.rb UNICODE_CHARACTER_NUMBER_HYPHEN_UNDERSCORE
+
+
+def label_json(label):  # api/v1/accounts/labels/_label
+    return {k: label[k] for k in ("id", "title", "description", "color", "show_on_sidebar")}
+
+
+@route("GET", ACCOUNT + "/labels")
+def labels_index_account(ctx):
+    return 200, {"payload": [label_json(x) for x in ctx.st.find("label", account_id=ctx.aid)]}
+
+
+@route("POST", ACCOUNT + "/labels", admin=True)
+def labels_create_account(ctx):  # Label: title downcased, unique per account, letters, digits, _ and -
+    body, prefix = wrapped(ctx, "label")
+    check("label", body, prefix)
+    title = body["title"].lower()
+    if not LABEL_TITLE.match(title):
+        raise invalid("title", "Title is invalid")
+    if ctx.st.find("label", account_id=ctx.aid, title=title):
+        raise invalid("title", "Title has already been taken")
+    label = ctx.st.add("label", account_id=ctx.aid, title=title, description=body.get("description"),
+                       color=body.get("color") or "#1f93ff", show_on_sidebar=body.get("show_on_sidebar", True))
+    return 200, label_json(label)
+
+
+@route("PATCH", ACCOUNT + r"/labels/(?P<label_id>\d+)", admin=True)
+def labels_update_account(ctx, label_id):
+    label, (body, prefix) = need(ctx, "label", label_id), wrapped(ctx, "label")
+    check("label", {"title": label["title"], **body}, prefix)
+    label |= {k: body[k] for k in ("description", "color", "show_on_sidebar") if k in body}
+    ctx.st.save("label", label)
+    return 200, label_json(label)
 
 
 @route("GET", ACCOUNT + "/teams")
 def teams_index(ctx):
     teams = sorted(ctx.st.find("team", account_id=ctx.aid), key=lambda t: t["name"])
-    return 200, [team_json(ctx.st, t, ctx.user["id"]) for t in teams]
+    return 200, [team_json(ctx.st, t, ctx.uid) for t in teams]
 
 
-@route("POST", ACCOUNT + "/teams")
+@route("POST", ACCOUNT + "/teams", admin=True)
 def teams_create(ctx):
     body, prefix = wrapped(ctx, "team")
     check("team", body, prefix)
@@ -819,7 +1200,7 @@ def teams_create(ctx):
         raise invalid("name", "Name has already been taken")
     team = ctx.st.add("team", account_id=ctx.aid, name=name, description=body.get("description"),
                       allow_auto_assign=body.get("allow_auto_assign", True))
-    return 200, team_json(ctx.st, team, ctx.user["id"])
+    return 200, team_json(ctx.st, team, ctx.uid)
 
 
 @route("GET", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
@@ -828,19 +1209,33 @@ def team_members_index(ctx, team_id):
     return 200, [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("team_member", team_id=team["id"])]
 
 
-@route("POST", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
-def team_members_create(ctx, team_id):
+@route("POST", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members", admin=True)
+def team_members_create(ctx, team_id):  # TeamMembersController#create: adds the missing ones, answers those added
     team = need(ctx, "team", team_id)
     check("team_members", ctx.body)
-    users = members_of_account(ctx, ctx.body["user_ids"])
-    for user in users:
+    added = []
+    for user in members_of_account(ctx, ctx.body["user_ids"]):
         if not ctx.st.find("team_member", team_id=team["id"], user_id=user["id"]):
             ctx.st.add("team_member", account_id=ctx.aid, team_id=team["id"], user_id=user["id"])
-    return 200, [agent_json(ctx.st, ctx.aid, u) for u in users]
+            added.append(user)
+    return 200, [agent_json(ctx.st, ctx.aid, u) for u in added]
+
+
+@route("PATCH", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members", admin=True)
+def team_members_update(ctx, team_id):  # TeamMembersController#update: the list replaced, all members answered
+    team = need(ctx, "team", team_id)
+    check("team_members", ctx.body)
+    wanted = {u["id"] for u in members_of_account(ctx, ctx.body["user_ids"])}
+    for member in ctx.st.find("team_member", team_id=team["id"]):
+        if member["user_id"] not in wanted:
+            ctx.st.delete("team_member", member["id"])
+    team_members_create(ctx, team_id)
+    return team_members_index(ctx, team_id)
 
 
 def webhook_json(w):
-    return {"id": w["id"], "name": w["name"], "url": w["url"], "account_id": w["account_id"], "subscriptions": w["subscriptions"]}
+    return {"id": w["id"], "name": w["name"], "url": w["url"], "account_id": w["account_id"], "subscriptions": w["subscriptions"],
+            "secret": w.get("secret")}
 
 
 def validate_webhook(ctx, w):  # Webhook validations
@@ -852,21 +1247,22 @@ def validate_webhook(ctx, w):  # Webhook validations
         raise invalid("subscriptions", "Subscriptions Invalid events")
 
 
-@route("GET", ACCOUNT + "/webhooks")
+@route("GET", ACCOUNT + "/webhooks", admin=True)
 def webhooks_index(ctx):
     return 200, {"payload": {"webhooks": [webhook_json(w) for w in ctx.st.find("webhook", account_id=ctx.aid)]}}
 
 
-@route("POST", ACCOUNT + "/webhooks")
+@route("POST", ACCOUNT + "/webhooks", admin=True)
 def webhooks_create(ctx):
     body, prefix = wrapped(ctx, "webhook")
     check("webhook", body, prefix)
     hook = {"url": body["url"], "name": body.get("name"), "subscriptions": list(dict.fromkeys(body["subscriptions"]))}
     validate_webhook(ctx, hook)
-    return 200, {"payload": {"webhook": webhook_json(ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type", **hook))}}
+    return 200, {"payload": {"webhook": webhook_json(ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type",
+                                                                secret=new_token(), **hook))}}
 
 
-@route("PATCH", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)")
+@route("PATCH", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)", admin=True)
 def webhooks_update(ctx, webhook_id):
     hook, (body, prefix) = need(ctx, "webhook", webhook_id), wrapped(ctx, "webhook")
     check("webhook_update", body, prefix)
@@ -876,7 +1272,7 @@ def webhooks_update(ctx, webhook_id):
     return 200, {"payload": {"webhook": webhook_json(hook)}}
 
 
-@route("DELETE", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)")
+@route("DELETE", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)", admin=True)
 def webhooks_delete(ctx, webhook_id):
     ctx.st.delete("webhook", need(ctx, "webhook", webhook_id)["id"])
     return 200, None
@@ -939,7 +1335,7 @@ def account_object(ctx, kind, id_, attribute):
     return id_
 
 
-@route("POST", ACCOUNT + "/conversations")
+@route("POST", ACCOUNT + "/conversations", bot=True)
 def conversations_create(ctx):
     body = ctx.body
     check("conversation_create", body)
@@ -954,8 +1350,8 @@ def conversations_create(ctx):
                                body.get("additional_attributes"), body.get("custom_attributes"))
     if body.get("message"):
         template = {"template_params": body["message"]["template_params"]} if body["message"].get("template_params") else {}
-        create_message(ctx, conv, body["message"]["content"], "outgoing", "User", ctx.user["id"], additional_attributes=template)
-    return 200, conversation_json(ctx.st, conv, ctx.user["id"])
+        create_message(ctx, conv, body["message"]["content"], "outgoing", *ctx.sender, additional_attributes=template)
+    return 200, conversation_json(ctx.st, conv, ctx.uid)
 
 
 @route("GET", ACCOUNT + "/conversations")
@@ -972,27 +1368,27 @@ def conversations_index(ctx):
                 raise Reply(422, {"message": f"{key} must be of type integer", "attributes": [key]})
             convs = [c for c in convs if c[key] == int(q[key])]
     convs = [c for c in convs if status == "all" or c["status"] == status]
-    groups = {"me": [c for c in convs if c["assignee_id"] == ctx.user["id"]], "assigned": [c for c in convs if c["assignee_id"]],
+    groups = {"me": [c for c in convs if c["assignee_id"] == ctx.uid], "assigned": [c for c in convs if c["assignee_id"]],
               "unassigned": [c for c in convs if not c["assignee_id"]], "all": convs}
     _, page = page_of(ctx, sorted(groups[assignee_type], key=lambda c: c["last_activity_at"], reverse=True), 25)
     return 200, {"data": {"meta": {f"{k}_count": len(v) for k, v in (("mine", groups["me"]), ("assigned", groups["assigned"]),
                                                                     ("unassigned", groups["unassigned"]), ("all", convs))},
-                          "payload": [conversation_json(ctx.st, c, ctx.user["id"]) for c in page]}}
+                          "payload": [conversation_json(ctx.st, c, ctx.uid) for c in page]}}
 
 
-@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)")
+@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)", bot=True)
 def conversations_show(ctx, display_id):
-    return 200, conversation_json(ctx.st, conversation(ctx, display_id), ctx.user["id"])
+    return 200, conversation_json(ctx.st, conversation(ctx, display_id), ctx.uid)
 
 
-@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/messages")
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/messages", bot=True)
 def messages_create(ctx, display_id):
     conv, body = conversation(ctx, display_id), ctx.body
     check("message_create", body)
     message_type = body.get("message_type", "outgoing")
     if message_type == "incoming" and ctx.st.get("inbox", conv["inbox_id"])["channel_type"] != "Channel::Api":
         raise Reply(422, {"error": "Incoming messages are only allowed in Api inboxes"})  # Messages::MessageBuilder
-    sender = ("User", ctx.user["id"]) if message_type == "outgoing" else ("Contact", conv["contact_id"])
+    sender = ctx.sender if message_type == "outgoing" else ("Contact", conv["contact_id"])
     extra = {k: body[k] for k in ("campaign_id", "template_params") if body.get(k)}
     m = create_message(ctx, conv, body["content"], message_type, *sender, private=body.get("private", False),
                        content_type=body.get("content_type"), content_attributes=body.get("content_attributes"), additional_attributes=extra)
@@ -1011,7 +1407,7 @@ def messages_index(ctx, display_id):
     return 200, {"meta": meta, "payload": [message_json(ctx.st, m, conv) for m in shown]}
 
 
-@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels")
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels", bot=True)
 def labels_create(ctx, display_id):
     conv = conversation(ctx, display_id)
     check("labels", ctx.body)
@@ -1019,22 +1415,25 @@ def labels_create(ctx, display_id):
     return 200, {"payload": conv["labels"]}
 
 
-@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels")
+@route("GET", ACCOUNT + r"/conversations/(?P<display_id>\d+)/labels", bot=True)
 def labels_index(ctx, display_id):
     return 200, {"payload": conversation(ctx, display_id)["labels"]}
 
 
-@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_status")
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_status", bot=True)
 def toggle_status(ctx, display_id):
     conv = conversation(ctx, display_id)
     check("toggle_status", ctx.body)
     snoozed_until = iso(ctx.body.get("snoozed_until")) if ctx.body["status"] == "snoozed" else None
-    update_conversation(ctx, conv, status=ctx.body["status"], snoozed_until=snoozed_until)
+    # ConversationsController#toggle_status: an agent who opens a conversation takes it (should_assign_conversation?);
+    # a bot's pending -> open is bot_handoff!, the same change of status.
+    takes = {"assignee_id": ctx.uid} if ctx.role == "agent" and ctx.body["status"] == "open" and not conv["assignee_id"] else {}
+    update_conversation(ctx, conv, status=ctx.body["status"], snoozed_until=snoozed_until, **takes)
     return 200, {"meta": {}, "payload": {"success": True, "conversation_id": conv["display_id"], "current_status": conv["status"],
                                          "snoozed_until": conv["snoozed_until"]}}
 
 
-@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_priority")
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/toggle_priority", bot=True)
 def toggle_priority(ctx, display_id):
     conv = conversation(ctx, display_id)
     check("toggle_priority", ctx.body)
@@ -1042,7 +1441,7 @@ def toggle_priority(ctx, display_id):
     return 200, None
 
 
-@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/assignments")
+@route("POST", ACCOUNT + r"/conversations/(?P<display_id>\d+)/assignments", bot=True)
 def assignments_create(ctx, display_id):
     conv = conversation(ctx, display_id)
     check("assignment", ctx.body)
@@ -1059,18 +1458,52 @@ def assignments_create(ctx, display_id):
 
 
 @route("GET", r"/webhooks/whatsapp/(?P<phone_number>[^/]+)")
-def whatsapp_verify(body, query, phone_number):  # MetaTokenVerifyConcern#verify
+def whatsapp_verify(request, phone_number):  # MetaTokenVerifyConcern#verify (hub.mode is not checked)
     with transaction() as st:
         inbox = next(iter(st.find("inbox", phone_number=phone_number)), None)
     token = inbox and inbox["provider_config"].get("webhook_verify_token")
-    if token and query.get("hub.verify_token") == token:
-        return 200, query.get("hub.challenge", "")
+    if token and request.query.get("hub.verify_token") == token:
+        return 200, request.query.get("hub.challenge", "")
     return 401, {"error": "Error; wrong verify token"}
 
 
+APP_SECRET_KEYS = ("app_secret", "app_secret_key", "client_secret", "api_secret")
+
+
+def payload_channel(st, phone_number, body):
+    """WhatsappController#whatsapp_business_payload_channel: by the payload's number and phone_number_id, else the URL's."""
+    if isinstance(body, dict) and body.get("object") == "whatsapp_business_account":
+        try:
+            meta = body["entry"][0]["changes"][0]["value"]["metadata"]
+        except (KeyError, IndexError, TypeError):
+            meta = {}
+        number = "+" + str(meta.get("display_phone_number", "")).lstrip("+")
+        inbox = next(iter(st.find("inbox", phone_number=number)), None)
+        return inbox if inbox and inbox["provider_config"].get("phone_number_id") == meta.get("phone_number_id") else None
+    return next(iter(st.find("inbox", phone_number=phone_number)), None)
+
+
+def signature_valid(inbox, raw, given):
+    """Webhooks::WhatsappController#verify_meta_signature!: required when no channel matches, when the channel has
+    an app secret, or for an embedded-signup channel; skipped otherwise. Any of the channel's secrets or
+    WHATSAPP_APP_SECRET may match the HMAC-SHA256 of the raw body."""
+    config = (inbox or {}).get("provider_config") or {}
+    own = [config[k] for k in APP_SECRET_KEYS if config.get(k)]
+    if inbox and (inbox.get("provider") != "whatsapp_cloud" or not own and config.get("source") != "embedded_signup"):
+        return True
+    for secret in own + [ENV["WHATSAPP_APP_SECRET"]] * bool(ENV.get("WHATSAPP_APP_SECRET")):
+        if hmac.compare_digest(given or "", "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()):
+            return True
+    return False
+
+
 @route("POST", r"/webhooks/whatsapp/(?P<phone_number>[^/]+)")
-def whatsapp_receive(body, query, phone_number):  # Webhooks::WhatsappController#process_payload: head :ok, then the job
-    in_background(process_whatsapp, phone_number, body if isinstance(body, dict) else {})
+def whatsapp_receive(request, phone_number):  # Webhooks::WhatsappController#process_payload: head :ok, then the job
+    with transaction() as st:
+        inbox = payload_channel(st, phone_number, request.body)
+    if not signature_valid(inbox, request.raw, request.headers.get("X-Hub-Signature-256")):
+        return 401, ""  # head :unauthorized
+    in_background(process_whatsapp, phone_number, request.body if isinstance(request.body, dict) else {})
     return 200, None
 
 
