@@ -2,9 +2,10 @@
 """Managed by the platform deploy (application layer). Sets the apps up for the business,
 reading state first and changing only what differs, so a rerun creates nothing twice:
 
-- Chatwoot: the account and its admin (through Chatwoot's own `rails runner`), an API
-  token kept in secrets/, one WhatsApp inbox per department, the default inbox, the teams,
-  supervisors on every inbox, and exactly one account webhook to n8n.
+- Chatwoot: the account, its admin and n8n's automation agent (through Chatwoot's own
+  `rails runner`), their tokens kept in secrets/; one WhatsApp inbox per department and the
+  default inbox, the agents, the teams and the inboxes with exactly their members, the
+  labels, and the platform's agent bot (n8n's identity, connected to the department inboxes).
 - Directus: the schema of config/directus-schema.json (promotions and their post log, the
   triage log and business context), and n8n's least-privilege user with its token.
 - n8n: the credentials (encrypted by n8n on import) and the workflows of files/n8n/, with
@@ -117,48 +118,61 @@ class Chatwoot:
 
     def _account(self):
         token = secret("chatwoot_api_token")
-        account_file = f"{ROOT}/state/chatwoot-account-id"  # not a secret
+        account_file = f"{ROOT}/state/chatwoot-account-id"  # not a secret, nor the user id of the automation agent
+        automation_file = f"{ROOT}/state/chatwoot-automation-user-id"
         account = open(account_file).read().strip() if os.path.exists(account_file) else None
-        if token and account:
+        self.automation_id = int(open(automation_file).read()) if os.path.exists(automation_file) else None
+        if token and account and self.automation_id and secret("chatwoot_automation_token"):
             answer = call("GET", f"{self.base}/api/v1/accounts/{account}/inboxes", headers={"api_access_token": token}, ok=(200, 401))
             if not (isinstance(answer, dict) and "error" in answer):
                 return token, account
             # Refused: a restored database holds another token. Asked of Chatwoot again, below.
-        # Chatwoot's own tools make the account and its admin: no sign-up page, no set-up by hand.
-        env = {**os.environ, "CW_ACCOUNT_NAME": SETTINGS["chatwoot"]["account_name"],
-               "CW_ADMIN_NAME": SETTINGS["chatwoot"]["admin_name"], "CW_ADMIN_EMAIL": SETTINGS["chatwoot"]["admin_email"],
-               "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password")}
+        # Chatwoot's own tools make the account, its admin and n8n's automation agent: no sign-up page, no set-up by hand.
+        cw = SETTINGS["chatwoot"]
+        env = {**os.environ, "CW_ACCOUNT_NAME": cw["account_name"], "CW_ADMIN_NAME": cw["admin_name"],
+               "CW_ADMIN_EMAIL": cw["admin_email"], "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password"),
+               "CW_AUTOMATION_NAME": cw["automation"]["name"], "CW_AUTOMATION_EMAIL": cw["automation"]["email"]}
         code = open(f"{ROOT}/bin/chatwoot_bootstrap.rb").read()
-        out = compose("exec", "-T", *(f"-e{k}" for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD")),
-                      "chatwoot-web", "bundle", "exec", "rails", "runner", code, env=env)
+        names = [k for k in env if k.startswith("CW_")]
+        out = compose("exec", "-T", *(f"-e{k}" for k in names), "chatwoot-web", "bundle", "exec", "rails", "runner", code, env=env)
         if out.returncode:
-            raise SystemExit(f"Chatwoot's account bootstrap failed: {out.stderr[-800:]}")
+            raise SystemExit(f"Chatwoot's account bootstrap failed: {redacted(out.stderr[-800:])}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
         keep_secret("chatwoot_api_token", result["access_token"])
-        with open(account_file, "w") as f:
-            f.write(str(result["account_id"]))
-        changed(f"Chatwoot account {result['account_id']} and its admin ready")
+        keep_secret("chatwoot_automation_token", result["automation_token"])
+        for path, value in ((account_file, result["account_id"]), (automation_file, result["automation_user_id"])):
+            with open(path, "w") as f:
+                f.write(str(value))
+        self.automation_id = result["automation_user_id"]
+        changed(f"Chatwoot account {result['account_id']}, its admin and n8n's automation agent ready")
         return result["access_token"], str(result["account_id"])
 
     def inboxes(self, cw):
+        """A WhatsApp Cloud inbox per department, marked embedded_signup so that Chatwoot never registers its own
+        callback with Meta (Meta's callback stays n8n's one URL), with the Meta app secret so that Chatwoot checks
+        X-Hub-Signature-256 on every forward; its auto-assignment as the department's policy says."""
         wanted = {d["inbox"]: d for d in cw["departments"]}
         have = {i["name"]: i for i in self.api("GET", "/inboxes")["payload"]}
         ids = {}
         for name, d in wanted.items():
             config = {"api_key": secret("whatsapp_access_token"), "phone_number_id": d["phone_number_id"],
-                      "business_account_id": cw["business_account_id"]}
+                      "business_account_id": cw["business_account_id"], "app_secret": secret("meta_app_secret"),
+                      "source": "embedded_signup"}
+            auto = d["auto_assignment"] == "after_triage"
             inbox = have.get(name)
             if inbox is not None and inbox.get("phone_number") != d["number"]:
                 raise SystemExit(f"Chatwoot inbox {name} is for {inbox.get('phone_number')}, but department {d['name']} now says "
                                  f"{d['number']}: a WhatsApp inbox keeps its number. Give the department a new inbox name "
                                  "(the old inbox and its conversations stay), or put the number back.")
             if inbox is None:
-                inbox = self.api("POST", "/inboxes", {"name": name, "channel": {
+                inbox = self.api("POST", "/inboxes", {"name": name, "enable_auto_assignment": auto, "channel": {
                     "type": "whatsapp", "phone_number": d["number"], "provider": "whatsapp_cloud", "provider_config": config}})
                 changed(f"Chatwoot inbox {name} created for {d['number']}")
-            elif any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items()):
-                self.api("PATCH", f"/inboxes/{inbox['id']}", {"channel": {"provider_config": config}})
-                changed(f"Chatwoot inbox {name}: credentials updated")
+            elif (any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items())
+                  or inbox.get("reauthorization_required") or inbox.get("enable_auto_assignment") != auto):
+                # Sending the channel's settings also clears a reauthorisation flag (InboxesController#update).
+                self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"provider_config": config}})
+                changed(f"Chatwoot inbox {name}: credentials and auto-assignment set")
             ids[name] = inbox["id"]
         default = have.get(cw["default_inbox"])
         if default is None:
@@ -167,53 +181,107 @@ class Chatwoot:
         ids[cw["default_inbox"]] = default["id"]
         return ids
 
-    def teams(self, names):
-        have = {t["name"].lower(): t["id"] for t in self.api("GET", "/teams")}
-        for name in names:
-            if name.lower() not in have:
-                have[name.lower()] = self.api("POST", "/teams", {"name": name, "description": "Managed by the platform deploy",
-                                                                  "allow_auto_assign": True})["id"]
+    def people(self, cw, automation_id):
+        """Every person of group data is an agent with its name and role; agents added by hand are left alone."""
+        have = {a["email"]: a for a in self.api("GET", "/agents")}
+        for email, (name, role) in sorted(cw["agents"].items()):
+            agent = have.get(email)
+            if agent is None:
+                have[email] = self.api("POST", "/agents", {"name": name, "email": email, "role": role})
+                changed(f"Chatwoot agent {email} invited ({role})")
+            elif email != SETTINGS["chatwoot"]["admin_email"] and (agent["name"], agent["role"]) != (name, role):
+                self.api("PATCH", f"/agents/{agent['id']}", {"name": name, "role": role})
+                changed(f"Chatwoot agent {email}: name and role set ({role})")
+        ids = {email: a["id"] for email, a in have.items()}
+        return ids | {"automation": automation_id}
+
+    def teams(self, cw, people):
+        """The teams with exactly their members; allow_auto_assign as their departments' policy says."""
+        have = {t["name"].lower(): t for t in self.api("GET", "/teams")}
+        ids = {}
+        for name in cw["teams"]:
+            auto = cw["team_auto_assign"][name]
+            team = have.get(name.lower())
+            if team is None:
+                team = self.api("POST", "/teams", {"name": name, "description": "Managed by the platform deploy", "allow_auto_assign": auto})
                 changed(f"Chatwoot team {name} created")
-        return {name: have[name.lower()] for name in names}
+            elif team["allow_auto_assign"] != auto:
+                self.api("PATCH", f"/teams/{team['id']}", {"allow_auto_assign": auto})
+                changed(f"Chatwoot team {name}: allow_auto_assign {auto}")
+            wanted = sorted(people[e] for e in cw["team_members"][name])
+            if sorted(m["id"] for m in self.api("GET", f"/teams/{team['id']}/team_members")) != wanted:
+                self.api("PATCH", f"/teams/{team['id']}/team_members", {"user_ids": wanted})
+                changed(f"Chatwoot team {name}: members set ({len(wanted)})")
+            ids[name] = team["id"]
+        return ids
 
-    def supervisors(self, emails, inbox_ids):
-        """The admin and the supervisors are members of every inbox."""
-        agents = {a["email"]: a["id"] for a in self.api("GET", "/agents")}
-        for email in emails:
-            if email not in agents:
-                agents[email] = self.api("POST", "/agents", {"name": email.split("@")[0], "email": email, "role": "agent"})["id"]
-                changed(f"Chatwoot supervisor {email} invited")
-        wanted = {agents[e] for e in [SETTINGS["chatwoot"]["admin_email"], *emails] if e in agents}
-        for name, inbox_id in inbox_ids.items():
-            members = {m["id"] for m in self.api("GET", f"/inbox_members/{inbox_id}")["payload"]}
-            if not wanted <= members:
-                self.api("POST", "/inbox_members", {"inbox_id": inbox_id, "user_ids": sorted(wanted | members)})
-                changed(f"Chatwoot inbox {name}: supervisors added")
+    def inbox_members(self, cw, people, inbox_ids):
+        """Exactly these members per inbox: its department's agents, every agent where escalations go to anyone,
+        the supervisors and the admin everywhere, and the automation agent in the default inbox."""
+        everyone = [SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"]]
+        wanted = {d["inbox"]: everyone + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else
+                                          [a["email"] for a in d["agents"]]) for d in cw["departments"]}
+        wanted[cw["default_inbox"]] = everyone + ["automation"]
+        for name, emails in wanted.items():
+            ids = sorted({people[e] for e in emails if e in people})
+            if sorted(m["id"] for m in self.api("GET", f"/inbox_members/{inbox_ids[name]}")["payload"]) != ids:
+                self.api("PATCH", "/inbox_members", {"inbox_id": inbox_ids[name], "user_ids": ids})
+                changed(f"Chatwoot inbox {name}: members set ({len(ids)})")
 
-    def webhook(self, url):
-        """Exactly one subscription sends message events to n8n (an account webhook; no agent bot)."""
-        subscriptions = ["message_created", "conversation_created"]
-        hooks = self.api("GET", "/webhooks")["payload"]["webhooks"]
-        ours = [h for h in hooks if h["url"].split("?")[0] == url.split("?")[0]]
-        for extra in ours[1:]:
-            self.api("DELETE", f"/webhooks/{extra['id']}")
-            changed("Chatwoot: a duplicate webhook to n8n removed")
-        if not ours:
-            self.api("POST", "/webhooks", {"webhook": {"url": url, "subscriptions": subscriptions}})
-            changed("Chatwoot webhook to n8n created")
-        elif ours[0]["url"] != url or sorted(ours[0]["subscriptions"]) != sorted(subscriptions):
-            self.api("PATCH", f"/webhooks/{ours[0]['id']}", {"webhook": {"url": url, "subscriptions": subscriptions}})
-            changed("Chatwoot webhook to n8n updated")
+    def labels(self, wanted):
+        have = {x["title"]: x for x in self.api("GET", "/labels")["payload"]}
+        for title, (color, description) in wanted.items():
+            label = have.get(title)
+            if label is None:
+                self.api("POST", "/labels", {"title": title, "color": color, "description": description, "show_on_sidebar": True})
+                changed(f"Chatwoot label {title} created")
+            elif (label["color"], label["description"]) != (color, description):
+                self.api("PATCH", f"/labels/{label['id']}", {"color": color, "description": description})
+                changed(f"Chatwoot label {title}: colour and description set")
+
+    def bot(self, cw, url, inbox_ids):
+        """The platform's agent bot: n8n acts in Chatwoot as it, with its own token (never the admin's). Connected to
+        the department inboxes, it gets their events, and their new conversations stay `pending` (offered to
+        nobody) until triage hands them over."""
+        name = cw["bot_name"]
+        bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)
+        if bot is None:
+            bot = self.api("POST", "/agent_bots", {"name": name, "description": "n8n triage and routing (platform deploy)",
+                                                   "outgoing_url": url, "bot_type": "webhook"})
+            changed(f"Chatwoot agent bot {name} created")
+        elif bot["outgoing_url"] != url:
+            bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": url})
+            changed(f"Chatwoot agent bot {name}: outgoing URL set")
+        if secret("chatwoot_bot_token") != bot["access_token"]:
+            keep_secret("chatwoot_bot_token", bot["access_token"])
+            changed(f"Chatwoot agent bot {name}: token stored")
+        for d in cw["departments"]:
+            inbox_id = inbox_ids[d["inbox"]]
+            connected = (self.api("GET", f"/inboxes/{inbox_id}/agent_bot") or {}).get("agent_bot") or {}
+            if connected.get("id") != bot["id"]:
+                self.api("POST", f"/inboxes/{inbox_id}/set_agent_bot", {"agent_bot": bot["id"]})
+                changed(f"Chatwoot inbox {d['inbox']}: agent bot {name} connected")
+
+    def no_account_webhook(self, url):
+        """Events reach n8n through the agent bot; an account webhook to n8n would deliver them twice."""
+        for hook in self.api("GET", "/webhooks")["payload"]["webhooks"]:
+            if hook["url"].split("?")[0] == url:
+                self.api("DELETE", f"/webhooks/{hook['id']}")
+                changed("Chatwoot: the account webhook to n8n removed (the agent bot delivers the events)")
 
 
 def setup_chatwoot():
     cw = SETTINGS["chatwoot"]
     chatwoot = Chatwoot()
     inbox_ids = chatwoot.inboxes(cw)
-    team_ids = chatwoot.teams(cw["teams"])
-    chatwoot.supervisors(cw["supervisors"], inbox_ids)
+    people = chatwoot.people(cw, chatwoot.automation_id)
+    team_ids = chatwoot.teams(cw, people)
+    chatwoot.inbox_members(cw, people, inbox_ids)
+    chatwoot.labels(cw["labels"])
     # Over the stack's network; the edge refuses this path from outside.
-    chatwoot.webhook("http://n8n:5678/webhook/chatwoot-events")
+    url = "http://n8n:5678/webhook/chatwoot-events"
+    chatwoot.bot(cw, url, inbox_ids)
+    chatwoot.no_account_webhook(url)
     return {"account_id": int(chatwoot.account), "inbox_ids": inbox_ids, "team_ids": team_ids}
 
 
@@ -312,7 +380,10 @@ def n8n(script, stdin=None, check=True):
 def credentials():
     """n8n credentials from the secrets; n8n encrypts them with its key on import."""
     wanted = {
-        "chatwoot": ("Chatwoot API", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_api_token")}),
+        # Chatwoot's agent bot (triage, routing, replies) and the automation agent (the default inbox): never the admin.
+        "chatwoot": ("Chatwoot bot", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_bot_token")}),
+        "cwagent": ("Chatwoot automation agent", "httpHeaderAuth",
+                          {"name": "api_access_token", "value": secret("chatwoot_automation_token")}),
         # n8n's own least-privilege Directus user, not the admin.
         "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_n8n_token')}"}),
         "redis": ("Platform Redis", "redis", {"host": "redis", "port": 6379, "database": SETTINGS["n8n"]["redis_db"],
@@ -335,7 +406,7 @@ def workflows(ids):
     for department in settings["departments"]:
         department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
         department["team_id"] = ids["team_ids"][department["team"]]
-        department["escalation_team_id"] = ids["team_ids"][department["escalation_team"]]
+        department["escalation_team_id"] = ids["team_ids"].get(department["escalation_team"])  # None: "Any available"
     settings["default_inbox_id"] = ids["inbox_ids"][settings["default_inbox"]]
     creds = {c["type"] + ":" + c["name"]: {"id": c["id"], "name": c["name"]} for c in credentials()}
     result = []

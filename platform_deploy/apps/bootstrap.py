@@ -14,6 +14,7 @@ from pyinfra import host, logger
 from pyinfra.operations import server
 
 from .. import converge, data
+from . import chatwoot
 
 WORKFLOWS_DIR = "files/n8n"
 MARKER = "state/apps-bootstrapped"
@@ -104,7 +105,12 @@ def settings_document(cfg):
         "chatwoot": {"account_name": cw.chatwoot_account_name, "admin_name": cw.chatwoot_admin_name,
                      "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
                      "departments": departments, "default_inbox": cw.default_inbox,
-                     "business_account_id": cw.whatsapp_business_account_id},
+                     "business_account_id": cw.whatsapp_business_account_id,
+                     "agents": cw.agents(), "team_members": {t: cw.members(t) for t in cw.teams},
+                     "team_auto_assign": {t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
+                                          for t in cw.teams},
+                     "any_available": chatwoot.ANY_AVAILABLE, "labels": labels(cfg), "bot_name": BOT_NAME,
+                     "automation": {"name": "n8n automation", "email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"}},
         "directus": {"service_user": {"email": n8n_directus_email(cfg),
                                       "policy": N8N_POLICY, "permissions": N8N_DIRECTUS_PERMISSIONS}},
         "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
@@ -121,6 +127,17 @@ def settings_document(cfg):
             "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
             "social_key_prefix": f"{cfg.stack.stack_name}:social"}},
     }
+
+
+BOT_NAME = "Platform triage"
+
+
+def labels(cfg):
+    """The account's labels: title -> (colour, description)."""
+    found = {d.label: ("#1f93ff", f"Conversations of the {d.name} department (WhatsApp {d.number})") for d in cfg.chatwoot.departments}
+    return found | {"escalated": ("#e0301e", "Triage could not answer: a person of the escalation team takes it"),
+                    "ai-replied": ("#44ce4b", "Triage replied automatically"),
+                    "unrouted": ("#f5a623", "Sent to a number that is in no department")}
 
 
 def n8n_directus_email(cfg):

@@ -5,6 +5,7 @@ and Claude and records what it was sent; the real Directus holds the triage log.
 
 import json
 import shlex
+import subprocess
 import sys
 import time
 
@@ -45,6 +46,7 @@ def fresh_simulator(sandbox):
         {"match": "rate-limited", "error": 429},
         {"match": "broken", "error": 500},
         {"match": "slow", "delay": 40},
+        {"match": "take your time", "delay": 10},
     ]})
 
 
@@ -56,15 +58,32 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
         assert by_name[d["inbox"]]["phone_number"] == d["number"]
     assert by_name[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")]["channel_type"] == "Channel::Api"
     assert len(inboxes) == len(DEPARTMENTS) + 1
-    assert sorted(t["name"].lower() for t in chatwoot("GET", "/teams")) == sorted(t.lower() for t in GROUP_DATA["teams"])
-    # Supervisors (and the admin) are members of every inbox.
+    # No department inbox registered Chatwoot's own callback with Meta, or is flagged for reauthorisation.
+    assert not any(by_name[d["inbox"]]["reauthorization_required"] for d in DEPARTMENTS.values())
+    assert [c for c in chatwoot_objects(sandbox, "meta_registration")] == []
+    teams = {t["name"]: t["id"] for t in chatwoot("GET", "/teams")}
+    assert {t.lower() for t in GROUP_DATA["teams"]} <= set(teams)  # teams made by hand (or by earlier group data) stay
+    # Every team has its people; every department inbox its agents, the supervisors and the admin.
     agents = {a["email"]: a["id"] for a in chatwoot("GET", "/agents")}
-    for inbox in inboxes:
-        members = {m["id"] for m in chatwoot("GET", f"/inbox_members/{inbox['id']}")["payload"]}
-        assert {agents["supervisor@example.com"], agents[GROUP_DATA["admin_email"]]} <= members
-    # Exactly one subscription sends message events to n8n.
-    hooks = chatwoot("GET", "/webhooks")["payload"]["webhooks"]
-    assert len(hooks) == 1 and hooks[0]["url"] == "http://n8n:5678/webhook/chatwoot-events"
+    for team in GROUP_DATA["teams"]:
+        members = {m["email"] for m in chatwoot("GET", f"/teams/{teams[team.lower()]}/team_members")}
+        wanted = {a["email"] for d in DEPARTMENTS.values() if d["team"] == team for a in d["agents"]}
+        assert members == wanted | set(GROUP_DATA["team_members"].get(team, ())) and members, team
+    for d in DEPARTMENTS.values():
+        members = {m["email"] for m in chatwoot("GET", f"/inbox_members/{by_name[d['inbox']]['id']}")["payload"]}
+        everyone = {"supervisor@example.com", GROUP_DATA["admin_email"]}
+        agents_of = {a["email"] for x in DEPARTMENTS.values() for a in x["agents"]} if d["escalation_team"] == "Any available" else {
+            a["email"] for a in d["agents"]}
+        assert members == everyone | agents_of, d["name"]
+    labels = {x["title"] for x in chatwoot("GET", "/labels")["payload"]}
+    assert labels == {d["name"].lower() for d in DEPARTMENTS.values()} | {"escalated", "ai-replied", "unrouted"}
+    # The events reach n8n through the platform's agent bot, on every department inbox; no account webhook.
+    [bot] = [b for b in chatwoot("GET", "/agent_bots") if b["name"] == "Platform triage"]
+    assert bot["outgoing_url"] == "http://n8n:5678/webhook/chatwoot-events"
+    for d in DEPARTMENTS.values():
+        assert chatwoot("GET", f"/inboxes/{by_name[d['inbox']]['id']}/agent_bot")["agent_bot"]["id"] == bot["id"]
+    assert chatwoot("GET", "/webhooks")["payload"]["webhooks"] == []
+    assert host_secret(sandbox, "chatwoot_bot_token") == bot["access_token"] and agents
     # n8n: the shipped workflows, published; Directus: the collections triage uses.
     exported = json.loads(sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'"))
     published = {w["name"]: bool(w.get("activeVersionId") or w.get("active")) for w in exported}
@@ -80,7 +99,7 @@ def test_meta_verification_handshake(sandbox):
 
 
 def test_internal_webhooks_are_refused_from_outside(sandbox):
-    """Chatwoot's events to n8n, and Chatwoot's own WhatsApp endpoint (it checks no signature)."""
+    """Chatwoot's events to n8n, and Chatwoot's own WhatsApp endpoint (only n8n forwards to it)."""
     status, _ = HOST.webhook("POST", "chatwoot-events", b'{"event": "message_created"}', {"Content-Type": "application/json"})
     assert status == 403
     raw, headers = signed(whatsapp_message(DEPARTMENTS["Sales"]["number"], DEPARTMENTS["Sales"]["phone_number_id"], "hi", new_sender()))
@@ -101,6 +120,23 @@ def test_a_bad_or_missing_signature_is_refused_and_creates_nothing(sandbox):
     assert HOST.conversations_of(sender) == []
 
 
+def chatwoot_objects(sandbox, kind):
+    """The stand-in's own records of a kind (what it would have sent to Meta, for one)."""
+    sql = f"select data from cw_objects where kind = '{kind}'"
+    out = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)}")
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def forward(sandbox, number, raw, signature=None):
+    """HTTP status of a POST to Chatwoot's WhatsApp webhook from inside the stack, as n8n forwards."""
+    header = f"-H 'X-Hub-Signature-256: {signature}'" if signature else ""
+    script = (f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' {header} "
+              f"--data-binary @- http://127.0.0.1:3000/webhooks/whatsapp/{number}")
+    out = subprocess.run(["docker", "exec", "-i", NAME, "sh", "-c", f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}"],
+                         input=raw, capture_output=True)
+    return int(out.stdout.decode().strip() or 0)
+
+
 def lead_captures(sandbox, *fragments, status=None):
     """Executions of 03-whatsapp-lead-capture whose data holds every fragment (n8n's own records)."""
     sql = ("select count(*) from execution_entity e join execution_data d on d.\"executionId\" = e.id "
@@ -114,24 +150,88 @@ def refusals(sandbox):
     return lead_captures(sandbox, "Refused: X-Hub-Signature-256", status="error")
 
 
-def test_status_only_payloads_are_acknowledged_and_dropped(sandbox):
+def test_delivery_statuses_reach_chatwoot_signed(sandbox):
+    """Meta's statuses of a reply Chatwoot sent go on to Chatwoot (signed like messages); Chatwoot marks the message."""
     d, sender = DEPARTMENTS["Support"], new_sender()
+    HOST.send("Support", "What are your opening hours?", sender)
+    conversation = wait_for("replied", lambda: labelled(sender, "ai-replied"))[0]
+    reply = wait_for("the reply's wamid", lambda: [m for c in HOST.conversations_of(sender) for m in c["messages"]
+                                                  if m["message_type"] in (1, "outgoing") and m.get("source_id")])[0]
     payload = whatsapp_message(d["number"], d["phone_number_id"], "x", sender=sender)
     value = payload["entry"][0]["changes"][0]["value"]
-    value["statuses"] = [{"id": f"wamid.STATUS{sender}", "status": "delivered", "timestamp": str(int(time.time())), "recipient_id": sender}]
-    del value["messages"]
+    value["statuses"] = [{"id": reply["source_id"], "status": "read", "timestamp": str(int(time.time())), "recipient_id": sender}]
+    del value["messages"], value["contacts"]
     assert HOST.webhook("POST", "whatsapp", *signed(payload))[0] == 200
-    # n8n took it (its execution holds the payload) and forwarded nothing to Chatwoot.
-    wait_for("the execution", lambda: lead_captures(sandbox, f"wamid.STATUS{sender}"))
-    assert lead_captures(sandbox, f"wamid.STATUS{sender}", "Forward to department inbox") == 0
+    wait_for("the message marked read", lambda: [m for m in chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
+                                                 if m["id"] == reply["id"] and m["status"] == "read"])
+
+
+def test_chatwoot_refuses_an_unsigned_or_wrongly_signed_forward(sandbox):
+    """Chatwoot's WhatsApp webhook checks X-Hub-Signature-256 over the raw body with the Meta app secret the
+    deploy gave the inbox (GHSA-7rw7-pc8v-mrr3); only a validly signed forward creates a conversation."""
+    d, sender = DEPARTMENTS["Sales"], new_sender()
+    raw, headers = signed(whatsapp_message(d["number"], d["phone_number_id"], "forged?", sender))
+    assert forward(sandbox, d["number"], raw) == 401
+    assert forward(sandbox, d["number"], raw, signed(json.loads(raw), secret="not-the-app-secret")[1]["X-Hub-Signature-256"]) == 401
+    assert forward(sandbox, d["number"], raw.replace(b"forged?", b"FORGED!"), headers["X-Hub-Signature-256"]) == 401
+    time.sleep(3)
     assert HOST.conversations_of(sender) == []
+    assert forward(sandbox, d["number"], raw, headers["X-Hub-Signature-256"]) == 200
+    wait_for("the signed forward's conversation", lambda: HOST.conversations_of(sender))
+
+
+def availability(email, status):
+    agent = next(a for a in chatwoot("GET", "/agents") if a["email"] == email)
+    chatwoot("PATCH", f"/agents/{agent['id']}", {"availability": status})
+    return agent["id"]
+
+
+def test_an_online_supervisor_does_not_take_a_conversation_before_triage(sandbox):
+    """The bot holds a new conversation `pending` (Chatwoot assigns no one) until triage has replied; then it
+    goes to the department's team, whose online members Chatwoot offers it to, never the supervisor."""
+    supervisor = availability("supervisor@example.com", "online")
+    try:
+        sender = new_sender()
+        HOST.send("Support", "Could you take your time and tell me the opening hours?", sender)  # Claude answers in 10 s
+        waiting = wait_for("the conversation", lambda: HOST.conversations_of(sender, messages=False))[0]
+        assert waiting["status"] == "pending" and "assignee" not in waiting["meta"], waiting
+        conversation = wait_for("replied", lambda: labelled(sender, "ai-replied"), timeout=90)[0]
+        conversation = wait_for("handed over", lambda: [c for c in HOST.conversations_of(sender) if c["status"] == "open"])[0]
+        assert conversation["meta"]["team"]["name"] == DEPARTMENTS["Support"]["team"].lower()
+        assert (conversation["meta"].get("assignee") or {}).get("id") != supervisor
+    finally:
+        availability("supervisor@example.com", "offline")
+
+
+def test_an_escalation_reaches_an_online_member_of_the_escalation_team(sandbox):
+    lead = GROUP_DATA["team_members"]["Technical leads"][0]
+    lead_id = availability(lead, "online")
+    try:
+        sender = new_sender()
+        HOST.send("Support", "I want a refund for my order", sender)  # low confidence: escalated
+        conversation = wait_for("escalated", lambda: labelled(sender, "escalated"), timeout=90)[0]
+        assert conversation["meta"]["team"]["name"] == "technical leads"
+        assert conversation["meta"]["assignee"]["id"] == lead_id and conversation["status"] == "open"
+    finally:
+        availability(lead, "offline")
+
+
+def test_labels_an_agent_added_survive_triage(sandbox):
+    """Chatwoot's label API replaces the list: triage reads the labels just before it adds its own."""
+    sender = new_sender()
+    HOST.send("Billing", "Please take your time: what are your opening hours?", sender)  # Claude answers in 10 s
+    conversation = wait_for("the conversation", lambda: labelled(sender, "billing"))[0]
+    chatwoot("POST", f"/conversations/{conversation['id']}/labels", {"labels": [*conversation["labels"], "vip"]})
+    replied = wait_for("replied", lambda: labelled(sender, "ai-replied"), timeout=90)[0]
+    assert {"vip", "billing", "ai-replied"} <= set(replied["labels"])
 
 
 @pytest.mark.parametrize("department", ["Sales", "Support", "Billing"])
 def test_each_number_routes_to_its_inbox_team_and_label_and_triage_replies(sandbox, department):
     d, sender = DEPARTMENTS[department], new_sender()
     HOST.send(department, "What are your opening hours?", sender)
-    conversation = wait_for("routed conversation", lambda: labelled(sender, "ai-replied"))[0]
+    # Replied, then handed over to the department's team.
+    conversation = wait_for("routed conversation", lambda: [c for c in labelled(sender, "ai-replied") if c["meta"].get("team")])[0]
     assert conversation["inbox_id"] == inbox_ids()[d["inbox"]]
     assert conversation["meta"]["team"]["name"].lower() == d["team"].lower()
     assert d["name"].lower() in conversation["labels"]
@@ -189,6 +289,14 @@ def test_a_number_not_in_the_table_lands_in_the_default_inbox_flagged(sandbox):
     assert conversation["inbox_id"] == inbox_ids()["unrouted-whatsapp"]
     assert any("+5929999999" in m["content"] and m.get("private") for m in conversation["messages"])
     assert any(m["content"] == "Hello, anyone?" for m in conversation["messages"])
+    # The customer's next message joins the same conversation: one per customer, not one per message.
+    raw, headers = signed(whatsapp_message("+5929999999", "1199999999", "Still there?", sender))
+    assert HOST.webhook("POST", "whatsapp", raw, headers)[0] == 200
+    wait_for("the second message", lambda: [m for c in HOST.conversations_of(sender) for m in c["messages"] if m["content"] == "Still there?"])
+    [conversation] = HOST.conversations_of(sender)
+    # n8n wrote it as its own automation agent, never as the admin.
+    automation = next(a["id"] for a in chatwoot("GET", "/agents") if a["email"].startswith("n8n-automation@"))
+    assert {(m.get("sender") or {}).get("id") for m in conversation["messages"] if m.get("private")} == {automation}
 
 
 def test_triage_leaves_alone_what_is_not_a_new_customer_message(sandbox):

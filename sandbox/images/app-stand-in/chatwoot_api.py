@@ -1203,6 +1203,15 @@ def teams_create(ctx):
     return 200, team_json(ctx.st, team, ctx.uid)
 
 
+@route("PATCH", ACCOUNT + r"/teams/(?P<team_id>\d+)", admin=True)
+def teams_update(ctx, team_id):
+    team, (body, prefix) = need(ctx, "team", team_id), wrapped(ctx, "team")
+    check("team", {"name": team["name"], **body}, prefix)
+    team |= {k: body[k] for k in ("description", "allow_auto_assign") if k in body}
+    ctx.st.save("team", team)
+    return 200, team_json(ctx.st, team, ctx.uid)
+
+
 @route("GET", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
 def team_members_index(ctx, team_id):
     team = need(ctx, "team", team_id)
@@ -1324,6 +1333,16 @@ def contacts_search(ctx):
              if any(q in (c.get(k) or "").lower() for k in ("name", "email", "phone_number", "identifier"))]
     page, shown = page_of(ctx, found, 15)
     return 200, {"meta": {"count": len(found), "current_page": page}, "payload": [contact_json(ctx.st, c) for c in shown]}
+
+
+@route("GET", ACCOUNT + r"/contacts/(?P<contact_id>\d+)/conversations")
+def contact_conversations(ctx, contact_id):
+    """Contacts::ConversationsController#index: the contact's conversations in the inboxes the user may see, by last activity."""
+    contact = need(ctx, "contact", contact_id)
+    convs = [c for c in ctx.st.find("conversation", account_id=ctx.aid, contact_id=contact["id"])
+             if ctx.role != "agent" or ctx.uid in inbox_member_ids(ctx.st, ctx.st.get("inbox", c["inbox_id"]))]
+    convs = sorted(convs, key=lambda c: c["last_activity_at"], reverse=True)[:20]
+    return 200, {"payload": [conversation_json(ctx.st, c, ctx.uid) for c in convs]}
 
 
 def account_object(ctx, kind, id_, attribute):
@@ -1510,8 +1529,10 @@ def whatsapp_receive(request, phone_number):  # Webhooks::WhatsappController#pro
 def bootstrap():
     """`rails runner` with AccountBuilder: the admin (by e-mail) and its account, made once; one JSON line on stdout."""
     name, email = ENV.get("CW_ACCOUNT_NAME"), (ENV.get("CW_ADMIN_EMAIL") or "").strip().lower()
-    if not (name and email and ENV.get("CW_ADMIN_NAME") and ENV.get("CW_ADMIN_PASSWORD")):
-        sys.exit("rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL and CW_ADMIN_PASSWORD are required")
+    if not all(ENV.get(k) for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD",
+                                    "CW_AUTOMATION_NAME", "CW_AUTOMATION_EMAIL")):
+        sys.exit("rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD, CW_AUTOMATION_NAME and "
+                 "CW_AUTOMATION_EMAIL are required")
     for attempt in range(30):
         try:
             ensure_schema()
@@ -1531,4 +1552,11 @@ def bootstrap():
             account_id = st.add("account", name=name)["id"]
             st.add("account_user", account_id=account_id, user_id=user["id"], role="administrator")
             _log(f"created account {account_id} with administrator {email} (user {user['id']})")
-    print(json.dumps({"account_id": account_id, "user_id": user["id"], "access_token": user["access_token"]}), flush=True)
+        # The automation agent (files/chatwoot/bootstrap.rb): User.create!, then an agent of the account.
+        bot_email = ENV["CW_AUTOMATION_EMAIL"].strip().lower()
+        agent = next(iter(st.find("user", email=bot_email)), None) or st.add(
+            "user", name=ENV["CW_AUTOMATION_NAME"], email=bot_email, confirmed=True, access_token=new_token())
+        if not st.find("account_user", account_id=account_id, user_id=agent["id"]):
+            st.add("account_user", account_id=account_id, user_id=agent["id"], role="agent", availability="offline", auto_offline=False)
+    print(json.dumps({"account_id": account_id, "user_id": user["id"], "access_token": user["access_token"],
+                      "automation_user_id": agent["id"], "automation_token": agent["access_token"]}), flush=True)
