@@ -84,17 +84,20 @@ class Host:
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
 
-    def chatwoot(self, method, path, body=None):
-        """Chatwoot's API with the token the deploy stored, from inside the Chatwoot container."""
+    def chatwoot(self, method, path, body=None, token="chatwoot_api_token", status=False):
+        """Chatwoot's API with a token the deploy stored (secrets/<token>: the admin's by default), from inside
+        the Chatwoot container; the answer, or (HTTP status, answer) with status=True."""
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
         # The token reaches curl on its stdin (printf is the shell's own), not in its arguments.
-        script = (f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -X {method} -H @- -H 'Content-Type: application/json' {data} "
-                  f"\"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
+        script = (f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}' -X {method} -H @- "
+                  f"-H 'Content-Type: application/json' {data} \"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
         # The token and account id are read on the host and handed over in the environment.
-        out = self.sh(f"T=$(cat {secrets}/chatwoot_api_token) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
+        out = self.sh(f"T=$(cat {secrets}/{token}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
                       f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
-        return json.loads(out) if out.strip() else None
+        text, _, code = out.rstrip("\n").rpartition("\n")
+        answer = json.loads(text) if text.strip() else None
+        return (int(code), answer) if status else answer
 
     def conversations(self):
         """Every conversation, page by page (Chatwoot pages its lists)."""
