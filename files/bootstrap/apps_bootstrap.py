@@ -11,8 +11,10 @@ reading state first and changing only what differs, so a rerun creates nothing t
 - n8n: the credentials (encrypted by n8n on import) and the workflows of files/n8n/, with
   this deploy's settings, imported and published.
 
-Usage: apps_bootstrap.py STACK_ROOT. Reads config/apps.json (no secret) and secrets/.
-Prints what it changed, never a secret. Python standard library only.
+Usage: apps_bootstrap.py STACK_ROOT [--check]. Reads config/apps.json (no secret) and secrets/.
+Prints what it changed, never a secret. With --check it changes nothing and prints one JSON
+line, {"drift": [...]}: what it would change in Chatwoot (the deploy's and the audit's view of
+Chatwoot's people, teams, members, labels, bot and webhooks). Python standard library only.
 """
 
 import hashlib
@@ -25,7 +27,8 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-ROOT = sys.argv[1] if len(sys.argv) > 1 else "/opt/msgplatform"
+ROOT = next((a for a in sys.argv[1:] if not a.startswith("--")), "/opt/msgplatform")
+CHECK = "--check" in sys.argv  # read only: what differs is reported, nothing is written
 SETTINGS = json.load(open(f"{ROOT}/config/apps.json"))
 DC = ["docker", "compose", "-f", f"{ROOT}/compose.yaml", "-p", SETTINGS["stack_name"]]
 CHANGED = []
@@ -33,7 +36,8 @@ LEAD_CAPTURE = "platformLeadCapt"  # 03-whatsapp-lead-capture's id
 
 
 def log(message):
-    print(f"[apps] {message}", flush=True)
+    if not CHECK:
+        print(f"[apps] {message}", flush=True)
 
 
 def changed(message):
@@ -56,6 +60,8 @@ def redacted(text):
 
 
 def keep_secret(name, value):
+    if CHECK:
+        return
     path = f"{ROOT}/secrets/{name}"
     with open(os.open(f"{path}.tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
         f.write(value)
@@ -114,6 +120,8 @@ class Chatwoot:
         self.prefix = f"{self.base}/api/v1/accounts/{self.account}"
 
     def api(self, method, path, body=None):
+        if CHECK and method != "GET":
+            return None  # the caller's changed() names what differs
         return call(method, f"{self.prefix}{path}", body, {"api_access_token": self.token})
 
     def _account(self):
@@ -127,6 +135,10 @@ class Chatwoot:
             if not (isinstance(answer, dict) and "error" in answer):
                 return token, account
             # Refused: a restored database holds another token. Asked of Chatwoot again, below.
+        if CHECK:
+            print(json.dumps({"drift": ["Chatwoot's account, its admin or n8n's automation agent: not set up, "
+                                        "or the admin's token is refused"]}))
+            sys.exit(0)
         # Chatwoot's own tools make the account, its admin and n8n's automation agent: no sign-up page, no set-up by hand.
         cw = SETTINGS["chatwoot"]
         env = {**os.environ, "CW_ACCOUNT_NAME": cw["account_name"], "CW_ADMIN_NAME": cw["admin_name"],
@@ -168,6 +180,8 @@ class Chatwoot:
                 inbox = self.api("POST", "/inboxes", {"name": name, "enable_auto_assignment": auto, "channel": {
                     "type": "whatsapp", "phone_number": d["number"], "provider": "whatsapp_cloud", "provider_config": config}})
                 changed(f"Chatwoot inbox {name} created for {d['number']}")
+                if inbox is None:  # --check
+                    continue
             elif (any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items())
                   or inbox.get("reauthorization_required") or inbox.get("enable_auto_assignment") != auto):
                 # Sending the channel's settings also clears a reauthorisation flag (InboxesController#update).
@@ -178,7 +192,8 @@ class Chatwoot:
         if default is None:
             default = self.api("POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api"}})
             changed(f"Chatwoot inbox {cw['default_inbox']} created (numbers not in departments)")
-        ids[cw["default_inbox"]] = default["id"]
+        if default is not None:
+            ids[cw["default_inbox"]] = default["id"]
         return ids
 
     def people(self, cw, automation_id):
@@ -192,7 +207,7 @@ class Chatwoot:
             elif email != SETTINGS["chatwoot"]["admin_email"] and (agent["name"], agent["role"]) != (name, role):
                 self.api("PATCH", f"/agents/{agent['id']}", {"name": name, "role": role})
                 changed(f"Chatwoot agent {email}: name and role set ({role})")
-        ids = {email: a["id"] for email, a in have.items()}
+        ids = {email: a["id"] for email, a in have.items() if a}
         return ids | {"automation": automation_id}
 
     def teams(self, cw, people):
@@ -205,10 +220,12 @@ class Chatwoot:
             if team is None:
                 team = self.api("POST", "/teams", {"name": name, "description": "Managed by the platform deploy", "allow_auto_assign": auto})
                 changed(f"Chatwoot team {name} created")
+                if team is None:  # --check
+                    continue
             elif team["allow_auto_assign"] != auto:
                 self.api("PATCH", f"/teams/{team['id']}", {"allow_auto_assign": auto})
                 changed(f"Chatwoot team {name}: allow_auto_assign {auto}")
-            wanted = sorted(people[e] for e in cw["team_members"][name])
+            wanted = sorted(people[e] for e in cw["team_members"][name] if e in people)  # --check: all may not exist
             if sorted(m["id"] for m in self.api("GET", f"/teams/{team['id']}/team_members")) != wanted:
                 self.api("PATCH", f"/teams/{team['id']}/team_members", {"user_ids": wanted})
                 changed(f"Chatwoot team {name}: members set ({len(wanted)})")
@@ -223,6 +240,8 @@ class Chatwoot:
                                           [a["email"] for a in d["agents"]]) for d in cw["departments"]}
         wanted[cw["default_inbox"]] = everyone + ["automation"]
         for name, emails in wanted.items():
+            if name not in inbox_ids:  # --check: the inbox is missing
+                continue
             ids = sorted({people[e] for e in emails if e in people})
             if sorted(m["id"] for m in self.api("GET", f"/inbox_members/{inbox_ids[name]}")["payload"]) != ids:
                 self.api("PATCH", "/inbox_members", {"inbox_id": inbox_ids[name], "user_ids": ids})
@@ -250,12 +269,16 @@ class Chatwoot:
                                                    "outgoing_url": url, "bot_type": "webhook"})
             changed(f"Chatwoot agent bot {name} created")
         elif bot["outgoing_url"] != url:
-            bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": url})
+            bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": url}) or bot
             changed(f"Chatwoot agent bot {name}: outgoing URL set")
+        if bot is None:  # --check
+            return
         if secret("chatwoot_bot_token") != bot["access_token"]:
             keep_secret("chatwoot_bot_token", bot["access_token"])
             changed(f"Chatwoot agent bot {name}: token stored")
         for d in cw["departments"]:
+            if d["inbox"] not in inbox_ids:  # --check
+                continue
             inbox_id = inbox_ids[d["inbox"]]
             connected = (self.api("GET", f"/inboxes/{inbox_id}/agent_bot") or {}).get("agent_bot") or {}
             if connected.get("id") != bot["id"]:
@@ -454,6 +477,10 @@ def setup_n8n(ids):
 
 
 def main():
+    if CHECK:
+        setup_chatwoot()
+        print(json.dumps({"drift": CHANGED}))
+        return
     ids = setup_chatwoot()
     setup_directus()
     setup_n8n(ids)

@@ -11,6 +11,7 @@ import os
 from io import StringIO
 
 from pyinfra import host, logger
+from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from .. import converge, data
@@ -69,6 +70,28 @@ class AppState(data.SuperuserQueries):
                 state["permissions"].add((collection, action))
                 state["policy_access"].add((admin, app))
         return state
+
+
+class ChatwootState(FactBase):
+    """What the bootstrap would change in Chatwoot (its people, teams, members, labels, bot, webhooks), by the
+    bootstrap script's read-only --check: a list of differences; None before the first bootstrap."""
+
+    def command(self, root):
+        script = f"{root}/bin/apps-bootstrap.py"
+        # An older script has no --check and would set everything up: only a script that has one is asked.
+        return (f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; then python3 {script} {root} --check 2>&1 | tail -n 1; "
+                "else echo '{\"drift\": null}'; fi")
+
+    def process(self, output):
+        try:
+            return json.loads(output[-1])["drift"]
+        except (IndexError, ValueError, KeyError, TypeError):
+            return [f"the check of Chatwoot failed: {' '.join(output)[-300:]}"]
+
+
+def chatwoot_drift(cfg, state):
+    """{"chatwoot": what differs} or {}."""
+    return {"chatwoot": "; ".join(state)} if state and "chatwoot" in cfg.stack.apps else {}
 
 
 def app_drift(cfg, state):
@@ -173,6 +196,7 @@ def apply(cfg, rollout):
     stale = [f"{root}/config/n8n/{name}" for name in converge.entries(f"{root}/config/n8n") if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))]
     inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
     drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
     reimport = [f"rm -f {root}/state/n8n-imported"] if {"published", "schedule"} & set(drift) else []
     server.shell(

@@ -31,3 +31,13 @@ def test_n8ns_directus_user_has_no_role_and_only_its_policy(drift):
 
 def test_n8ns_directus_user_has_only_its_permissions(drift):
     assert "permissions" not in drift, drift.get("permissions")
+
+
+def test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data(host, cfg):
+    """Agents and their roles, teams with their members and auto-assign, inboxes with their members, credentials and
+    auto-assignment, the labels, the agent bot on every department inbox, no account webhook to n8n: the
+    bootstrap's own read-only check, which the deploy runs too and repairs from."""
+    if not bootstrap.enabled(cfg):
+        pytest.skip("the application layer needs chatwoot, n8n and directus in apps")
+    drift = bootstrap.chatwoot_drift(cfg, run_fact(host, bootstrap.ChatwootState, cfg.stack.stack_root))
+    assert not drift, drift.get("chatwoot")

@@ -8,10 +8,14 @@ or waived there."""
 
 import json
 import socket
+import sys
 
 import paramiko
 import pytest
-from conftest import DC, GROUP_DATA, PORT, ROOT, changed, directus_api, psql, redis
+from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed, directus_api, psql, redis
+
+sys.path.insert(0, str(ROOT / "tools"))
+from inbound_client import Host  # noqa: E402
 
 ROOT_DIR = "/opt/msgplatform"
 N8N_DIRECTUS_USER = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
@@ -76,6 +80,8 @@ BATCH_HOST_AND_STACK = [
      {"test_last_backup_run_succeeded"}),
     ("every backup stale", "cd /var/backups/msgplatform && i=0 && for b in $(ls | grep -E '^[0-9]{8}T[0-9]{6}Z$'); do "
                            "i=$((i+1)); mv $b $(printf '202001%02dT000000Z' $i); done", {"test_newest_backup_is_fresh"}),
+    # Through Chatwoot's API with the admin's token, as in its admin app.
+    ("Chatwoot's people and wiring changed by hand", None, {"test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data"}),
     # Last: the drifts above go through Directus's API.
     ("Directus stopped", "docker stop msgplatform-directus-1 >/dev/null", {"test_every_service_running_and_healthy"}),
 ]
@@ -104,12 +110,35 @@ def inject(sandbox, batch):
             user = json.loads(directus_api(sandbox, "GET", f"/users?filter[email][_eq]={N8N_DIRECTUS_USER}&fields=id"))["data"][0]
             role = json.loads(directus_api(sandbox, "GET", "/roles?fields=id&limit=1"))["data"][0]
             directus_api(sandbox, "PATCH", f"/users/{user['id']}", {"role": role["id"]})
+        elif name == "Chatwoot's people and wiring changed by hand":
+            chatwoot_by_hand()
         elif name == "n8n's Directus policy widened":
             policy = json.loads(directus_api(sandbox, "GET", "/policies?filter[name][_eq]=n8n%20automation&fields=id"))["data"][0]
             assert directus_api(sandbox, "POST", "/permissions", {"policy": policy["id"], "collection": "directus_users",
                                                                   "action": "read", "fields": ["*"]})
         else:
             sandbox.sh(command)
+
+
+def chatwoot_by_hand():
+    """A member out of a team and of an inbox, a team and an inbox no longer auto-assigning, an agent made an
+    administrator, a label recoloured, the bot disconnected from an inbox, an account webhook to n8n."""
+    chatwoot = Host(NAME, PORT).chatwoot
+    teams = {t["name"]: t for t in chatwoot("GET", "/teams")}
+    inboxes = {i["name"]: i for i in chatwoot("GET", "/inboxes")["payload"]}
+    agents = {a["email"]: a for a in chatwoot("GET", "/agents")}
+    sales, team = GROUP_DATA["departments"][0], teams["technical leads"]
+    chatwoot("PATCH", f"/teams/{team['id']}/team_members", {"user_ids": []})
+    chatwoot("PATCH", f"/teams/{teams[sales['team'].lower()]['id']}", {"allow_auto_assign": False})
+    inbox = inboxes[sales["inbox"]]
+    members = [m["id"] for m in chatwoot("GET", f"/inbox_members/{inbox['id']}")["payload"]]
+    chatwoot("PATCH", "/inbox_members", {"inbox_id": inbox["id"], "user_ids": [i for i in members if i != agents["supervisor@example.com"]["id"]]})
+    chatwoot("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": False})
+    chatwoot("PATCH", f"/agents/{agents[sales['agents'][0]['email']]['id']}", {"role": "administrator"})
+    label = next(x for x in chatwoot("GET", "/labels")["payload"] if x["title"] == "escalated")
+    chatwoot("PATCH", f"/labels/{label['id']}", {"color": "#000000"})
+    chatwoot("POST", f"/inboxes/{inboxes[GROUP_DATA['departments'][1]['inbox']]['id']}/set_agent_bot", {"agent_bot": None})
+    chatwoot("POST", "/webhooks", {"url": "http://n8n:5678/webhook/chatwoot-events", "subscriptions": ["message_created"]})
 
 
 @pytest.mark.parametrize("batch", [BATCH_HOST_AND_STACK, BATCH_EDGE_AND_DAEMON], ids=["host-and-stack", "edge-and-daemon"])
