@@ -234,11 +234,12 @@ class Chatwoot:
 
     def inbox_members(self, cw, people, inbox_ids):
         """Exactly these members per inbox: its department's agents, every agent where escalations go to anyone,
-        the supervisors and the admin everywhere, and the automation agent in the default inbox."""
-        everyone = [SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"]]
+        the supervisors, the admin and the automation agent everywhere (n8n reads a conversation's last messages
+        as that agent; it is never online, so Chatwoot never assigns it a conversation)."""
+        everyone = [SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"], "automation"]
         wanted = {d["inbox"]: everyone + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else
                                           [a["email"] for a in d["agents"]]) for d in cw["departments"]}
-        wanted[cw["default_inbox"]] = everyone + ["automation"]
+        wanted[cw["default_inbox"]] = everyone
         for name, emails in wanted.items():
             if name not in inbox_ids:  # --check: the inbox is missing
                 continue

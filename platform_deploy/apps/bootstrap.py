@@ -21,8 +21,9 @@ WORKFLOWS_DIR = "files/n8n"
 MARKER = "state/apps-bootstrapped"
 
 SCHEMA = "files/directus/schema.json"
-# What n8n's Directus user may do, and nothing else: triage reads the business context and
-# logs its decisions; the auto-poster reads promotions and logs its attempts.
+# What n8n's Directus user may do, and nothing else: triage reads the business context (public
+# facts; the team's internal notes are in business_notes, which it may not read) and logs its
+# decisions; the auto-poster reads promotions and logs its attempts.
 N8N_DIRECTUS_PERMISSIONS = [("business_context", "read"), ("triage_log", "create"),
                             ("promotions", "read"), ("social_post_logs", "create")]
 
@@ -140,7 +141,7 @@ def settings_document(cfg):
             # The apps by name on the stack's network; the vendors by their base URLs.
             "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
             "anthropic_url": n8n.anthropic_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
-            "triage_confidence_threshold": n8n.triage_confidence_threshold,
+            "triage_confidence_threshold": n8n.triage_confidence_threshold, "escalate_intents": list(n8n.triage_escalate_intents),
             "departments": departments, "default_inbox": cw.default_inbox,
             # The auto-poster (02): a post per promotion, platform and slot of the schedule.
             "timezone": n8n.timezone, "social_schedule": social.social_schedule, "caption_model": social.caption_model,

@@ -1,7 +1,13 @@
 """n8n: its settings (workers, owner, Claude triage). The workflows and credentials are
 imported by the application bootstrap (apps/bootstrap.py)."""
 
-from ..model import Email, Section, setting
+import re
+from typing import Annotated
+
+from ..model import Email, Section, check, items, setting
+
+IntentName = Annotated[str, check(re.compile(r"^[a-z][a-z_-]{1,29}$").match, "not an intent name",
+                                  'use lower-case letters, _ and -, e.g. "refund"')]
 
 
 class Settings(Section):
@@ -19,6 +25,11 @@ class Settings(Section):
         0.75, doc="Claude's confidence from which triage replies by itself; below it, the conversation is escalated.",
         problem="not a number from 0 to 1", fix="set triage_confidence_threshold to a number from 0 to 1, e.g. 0.75",
         ge=0, le=1)
+    triage_escalate_intents: items(IntentName) = setting(
+        ("complaint", "refund", "legal", "human"),
+        doc="Intents that always go to a person, whatever confidence Claude reports: Claude is asked to use these "
+            "names when they apply (a complaint, a refund, a legal matter, a request for a human).",
+        problem="not a list of intent names", fix='set triage_escalate_intents = ["complaint", "refund", "legal", "human"]')
     anthropic_api_base_url: str = setting("https://api.anthropic.com", doc="Anthropic Messages API base URL; change only "
                                           "for a test double.", pattern=r"^https?://[^/\s]+$",
                                           problem="not a base URL (scheme://host[:port])", fix="leave it unset (https://api.anthropic.com)")

@@ -28,7 +28,8 @@ Control (tests and `make demo`): `GET /_sim/requests` (a Graph posting record ha
 facebook or instagram, `object_id`, `edge`, `params`, `token`: valid, invalid or missing, and the
 `status` and `answer` given), `POST /_sim/reset` (requests, rules, posts, containers, mail),
 `POST /_sim/anthropic {"rules": [{"match": "refund", "intent": "billing", "confidence": 0.4}, ...]}`
-(the first rule whose `match` is in the customer's message wins; also `error`, `delay`),
+(the first rule whose `match` is in the customer's message wins; also `error`, `delay`, `stop_reason`,
+and `times`: the rule applies to that many requests, then goes),
 `POST /_sim/whatsapp {"token": "..."}` (the access token it accepts),
 `POST /_sim/graph {"rules": [{"platform": "facebook", "error": 190}, {"platform": "instagram", "status": 500},
 {"platform": "instagram", "container_status": "ERROR", "polls": 3}]}` (`error`: that Graph error,
@@ -253,7 +254,11 @@ class Handler(BaseHTTPRequestHandler):
         if not body.get("model") or not isinstance(body.get("max_tokens"), int) or not body.get("messages"):
             return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": "model, max_tokens and messages are required"}}
         text = json.dumps(body["messages"][-1].get("content"))
-        rule = next((r for r in STATE["rules"] if r.get("match", "") in text), {})
+        with LOCK:
+            rule = next((r for r in STATE["rules"] if r.get("match", "") in text), {})
+            if "times" in rule:  # a rule for the first `times` requests only
+                rule["times"] -= 1
+                STATE["rules"] = [r for r in STATE["rules"] if r.get("times", 1) > 0]
         time.sleep(float(rule.get("delay", 0)))
         if rule.get("error"):
             status = int(rule["error"])
@@ -263,7 +268,7 @@ class Handler(BaseHTTPRequestHandler):
         content = ([{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool, "input": result}] if tool
                    else [{"type": "text", "text": result["reply"]}])
         return 200, {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": body["model"],
-                     "content": content, "stop_reason": "tool_use" if tool else "end_turn", "stop_sequence": None,
+                     "content": content, "stop_reason": rule.get("stop_reason") or ("tool_use" if tool else "end_turn"), "stop_sequence": None,
                      "usage": {"input_tokens": len(text) // 4, "output_tokens": 40}}
 
 

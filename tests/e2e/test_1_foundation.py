@@ -25,6 +25,9 @@ FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platfo
         ('departments=[%s, %s]' % (D % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
                                    D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team")), "already used by department"),
         ('departments=[%s]' % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"), "team 'Nobody' is not defined"),
+        ('departments=[%s]' % D.replace('"Any available"', '"Any available", "auto_assignment": "first_come"')
+         % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"), "departments[0]['auto_assignment']"),
+        ('team_members={"Technical leads": ["lead-at-example"]}', "team_members"),
         ("triage_confidence_threshold=1.5", "triage_confidence_threshold"),
         ('social_schedule=0 9 * * mon', "social_schedule"),
         ('tiktok_notify_email=social-at-example', "tiktok_notify_email"),

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 from inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message  # noqa: E402
 
 DEPARTMENTS = {d["name"]: d for d in GROUP_DATA["departments"]}
+AUTOMATION = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
 HOST = Host(NAME, PORT)
 simulator, chatwoot = HOST.simulator, HOST.chatwoot
 
@@ -47,6 +48,9 @@ def fresh_simulator(sandbox):
         {"match": "broken", "error": 500},
         {"match": "slow", "delay": 40},
         {"match": "take your time", "delay": 10},
+        {"match": "speak to a manager", "intent": "complaint", "confidence": 0.99},
+        {"match": "cut short", "stop_reason": "max_tokens"},
+        {"match": "busy once", "error": 529, "times": 1},
     ]})
 
 
@@ -71,7 +75,7 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
         assert members == wanted | set(GROUP_DATA["team_members"].get(team, ())) and members, team
     for d in DEPARTMENTS.values():
         members = {m["email"] for m in chatwoot("GET", f"/inbox_members/{by_name[d['inbox']]['id']}")["payload"]}
-        everyone = {"supervisor@example.com", GROUP_DATA["admin_email"]}
+        everyone = {"supervisor@example.com", GROUP_DATA["admin_email"], AUTOMATION}
         agents_of = {a["email"] for x in DEPARTMENTS.values() for a in x["agents"]} if d["escalation_team"] == "Any available" else {
             a["email"] for a in d["agents"]}
         assert members == everyone | agents_of, d["name"]
@@ -250,6 +254,9 @@ def test_each_number_routes_to_its_inbox_team_and_label_and_triage_replies(sandb
     ("this is rate-limited", "HTTP 429"),
     ("something broken", "HTTP 500"),
     ("a slow answer", "did not answer"),
+    # Whatever confidence Claude reports, an intent of triage_escalate_intents goes to a person.
+    ("I need to speak to a manager about this", "intent complaint always goes to a person"),
+    ("this answer gets cut short", "Claude stopped (max_tokens)"),
 ])
 def test_uncertain_or_failed_triage_escalates_and_never_replies(sandbox, text, reason):
     sender = new_sender()
@@ -340,3 +347,41 @@ def test_a_rerun_changes_nothing_and_no_secret_is_in_workflows_or_logs(sandbox):
     assert code == 0, log[-3000:]
     assert changed(results) == []
     assert_no_secret_in_the_apps(sandbox)
+
+
+def test_claude_busy_is_asked_again_before_anything_is_escalated(sandbox):
+    """529 (overloaded) and 429 are retried with back-off; the second answer is used."""
+    sender = new_sender()
+    HOST.send("Sales", "busy once: do you deliver?", sender)
+    wait_for("replied", lambda: labelled(sender, "ai-replied"), timeout=90)
+    assert len([r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"]) == 2
+
+
+def test_a_media_message_without_text_is_escalated_without_asking_claude(sandbox):
+    d, sender = DEPARTMENTS["Sales"], new_sender()
+    payload = whatsapp_message(d["number"], d["phone_number_id"], "", sender)
+    message = payload["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message.update(type="image", image={"id": f"MEDIA{sender}", "mime_type": "image/jpeg", "sha256": "0" * 64})
+    assert HOST.webhook("POST", "whatsapp", *signed(payload))[0] == 200
+    conversation = wait_for("escalated", lambda: labelled(sender, "escalated"), timeout=90)[0]
+    assert "a media message without text" in [m for m in conversation["messages"] if m.get("private")][-1]["content"]
+    assert [r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"] == []
+
+
+def test_triage_quotes_only_public_context_and_sees_the_conversation_so_far(sandbox):
+    """The team's internal notes (business_notes) are out of reach of n8n's Directus user, so Claude never gets
+    them; Claude gets the public business_context and the conversation's last messages with the new one."""
+    for collection, row in (("business_context", {"topic": "Opening hours", "content": "Open 9 to 5, Monday to Saturday."}),
+                            ("business_notes", {"topic": "Margins", "content": "INTERNAL-ONLY: our margin is 40 percent."})):
+        assert HOST.directus_as("directus_admin_token", "POST", f"/items/{collection}", row)[0] == 200
+    assert HOST.directus_as("directus_n8n_token", "GET", "/items/business_notes")[0] == 403
+    sender = new_sender()
+    HOST.send("Support", "When do you open?", sender)
+    wait_for("replied", lambda: labelled(sender, "ai-replied"))
+    HOST.send("Support", "And on Sundays?", sender)
+    claude = wait_for("the second request", lambda: [r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic"
+                                                      and "Sundays" in json.dumps(r["body"]["messages"])])[0]["body"]
+    assert "Open 9 to 5" in claude["system"] and "INTERNAL-ONLY" not in json.dumps(claude)
+    question = claude["messages"][-1]["content"]
+    assert "Customer: When do you open?" in question and "Us: " in question and question.endswith("And on Sundays?")
