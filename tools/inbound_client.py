@@ -85,7 +85,8 @@ class Host:
             return json.loads(answer.read())
 
     def chatwoot(self, method, path, body=None, token="chatwoot_api_token", status=False):
-        """Chatwoot's API with a token the deploy stored (secrets/<token>: the admin's by default), from inside
+        """Chatwoot's API with a token the deploy stored (secrets/<token>: the admin's by default; or a file's
+        absolute path on the host), from inside
         the Chatwoot container; the answer, or (HTTP status, answer) with status=True."""
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
@@ -93,7 +94,8 @@ class Host:
         script = (f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}' -X {method} -H @- "
                   f"-H 'Content-Type: application/json' {data} \"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
         # The token and account id are read on the host and handed over in the environment.
-        out = self.sh(f"T=$(cat {secrets}/{token}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
+        path = token if token.startswith("/") else f"{secrets}/{token}"
+        out = self.sh(f"T=$(cat {path}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
                       f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
         text, _, code = out.rstrip("\n").rpartition("\n")
         answer = json.loads(text) if text.strip() else None

@@ -2,7 +2,7 @@
 routes the platform uses, the cases the specs check (who may call, what is refused, what a call does).
 Each case names the spec it replays (paths in chatwoot/chatwoot; the behaviours are in
 sandbox/images/app-stand-in/CONTRACT.md). Calls go to the stand-in inside the stack, with the tokens
-the deploy made: the admin's, the automation agent's (an agent) and the agent bot's."""
+the deploy made: the admin's and the agent bot's, and a Sales agent's."""
 
 import json
 import shlex
@@ -16,7 +16,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 from inbound_client import Host, signed, whatsapp_message  # noqa: E402
 
 HOST = Host(NAME, PORT)
-ADMIN, AGENT, BOT = "chatwoot_api_token", "chatwoot_automation_token", "chatwoot_bot_token"
+ADMIN, BOT = "chatwoot_api_token", "chatwoot_bot_token"
+AGENT = "/root/e2e-agent-token"  # a Sales agent's (the stand-in keeps users' tokens in its table)
 SALES = next(d for d in GROUP_DATA["departments"] if d["name"] == "Sales")
 
 
@@ -26,6 +27,8 @@ def call(method, path, body=None, token=ADMIN):
 
 @pytest.fixture(scope="module")
 def ids(sandbox):
+    sql = f"select data->>'access_token' from cw_objects where kind = 'user' and data->>'email' = '{SALES['agents'][0]['email']}'"
+    sandbox.sh(f"umask 077; {DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)} > {AGENT}")
     inboxes = {i["name"]: i["id"] for i in call("GET", "/inboxes")[1]["payload"]}
     teams = {t["name"]: t["id"] for t in call("GET", "/teams")[1]}
     return {"sales": inboxes[SALES["inbox"]], "default": inboxes[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")],
@@ -47,8 +50,8 @@ def test_an_agent_may_not_administer(ids, method, path, body):
 
 
 def test_an_agent_sees_only_its_inboxes(ids):
-    """InboxPolicy scope: the automation agent is a member of the default inbox only."""
-    assert [i["id"] for i in call("GET", "/inboxes", token=AGENT)[1]["payload"]] == [ids["default"]]
+    """InboxPolicy scope: a Sales agent is a member of the Sales inbox only."""
+    assert [i["id"] for i in call("GET", "/inboxes", token=AGENT)[1]["payload"]] == [ids["sales"]]
 
 
 @pytest.mark.parametrize("method, path", [
