@@ -188,10 +188,14 @@ class Chatwoot:
                 self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"provider_config": config}})
                 changed(f"Chatwoot inbox {name}: credentials and auto-assignment set")
             ids[name] = inbox["id"]
-        default = have.get(cw["default_inbox"])
+        # An API inbox sends nothing itself: its webhook gives n8n an agent's reply to send on WhatsApp.
+        default, hook = have.get(cw["default_inbox"]), "http://n8n:5678/webhook/chatwoot-events/unrouted"
         if default is None:
-            default = self.api("POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api"}})
+            default = self.api("POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api", "webhook_url": hook}})
             changed(f"Chatwoot inbox {cw['default_inbox']} created (numbers not in departments)")
+        elif default.get("webhook_url") != hook:
+            self.api("PATCH", f"/inboxes/{default['id']}", {"channel": {"webhook_url": hook}})
+            changed(f"Chatwoot inbox {cw['default_inbox']}: its replies sent through n8n")
         if default is not None:
             ids[cw["default_inbox"]] = default["id"]
         return ids

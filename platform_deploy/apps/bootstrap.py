@@ -140,7 +140,7 @@ def settings_document(cfg):
         "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
             # The apps by name on the stack's network; the vendors by their base URLs.
             "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
-            "anthropic_url": n8n.anthropic_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
+            "anthropic_url": n8n.anthropic_api_base_url, "whatsapp_url": cw.whatsapp_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
             "triage_confidence_threshold": n8n.triage_confidence_threshold, "escalate_intents": list(n8n.triage_escalate_intents),
             "departments": departments, "default_inbox": cw.default_inbox,
             # The auto-poster (02): a post per promotion, platform and slot of the schedule.

@@ -104,8 +104,9 @@ def test_meta_verification_handshake(sandbox):
 
 def test_internal_webhooks_are_refused_from_outside(sandbox):
     """Chatwoot's events to n8n, and Chatwoot's own WhatsApp endpoint (only n8n forwards to it)."""
-    status, _ = HOST.webhook("POST", "chatwoot-events", b'{"event": "message_created"}', {"Content-Type": "application/json"})
-    assert status == 403
+    for path in ("chatwoot-events", "chatwoot-events/unrouted"):
+        status, _ = HOST.webhook("POST", path, b'{"event": "message_created"}', {"Content-Type": "application/json"})
+        assert status == 403, path
     raw, headers = signed(whatsapp_message(DEPARTMENTS["Sales"]["number"], DEPARTMENTS["Sales"]["phone_number_id"], "hi", new_sender()))
     assert HOST.https("chat.sandbox.test", "POST", f"/webhooks/whatsapp/{DEPARTMENTS['Sales']['number']}", raw, headers)[0] == 403
 
@@ -302,8 +303,13 @@ def test_a_number_not_in_the_table_lands_in_the_default_inbox_flagged(sandbox):
     wait_for("the second message", lambda: [m for c in HOST.conversations_of(sender) for m in c["messages"] if m["content"] == "Still there?"])
     [conversation] = HOST.conversations_of(sender)
     # n8n wrote it as its own automation agent, never as the admin.
-    automation = next(a["id"] for a in chatwoot("GET", "/agents") if a["email"].startswith("n8n-automation@"))
+    automation = next(a["id"] for a in chatwoot("GET", "/agents") if a["email"] == AUTOMATION)
     assert {(m.get("sender") or {}).get("id") for m in conversation["messages"] if m.get("private")} == {automation}
+    # An agent's reply there reaches the customer on WhatsApp, from the number they wrote to; a note does not.
+    chatwoot("POST", f"/conversations/{conversation['id']}/messages", {"content": "note only", "private": True})
+    chatwoot("POST", f"/conversations/{conversation['id']}/messages", {"content": "Let me find the right team.", "message_type": "outgoing"})
+    [sent] = wait_for("the agent's reply on WhatsApp", lambda: HOST.sent_to(sender))
+    assert sent["path"].endswith("/1199999999/messages") and sent["body"]["text"]["body"] == "Let me find the right team."
 
 
 def test_triage_leaves_alone_what_is_not_a_new_customer_message(sandbox):
