@@ -132,7 +132,8 @@ COLLECTION = {"collection": "bench_items", "schema": {}, "meta": {},
 def small_load():
     """100 workflow executions through the queue and 100 Directus item writes; its duration."""
     host_sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
-            f"docker cp /tmp/probe.json msgplatform-n8n-1:/tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
+            # Through stdin into the container's /tmp (a tmpfs): `docker cp` cannot write to a read-only root file system.
+            f"{DC} exec -T n8n sh -c 'cat > /tmp/probe.json' < /tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
             f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n")
     scripts = {
         "n8n": "for i in $(seq 100); do wget -T 30 -qO- --post-data='{}' --header 'Content-Type: application/json' "
@@ -146,7 +147,7 @@ def small_load():
     start, failed = time.monotonic(), 0
     for service, script in scripts.items():
         failed += host_sh(f"cat > /tmp/load.sh <<'EOF'\n{script}\nEOF\n"
-                          f"docker cp /tmp/load.sh msgplatform-{service}-1:/tmp/load.sh && {DC} exec -T {service} sh /tmp/load.sh").count("failed")
+                          f"{DC} exec -T {service} sh -s < /tmp/load.sh").count("failed")
     print(f"load: {failed} of 200 requests failed", flush=True)
     return time.monotonic() - start
 

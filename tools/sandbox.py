@@ -30,7 +30,10 @@ BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 # the sandbox hosts pull from by name like production pulls (TLS, the sandbox CA).
 REGISTRY = "registry.sandbox.test:5000"
 REGISTRY_CONTAINER, REGISTRY_IMAGE, REGISTRY_LOCAL = "platform-registry", "platform-registry:1", "127.0.0.1:5000"
-CA, CA_KEY = STATE / "ca.pem", STATE / "ca.key"
+# One CA and one registry for every checkout on this machine (they share the registry
+# container, so they must trust the same certificate); .sandbox/ca.pem is a copy for group data.
+SHARED = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "platform-sandbox"
+CA, CA_KEY = SHARED / "ca.pem", SHARED / "ca.key"
 # The sandbox's Let's Encrypt: one Pebble per host, with a DNS that points every name at that
 # host, both on a network of their own with fixed addresses (group_data/sandbox.py).
 NETWORK, ACME_IMAGE = "platform-sandbox-net", "platform-acme:1"
@@ -40,8 +43,8 @@ GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r6",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r6",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r7",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r7",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
@@ -192,7 +195,8 @@ def ensure_service_images():
             local = ref.replace(REGISTRY, REGISTRY_LOCAL, 1)
             run(["docker", "tag", ref, local])
             run(["docker", "push", "-q", local], stdout=subprocess.DEVNULL)
-            run(["docker", "rmi", local], stdout=subprocess.DEVNULL)
+            # Another checkout pushing the same image may have removed the tag already.
+            run(["docker", "rmi", local], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if not OFFLINE_ARCHIVE.exists():
         log(f"saving {', '.join(OFFLINE)} to {OFFLINE_ARCHIVE}")
         run(["docker", "save", "-o", str(OFFLINE_ARCHIVE), *OFFLINE])
@@ -210,10 +214,16 @@ def build(ref, recipe, args):
 
 
 def ensure_ca():
-    """The sandbox's own certificate authority (its key stays in .sandbox/)."""
-    if CA.exists():
-        return
+    """The sandbox's own certificate authority (its key stays in SHARED), copied to .sandbox/ca.pem."""
     STATE.mkdir(exist_ok=True)
+    if not CA.exists():
+        make_ca()
+    if not (STATE / "ca.pem").exists() or (STATE / "ca.pem").read_bytes() != CA.read_bytes():
+        shutil.copyfile(CA, STATE / "ca.pem")
+
+
+def make_ca():
+    SHARED.mkdir(parents=True, exist_ok=True, mode=0o700)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -257,7 +267,7 @@ def issue_cert(directory, stem, names, ips=()):
 
 
 def ensure_registry():
-    certs = STATE / "registry-certs"
+    certs = SHARED / "registry-certs"
     if not (certs / "registry.pem").exists():
         issue_cert(certs, "registry", [REGISTRY.split(":")[0], "localhost"], ips=["127.0.0.1"])
     if not image_exists(REGISTRY_IMAGE):
@@ -265,18 +275,15 @@ def ensure_registry():
         run(["docker", "build", "-q", "-t", REGISTRY_IMAGE, f"--build-arg=BASE={BASE_IMAGE}", str(ROOT / "sandbox" / "images" / "registry")],
             stdout=subprocess.DEVNULL)
     state = container_state(REGISTRY_CONTAINER)
-    mounts = run(["docker", "inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}", REGISTRY_CONTAINER],
-                 check=False, capture_output=True, text=True).stdout.split()
-    if state is not None and str(certs) not in mounts:
-        # Started by another checkout, with another sandbox CA: started again with ours (the images stay).
+    if state is not None and (not state or run(["docker", "exec", REGISTRY_CONTAINER, "cat", "/certs/registry.pem"],
+                                               check=False, capture_output=True).stdout != (certs / "registry.pem").read_bytes()):
+        # Stopped, or started by a checkout with another sandbox CA: started again with ours (the images stay).
         run(["docker", "rm", "-f", REGISTRY_CONTAINER], stdout=subprocess.DEVNULL)
         state = None
     if state is None:
         log(f"starting the sandbox registry ({REGISTRY}, also on {REGISTRY_LOCAL} for pushes)")
         run(["docker", "run", "-d", "--name", REGISTRY_CONTAINER, "--restart", "unless-stopped", "-p", f"{REGISTRY_LOCAL}:5000",
              "-v", "platform-registry-data:/var/lib/docker-registry", "-v", f"{certs}:/certs:ro", REGISTRY_IMAGE], stdout=subprocess.DEVNULL)
-    elif not state:
-        run(["docker", "start", REGISTRY_CONTAINER], stdout=subprocess.DEVNULL)
     for _ in range(30):
         if in_registry(None):
             return

@@ -162,8 +162,10 @@ class Chatwoot:
     def inboxes(self, cw):
         """A WhatsApp Cloud inbox per department, marked embedded_signup so that Chatwoot never registers its own
         callback with Meta (Meta's callback stays n8n's one URL), with the Meta app secret so that Chatwoot checks
-        X-Hub-Signature-256 on every forward; its auto-assignment as the department's policy says."""
+        X-Hub-Signature-256 on every forward; a web widget inbox per web chat; the auto-assignment of each as its
+        department's policy says."""
         wanted = {d["inbox"]: d for d in cw["departments"]}
+        departments = {d["name"]: d for d in cw["departments"]}
         have = {i["name"]: i for i in self.api("GET", "/inboxes")["payload"]}
         ids = {}
         for name, d in wanted.items():
@@ -188,6 +190,22 @@ class Chatwoot:
                 self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"provider_config": config}})
                 changed(f"Chatwoot inbox {name}: credentials and auto-assignment set")
             ids[name] = inbox["id"]
+        for w in cw["web_chats"]:
+            auto = departments[w["department"]]["auto_assignment"] == "after_triage"
+            inbox = have.get(w["inbox"])
+            if inbox is None:
+                inbox = self.api("POST", "/inboxes", {"name": w["inbox"], "enable_auto_assignment": auto, "channel": {
+                    "type": "web_widget", "website_url": w["website_url"], "welcome_title": cw["account_name"]}})
+                changed(f"Chatwoot inbox {w['inbox']} created (web chat on {w['website_url']})")
+                if inbox is None:  # --check
+                    continue
+            if inbox.get("channel_type") != "Channel::WebWidget":
+                raise SystemExit(f"Chatwoot inbox {w['inbox']} is a {inbox.get('channel_type')}, not a web chat: give the web chat "
+                                 "of web_chats another inbox name")
+            if (inbox.get("website_url"), inbox.get("enable_auto_assignment")) != (w["website_url"], auto):
+                self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"website_url": w["website_url"]}})
+                changed(f"Chatwoot inbox {w['inbox']}: website and auto-assignment set")
+            ids[w["inbox"]] = inbox["id"]
         # An API inbox sends nothing itself: its webhook gives n8n an agent's reply to send on WhatsApp.
         default, hook = have.get(cw["default_inbox"]), "http://n8n:5678/webhook/chatwoot-events/unrouted"
         if default is None:
@@ -241,8 +259,8 @@ class Chatwoot:
         the supervisors, the admin and the automation agent everywhere (n8n reads a conversation's last messages
         as that agent; it is never online, so Chatwoot never assigns it a conversation)."""
         everyone = [SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"], "automation"]
-        wanted = {d["inbox"]: everyone + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else
-                                          [a["email"] for a in d["agents"]]) for d in cw["departments"]}
+        wanted = {inbox: everyone + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else
+                                     [a["email"] for a in d["agents"]]) for d in cw["departments"] for inbox in d["inboxes"]}
         wanted[cw["default_inbox"]] = everyone
         for name, emails in wanted.items():
             if name not in inbox_ids:  # --check: the inbox is missing
@@ -265,7 +283,7 @@ class Chatwoot:
 
     def bot(self, cw, url, inbox_ids):
         """The platform's agent bot: n8n acts in Chatwoot as it, with its own token (never the admin's). Connected to
-        the department inboxes, it gets their events, and their new conversations stay `pending` (offered to
+        the department inboxes (WhatsApp and web chat), it gets their events, and their new conversations stay `pending` (offered to
         nobody) until triage hands them over."""
         name = cw["bot_name"]
         bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)
@@ -281,14 +299,13 @@ class Chatwoot:
         if secret("chatwoot_bot_token") != bot["access_token"]:
             keep_secret("chatwoot_bot_token", bot["access_token"])
             changed(f"Chatwoot agent bot {name}: token stored")
-        for d in cw["departments"]:
-            if d["inbox"] not in inbox_ids:  # --check
+        for inbox in (inbox for d in cw["departments"] for inbox in d["inboxes"]):
+            if inbox not in inbox_ids:  # --check
                 continue
-            inbox_id = inbox_ids[d["inbox"]]
-            connected = (self.api("GET", f"/inboxes/{inbox_id}/agent_bot") or {}).get("agent_bot") or {}
+            connected = (self.api("GET", f"/inboxes/{inbox_ids[inbox]}/agent_bot") or {}).get("agent_bot") or {}
             if connected.get("id") != bot["id"]:
-                self.api("POST", f"/inboxes/{inbox_id}/set_agent_bot", {"agent_bot": bot["id"]})
-                changed(f"Chatwoot inbox {d['inbox']}: agent bot {name} connected")
+                self.api("POST", f"/inboxes/{inbox_ids[inbox]}/set_agent_bot", {"agent_bot": bot["id"]})
+                changed(f"Chatwoot inbox {inbox}: agent bot {name} connected")
 
     def no_account_webhook(self, url):
         """Events reach n8n through the agent bot; an account webhook to n8n would deliver them twice."""
@@ -433,6 +450,7 @@ def workflows(ids):
                 "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest()}
     for department in settings["departments"]:
         department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
+        department["inbox_ids"] = [ids["inbox_ids"][inbox] for inbox in department["inboxes"]]
         department["team_id"] = ids["team_ids"][department["team"]]
         department["escalation_team_id"] = ids["team_ids"].get(department["escalation_team"])  # None: "Any available"
     settings["default_inbox_id"] = ids["inbox_ids"][settings["default_inbox"]]

@@ -63,6 +63,16 @@ class Department(BaseModel):
         return self.name.lower().replace(" ", "-")
 
 
+class WebChat(BaseModel):
+    """A chat window on a website (Chatwoot's web widget inbox), answered by a department's triage and people."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    inbox: InboxName
+    website_url: Annotated[str, check(re.compile(r"^https?://[^/\s]+(/\S*)?$").match, "not a website address",
+                                      'write it as https://www.example.org')]
+    department: Name
+
+
 class Settings(Section):
     chatwoot_account_name: str = setting("Customer support", doc="Name of the Chatwoot account the deploy creates.",
                                          fix='set chatwoot_account_name = "Acme support"', min_length=1, max_length=80)
@@ -86,6 +96,11 @@ class Settings(Section):
                 "team and inbox), auto_assignment (after_triage: offered to an online person once triage replied or escalated; "
                 "manual: nobody is auto-assigned). Needs PLATFORM_META_APP_SECRET and "
                 "PLATFORM_WHATSAPP_ACCESS_TOKEN.", problem="not a valid department", fix=DEPARTMENT_FIX)
+    web_chats: items(WebChat) = setting(
+        (), doc="Web chat windows (Chatwoot web widget inboxes), one per website: inbox (its Chatwoot inbox), website_url, "
+                "department (whose triage, team, escalation team and agents serve it). The inbox's widget script is in "
+                "Chatwoot, Settings > Inboxes.", problem="not a valid web chat",
+        fix='write each as {"inbox": "website", "website_url": "https://www.example.org", "department": "Support"}')
     whatsapp_business_account_id: MetaId | None = setting(
         None, doc="Meta's WhatsApp Business Account id (WABA) the numbers belong to; required with departments.",
         fix='set whatsapp_business_account_id = "102290129340398" (Meta Business Manager, WhatsApp accounts)')
@@ -114,6 +129,15 @@ class Settings(Section):
             if d.inbox == self.default_inbox:
                 raise refuse(f"inbox {d.inbox!r} is the default_inbox", "give the department an inbox of its own",
                              key=f"departments[{i}]", value=d.name)
+        names = [d.name for d in self.departments]
+        for i, w in enumerate(self.web_chats):
+            if w.department not in names:
+                raise refuse(f"department {w.department!r} is not defined", f"name one of {names}",
+                             key=f"web_chats[{i}].department", value=w.department)
+            if ("inbox", w.inbox) in seen or w.inbox == self.default_inbox:
+                raise refuse(f"inbox {w.inbox!r} is already used by {seen.get(('inbox', w.inbox), 'the default_inbox')!r}",
+                             "give each web chat an inbox of its own", key=f"web_chats[{i}].inbox", value=w.inbox)
+            seen["inbox", w.inbox] = f"web chat {w.website_url}"
         self._people()
         if self.departments and not self.whatsapp_business_account_id:
             raise refuse("missing, and departments need it", "set whatsapp_business_account_id = \"<your WABA id>\"",

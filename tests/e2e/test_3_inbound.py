@@ -61,7 +61,9 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
         assert by_name[d["inbox"]]["channel_type"] == "Channel::Whatsapp"
         assert by_name[d["inbox"]]["phone_number"] == d["number"]
     assert by_name[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")]["channel_type"] == "Channel::Api"
-    assert len(inboxes) == len(DEPARTMENTS) + 1
+    assert len(inboxes) == len(DEPARTMENTS) + len(GROUP_DATA["web_chats"]) + 1
+    for w in GROUP_DATA["web_chats"]:
+        assert (by_name[w["inbox"]]["channel_type"], by_name[w["inbox"]]["website_url"]) == ("Channel::WebWidget", w["website_url"])
     # No department inbox registered Chatwoot's own callback with Meta, or is flagged for reauthorisation.
     assert not any(by_name[d["inbox"]]["reauthorization_required"] for d in DEPARTMENTS.values())
     assert [c for c in chatwoot_objects(sandbox, "meta_registration")] == []
@@ -153,6 +155,35 @@ def lead_captures(sandbox, *fragments, status=None):
 def refusals(sandbox):
     """Failed executions whose error is the signature refusal."""
     return lead_captures(sandbox, "Refused: X-Hub-Signature-256", status="error")
+
+
+def widget(method, token, path="messages", body=None, auth=None):
+    """Chatwoot's web widget API as a visitor's browser calls it: over TLS through the edge."""
+    status, text = HOST.https("chat.sandbox.test", method, f"/api/v1/widget/{path}?website_token={token}",
+                              json.dumps(body).encode() if body is not None else b"",
+                              {"Content-Type": "application/json", **({"X-Auth-Token": auth} if auth else {})})
+    assert status == 200, (status, text)
+    return json.loads(text)
+
+
+def test_a_website_visitor_is_answered_by_triage_and_routed_to_its_department(sandbox):
+    """The web chat of group data (web_chats): a visitor writes in Chatwoot's widget; the platform's bot triages it
+    for its department (Support) like a WhatsApp message, the visitor reads the reply in the widget, and the
+    conversation goes to the department's team."""
+    [chat] = GROUP_DATA["web_chats"]
+    d = DEPARTMENTS[chat["department"]]
+    token = next(i for i in chatwoot("GET", "/inboxes")["payload"] if i["name"] == chat["inbox"])["website_token"]
+    auth = widget("POST", token, "config")["website_channel_config"]["auth_token"]
+    sent = widget("POST", token, body={"message": {"content": "What are your opening hours?", "timestamp": str(time.time())}}, auth=auth)
+    replies = wait_for("the reply in the widget", lambda: [m for m in widget("GET", token, auth=auth)["payload"] if m["message_type"] == 1], timeout=90)
+    assert replies[0]["sender"]["type"] == "agent_bot" and replies[0]["content"]
+    conversation = chatwoot("GET", f"/conversations/{sent['conversation_id']}")
+    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
+    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower() and conversation["status"] == "open"
+    [log] = HOST.triage_log(sent["conversation_id"])
+    assert (log["department"], log["action"]) == (d["name"], "replied")
+    # Nothing of it went to WhatsApp.
+    assert not [r for r in simulator("GET", "/_sim/requests") if r["service"] == "whatsapp" and r["method"] == "POST"]
 
 
 def test_delivery_statuses_reach_chatwoot_signed(sandbox):

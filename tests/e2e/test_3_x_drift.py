@@ -122,7 +122,8 @@ def inject(sandbox, batch):
 
 def chatwoot_by_hand():
     """A member out of a team and of an inbox, a team and an inbox no longer auto-assigning, an agent made an
-    administrator, a label recoloured, the bot disconnected from an inbox, an account webhook to n8n."""
+    administrator, a label recoloured, the bot disconnected from an inbox, an account webhook to n8n, the web chat
+    moved to another website."""
     chatwoot = Host(NAME, PORT).chatwoot
     teams = {t["name"]: t for t in chatwoot("GET", "/teams")}
     inboxes = {i["name"]: i for i in chatwoot("GET", "/inboxes")["payload"]}
@@ -139,6 +140,8 @@ def chatwoot_by_hand():
     chatwoot("PATCH", f"/labels/{label['id']}", {"color": "#000000"})
     chatwoot("POST", f"/inboxes/{inboxes[GROUP_DATA['departments'][1]['inbox']]['id']}/set_agent_bot", {"agent_bot": None})
     chatwoot("POST", "/webhooks", {"url": "http://n8n:5678/webhook/chatwoot-events", "subscriptions": ["message_created"]})
+    web = inboxes[GROUP_DATA["web_chats"][0]["inbox"]]
+    chatwoot("PATCH", f"/inboxes/{web['id']}", {"channel": {"website_url": "https://elsewhere.example.org"}})
 
 
 @pytest.mark.parametrize("batch", [BATCH_HOST_AND_STACK, BATCH_EDGE_AND_DAEMON], ids=["host-and-stack", "edge-and-daemon"])

@@ -94,3 +94,22 @@ def test_bad_people_or_policies_are_refused(changes, overrides, key, fragment):
                                          "inbox": "support-whatsapp", "team": "Support Team", **overrides.pop("extra")}))
     message = refused(**with_departments(*departments, **overrides))
     assert key in message and fragment in message and "Fix:" in message, message
+
+
+def test_a_web_chat_is_served_by_its_department():
+    cfg = load(**with_departments(department(), web_chats=[{"inbox": "website", "website_url": "https://www.example.org",
+                                                            "department": "Sales"}]))
+    assert [w.inbox for w in cfg.chatwoot.web_chats] == ["website"]
+
+
+@pytest.mark.parametrize("web_chat, key, fragment", [
+    ({"department": "Nobody"}, "web_chats[0].department", "department 'Nobody' is not defined"),
+    ({"inbox": "sales-whatsapp"}, "web_chats[0].inbox", "inbox 'sales-whatsapp' is already used by 'Sales'"),
+    ({"inbox": "unrouted-whatsapp"}, "web_chats[0].inbox", "already used by 'the default_inbox'"),
+    ({"website_url": "www.example.org"}, "website_url", "not a website address"),
+    ({"colour": "red"}, "colour", "Extra inputs"),
+])
+def test_a_bad_web_chat_is_refused(web_chat, key, fragment):
+    chat = {"inbox": "website", "website_url": "https://www.example.org", "department": "Sales", **web_chat}
+    message = refused(**with_departments(department(), web_chats=[chat]))
+    assert key in message and fragment in message and "Fix:" in message, message

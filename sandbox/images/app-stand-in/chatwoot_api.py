@@ -24,6 +24,7 @@ Env: POSTGRES_* (via stand_in.db_params), WHATSAPP_CLOUD_BASE_URL, WHATSAPP_APP_
 SAFE_FETCH_ALLOW_PRIVATE_NETWORK, FRONTEND_URL, and for the bootstrap CW_* (see bootstrap()).
 """
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -69,6 +70,17 @@ CONTRACT = {
                         "webhook_verify_token, app_secret, source: app/models/channel/whatsapp.rb, meta_token_verify_concern.rb",
                         {"api_key": F(S, True), "phone_number_id": F(S, True), "business_account_id": F(S, True),
                          "webhook_verify_token": F(S), "app_secret": F(S), "source": F(S)}),
+    "channel_web_widget": ("app/models/channel/web_widget.rb EDITABLE_ATTRS (website_url: its presence validation), "
+                           "inboxes_controller.rb#permitted_params",
+                           {"type": F(S, True, ["web_widget"]), **(WIDGET_ATTRS := {
+                               "website_url": F(S, True), "widget_color": F(S), "welcome_title": F(S), "welcome_tagline": F(S),
+                               "reply_time": F(S, False, ["in_a_few_minutes", "in_a_few_hours", "in_a_day"]),
+                               "pre_chat_form_enabled": F(B), "continuity_via_email": F(B), "hmac_mandatory": F(B),
+                               "allowed_domains": F(S), "pre_chat_form_options": F(O), "selected_feature_flags": F(A, items=F(S))})}),
+    "channel_web_widget_update": ("app/models/channel/web_widget.rb EDITABLE_ATTRS",
+                                  {k: {**rule, "required": False} for k, rule in WIDGET_ATTRS.items()}),
+    "widget_message": ("app/controllers/api/v1/widget/messages_controller.rb#permitted_params (message)",
+                       {"content": F(S), "referer_url": F(S), "timestamp": F((S, N)), "echo_id": F(S), "reply_to": F((I, NULL))}),
     "inbox_update": ("app/controllers/api/v1/accounts/inboxes_controller.rb#permitted_params",
                      {"name": F(S), "channel": F(O), "enable_auto_assignment": F(B)}),
     "channel_api_update": ("swagger/definitions/request/inbox/channels/update_api_channel_payload.yml", {"webhook_url": F(S)}),
@@ -371,6 +383,15 @@ def inbox_json(i, admin=True):  # api/v1/models/_inbox
         "lock_to_single_conversation": False, "phone_number": i.get("phone_number")}
     if i["channel_type"] == "Channel::Api":
         out |= {"webhook_url": i.get("webhook_url"), "inbox_identifier": i["identifier"], "additional_attributes": {}}
+        out |= {"hmac_token": i["hmac_token"]} if admin else {}
+    elif i["channel_type"] == "Channel::WebWidget":
+        out |= {k: i.get(k) for k in ("allowed_domains", "widget_color", "website_url", "hmac_mandatory", "welcome_title",
+                                      "welcome_tagline", "website_token", "selected_feature_flags", "reply_time",
+                                      "pre_chat_form_enabled", "continuity_via_email")}
+        out |= {"pre_chat_form_options": i.get("pre_chat_form_options", {}),
+                "web_widget_script": f"<script src=\"{ENV.get('FRONTEND_URL', '')}/packs/js/sdk.js\"></script><script>"
+                                     f"window.chatwootSDK.run({{websiteToken: '{i['website_token']}', "
+                                     f"baseUrl: '{ENV.get('FRONTEND_URL', '')}'}})</script>"}
         out |= {"hmac_token": i["hmac_token"]} if admin else {}
     else:
         out |= {"callback_webhook_url": f"{ENV.get('FRONTEND_URL', '')}/webhooks/whatsapp/{i['phone_number']}",
@@ -831,6 +852,102 @@ def handles(path):
     return path.startswith("/api/v1/") or path.startswith("/webhooks/whatsapp/")
 
 
+# ---- the web widget: a website visitor's side (no account in the path) ----
+
+def widget_token(payload):  # Widget::TokenService#generate_token: a JWT, HS256 with the secret key base
+    def part(data):
+        return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
+    head = part({"alg": "HS256", "typ": "JWT"}) + "." + part(payload)
+    sig = hmac.new(ENV.get("SECRET_KEY_BASE", "").encode(), head.encode(), hashlib.sha256).digest()
+    return head + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+def widget_claims(token):  # Widget::TokenService#decode_token: {} when the token does not verify
+    try:
+        head, body, sig = (token or "").split(".")
+        good = hmac.new(ENV.get("SECRET_KEY_BASE", "").encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+        if not hmac.compare_digest(base64.urlsafe_b64encode(good).rstrip(b"=").decode(), sig):
+            return {}
+        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+        return claims if claims.get("exp", 0) > time.time() else {}
+    except ValueError:
+        return {}
+
+
+def web_widget(st, req):  # WebsiteTokenHelper#set_web_widget: find_by! website_token (404)
+    inbox = next(iter(st.find("inbox", channel_type="Channel::WebWidget", website_token=req.query.get("website_token") or "")), None)
+    if not inbox:
+        raise not_found()
+    return inbox
+
+
+def widget_contact(st, req, inbox):  # WebsiteTokenHelper#set_contact: the contact inbox of the token's source_id (404)
+    claims = widget_claims(req.headers.get("X-Auth-Token"))
+    ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=claims.get("source_id") or "")), None)
+    if not ci or claims.get("inbox_id") != inbox["id"]:
+        raise not_found()
+    return ci
+
+
+@route("POST", "/api/v1/widget/config")
+def widget_config(req):
+    """Widget::ConfigsController#create: a new visitor becomes a contact of the inbox; its auth token names it."""
+    with transaction() as st:
+        inbox = web_widget(st, req)
+        ctx = Ctx(st, st.get("account", inbox["account_id"]))
+        claims = widget_claims(req.headers.get("X-Auth-Token"))
+        ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=claims.get("source_id") or "")), None)
+        if not ci:  # Channel::WebWidget#create_contact_inbox: a contact with a random name, source_id a UUID
+            contact = new_contact(ctx, name=f"visitor-{secrets.token_hex(3)}")
+            ci = contact_inbox_for(ctx, contact, inbox, None)
+        now = int(time.time())  # BaseTokenService: iat, and exp after WIDGET_TOKEN_EXPIRY (180 days)
+        token = widget_token({"source_id": ci["source_id"], "inbox_id": inbox["id"], "iat": now, "exp": now + 180 * 86400})
+        contact = st.get("contact", ci["contact_id"])
+        body = {"website_channel_config": {"auth_token": token, "website_name": inbox["name"], **{
+                    k: inbox.get(k) for k in ("website_token", "widget_color", "welcome_title", "welcome_tagline", "reply_time",
+                                              "pre_chat_form_enabled", "pre_chat_form_options")}},
+                "contact": {k: contact[k] for k in ("id", "name", "email", "phone_number", "identifier")} | {"pubsub_token": ci["pubsub_token"]},
+                "global_config": {}}
+    ctx.after_commit()
+    return 200, body
+
+
+@route("POST", "/api/v1/widget/messages")
+def widget_message_create(req):
+    """Widget::MessagesController#create: the visitor's message, in its last conversation of the inbox, or a new one."""
+    with transaction() as st:
+        inbox = web_widget(st, req)
+        ci = widget_contact(st, req, inbox)
+        params = req.body.get("message") or {}
+        check("widget_message", params, "message.")
+        ctx = Ctx(st, st.get("account", inbox["account_id"]))
+        conv = (st.find("conversation", contact_inbox_id=ci["id"]) or [None])[-1] or create_conversation(
+            ctx, ci, additional_attributes={"referer": params.get("referer_url"), "initiated_at": {"timestamp": params.get("timestamp")}})
+        m = create_message(ctx, conv, params.get("content"), "incoming", "Contact", ci["contact_id"])
+        body = widget_message_json(st, m)
+    ctx.after_commit()
+    return 200, body
+
+
+@route("GET", "/api/v1/widget/messages")
+def widget_messages_index(req):
+    """Widget::MessagesController#index: the visitor's last conversation, without private notes (MessageFinder)."""
+    with transaction() as st:
+        ci = widget_contact(st, req, web_widget(st, req))
+        conv = (st.find("conversation", contact_inbox_id=ci["id"]) or [None])[-1]
+        messages = [widget_message_json(st, m) for m in (conv_messages(st, conv) if conv else []) if not m["private"]]
+        return 200, {"payload": messages, "meta": {"contact_last_seen_at": None}}
+
+
+def widget_message_json(st, m):  # api/v1/widget/messages/create.json.jbuilder (message_type as its integer)
+    sender = sender_of(st, m)
+    return {"id": m["id"], "content": m["content"], "inbox_id": m["inbox_id"],
+            "conversation_id": st.get("conversation", m["conversation_id"])["display_id"],
+            "message_type": MESSAGE_TYPES.index(m["message_type"]), "created_at": to_i(m["created_at"]), "private": m["private"],
+            "source_id": m["source_id"], "content_attributes": m["content_attributes"],
+            "sender": sender_push(m, sender) if sender else None}
+
+
 class Request:
     def __init__(self, body, query, raw, headers):
         self.body, self.query, self.raw, self.headers = body, query, raw, headers
@@ -962,8 +1079,14 @@ def inboxes_create(ctx):
             raise invalid("channel.provider", "this stand-in implements only the whatsapp_cloud provider")
         fields = {"channel_type": "Channel::Whatsapp", "provider": "whatsapp_cloud", "phone_number": channel["phone_number"]}
         fields |= whatsapp_config(ctx, channel, None)
+    elif channel.get("type") == "web_widget":
+        check("channel_web_widget", channel, "channel.")
+        fields = {"channel_type": "Channel::WebWidget", "website_token": new_token(), "hmac_token": new_token(),  # has_secure_token
+                  "widget_color": "#1f93ff", "reply_time": "in_a_few_minutes", "pre_chat_form_enabled": False,
+                  "continuity_via_email": True, "hmac_mandatory": False, "allowed_domains": "", "selected_feature_flags":
+                  ["attachments", "emoji_picker", "end_conversation"], **{k: v for k, v in channel.items() if k in WIDGET_ATTRS}}  # unpermitted: dropped
     else:
-        raise invalid("channel.type", f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp)")
+        raise invalid("channel.type", f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp, web_widget)")
     inbox = ctx.st.add("inbox", account_id=ctx.aid, name=ctx.body["name"], secret=new_token(),
                        enable_auto_assignment=ctx.body.get("enable_auto_assignment", True), **fields)
     if inbox["channel_type"] == "Channel::Whatsapp":
@@ -1010,6 +1133,9 @@ def inboxes_update(ctx, inbox_id):
     if inbox["channel_type"] == "Channel::Whatsapp":
         check("channel_whatsapp_update", channel, "channel.")
         inbox |= whatsapp_config(ctx, channel, inbox) | {k: channel[k] for k in ("phone_number",) if k in channel}
+    elif inbox["channel_type"] == "Channel::WebWidget":
+        check("channel_web_widget_update", channel, "channel.")
+        inbox |= {k: v for k, v in channel.items() if k in WIDGET_ATTRS}
     else:
         check("channel_api_update", channel, "channel.")
         inbox |= {k: channel[k] for k in ("webhook_url",) if k in channel}
