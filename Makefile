@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test test-cluster test-unit audit bench docker-bench demo venv settings-reference
+.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test test-cluster test-unit audit bench bench-quick docker-bench demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -55,6 +55,10 @@ bench: venv
 	$(PY) bench/inbound.py
 	$(PY) bench/poster.py
 	$(PY) bench/cluster.py
+
+# The quick mode (the suite runs it too): on the host of `make sandbox`, rerun / floor and memory.
+bench-quick: venv
+	$(PY) bench/converge.py --quick
 
 # CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
 docker-bench: venv

@@ -1,6 +1,11 @@
 """Converge benchmark on a fresh sandbox host of its own (not a test: it prints figures).
 
     .venv/bin/python bench/converge.py [--keep]
+    .venv/bin/python bench/converge.py --quick [--name sandbox-1 --port 2222]
+
+--quick (the suite runs it, tests/e2e/test_3_z_bench.py): on a host already deployed, changing
+nothing on it: the no-op rerun against the floor, what the reruns changed, each container's
+memory against its limit.
 
 Prints: fresh converge time, no-op rerun time, the floor (`pyinfra ... exec -- true`:
 connect plus one command), rerun / floor, how many operations changed on the rerun
@@ -52,7 +57,12 @@ def deploy():
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--keep", action="store_true", help="keep the bench host afterwards")
+    parser.add_argument("--quick", action="store_true", help="on a deployed host: rerun / floor and memory only")
+    parser.add_argument("--name", default="sandbox-1", help="with --quick: the sandbox host (make sandbox's)")
+    parser.add_argument("--port", default="2222", help="with --quick: its SSH port")
     args = parser.parse_args()
+    if args.quick:
+        return quick(args.name, args.port)
     tool = [sys.executable, "tools/sandbox.py", "--name", NAME, "--port", PORT]
     subprocess.run([*tool, "destroy"], cwd=ROOT, check=True)
     subprocess.run([*tool, "up"], cwd=ROOT, check=True)
@@ -96,6 +106,24 @@ def main():
     print(f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, audit {'ok' if minimum['audited'] else 'FAILED'}")
     for name, (rss, limit) in sorted(minimum["memory"].items()):
         print(f"  {name:<34}{rss:>7.0f}          of {limit:>5.0f}")
+
+
+def quick(name, port):
+    global NAME
+    NAME = name
+    ENV.update(SANDBOX_NAME=name, SANDBOX_SSH_PORT=str(port))
+    reruns = [deploy() for _ in range(2)]
+    floors = [timed([PYINFRA, "inventory/sandbox.py", "-y", "exec", "--", "true"])[0] for _ in range(3)]
+    memory = container_memory()
+    rerun, floor = statistics.median(r[0] for r in reruns), statistics.median(floors)
+    rerun_changed = sorted({op for _, names in reruns for op in names})
+    print(f"no-op rerun (median of 2): {rerun:7.1f} s")
+    print(f"floor, exec -- true:       {floor:7.1f} s")
+    print(f"rerun / floor:             {rerun / floor:7.2f}   (target <= 3)")
+    print(f"changed on reruns:         {len(rerun_changed):7d}   (target 0) {rerun_changed or ''}")
+    print("memory per container, RSS in MiB of its limit:")
+    for container, (rss, limit) in sorted(memory.items()):
+        print(f"  {container:<34}{rss:>7.0f}  of {limit:>5.0f}")
 
 
 def container_memory():
