@@ -21,6 +21,11 @@ from .model import PositiveInt, Section, refuse, setting
 from . import stack
 from .secrets import GENERATED_SECRETS
 
+# What an app's database issued and the application bootstrap keeps on the host (paths under
+# the stack root): restored with that database, or the kept tokens no longer open it.
+ISSUED = {"chatwoot": ["secrets/chatwoot_api_token", "secrets/chatwoot_automation_token", "secrets/chatwoot_bot_token",
+                       "state/chatwoot-account-id", "state/chatwoot-automation-user-id"]}
+
 
 class Settings(Section):
     backup_dir: str = setting(
@@ -99,14 +104,21 @@ def age_hours(name, now):
     return (now - calendar.timegm(time.strptime(name, STAMP))) / 3600
 
 
+def script_vars(cfg):
+    """What the backup and restore scripts and the units are rendered with."""
+    return dict(cfg=cfg, root=cfg.stack.stack_root, unit=unit(cfg), volumes=[v for vols in app_volumes(cfg).values() for v in vols],
+                app_volumes=app_volumes(cfg), app_services=stack.app_services(cfg), generated=list(GENERATED_SECRETS),
+                issued={app: paths for app, paths in ISSUED.items() if app in cfg.stack.apps},
+                kept_state=sorted({p for paths in ISSUED.values() for p in paths if p.startswith("state/")}))
+
+
 def apply(cfg, installed):
     """Scripts and units; returns the units to keep running and enabled."""
     root, name = cfg.stack.stack_root, unit(cfg)
     if cfg.backup.backup_offsite:
         ensure_packages("restic for the off-host copy", ["restic"], installed)
     converge.directory(name=f"Backup directory {cfg.backup.backup_dir}", path=cfg.backup.backup_dir, user="root", group="root", mode="700")
-    template_vars = dict(cfg=cfg, root=root, unit=name, volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                         app_volumes=app_volumes(cfg), app_services=stack.app_services(cfg), generated=list(GENERATED_SECRETS))
+    template_vars = script_vars(cfg)
     for script in ("backup", "restore"):
         converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
                           dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)

@@ -182,8 +182,11 @@ def test_interrupted_major_upgrade_is_finished_by_the_rerun(sandbox):
 
 
 def test_disk_full_during_backup_fails_loudly_and_keeps_old_backups(sandbox):
-    # A small file system over the backup directory: one backup fits, then it is filled.
-    sandbox.sh(f"mount -t tmpfs -o size=4m,mode=700 tmpfs {BACKUPS}")
+    # A small file system over the backup directory: two backups fit, then it is filled. Sized
+    # from the last backup: the n8n database grows with the executions of the tests before.
+    sandbox.sh(BACKUP)
+    size_kib = int(sandbox.sh(f"du -sk {BACKUPS}/{backups(sandbox)[-1]} | cut -f1"))
+    sandbox.sh(f"mount -t tmpfs -o size={3 * size_kib + 1024}k,mode=700 tmpfs {BACKUPS}")
     try:
         sandbox.sh(BACKUP)
         [kept] = backups(sandbox)

@@ -13,10 +13,7 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"
 
 
 def render(name, cfg):
-    return TEMPLATES.get_template(name).render(
-        cfg=cfg, root=cfg.stack.stack_root, unit=backup.unit(cfg),
-        volumes=[v for vols in backup.app_volumes(cfg).values() for v in vols], app_volumes=backup.app_volumes(cfg),
-        app_services=stack.app_services(cfg), generated=list(secrets.GENERATED_SECRETS))
+    return TEMPLATES.get_template(name).render(**backup.script_vars(cfg))
 
 
 @pytest.mark.parametrize("overrides", [{}, {"apps": ["n8n"]}, {"backup_offsite": "sftp:bk@backup.example.org:/srv/r"}])
@@ -34,6 +31,16 @@ def test_backup_covers_each_app_database_and_volume():
     assert all(f"volume {v}" in text for v in ("chatwoot-storage", "directus-uploads", "directus-extensions"))
     assert "head -n -7" in text  # backup_keep
     assert "restic" not in text
+
+
+def test_restore_brings_back_what_chatwoots_database_issued_with_it():
+    """The tokens and ids the bootstrap keeps open the database they came from: restored with it."""
+    bootstrap = (ROOT / "files/bootstrap/apps_bootstrap.py").read_text()
+    assert all(path.split("/")[1] in bootstrap for path in backup.ISSUED["chatwoot"])
+    text = render("backup/restore.sh.j2", load())
+    assert "take secrets/chatwoot_api_token secrets/chatwoot_automation_token" in text
+    assert "state/chatwoot-account-id state/chatwoot-automation-user-id" in render("backup/backup.sh.j2", load())
+    assert "take secrets/chatwoot" not in render("backup/restore.sh.j2", load(apps=["n8n"]))
 
 
 def test_offsite_copy_needs_its_password_and_s3_keys():
