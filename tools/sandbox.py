@@ -199,6 +199,7 @@ def ensure_service_images():
             run(["docker", "rmi", local], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
     if not OFFLINE_ARCHIVE.exists():
         log(f"saving {', '.join(OFFLINE)} to {OFFLINE_ARCHIVE}")
+        OFFLINE_ARCHIVE.parent.mkdir(exist_ok=True)
         run(["docker", "save", "-o", str(OFFLINE_ARCHIVE), *OFFLINE])
 
 
