@@ -30,6 +30,11 @@ ssh_hardening = True  # key log-in only
 #     {"name": "Billing", "number": "+5922223333", "phone_number_id": "1100000003", "inbox": "billing-whatsapp",
 #      "team": "Shared Pool", "escalation_team": "Accounts team"},
 # ]
+# web_chats = [{"inbox": "website", "website_url": "https://www.example.org", "department": "Support"}]
+# The Page's Messenger in Chatwoot (needs facebook_page_id below and PLATFORM_FACEBOOK_PAGE_TOKEN; in
+# Meta's app, Messenger's webhook is https://<chatwoot domain>/bot with the verify token of secrets/
+# whatsapp_verify_token):
+# facebook_inbox = {"inbox": "facebook", "department": "Sales"}
 # ai_replies = True                    # Claude answers what it is sure of; the rest is escalated
 # triage_confidence_threshold = 0.75
 #

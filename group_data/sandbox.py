@@ -48,7 +48,7 @@ _registry = "registry.sandbox.test:5000"
 images = {
     "postgres": f"{_registry}/postgres-pg15-pgvector:r1",
     "redis": f"{_registry}/redis-7:r1",
-    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.15.1-r7",
+    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.15.1-r8",
     "n8n": f"{_registry}/n8n:2.40.7-real1",
     "directus": f"{_registry}/directus:12.4.0-real1",
     "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",
@@ -75,6 +75,8 @@ departments = [
 ]
 # The website's chat window, answered like the Support number (docs: web_chats).
 web_chats = [{"inbox": "website", "website_url": "https://www.sandbox.test", "department": "Support"}]
+# The Facebook Page's Messenger conversations (facebook_page_id below), answered like the Sales number.
+facebook_inbox = {"inbox": "facebook", "department": "Sales"}
 team_members = {"Technical leads": ["lee.lead@example.com"], "Accounts team": ["ace.accounts@example.com"]}
 supervisors = ["supervisor@example.com"]
 ai_replies = True

@@ -131,6 +131,10 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, re
     sections["n8n"] = sections["n8n"].model_copy(
         update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
     decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems if require_secrets else [])
+    if sections["chatwoot"].facebook_inbox and not sections["social"].facebook_page_id:
+        problems.append(_problem("facebook_inbox", sections["chatwoot"].facebook_inbox.model_dump(),
+                                 "needs the Facebook Page it answers for", 'set facebook_page_id = "<your Page id>" '
+                                 "(and PLATFORM_FACEBOOK_PAGE_TOKEN), or facebook_inbox = None"))
     if sections["social"].tiktok_notify_email and not sections["stack"].smtp:
         problems.append(_problem("tiktok_notify_email", sections["social"].tiktok_notify_email,
                                  "TikTok notifications are e-mails, and smtp is not set",

@@ -66,6 +66,11 @@ SECRET_ENV = {
         "SMTP_PASSWORD": "smtp_password",
         # Webhooks::WhatsappController checks X-Hub-Signature-256 with it (GHSA-7rw7-pc8v-mrr3).
         "WHATSAPP_APP_SECRET": "meta_app_secret",
+        # Messenger's /bot checks X-Hub-Signature with FB_APP_SECRET (config/initializers/facebook_messenger.rb).
+        "FB_APP_SECRET": "meta_app_secret",
+        "FB_VERIFY_TOKEN": "whatsapp_verify_token",
+        # Instagram DMs of the Page's linked account: /webhooks/instagram's handshake (signed with FB_APP_SECRET).
+        "IG_VERIFY_TOKEN": "whatsapp_verify_token",
     },
     "n8n": {
         "DB_POSTGRESDB_PASSWORD": "n8n_db_password",

@@ -43,8 +43,8 @@ GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r7",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r7",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r8",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r8",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
@@ -393,7 +393,8 @@ def ensure_vendors(name, port):
             stdout=subprocess.DEVNULL)
     secret = vendor_secrets()
     env = {"SIM_WHATSAPP_TOKEN": secret["PLATFORM_WHATSAPP_ACCESS_TOKEN"], "SIM_FACEBOOK_PAGE_TOKEN": secret["PLATFORM_FACEBOOK_PAGE_TOKEN"],
-           "SIM_INSTAGRAM_TOKEN": secret["PLATFORM_INSTAGRAM_ACCESS_TOKEN"], "SIM_SMTP_USER": "platform",
+           "SIM_INSTAGRAM_TOKEN": secret["PLATFORM_INSTAGRAM_ACCESS_TOKEN"], "SIM_INSTAGRAM_BUSINESS_ACCOUNT": GROUP_DATA["instagram_user_id"],
+           "SIM_SMTP_USER": "platform",
            "SIM_SMTP_PASSWORD": secret["PLATFORM_SMTP_PASSWORD"], "PYTHONPATH": "/sim-lib"}
     args = ["--network", NETWORK, "--ip", address, *[arg for k, v in env.items() for arg in ("-e", f"{k}={v}")],
             "-v", f"{ROOT / 'sandbox' / 'simulators'}:/sim:ro", "-v", f"{lib}:/sim-lib:ro", "--entrypoint", "python3", IMAGE, "/sim/vendors.py"]

@@ -206,6 +206,11 @@ class Chatwoot:
                 self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"website_url": w["website_url"]}})
                 changed(f"Chatwoot inbox {w['inbox']}: website and auto-assignment set")
             ids[w["inbox"]] = inbox["id"]
+        fb = cw["facebook_inbox"]
+        if fb:
+            ids[fb["inbox"]] = self.facebook_inbox(fb, have, departments[fb["department"]]["auto_assignment"] == "after_triage")
+            if ids[fb["inbox"]] is None:  # --check
+                del ids[fb["inbox"]]
         # An API inbox sends nothing itself: its webhook gives n8n an agent's reply to send on WhatsApp.
         default, hook = have.get(cw["default_inbox"]), "http://n8n:5678/webhook/chatwoot-events/unrouted"
         if default is None:
@@ -217,6 +222,32 @@ class Chatwoot:
         if default is not None:
             ids[cw["default_inbox"]] = default["id"]
         return ids
+
+    def facebook_inbox(self, fb, have, auto):
+        """The Page's inbox, by CallbacksController#register_facebook_page (the dashboard's Facebook login ends there). A
+        Page token stands for the user token too: Chatwoot keeps that one only to reauthorise through the login."""
+        inbox = have.get(fb["inbox"])
+        other = next((i["name"] for i in have.values() if i.get("page_id") == fb["page_id"] and i["name"] != fb["inbox"]), None)
+        if inbox is None and other:
+            raise SystemExit(f"Facebook Page {fb['page_id']} already has the Chatwoot inbox {other}: set facebook_inbox's inbox "
+                             f"to {other!r} (a Page has one inbox per account)")
+        if inbox is None:
+            token = secret("facebook_page_token")
+            inbox = self.api("POST", "/callbacks/register_facebook_page", {
+                "page_id": fb["page_id"], "page_access_token": token, "user_access_token": token, "inbox_name": fb["inbox"]})
+            changed(f"Chatwoot inbox {fb['inbox']} created (Messenger of Facebook Page {fb['page_id']})")
+            if inbox is None:  # --check
+                return None
+            inbox = next((i for i in self.api("GET", "/inboxes")["payload"] if i["id"] == inbox["id"]), inbox)
+        if inbox.get("channel_type") != "Channel::FacebookPage" or inbox.get("page_id") != fb["page_id"]:
+            raise SystemExit(f"Chatwoot inbox {fb['inbox']} is a {inbox.get('channel_type')} (page {inbox.get('page_id')}), not the "
+                             f"Messenger of Facebook Page {fb['page_id']}: give facebook_inbox another inbox name")
+        if inbox.get("reauthorization_required"):
+            print(f"[apps] WARNING: Chatwoot inbox {fb['inbox']} needs the Page reauthorised: Chatwoot, Settings > Inboxes", flush=True)
+        if inbox.get("enable_auto_assignment") != auto:
+            self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto})
+            changed(f"Chatwoot inbox {fb['inbox']}: auto-assignment set")
+        return inbox["id"]
 
     def people(self, cw, automation_id):
         """Every person of group data is an agent with its name and role; agents added by hand are left alone."""
@@ -283,7 +314,7 @@ class Chatwoot:
 
     def bot(self, cw, url, inbox_ids):
         """The platform's agent bot: n8n acts in Chatwoot as it, with its own token (never the admin's). Connected to
-        the department inboxes (WhatsApp and web chat), it gets their events, and their new conversations stay `pending` (offered to
+        the department inboxes (WhatsApp, web chat, Messenger), it gets their events, and their new conversations stay `pending` (offered to
         nobody) until triage hands them over."""
         name = cw["bot_name"]
         bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)

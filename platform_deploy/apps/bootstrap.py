@@ -123,8 +123,10 @@ def enabled(cfg):
 def settings_document(cfg):
     """config/apps.json: what the bootstrap and the workflows need to know; never a secret."""
     cw, n8n, social = cfg.chatwoot, cfg.n8n, cfg.social
-    # A department's inboxes: its WhatsApp number's, then its web chats'.
-    departments = [{**d.model_dump(), "label": d.label, "inboxes": [d.inbox, *(w.inbox for w in cw.web_chats if w.department == d.name)]}
+    # A department's inboxes: its WhatsApp number's, then its web chats', then the Facebook Page's.
+    fb = cw.facebook_inbox
+    departments = [{**d.model_dump(), "label": d.label, "inboxes": [d.inbox, *(w.inbox for w in cw.web_chats if w.department == d.name),
+                                                                     *([fb.inbox] if fb and fb.department == d.name else [])]}
                    for d in cw.departments]
     return {
         "stack_name": cfg.stack.stack_name,
@@ -132,6 +134,7 @@ def settings_document(cfg):
                      "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
                      "departments": departments, "default_inbox": cw.default_inbox,
                      "web_chats": [w.model_dump() for w in cw.web_chats], "business_account_id": cw.whatsapp_business_account_id,
+                     "facebook_inbox": fb and {**fb.model_dump(), "page_id": social.facebook_page_id},
                      "agents": cw.agents(), "team_members": {t: cw.members(t) for t in cw.teams},
                      "team_auto_assign": {t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
                                           for t in cw.teams},

@@ -73,6 +73,15 @@ class WebChat(BaseModel):
     department: Name
 
 
+class FacebookInbox(BaseModel):
+    """The Facebook Page's Messenger conversations (Chatwoot's Facebook inbox), answered by a department. The Page is
+    social's facebook_page_id, with PLATFORM_FACEBOOK_PAGE_TOKEN; Meta's Messenger webhook goes to Chatwoot's /bot."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+    inbox: InboxName = "facebook"
+    department: Name
+
+
 class Settings(Section):
     chatwoot_account_name: str = setting("Customer support", doc="Name of the Chatwoot account the deploy creates.",
                                          fix='set chatwoot_account_name = "Acme support"', min_length=1, max_length=80)
@@ -101,6 +110,11 @@ class Settings(Section):
                 "department (whose triage, team, escalation team and agents serve it). The inbox's widget script is in "
                 "Chatwoot, Settings > Inboxes.", problem="not a valid web chat",
         fix='write each as {"inbox": "website", "website_url": "https://www.example.org", "department": "Support"}')
+    facebook_inbox: FacebookInbox | None = setting(
+        None, doc="Messenger conversations of the Facebook Page (facebook_page_id, PLATFORM_FACEBOOK_PAGE_TOKEN) in a Chatwoot "
+                  "inbox: inbox (its name), department (whose triage and people serve it). Meta's Messenger webhook: "
+                  "https://<chatwoot domain>/bot, signed with PLATFORM_META_APP_SECRET. None: no Facebook inbox.",
+        problem="not a valid Facebook inbox", fix='write it as {"inbox": "facebook", "department": "Support"}')
     whatsapp_business_account_id: MetaId | None = setting(
         None, doc="Meta's WhatsApp Business Account id (WABA) the numbers belong to; required with departments.",
         fix='set whatsapp_business_account_id = "102290129340398" (Meta Business Manager, WhatsApp accounts)')
@@ -138,6 +152,13 @@ class Settings(Section):
                 raise refuse(f"inbox {w.inbox!r} is already used by {seen.get(('inbox', w.inbox), 'the default_inbox')!r}",
                              "give each web chat an inbox of its own", key=f"web_chats[{i}].inbox", value=w.inbox)
             seen["inbox", w.inbox] = f"web chat {w.website_url}"
+        fb = self.facebook_inbox
+        if fb and fb.department not in names:
+            raise refuse(f"department {fb.department!r} is not defined", f"name one of {names}",
+                         key="facebook_inbox.department", value=fb.department)
+        if fb and (("inbox", fb.inbox) in seen or fb.inbox == self.default_inbox):
+            raise refuse(f"inbox {fb.inbox!r} is already used by {seen.get(('inbox', fb.inbox), 'the default_inbox')!r}",
+                         "give the Facebook inbox a name of its own", key="facebook_inbox.inbox", value=fb.inbox)
         self._people()
         if self.departments and not self.whatsapp_business_account_id:
             raise refuse("missing, and departments need it", "set whatsapp_business_account_id = \"<your WABA id>\"",

@@ -18,6 +18,13 @@ tests assert on what the platform sent, not only on what it got back:
   `Authorization: Bearer` or `access_token`: the Page's (env SIM_FACEBOOK_PAGE_TOKEN) for
   Facebook, the Instagram user's (SIM_INSTAGRAM_TOKEN) for Instagram, else error 190 (HTTP
   400). Any page or IG user id is accepted. Records keep the parameters, never the token.
+- Messenger and Instagram messaging (graph.facebook.com), as Chatwoot's Facebook Page inbox calls
+  them: `POST /v{n}/me/messages` (JSON, or a form with recipient[id] and message[text];
+  messaging_type optional) -> `{"recipient_id", "message_id"}`, `GET /me` (the Page, with
+  `instagram_business_account` SIM_INSTAGRAM_BUSINESS_ACCOUNT when set) and `GET /{id}` (a profile
+  set by `POST /_sim/messenger {"profiles": {id: {...}}}`, else error 100/2018218), all with the
+  Page's token as `access_token`; records have `service` messenger; a graph rule of platform
+  messenger (`error`) answers that error.
 - Anthropic Messages API (api.anthropic.com): `POST /v1/messages`, answering the forced
   `classify` tool call with scripted intent, confidence and reply, or a scripted error
   (429, 500, 529) or delay.
@@ -65,7 +72,7 @@ from urllib.parse import parse_qs
 
 LOCK = threading.Lock()
 STATE = {"requests": [], "rules": [], "whatsapp_token": os.environ.get("SIM_WHATSAPP_TOKEN", ""),
-         "graph_rules": [], "posts": [], "containers": {}, "mail": [],
+         "graph_rules": [], "posts": [], "containers": {}, "mail": [], "profiles": {},
          "facebook_token": os.environ.get("SIM_FACEBOOK_PAGE_TOKEN", ""), "instagram_token": os.environ.get("SIM_INSTAGRAM_TOKEN", "")}
 DEFAULT_CLASSIFICATION = {"intent": "general", "confidence": 0.95,
                           "reply": "Thanks for your message! A member of our team will follow up shortly.",
@@ -122,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body() if method == "POST" else {}
         if path.startswith("/_sim/"):
             return self._answer(*self._control(method, path, body))
+        if re.fullmatch(r"(/v[0-9.]+)?/me(/messages)?|/[0-9]+", path):
+            return self._answer(*self._messenger(method, path, query, body))
         route = None if path.startswith("/v1/") else graph_route(method, path)
         if route:
             return self._graph_request(method, path, query, body, *route)
@@ -144,7 +153,7 @@ class Handler(BaseHTTPRequestHandler):
             if path == "/_sim/requests":
                 return 200, STATE["requests"]
             if path == "/_sim/reset" and method == "POST":
-                for key in ("requests", "posts", "mail"):
+                for key in ("requests", "posts", "mail", "profiles"):
                     STATE[key].clear()
                 STATE["containers"].clear()
                 STATE["rules"], STATE["graph_rules"] = [], []
@@ -154,6 +163,9 @@ class Handler(BaseHTTPRequestHandler):
                 return 200, {"ok": True}
             if path == "/_sim/whatsapp" and method == "POST":
                 STATE["whatsapp_token"] = body.get("token", "")
+                return 200, {"ok": True}
+            if path == "/_sim/messenger" and method == "POST":
+                STATE["profiles"].update(body.get("profiles", {}))
                 return 200, {"ok": True}
             if path == "/_sim/graph" and method == "POST":
                 STATE["graph_rules"] = [dict(rule) for rule in body.get("rules", [])]
@@ -180,6 +192,37 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
                          "messages": [{"id": f"wamid.SIM{uuid.uuid4().hex.upper()}"}]}
         return graph_error(100, f"Unsupported {method} request to {path}", 400)
+
+    def _messenger(self, method, path, query, body):
+        """Messenger's Send API (`POST /v{n}/me/messages`), the Page itself (`GET /me`, no Instagram account linked)
+        and a sender's profile (`GET /{psid}`: error 100/2018218, as for a user whose profile the Page may not read)."""
+        params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        token = params.pop("access_token", "")
+        record = {"service": "messenger", "method": method, "path": path, "params": params, "body": body, "at": time.time(),
+                  "token": "valid" if token and token == STATE["facebook_token"] else "invalid" if token else "missing"}
+        with LOCK:
+            STATE["requests"].append(record)
+            rule = next((r for r in STATE["graph_rules"] if r.get("platform") == "messenger"), None)
+        if record["token"] != "valid":
+            return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
+        if rule:
+            return graph_error(int(rule.get("error", 2)), GRAPH_ERRORS.get(int(rule.get("error", 2)), "Scripted error"))
+        if path.endswith("/messages") and method == "POST":
+            if "recipient[id]" in body:  # form-encoded, as Chatwoot's Instagram send posts it
+                body = {"recipient": {"id": body["recipient[id]"]}, "message": {"text": body.get("message[text]")}}
+                record["body"] = body
+            recipient, text = (body.get("recipient") or {}).get("id"), (body.get("message") or {}).get("text")
+            if not recipient or not text or body.get("messaging_type", "RESPONSE") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+                return graph_error(100, "(#100) Invalid parameter")
+            return 200, {"recipient_id": recipient, "message_id": f"m_SIM{uuid.uuid4().hex}"}
+        if path.endswith("/me") and method == "GET":
+            linked = os.environ.get("SIM_INSTAGRAM_BUSINESS_ACCOUNT")
+            return 200, {"id": "page", **({"instagram_business_account": {"id": linked}} if linked else {})}
+        if method == "GET" and path.strip("/") in STATE["profiles"]:
+            return 200, STATE["profiles"][path.strip("/")]
+        if method == "GET":
+            return graph_error(100, "(#100) No profile available for this user.", error_subcode=2018218)
+        return graph_error(100, f"Unsupported {method} request to {path}")
 
     def _graph_request(self, method, path, query, body, platform, object_id, edge):
         """Graph's posting endpoints: parameters from the query, a form or JSON; recorded without the token."""

@@ -31,8 +31,11 @@ def ids(sandbox):
     sandbox.sh(f"umask 077; {DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)} > {AGENT}")
     inboxes = {i["name"]: i["id"] for i in call("GET", "/inboxes")[1]["payload"]}
     teams = {t["name"]: t["id"] for t in call("GET", "/teams")[1]}
+    # The Sales department's inboxes: its WhatsApp number's and its web chats' and Facebook Page's (group data).
+    channels = [w["inbox"] for w in GROUP_DATA.get("web_chats", []) if w["department"] == SALES["name"]]
+    channels += [GROUP_DATA["facebook_inbox"]["inbox"]] if (GROUP_DATA.get("facebook_inbox") or {}).get("department") == SALES["name"] else []
     return {"sales": inboxes[SALES["inbox"]], "default": inboxes[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")],
-            "team": teams[SALES["team"].lower()]}
+            "team": teams[SALES["team"].lower()], "sales_channels": [inboxes[name] for name in channels]}
 
 
 @pytest.mark.parametrize("method, path, body", [
@@ -50,8 +53,9 @@ def test_an_agent_may_not_administer(ids, method, path, body):
 
 
 def test_an_agent_sees_only_its_inboxes(ids):
-    """InboxPolicy scope: a Sales agent is a member of the Sales inbox only."""
-    assert [i["id"] for i in call("GET", "/inboxes", token=AGENT)[1]["payload"]] == [ids["sales"]]
+    """InboxPolicy scope: a Sales agent is a member of the Sales department's inboxes only."""
+    assert sorted(i["id"] for i in call("GET", "/inboxes", token=AGENT)[1]["payload"]) == sorted([ids["sales"], *ids["sales_channels"]])
+    assert ids["sales_channels"]  # the sandbox's Facebook Page inbox is Sales's: the scope holds more than one inbox
 
 
 @pytest.mark.parametrize("method, path", [

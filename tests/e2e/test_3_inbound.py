@@ -3,6 +3,8 @@ workflows 03 and 01) through the real Traefik over TLS; the labelled Chatwoot st
 holds the inboxes and conversations; the vendors' SIMULATOR answers for WhatsApp Cloud
 and Claude and records what it was sent; the real Directus holds the triage log."""
 
+import hashlib
+import hmac
 import json
 import shlex
 import subprocess
@@ -61,7 +63,10 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
         assert by_name[d["inbox"]]["channel_type"] == "Channel::Whatsapp"
         assert by_name[d["inbox"]]["phone_number"] == d["number"]
     assert by_name[GROUP_DATA.get("default_inbox", "unrouted-whatsapp")]["channel_type"] == "Channel::Api"
-    assert len(inboxes) == len(DEPARTMENTS) + len(GROUP_DATA["web_chats"]) + 1
+    assert len(inboxes) == len(DEPARTMENTS) + len(GROUP_DATA["web_chats"]) + 2  # the default inbox, the Facebook Page's
+    facebook = by_name[GROUP_DATA["facebook_inbox"]["inbox"]]
+    assert (facebook["channel_type"], facebook["page_id"], facebook["reauthorization_required"]) == (
+        "Channel::FacebookPage", GROUP_DATA["facebook_page_id"], False)
     for w in GROUP_DATA["web_chats"]:
         assert (by_name[w["inbox"]]["channel_type"], by_name[w["inbox"]]["website_url"]) == ("Channel::WebWidget", w["website_url"])
     # No department inbox registered Chatwoot's own callback with Meta, or is flagged for reauthorisation.
@@ -184,6 +189,92 @@ def test_a_website_visitor_is_answered_by_triage_and_routed_to_its_department(sa
     assert (log["department"], log["action"]) == (d["name"], "replied")
     # Nothing of it went to WhatsApp.
     assert not [r for r in simulator("GET", "/_sim/requests") if r["service"] == "whatsapp" and r["method"] == "POST"]
+
+
+def messenger(text, psid, secret=None):
+    """(raw body, headers) of a Messenger `messages` event for the Page, signed as Meta signs Messenger webhooks
+    (X-Hub-Signature, HMAC-SHA1 of the raw body with the app secret)."""
+    page, now = GROUP_DATA["facebook_page_id"], int(time.time() * 1000)
+    raw = json.dumps({"object": "page", "entry": [{"id": page, "time": now, "messaging": [{
+        "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": now,
+        "message": {"mid": f"m_{psid}_{now}", "text": text}}]}]}).encode()
+    key = (secret or vendor_secret("PLATFORM_META_APP_SECRET")).encode()
+    return raw, {"Content-Type": "application/json", "X-Hub-Signature": "sha1=" + hmac.new(key, raw, hashlib.sha1).hexdigest()}
+
+
+def conversation_with(inbox_id, text):
+    for c in HOST.conversations():
+        if c["inbox_id"] == inbox_id and any(m.get("content") == text for m in chatwoot("GET", f"/conversations/{c['id']}/messages")["payload"]):
+            return c
+    return None
+
+
+def test_a_messenger_message_is_answered_on_messenger_by_triage_and_routed(sandbox):
+    """The Page's Messenger (facebook_inbox): Meta posts to Chatwoot's /bot through the edge; an unsigned or wrongly
+    signed event is refused with 400 and creates nothing; a signed one is triaged for its department (Sales), the
+    reply goes out through Messenger's Send API to the sender, and the conversation goes to the department's team."""
+    fb, psid = GROUP_DATA["facebook_inbox"], new_sender()
+    d, inbox_id = DEPARTMENTS[fb["department"]], inbox_ids()[fb["inbox"]]
+    text = f"What are your opening hours? ({psid})"
+    # Meta's subscription handshake: Chatwoot answers the challenge (it compares no token: CONTRACT.md).
+    assert HOST.https("chat.sandbox.test", "GET", "/bot?hub.mode=subscribe&hub.challenge=4242&hub.verify_token=x") == (200, "4242")
+    raw, headers = messenger(text, psid)
+    for head in ({"Content-Type": "application/json"}, messenger(text, psid, secret="not-the-app-secret")[1]):
+        assert HOST.https("chat.sandbox.test", "POST", "/bot", raw, head)[0] == 400
+    assert HOST.https("chat.sandbox.test", "POST", "/bot", raw, headers)[0] == 200
+    sent = wait_for("the reply on Messenger", lambda: [r for r in simulator("GET", "/_sim/requests") if r["service"] == "messenger"
+                                                       and r["path"].endswith("/me/messages") and r["body"]["recipient"]["id"] == psid],
+                    timeout=90)
+    assert len(sent) == 1 and sent[0]["token"] == "valid" and sent[0]["body"]["messaging_type"] == "RESPONSE"
+    conversation = conversation_with(inbox_id, text)
+    assert conversation["meta"]["sender"]["name"] == "John Doe"  # Graph gave no profile: Chatwoot's fallback name
+    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
+    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower() and conversation["status"] == "open"
+    [log] = wait_for("the triage log row", lambda: HOST.triage_log(conversation["id"]))
+    assert (log["department"], log["action"]) == (d["name"], "replied")
+    reply = [m for m in chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"] if m["message_type"] == 1]
+    assert reply[0]["content"] == sent[0]["body"]["message"]["text"] and reply[0]["source_id"].startswith("m_SIM")
+    # Only the signed event made something: one sender, one conversation, one customer message.
+    [contact_inbox] = [c for c in chatwoot_objects(sandbox, "contact_inbox") if c["source_id"] == psid]
+    assert len([c for c in chatwoot_objects(sandbox, "conversation") if c["contact_inbox_id"] == contact_inbox["id"]]) == 1
+    incoming = [m for m in chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"] if m["message_type"] == 0]
+    assert [m["content"] for m in incoming] == [text]
+
+
+def test_an_instagram_dm_to_the_pages_account_is_answered_on_instagram(sandbox):
+    """The Instagram account linked to the Page (Chatwoot read it from Graph when the deploy registered the Page):
+    Meta posts its DMs to Chatwoot's /webhooks/instagram through the edge; a wrong verify token or signature is
+    refused (401); a signed DM, sent twice, gives one conversation in the Page's inbox with the sender Graph
+    describes, triaged for facebook_inbox's department, and one reply through Instagram's send API."""
+    fb, igsid = GROUP_DATA["facebook_inbox"], new_sender()
+    d, inbox_id, account = DEPARTMENTS[fb["department"]], inbox_ids()[fb["inbox"]], GROUP_DATA["instagram_user_id"]
+    simulator("POST", "/_sim/messenger", {"profiles": {igsid: {"id": igsid, "name": "Ana Insta", "username": "ana.insta"}}})
+    token = host_secret(sandbox, "whatsapp_verify_token")
+    assert HOST.https("chat.sandbox.test", "GET", f"/webhooks/instagram?hub.mode=subscribe&hub.challenge=77&hub.verify_token={token}") == (200, "77")
+    assert HOST.https("chat.sandbox.test", "GET", "/webhooks/instagram?hub.mode=subscribe&hub.challenge=77&hub.verify_token=guess")[0] == 401
+    text, now = f"Do you ship to Berbice? ({igsid})", int(time.time() * 1000)
+    raw = json.dumps({"object": "instagram", "entry": [{"time": now, "id": account, "messaging": [{
+        "sender": {"id": igsid}, "recipient": {"id": account}, "timestamp": now, "message": {"mid": f"aWdf{igsid}", "text": text}}]}]}).encode()
+    wrong = signed(json.loads(raw), secret="not-the-app-secret")[1]
+    assert HOST.https("chat.sandbox.test", "POST", "/webhooks/instagram", raw, wrong)[0] == 401
+    _, headers = signed(json.loads(raw))
+    for _ in range(2):  # Meta delivers again: the same mid makes nothing new
+        assert HOST.https("chat.sandbox.test", "POST", "/webhooks/instagram", raw, headers) == (200, '"ok"')
+    sent = wait_for("the reply on Instagram", lambda: [r for r in simulator("GET", "/_sim/requests") if r["service"] == "messenger"
+                                                       and r["path"] == "/v11.0/me/messages" and r["body"]["recipient"]["id"] == igsid],
+                    timeout=90)
+    page_token, app_secret = vendor_secret("PLATFORM_FACEBOOK_PAGE_TOKEN"), vendor_secret("PLATFORM_META_APP_SECRET")
+    assert len(sent) == 1 and sent[0]["token"] == "valid"
+    assert sent[0]["params"]["appsecret_proof"] == hmac.new(app_secret.encode(), page_token.encode(), hashlib.sha256).hexdigest()
+    conversation = conversation_with(inbox_id, text)
+    assert conversation["meta"]["sender"]["name"] == "Ana Insta"
+    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
+    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower()
+    [log] = wait_for("the triage log row", lambda: HOST.triage_log(conversation["id"]))
+    assert (log["department"], log["action"]) == (d["name"], "replied")
+    messages = chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
+    assert [m["content"] for m in messages if m["message_type"] == 0] == [text]
+    assert [m["content"] for m in messages if m["message_type"] == 1] == [sent[0]["body"]["message"]["text"]]
 
 
 def test_delivery_statuses_reach_chatwoot_signed(sandbox):

@@ -16,7 +16,7 @@ def department(**changes):
 
 def with_departments(*departments, **overrides):
     return dict(teams=TEAMS, whatsapp_business_account_id="102290129340398", departments=list(departments),
-                supplied=SECRETS, **{"team_members": {"Technical leads": ["ana@example.org"]}, **overrides})
+                **{"supplied": SECRETS, "team_members": {"Technical leads": ["ana@example.org"]}, **overrides})
 
 
 def test_the_seed_table_is_accepted():
@@ -112,4 +112,31 @@ def test_a_web_chat_is_served_by_its_department():
 def test_a_bad_web_chat_is_refused(web_chat, key, fragment):
     chat = {"inbox": "website", "website_url": "https://www.example.org", "department": "Sales", **web_chat}
     message = refused(**with_departments(department(), web_chats=[chat]))
+    assert key in message and fragment in message and "Fix:" in message, message
+
+
+
+FACEBOOK = dict(facebook_page_id="104620389612345", supplied={**SECRETS, "facebook_page_token": "p"})
+
+
+def test_the_facebook_inbox_is_served_by_its_department_and_its_page():
+    from platform_deploy import secrets
+    from platform_deploy.apps import bootstrap
+    cfg = load(**with_departments(department(), facebook_inbox={"department": "Sales"}, **FACEBOOK))
+    document = bootstrap.settings_document(cfg)["chatwoot"]
+    assert document["facebook_inbox"] == {"inbox": "facebook", "department": "Sales", "page_id": "104620389612345"}
+    assert document["departments"][0]["inboxes"] == ["sales-whatsapp", "facebook"]
+    # Messenger's /bot checks its signature with the Meta app's secret.
+    assert secrets.secret_env(cfg)["chatwoot"]["FB_APP_SECRET"] == "meta_app_secret"
+
+
+@pytest.mark.parametrize("facebook_inbox, overrides, key, fragment", [
+    ({"department": "Nobody"}, FACEBOOK, "facebook_inbox.department", "department 'Nobody' is not defined"),
+    ({"inbox": "sales-whatsapp", "department": "Sales"}, FACEBOOK, "facebook_inbox.inbox", "already used by 'Sales'"),
+    ({"department": "Sales", "page": "1"}, FACEBOOK, "page", "Extra inputs"),
+    ({"department": "Sales"}, {}, "facebook_inbox", "needs the Facebook Page it answers for"),
+    ({"department": "Sales"}, {"facebook_page_id": "104620389612345"}, "PLATFORM_FACEBOOK_PAGE_TOKEN", "missing"),
+])
+def test_a_bad_facebook_inbox_is_refused(facebook_inbox, overrides, key, fragment):
+    message = refused(**with_departments(department(), facebook_inbox=facebook_inbox, **overrides))
     assert key in message and fragment in message and "Fix:" in message, message

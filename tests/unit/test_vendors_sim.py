@@ -123,3 +123,18 @@ def test_smtp_round_trip(sim, call):
     [mail] = call("GET", "/_sim/mail")[1]
     assert (mail["from"], mail["to"], mail["subject"], mail["body"]) == ("n8n@platform.test", ["supervisor@example.com"], "Weekly report", "3 posts published.\n")
     assert mail["login"] == "platform" and mail["received_at"]
+
+
+def test_messenger_send_api_json_and_form_and_profiles(call):
+    """Chatwoot's Messenger send (JSON) and Instagram send (a form), the token in the query; a profile only when set."""
+    q = f"?access_token={FB}"
+    status, answer = call("POST", f"/v3.2/me/messages{q}", {"recipient": {"id": "77"}, "message": {"text": "hi"}, "messaging_type": "RESPONSE"})
+    assert status == 200 and answer["recipient_id"] == "77" and answer["message_id"]
+    status, answer = call("POST", f"/v11.0/me/messages{q}", {"recipient[id]": "88", "message[text]": "hey"}, form=True)
+    assert status == 200 and answer["recipient_id"] == "88"
+    assert call("POST", "/v3.2/me/messages?access_token=wrong", {"recipient": {"id": "77"}, "message": {"text": "hi"}})[1]["error"]["code"] == 190
+    assert call("GET", f"/88{q}")[1]["error"]["error_subcode"] == 2018218
+    call("POST", "/_sim/messenger", {"profiles": {"88": {"id": "88", "name": "Ana", "username": "ana.ig"}}})
+    assert call("GET", f"/88{q}") == (200, {"id": "88", "name": "Ana", "username": "ana.ig"})
+    sent = [r["body"] for r in call("GET", "/_sim/requests")[1] if r["service"] == "messenger" and r["method"] == "POST"]
+    assert sent[1] == {"recipient": {"id": "88"}, "message": {"text": "hey"}} and FB not in json.dumps(sent)
