@@ -207,10 +207,9 @@ class Chatwoot:
                 changed(f"Chatwoot inbox {w['inbox']}: website and auto-assignment set")
             ids[w["inbox"]] = inbox["id"]
         fb = cw["facebook_inbox"]
-        if fb:
-            ids[fb["inbox"]] = self.facebook_inbox(fb, have, departments[fb["department"]]["auto_assignment"] == "after_triage")
-            if ids[fb["inbox"]] is None:  # --check
-                del ids[fb["inbox"]]
+        fb_id = fb and self.facebook_inbox(fb, have, departments[fb["department"]]["auto_assignment"] == "after_triage")
+        if fb_id is not None:  # None: no Facebook inbox, or --check found it missing
+            ids[fb["inbox"]] = fb_id
         # An API inbox sends nothing itself: its webhook gives n8n an agent's reply to send on WhatsApp.
         default, hook = have.get(cw["default_inbox"]), "http://n8n:5678/webhook/chatwoot-events/unrouted"
         if default is None:
@@ -238,7 +237,6 @@ class Chatwoot:
             changed(f"Chatwoot inbox {fb['inbox']} created (Messenger of Facebook Page {fb['page_id']})")
             if inbox is None:  # --check
                 return None
-            inbox = next((i for i in self.api("GET", "/inboxes")["payload"] if i["id"] == inbox["id"]), inbox)
         if inbox.get("channel_type") != "Channel::FacebookPage" or inbox.get("page_id") != fb["page_id"]:
             raise SystemExit(f"Chatwoot inbox {fb['inbox']} is a {inbox.get('channel_type')} (page {inbox.get('page_id')}), not the "
                              f"Messenger of Facebook Page {fb['page_id']}: give facebook_inbox another inbox name")

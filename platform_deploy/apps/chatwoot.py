@@ -144,21 +144,17 @@ class Settings(Section):
                 raise refuse(f"inbox {d.inbox!r} is the default_inbox", "give the department an inbox of its own",
                              key=f"departments[{i}]", value=d.name)
         names = [d.name for d in self.departments]
-        for i, w in enumerate(self.web_chats):
-            if w.department not in names:
-                raise refuse(f"department {w.department!r} is not defined", f"name one of {names}",
-                             key=f"web_chats[{i}].department", value=w.department)
-            if ("inbox", w.inbox) in seen or w.inbox == self.default_inbox:
-                raise refuse(f"inbox {w.inbox!r} is already used by {seen.get(('inbox', w.inbox), 'the default_inbox')!r}",
-                             "give each web chat an inbox of its own", key=f"web_chats[{i}].inbox", value=w.inbox)
-            seen["inbox", w.inbox] = f"web chat {w.website_url}"
-        fb = self.facebook_inbox
-        if fb and fb.department not in names:
-            raise refuse(f"department {fb.department!r} is not defined", f"name one of {names}",
-                         key="facebook_inbox.department", value=fb.department)
-        if fb and (("inbox", fb.inbox) in seen or fb.inbox == self.default_inbox):
-            raise refuse(f"inbox {fb.inbox!r} is already used by {seen.get(('inbox', fb.inbox), 'the default_inbox')!r}",
-                         "give the Facebook inbox a name of its own", key="facebook_inbox.inbox", value=fb.inbox)
+        # The other channels a department answers: each names a department and has an inbox of its own.
+        channels = [(f"web_chats[{i}]", w, f"web chat {w.website_url}") for i, w in enumerate(self.web_chats)]
+        channels += [("facebook_inbox", self.facebook_inbox, "the Facebook Page")] * bool(self.facebook_inbox)
+        for key, c, what in channels:
+            if c.department not in names:
+                raise refuse(f"department {c.department!r} is not defined", f"name one of {names}",
+                             key=f"{key}.department", value=c.department)
+            if ("inbox", c.inbox) in seen or c.inbox == self.default_inbox:
+                raise refuse(f"inbox {c.inbox!r} is already used by {seen.get(('inbox', c.inbox), 'the default_inbox')!r}",
+                             "give each channel an inbox of its own", key=f"{key}.inbox", value=c.inbox)
+            seen["inbox", c.inbox] = what
         self._people()
         if self.departments and not self.whatsapp_business_account_id:
             raise refuse("missing, and departments need it", "set whatsapp_business_account_id = \"<your WABA id>\"",
