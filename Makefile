@@ -8,10 +8,11 @@ PYINFRA := $(VENV)/bin/pyinfra
 .PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test test-cluster test-unit audit bench bench-quick docker-bench demo venv settings-reference
 
 venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 # Start (or reuse) the sandbox host and deploy the whole platform to it.

@@ -19,8 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import GROUP_DATA, Host  # noqa: E402
+from tools.inbound_client import GROUP_DATA, Host
 
 NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 

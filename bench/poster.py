@@ -20,8 +20,7 @@ from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import Host  # noqa: E402
+from tools.inbound_client import Host
 
 NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 

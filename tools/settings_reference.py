@@ -1,12 +1,10 @@
 """Write docs/settings.md, the settings reference, from the settings models."""
 
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from platform_deploy import config  # noqa: E402
+from platform_deploy import config
 
 (ROOT / "docs" / "settings.md").write_text(config.reference() + "\n")
 print("docs/settings.md written")

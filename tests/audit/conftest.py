@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from pyinfra.api import State  # noqa: E402
-from pyinfra.context import ctx_state  # noqa: E402
-from pyinfra.facts.hardware import Memory  # noqa: E402
-from pyinfra_cli.inventory import make_inventory  # noqa: E402
+from pyinfra.api import State
+from pyinfra.context import ctx_state
+from pyinfra.facts.hardware import Memory
+from pyinfra_cli.inventory import make_inventory
 
-from platform_deploy import cluster, config  # noqa: E402
+from platform_deploy import cluster, config
 
 _TARGETS = {}  # testinfra host name -> that host's group data
 _TOPOLOGY = {}  # testinfra host name -> its role and peers (cluster.topology)

@@ -12,8 +12,7 @@ import sys
 import pytest
 from conftest import DC, GROUP_DATA, NAME, PORT, ROOT
 
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import Host, signed, whatsapp_message  # noqa: E402
+from tools.inbound_client import Host, signed, whatsapp_message
 
 HOST = Host(NAME, PORT)
 ADMIN, BOT = "chatwoot_api_token", "chatwoot_bot_token"

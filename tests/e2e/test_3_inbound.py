@@ -14,8 +14,7 @@ import time
 import pytest
 from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message  # noqa: E402
+from tools.inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message
 
 DEPARTMENTS = {d["name"]: d for d in GROUP_DATA["departments"]}
 AUTOMATION = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import POSTER, Host  # noqa: E402
+from tools.inbound_client import POSTER, Host
 
 HOST = Host(NAME, PORT)
 simulator = HOST.simulator

@@ -11,8 +11,7 @@ from selenium.common.exceptions import StaleElementReferenceException, WebDriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-sys.path.insert(0, str(ROOT / "tools"))
-from browser import chrome  # noqa: E402
+from tools.browser import chrome
 
 COLLECTIONS = ("promotions", "social_post_logs")
 WORKFLOWS = ("01-inbound-message-triage", "02-social-media-auto-poster", "03-whatsapp-lead-capture")

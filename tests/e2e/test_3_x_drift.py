@@ -14,8 +14,7 @@ import paramiko
 import pytest
 from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed, directus_api, psql, redis
 
-sys.path.insert(0, str(ROOT / "tools"))
-from inbound_client import Host  # noqa: E402
+from tools.inbound_client import Host
 
 ROOT_DIR = "/opt/msgplatform"
 N8N_DIRECTUS_USER = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"

@@ -9,8 +9,7 @@ import sys
 from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, read_app_items, redis, run, wait_healthy, write_app_items
 from conftest import ROOT as CHECKOUT
 
-sys.path.insert(0, str(CHECKOUT / "tools"))
-from inbound_client import Host  # noqa: E402
+from tools.inbound_client import Host
 
 ROOT = "/opt/msgplatform"
 BACKUPS = "/var/backups/msgplatform"
