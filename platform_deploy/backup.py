@@ -1,4 +1,4 @@
-"""Layer 8, backups: a systemd timer runs bin/backup.sh (every app database, Redis, the app
+"""The backups layer: a systemd timer runs bin/backup.sh (every app database, Redis, the app
 volumes, the edge's files and the secrets, with checksums, newest `backup_keep` kept);
 bin/restore.sh puts one back. The deploy also runs the backup before an upgrade that
 touches data, and once on a host that has none yet.
@@ -18,8 +18,8 @@ from pydantic import field_validator
 from . import converge
 from .converge import ensure_packages
 from .model import PositiveInt, Section, refuse, setting
-from . import stack
 from .secrets import GENERATED_SECRETS
+from .services import app_services
 
 # What an app's database issued and the application bootstrap keeps on the host (paths under
 # the stack root): restored with that database, or the kept tokens no longer open it.
@@ -107,9 +107,14 @@ def age_hours(name, now):
 def script_vars(cfg):
     """What the backup and restore scripts and the units are rendered with."""
     return dict(cfg=cfg, root=cfg.stack.stack_root, unit=unit(cfg), volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                app_volumes=app_volumes(cfg), app_services=stack.app_services(cfg), generated=list(GENERATED_SECRETS),
+                app_volumes=app_volumes(cfg), app_services=app_services(cfg), generated=list(GENERATED_SECRETS),
                 issued={app: paths for app, paths in ISSUED.items() if app in cfg.stack.apps},
                 kept_state=sorted({p for paths in ISSUED.values() for p in paths if p.startswith("state/")}))
+
+
+def managed_dirs(cfg):
+    """The directories this layer writes files into (converge.scan reads each once a run)."""
+    return ["/etc/systemd/system", cfg.backup.backup_dir]
 
 
 def apply(cfg, installed):

@@ -1,6 +1,7 @@
-"""Layer 1, base: packages, time sync, unattended security upgrades, sysctl, swap,
+"""The base layer: packages, time sync, unattended security upgrades, sysctl, swap,
 admin user, optional SSH hardening."""
 
+import os
 import re
 import shlex
 from io import StringIO
@@ -199,6 +200,12 @@ def packages(installed):
     if any(daemon in installed for daemon in TIME_DAEMONS):
         return tuple(p for p in PACKAGES if p != "systemd-timesyncd")
     return PACKAGES
+
+
+def managed_dirs():
+    """The directories this layer writes files into (converge.scan reads each once a run)."""
+    return sorted({os.path.dirname(path) for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)}
+                  | {"/etc/sudoers.d"})
 
 
 def units(installed):

@@ -1,4 +1,4 @@
-"""Layer 9, scale-out: the inventory's roles and the private links between its hosts.
+"""The scale-out layer: the inventory's roles and the private links between its hosts.
 
 Groups of the inventory give each host its role: `replicas` (a PostgreSQL hot standby and
 a Redis replica), `workers` (n8n queue workers), and the primary (the group `primary`, or
@@ -14,9 +14,6 @@ replication slots on the next run. The peers' secrets are the primary's, copied 
 deploy's own SSH connections at the time of the run, never shown.
 """
 
-import ipaddress
-import re
-from dataclasses import dataclass
 from io import StringIO
 from typing import Annotated, Literal
 
@@ -25,34 +22,27 @@ from pyinfra.api import FactBase
 from pyinfra.operations import python, server
 
 from . import converge
-from .model import ConfigError, PositiveInt, Section, check, setting
+from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
 from .secrets import GENERATED_SECRETS, UPLOAD_DIR
+from .services import PG_PORT, REDIS_PORT
+from .topology import Role
 
-PG_PORT, REDIS_PORT = 5432, 6379
 # Generated on the primary once it has replicas: name -> length.
 PRIMARY_SECRETS = {"replication_password": 40}
 # The primary's secrets a peer's services need, by role.
 # A replica keeps every one: promoted, it runs the apps on their data (n8n's credentials are
 # encrypted with n8n_encryption_key, the roles' passwords are in the replicated database).
-LINK_SECRETS = {"worker": ("n8n_db_password", "n8n_encryption_key", "redis_password"),
-                "replica": (*GENERATED_SECRETS, "replication_password")}
+LINK_SECRETS = {Role.WORKER: ("n8n_db_password", "n8n_encryption_key", "redis_password"),
+                Role.REPLICA: (*GENERATED_SECRETS, "replication_password")}
 # Env files a peer's services read (secrets/<name>.env): variable -> secret.
 PEER_SECRET_ENV = {
-    "worker": {"n8n": {"DB_POSTGRESDB_PASSWORD": "n8n_db_password", "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
+    Role.WORKER: {"n8n": {"DB_POSTGRESDB_PASSWORD": "n8n_db_password", "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
                        "QUEUE_BULL_REDIS_PASSWORD": "redis_password"}},
-    "replica": {"redis": {"REDIS_PASSWORD": "redis_password"}, "replication": {"REPLICATION_PASSWORD": "replication_password"}},
+    Role.REPLICA: {"redis": {"REDIS_PASSWORD": "redis_password"}, "replication": {"REPLICATION_PASSWORD": "replication_password"}},
 }
 
-def is_ipv4(value):
-    try:
-        ipaddress.IPv4Address(value)
-        return True
-    except (ipaddress.AddressValueError, ValueError, TypeError):
-        return False
-
-
-IpAddress = Annotated[str, check(is_ipv4, "not an IPv4 address", 'write the host\'s IPv4 address on the private network, e.g. "10.0.0.2"')]
-N8N_WORKERS_DEFAULT = 1  # apps/n8n.py's default, for a peer whose data leaves it unset
+IpAddress = Annotated[str, check(lambda value: is_ip_address(value, version=4), "not an IPv4 address",
+                                 'write the host\'s IPv4 address on the private network, e.g. "10.0.0.2"')]
 
 
 class Settings(Section):
@@ -74,94 +64,16 @@ class Settings(Section):
         fix='set chatwoot_storage_service = "local" or "s3_compatible"')
 
 
-@dataclass(frozen=True)
-class Peer:
-    name: str
-    address: str
-    n8n_workers: int = 0
-
-    @property
-    def slot(self):
-        """The replica's physical replication slot on the primary."""
-        return "replica_" + re.sub(r"[^a-z0-9_]", "_", self.name.lower())
-
-
-@dataclass(frozen=True)
-class Topology:
-    role: str = "primary"
-    primary: Peer | None = None
-    replicas: tuple = ()
-    workers: tuple = ()
-    me: Peer | None = None  # this host, in a cluster
-
-    @property
-    def clustered(self):
-        return bool(self.replicas or self.workers)
-
-    @property
-    def peers(self):
-        return (*self.replicas, *self.workers)
-
-
-def _problem(where, problem, fix):
-    return f"- {where}: {problem}\n  Fix: {fix}"
-
-
-def topology(name, hosts):
-    """(this host's name, [(name, groups, data) of every inventory host]) -> (Topology, problems)."""
-    groups = next(g for n, g, _ in hosts if n == name)
-
-    def role_of(host_groups):
-        return "replica" if "replicas" in host_groups else "worker" if "workers" in host_groups else "primary"
-
-    problems = [_problem(n, "in more than one of primary, replicas and workers", "put the host in one group only")
-                for n, g, _ in hosts if sum(group in g for group in ("primary", "replicas", "workers")) > 1]
-    replicas = [h for h in hosts if role_of(h[1]) == "replica"]
-    workers = [h for h in hosts if role_of(h[1]) == "worker"]
-    if not (replicas or workers):
-        return Topology(), problems
-    primaries = [h for h in hosts if "primary" in h[1]] or [h for h in hosts if role_of(h[1]) == "primary"]
-    problems += [_problem(n, "in none of primary, replicas and workers, while the inventory has a primary group",
-                          "put the host in one of the three groups, or in an inventory of its own")
-                 for n, g, _ in hosts if role_of(g) == "primary" and "primary" not in g and len(primaries) == 1 and primaries[0][0] != n]
-    if len(primaries) != 1:
-        problems.append(_problem("inventory", f"{len(primaries)} primary hosts ({', '.join(h[0] for h in primaries) or 'none'}) "
-                                 "beside replicas or workers", "list exactly one host in a group named primary"))
-        return Topology(role=role_of(groups)), problems
-    for member, _, data in [*primaries, *replicas, *workers]:
-        if not is_ipv4(data.get("private_address")):
-            problems.append(_problem(f"{member}: private_address", "missing or not an IPv4 address, and the inventory has peers",
-                                     'set private_address = "10.0.0.2" (the host\'s address on the private network) in its host data'))
-    if problems:
-        return Topology(role=role_of(groups)), problems
-
-    def peer(h):
-        workers = h[2].get("n8n_workers")
-        return Peer(h[0], h[2]["private_address"], N8N_WORKERS_DEFAULT if workers is None else int(workers))
-
-    me = next(peer(h) for h in hosts if h[0] == name)
-    return Topology(role_of(groups), peer(primaries[0]), tuple(map(peer, replicas)), tuple(map(peer, workers)), me), problems
-
-
-def inventory_topology():
-    """The running deploy's host's Topology, from pyinfra's inventory."""
-    hosts = [(h.name, list(h.groups), h.data.dict()) for h in inventory]
-    found, problems = topology(host.name, hosts)
-    if problems:
-        raise ConfigError("invalid inventory for scale-out; nothing was changed on any host:\n" + "\n".join(problems))
-    return found
-
-
 def cross_rules(cfg_sections, topology, problem):
     """Rules of the scale-out that need other layers' settings; `problem(key, value, what, fix)` records one."""
     cluster, n8n = cfg_sections["cluster"], cfg_sections["n8n"]
-    if topology.role == "worker" and "n8n" not in cfg_sections["stack"].apps:
+    if topology.role == Role.WORKER and "n8n" not in cfg_sections["stack"].apps:
         problem("apps", cfg_sections["stack"].apps, "a worker host runs n8n's queue workers, and n8n is not among the apps",
                 "add n8n to apps, or take the host out of the workers group")
-    if topology.role == "worker" and n8n.n8n_workers < 1:
+    if topology.role == Role.WORKER and n8n.n8n_workers < 1:
         problem("n8n_workers", n8n.n8n_workers, "a worker host runs n8n's queue workers: at least one",
                 "set n8n_workers = 2 (per worker host, in its host data or group_data/workers.py)")
-    if topology.workers and n8n.n8n_workers < 1 and topology.role == "primary":
+    if topology.workers and n8n.n8n_workers < 1 and topology.role == Role.PRIMARY:
         problem("n8n_workers", n8n.n8n_workers, "the worker hosts take executions from n8n's queue, which needs queue mode on the primary",
                 "set n8n_workers = 1 or more for the primary as well (0 is n8n's regular mode: no queue)")
     if cluster.chatwoot_sidekiq_on_workers and cluster.chatwoot_storage_service != "s3_compatible":
@@ -172,20 +84,6 @@ def cross_rules(cfg_sections, topology, problem):
     if cluster.chatwoot_sidekiq_on_workers:
         problem("chatwoot_sidekiq_on_workers", True, "not built yet: this release runs Chatwoot's Sidekiq on the primary only",
                 "set chatwoot_sidekiq_on_workers = False")
-
-
-def workers_up(cfg, rollout):
-    """A worker host's queue workers, after the primary's apps are up (deploy.py calls this
-    after stack.up, whose operations every host passes)."""
-    if cfg.topology.role != "worker":
-        return
-    from . import containers, stack, upgrade
-
-    containers.recreate(rollout, rollout.drifted)
-    server.shell(name="Queue workers up and healthy",
-                 commands=[upgrade.explain_failure(cfg, f"{rollout.dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
-    stack.record_images(cfg)
 
 
 class ReplicationSlots(FactBase):
@@ -207,7 +105,7 @@ def reseed_commands(cfg, rollout):
     """On a replica whose slot on the primary is lost (it fell behind max_slot_wal_keep_size)
     or gone, or whose data is not a standby's: its copy of the data removed, so `up` takes
     a new base backup. Its data is only ever a copy of the primary's."""
-    if cfg.topology.role != "replica" or rollout.state["pg_version"] is None:
+    if cfg.topology.role != Role.REPLICA or rollout.state["pg_version"] is None:
         return []
     primary = inventory.get_host(cfg.topology.primary.name)
     slots = primary.get_fact(ReplicationSlots, container=f"{cfg.stack.stack_name}-postgres-1")
@@ -222,7 +120,7 @@ def reseed_commands(cfg, rollout):
 def guard_rules(cfg):
     """DOCKER-USER rules (iptables -S form) letting the peers in to the primary's published
     PostgreSQL and Redis; none elsewhere."""
-    if cfg.topology.role != "primary":
+    if cfg.topology.role != Role.PRIMARY:
         return []
     return [f"-A DOCKER-USER -s {peer.address}/32 -p tcp -m conntrack --ctorigdstport {port} -j RETURN"
             for peer in cfg.topology.peers for port in (PG_PORT, REDIS_PORT)]
@@ -230,12 +128,12 @@ def guard_rules(cfg):
 
 def link_ports(cfg):
     """Service -> the port it publishes on this host's private address (the primary's, with peers)."""
-    return {"postgres": PG_PORT, "redis": REDIS_PORT} if cfg.topology.role == "primary" and cfg.topology.clustered else {}
+    return {"postgres": PG_PORT, "redis": REDIS_PORT} if cfg.topology.role == Role.PRIMARY and cfg.topology.clustered else {}
 
 
 def secret_names(cfg):
     """The generated secrets this host keeps: all on the primary, the primary's copies on a peer."""
-    if cfg.topology.role != "primary":
+    if cfg.topology.role != Role.PRIMARY:
         return LINK_SECRETS[cfg.topology.role]
     return (*GENERATED_SECRETS, *(PRIMARY_SECRETS if cfg.topology.replicas else ()))
 

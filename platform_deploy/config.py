@@ -15,9 +15,10 @@ from pydantic import ValidationError
 
 from . import backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
 from .apps import chatwoot, n8n, social
-from .base import check_os  # noqa: F401 (the audit reads it from here)
-from .model import ConfigError
-from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS, SUPPLIED_SECRETS_FILE, supplied_secrets  # noqa: F401
+from .model import ConfigError, problem_line
+from .services import compose_services
+from .topology import Topology
+from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
 
 SECTIONS = {
     "host": base.Settings,
@@ -57,8 +58,8 @@ class Config:
     memory_limits_mb: dict  # only the services that run
     # Operator-supplied secrets the enabled features need (name -> value); never printed.
     supplied_secrets: dict = field(repr=False)
-    # This host's role and its peers, from the inventory's groups (cluster.topology).
-    topology: cluster.Topology = cluster.Topology()
+    # This host's role and its peers, from the inventory's groups (topology.py).
+    topology: Topology = Topology()
 
 
 def keys():
@@ -66,11 +67,11 @@ def keys():
     return {name: (section, f) for section, model in SECTIONS.items() for name, f in model.model_fields.items()}
 
 
-def load(values, ram_mb, supplied=None, require_secrets=True, topology=cluster.Topology()):
+def load(values, ram_mb, supplied=None, require_secrets=True, topology=Topology()):
     """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config.
     `supplied`: the operator's secrets (supplied_secrets()); the audit, which reads no
     secret of the operator's, passes require_secrets=False. `topology`: the host's role
-    and peers (cluster.inventory_topology()); a one-host inventory's is the default."""
+    and peers (topology.inventory_topology()); a one-host inventory's is the default."""
     required = {name for name, (_, f) in keys().items() if f.is_required()}
     values = {k: v for k, v in values.items() if v is not None or k not in required}  # None is "missing"
     problems, sections = _renamed(values) + _typos(values), {}
@@ -87,10 +88,6 @@ def load(values, ram_mb, supplied=None, require_secrets=True, topology=cluster.T
     return Config(**sections, host_ram_mb=ram_mb, **decided)
 
 
-def _problem(key, value, problem, fix):
-    return f"- {key} = {value!r}: {problem}\n  Fix: {fix}"
-
-
 def _message(error, model):
     """A pydantic error as the project's message; the field's own problem and fix where it has them."""
     loc, context = error["loc"], error.get("ctx") or {}
@@ -99,23 +96,23 @@ def _message(error, model):
     key = context.get("key") or (loc[0] + "".join(f"[{part!r}]" for part in loc[1:] if part != "[key]") if loc else "?")
     value = context.get("shown", context.get("value", error["input"]))
     if error["type"] == "missing":
-        return _problem(key, None, "missing", extra.get("fix"))
+        return problem_line(key, None, "missing", extra.get("fix"))
     if error["type"] == "platform":
-        return _problem(key, value, context["problem"], context["fix"])
+        return problem_line(key, value, context["problem"], context["fix"])
     if loc and loc[-1] == "[key]":
-        return _problem(key, value, "unknown service", f"use one of: {context.get('expected', '')}")
+        return problem_line(key, value, "unknown service", f"use one of: {context.get('expected', '')}")
     problem = extra.get("problem") or "not valid"
-    return _problem(key, value, f"{problem} ({error['msg']})", extra.get("fix"))
+    return problem_line(key, value, f"{problem} ({error['msg']})", extra.get("fix"))
 
 
 def _renamed(values):
-    return [_problem(old, "…", f"renamed to {new}", f"move it to {new}; {what}") for old, (new, what) in RENAMED.items() if old in values]
+    return [problem_line(old, "…", f"renamed to {new}", f"move it to {new}; {what}") for old, (new, what) in RENAMED.items() if old in values]
 
 
 def _typos(values):
     """A key close to one of ours is most likely a typo that would silently leave a default."""
     known = set(keys()) | set(RENAMED)
-    return [_problem(key, "…", f"unknown key; did you mean {match[0]}?", f"rename it to {match[0]}")
+    return [problem_line(key, "…", f"unknown key; did you mean {match[0]}?", f"rename it to {match[0]}")
             for key in sorted(values) if key not in known
             for match in [difflib.get_close_matches(key, known, n=1, cutoff=0.85)] if match]
 
@@ -123,7 +120,7 @@ def _typos(values):
 # Rules that cross layers, all here. Each appends its problems and may decide a value.
 
 def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, require_secrets=True):
-    cluster.cross_rules(sections, decided["topology"], lambda *args: problems.append(_problem(*args)))
+    cluster.cross_rules(sections, decided["topology"], lambda *args: problems.append(problem_line(*args)))
     decided.update(_memory(sections, ram_mb, problems, decided["topology"]))
     sections["data"] = _postgres_major(sections, problems)
     sections["stack"] = sections["stack"].model_copy(
@@ -132,18 +129,18 @@ def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, re
         update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
     decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems if require_secrets else [])
     if sections["chatwoot"].facebook_inbox and not sections["social"].facebook_page_id:
-        problems.append(_problem("facebook_inbox", sections["chatwoot"].facebook_inbox.model_dump(),
+        problems.append(problem_line("facebook_inbox", sections["chatwoot"].facebook_inbox.model_dump(),
                                  "needs the Facebook Page it answers for", 'set facebook_page_id = "<your Page id>" '
                                  "(and PLATFORM_FACEBOOK_PAGE_TOKEN), or facebook_inbox = None"))
     if sections["social"].tiktok_notify_email and not sections["stack"].smtp:
-        problems.append(_problem("tiktok_notify_email", sections["social"].tiktok_notify_email,
+        problems.append(problem_line("tiktok_notify_email", sections["social"].tiktok_notify_email,
                                  "TikTok notifications are e-mails, and smtp is not set",
                                  'set smtp = {"host": ..., "port": 587, "user": ..., "sender": ...}, or tiktok_notify_email = None'))
     if sections["host"].ssh_hardening and values.get("ssh_password"):
-        problems.append(_problem("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
+        problems.append(problem_line("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
                                  "log in with a key (ssh_key) first, or leave ssh_hardening = False"))
     if sections["host"].ssh_root_login == "no" and (values.get("ssh_user") or "root") != sections["host"].admin_user:
-        problems.append(_problem("ssh_root_login", "no", f"locks root out while this deploy logs in as {values.get('ssh_user') or 'root'}: "
+        problems.append(problem_line("ssh_root_login", "no", f"locks root out while this deploy logs in as {values.get('ssh_user') or 'root'}: "
                                  "the next run could not log in", f"log in as admin_user {sections['host'].admin_user!r} with sudo "
                                  "(ssh_user, _sudo = True, or --user ... --sudo) first, or keep ssh_root_login = \"prohibit-password\""))
     return sections
@@ -154,11 +151,11 @@ def _memory(sections, ram_mb, problems, topology):
     s = sections["stack"]
     needed_min = memory.host_needs_mb(memory.profile_limits("minimum"))
     if ram_mb < needed_min:
-        problems.append(_problem("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
+        problems.append(problem_line("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
                                  "use a server with at least 4 GB of RAM (the seed's minimum)"))
         return {"memory_profile": "minimum", "memory_limits_mb": {}}
     counts = {"n8n-worker": sections["n8n"].n8n_workers}
-    running = set(stack.compose_services(SimpleConfig({**sections, "topology": topology})))
+    running = set(compose_services(SimpleConfig({**sections, "topology": topology})))
 
     def limits_of(profile):
         limits = {**memory.profile_limits(profile), **s.memory_limits_mb, "gerbil": GERBIL_MB}
@@ -171,7 +168,7 @@ def _memory(sections, ram_mb, problems, topology):
     needed = memory.host_needs_mb(limits, counts)
     # Only the services that run count: a left-out app frees its share.
     if needed > ram_mb:
-        problems.append(_problem(
+        problems.append(problem_line(
             "memory_limits_mb", s.memory_limits_mb,
             f"the limits of the services that run add up to {needed} MB with the "
             f"{memory.HOST_RESERVE_MB} MB host reserve, more than the host's {ram_mb} MB",
@@ -193,7 +190,7 @@ def _postgres_major(sections, problems):
         return d
     major = data.postgres_major_of(image)
     if not major:
-        problems.append(_problem("images['postgres']", image, "its PostgreSQL major version cannot be read from the name",
+        problems.append(problem_line("images['postgres']", image, "its PostgreSQL major version cannot be read from the name",
                                  "set postgres_major = 15 (the image's major version) in group data"))
     return d.model_copy(update={"postgres_major": major})
 
@@ -215,10 +212,10 @@ def _operator_secrets(sections, supplied, problems):
     for name, feature in SUPPLIED_SECRETS.items():
         variable = f"PLATFORM_{name.upper()}"
         if name in supplied and ("'" in supplied[name] or "\n" in supplied[name]):
-            problems.append(_problem(variable, "(not shown)", "contains a single quote or a line break",
+            problems.append(problem_line(variable, "(not shown)", "contains a single quote or a line break",
                                      "use a value without ' or line breaks (the env files quote values with ')"))
         if enabled[feature] and name not in supplied:
-            problems.append(_problem(
+            problems.append(problem_line(
                 variable, None, f"missing, and {feature} needs it",
                 f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
                 "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed"))

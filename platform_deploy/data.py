@@ -1,4 +1,4 @@
-"""Layer 6, data: PostgreSQL and Redis up, one login role owning one private database per
+"""The data layer: PostgreSQL and Redis up, one login role owning one private database per
 app (Chatwoot's extensions too), checked read-only on every run and repaired when they
 differ; and PostgreSQL's major-version guard and upgrade (backup, old data set aside,
 new cluster, restore).
@@ -13,8 +13,10 @@ from pyinfra.operations import server
 
 from . import containers, converge, memory
 from .model import ConfigError, Section, setting
+from .rollout import Rollout
+from .services import DATA_SERVICES, REDIS_PORT
+from .topology import Role
 
-DATA_SERVICES = ("postgres", "redis")
 REPLICATION_ROLE = "replicator"
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
@@ -120,7 +122,7 @@ def redis_settings(cfg):
     topology = cfg.topology
     return {"maxmemory-policy": "noeviction", "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
             "appendonly": "yes", "appendfsync": "everysec", "replica-read-only": "yes",
-            "replicaof": f"{topology.primary.address} 6379" if topology.role == "replica" else ""}
+            "replicaof": f"{topology.primary.address} {REDIS_PORT}" if topology.role == Role.REPLICA else ""}
 
 
 class RedisState(FactBase):
@@ -159,8 +161,9 @@ def redis_config(cfg, template_vars):
                              mode="644", create_remote_dir=False, **template_vars)
 
 
-def apply(cfg, rollout):
-    """Between the stack's files and the apps: the data services up, the databases right."""
+def apply(cfg, rollout: Rollout) -> list[str]:
+    """Between the stack's files and the apps: the data services up, the databases right.
+    Returns what differed in the databases before this run (a database made afresh among them)."""
     root, dc = cfg.stack.stack_root, rollout.dc
     if rollout.major_upgrade and not rollout.resume_backup:
         _set_old_data_aside(cfg, rollout)
@@ -176,17 +179,18 @@ def apply(cfg, rollout):
     db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
                                   mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS,
                                   replication_role=REPLICATION_ROLE)
-    rollout.database_drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],
-        _if=lambda: (bool(rollout.database_drift) or rollout.major_upgrade or bool(rollout.resume_backup)
+        _if=lambda: (bool(drift) or rollout.major_upgrade or bool(rollout.resume_backup)
                      or db_script.did_change() or rollout.secrets.did_change()),
     )
     if rollout.major_upgrade or rollout.resume_backup:
         server.shell(name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} from the backup taken before the upgrade",
                      commands=[rollout.explain_failure(f'{root}/bin/restore.sh "$(cat {rollout.marker})" databases'),
                                f"rm -f {rollout.marker}"])
+    return drift
 
 
 def _set_old_data_aside(cfg, rollout):

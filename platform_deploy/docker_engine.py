@@ -1,9 +1,10 @@
-"""Layer 3, docker: Docker Engine and compose v2, with the daemon settings the stack relies on.
+"""The docker layer: Docker Engine and compose v2, with the daemon settings the stack relies on.
 
 Ubuntu (and Debian 12, whose own docker-compose is the old v1) get Docker's apt
 repository; Debian 13 gets its own docker.io and docker-compose (v2).
 """
 
+import os
 from io import StringIO
 from typing import Literal
 
@@ -163,6 +164,12 @@ def _audit(installed, in_container, docker_new):
                  # Again once Docker's files exist (a watch on a directory not there yet is not
                  # loaded), and when a loaded rule went missing.
                  _if=lambda: rules.did_change() or docker_new or bool(missing))
+
+
+def managed_dirs():
+    """The directories this layer writes files into (converge.scan reads each once a run)."""
+    return sorted({os.path.dirname(path) for path in (DAEMON_JSON, KEYRING, SOURCE_FILE, AUDIT_RULES_FILE, AUDITD_DROPIN,
+                                                       DOCKER_AUDIT_DROPIN)})
 
 
 def apply(cfg, docker_plan, installed, in_container=False):

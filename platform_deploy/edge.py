@@ -1,4 +1,4 @@
-"""Layer 8, edge: Pangolin and Traefik (Gerbil with tunnels) in front of the apps.
+"""The edge layer: Pangolin and Traefik (Gerbil with tunnels) in front of the apps.
 
 Traefik publishes 80 and 443, the only ports of the whole project; it gets certificates
 from Let's Encrypt and routes each app's hostname to the app's container by name over

@@ -1,4 +1,4 @@
-"""Layer 2, firewall: UFW denies everything inbound but SSH (rate-limited), 80 and 443,
+"""The firewall layer: UFW denies everything inbound but SSH (rate-limited), 80 and 443,
 plus the tunnel ports when Pangolin's tunnels are on.
 
 Rules are kept in the form `ufw show added` prints them, so the host's rules and the
@@ -13,6 +13,7 @@ from pyinfra.operations import files, server
 from . import cluster, converge
 from .base import SYSCTL_FILE
 
+from .topology import Role
 from .model import Cidr, ConfigError, Section, items, setting
 
 
@@ -40,7 +41,7 @@ def docker_guard_rules(cfg):
     Docker consults first and never flushes, lets in new connections from outside only to
     the edge's host ports (by the port the client asked for, before DNAT); container
     traffic and replies pass."""
-    primary = cfg.topology.role == "primary"
+    primary = cfg.topology.role == Role.PRIMARY
     allowed = [("tcp", port) for port in EDGE_PORTS_TCP] if primary else []
     if cfg.edge.tunnels_enabled and primary:
         allowed += [("udp", port) for port in TUNNEL_PORTS_UDP]
@@ -71,7 +72,7 @@ def wanted_rules(cfg, sshd_ports):
             rules += [f"{action} from {cidr} to any port {port} proto tcp" for cidr in cfg.firewall.ssh_allow_cidrs]
         else:
             rules.append(f"{action} {port}/tcp")
-    if cfg.topology.role != "primary":  # peers serve nothing on the web
+    if cfg.topology.role != Role.PRIMARY:  # peers serve nothing on the web
         return rules
     rules += ["allow 80/tcp", "allow 443/tcp"]
     if cfg.edge.tunnels_enabled:

@@ -9,6 +9,8 @@ The edge (Pangolin + Traefik) is not in the seed's table; it is budgeted here
 explicitly so the total the operator sees is the real one.
 """
 
+from .topology import Role
+
 PROFILES = ("recommended", "minimum")
 
 # service -> (recommended, minimum)
@@ -68,7 +70,7 @@ def sizing(cfg):
     pools = {
         "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
         # A replica counts as its primary does: a hot standby refuses fewer max_connections.
-        "n8n": 5 * (1 + (cfg.topology.primary.n8n_workers if cfg.topology.role == "replica" else cfg.n8n.n8n_workers)),
+        "n8n": 5 * (1 + (cfg.topology.primary.n8n_workers if cfg.topology.role == Role.REPLICA else cfg.n8n.n8n_workers)),
         "directus": 10,
     }
     pg = limits.get("postgres", 0)

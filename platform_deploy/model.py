@@ -10,13 +10,23 @@ import ipaddress
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 from pyinfra.api.exceptions import PyinfraError
 
 
 class ConfigError(PyinfraError):
     """Bad group data. The message lists every problem found, each with its fix."""
+
+
+NOT_SHOWN = object()
+
+
+def problem_line(key, value, problem, fix):
+    """One problem, as every refusal lists it: the key (and its value, unless NOT_SHOWN),
+    what is wrong, and the fix."""
+    where = key if value is NOT_SHOWN else f"{key} = {value!r}"
+    return f"- {where}: {problem}\n  Fix: {fix}"
 
 
 class Section(BaseModel):
@@ -60,11 +70,11 @@ E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@(?P<domain>[^@\s]+)$")
 
 
-def is_ip_address(value):
+def is_ip_address(value, version=None):
+    """An IP address (of `version` 4 or 6 when given)."""
     try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
+        return version in (None, ipaddress.ip_address(value).version)
+    except (ValueError, TypeError):
         return False
 
 
@@ -76,9 +86,11 @@ def is_email(value):
 Domain = Annotated[str, check(DOMAIN_RE.match, "not a lower-case DNS name with at least two labels",
                               'write a name like "example.org": no scheme, no path, no trailing dot')]
 Email = Annotated[str, check(is_email, "not an e-mail address", 'write an address like "ops@example.org"')]
+# A Meta object id (Page, phone number, WhatsApp Business Account): digits only.
+MetaId = Annotated[str, check(re.compile(r"^[0-9]{5,20}$").match, "not a numeric Meta id",
+                              'copy it (digits only) from Meta Business Suite or WhatsApp Manager, e.g. "1100000001"')]
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(ge=1)]
-AbsolutePath = Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9._/-]*$")]
 
 
 def _cidr(value):

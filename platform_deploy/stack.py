@@ -1,4 +1,4 @@
-"""Layer 5, stack: one compose project (PostgreSQL, Redis, the apps, the edge) under
+"""The stack layer: one compose project (PostgreSQL, Redis, the apps, the edge) under
 stack_root, sized to the RAM table, with secrets generated and kept on the host.
 
 Order on the host: files (secrets, config, env, compose.yaml) -> images -> [data layer:
@@ -6,7 +6,6 @@ data services up, databases] -> [apps: Chatwoot's prepare] -> everything up. Eac
 runs only when its inputs changed or the host drifted, so a rerun reports no change.
 """
 
-from dataclasses import dataclass, field
 from io import StringIO
 from pathlib import Path
 from typing import Literal
@@ -18,24 +17,13 @@ from pyinfra.api.util import get_template
 from pyinfra.operations import server
 
 from . import cluster, containers, converge, data, edge, memory, upgrade
-from .model import Email, ImageRef, Section, items, refuse, setting, DOMAIN_RE, EMAIL_RE, is_ip_address
-from .stack_state import MOUNTED_CONFIG, StackState  # noqa: F401 (read as stack.* by the audit)
-from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, operator_secret_files, secret_env
+from .model import DOMAIN_RE, EMAIL_RE, Email, ImageRef, Section, is_ip_address, items, refuse, setting
+from .rollout import Rollout
+from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, UPLOAD_DIR, operator_secret_files, secret_env
+from .services import APPS, DATA_SERVICES, IMAGES, PG_PORT, REDIS_PORT, compose_services, role_apps
+from .stack_state import StackState
+from .topology import Role
 
-APPS = ("chatwoot", "n8n", "directus")
-APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
-EDGE_SERVICES = ("pangolin", "traefik")
-# Exact tags the package is tested with; bump one in group data and rerun to upgrade that service.
-IMAGES = {
-    "postgres": "pgvector/pgvector:0.8.0-pg15",
-    "redis": "redis:7.4.5",
-    "chatwoot": "chatwoot/chatwoot:v4.15.1",
-    "n8n": "docker.n8n.io/n8nio/n8n:2.40.7",
-    "directus": "directus/directus:12.4.0",
-    "pangolin": "fosrl/pangolin:1.12.3",
-    "traefik": "traefik:v3.5.3",
-    "gerbil": "fosrl/gerbil:1.2.2",
-}
 SMTP_FIX = 'set smtp = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}, or None'
 
 
@@ -123,37 +111,14 @@ class Settings(Section):
         return smtp
 
 
-def app_services(cfg):
-    """App -> its compose services on this deploy (n8n-worker only in queue mode)."""
-    return {app: tuple(s for s in APP_SERVICES[app] if s != "n8n-worker" or cfg.n8n.n8n_workers) for app in cfg.stack.apps}
-
-
-def compose_services(cfg):
-    role = cfg.topology.role
-    if role != "primary":  # cluster.py: a replica's data services, or a worker host's queue workers
-        return ("postgres", "redis") if role == "replica" else ("n8n-worker",)
-    services = ["postgres", "redis", *(s for services in app_services(cfg).values() for s in services), *EDGE_SERVICES]
-    return tuple(services + (["gerbil"] if cfg.edge.tunnels_enabled else []))
-
-
-def role_apps(cfg):
-    """The apps whose settings this host's services read: all on the primary, n8n on a worker host."""
-    return {"primary": cfg.stack.apps, "worker": ("n8n",), "replica": ()}[cfg.topology.role]
-
-
-def image_key(service):
-    """The `images` key of a compose service (chatwoot-web -> chatwoot)."""
-    return service.split("-")[0]
-
-
 def template_vars(cfg):
     topology = cfg.topology
     # Where the apps find PostgreSQL and Redis: beside them, or on the primary over the private link.
-    data_host = {"postgres": "postgres", "redis": "redis"} if topology.role == "primary" else \
+    data_host = {"postgres": "postgres", "redis": "redis"} if topology.role == Role.PRIMARY else \
         {"postgres": topology.primary.address, "redis": topology.primary.address}
     return dict(cfg=cfg, size=memory.sizing(cfg), urls=urls(cfg), redis_db=data.REDIS_DB, root=cfg.stack.stack_root,
                 cpu_shares=containers.CPU_SHARES, capabilities=containers.CAPABILITIES, read_only=containers.READ_ONLY_WRITABLE,
-                data_host=data_host, pg_port=cluster.PG_PORT, redis_port=cluster.REDIS_PORT,
+                data_host=data_host, pg_port=PG_PORT, redis_port=REDIS_PORT,
                 replication_role=data.REPLICATION_ROLE, slot=topology.me.slot if topology.me else None)
 
 
@@ -172,6 +137,13 @@ def host_state(cfg):
     return host.get_fact(StackState, root=cfg.stack.stack_root, project=cfg.stack.stack_name)
 
 
+def managed_dirs(cfg):
+    """The directories this layer writes files into (converge.scan reads each once a run)."""
+    root = cfg.stack.stack_root
+    subdirectories = ("bin", "config", "config/n8n", "env", "state", "edge", "edge/traefik", "edge/letsencrypt")
+    return [UPLOAD_DIR, root, *(f"{root}/{d}" for d in subdirectories)]
+
+
 def directories(cfg):
     root = cfg.stack.stack_root
     for path, mode in ((root, "755"), (f"{root}/secrets", "700"), (f"{root}/config", "755"),
@@ -179,72 +151,29 @@ def directories(cfg):
         converge.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
 
 
-@dataclass
-class Rollout:
-    """What the stack, data and app steps of one run share: the host's state before the
-    run, and the operations whose change means the services must come up again."""
-
-    cfg: object
-    state: dict
-    data_major: int | None
-    docker_restarted: object
-    inputs: list = field(default_factory=list)
-    mounted: dict = field(default_factory=dict)
-    secrets: object = None
-    compose: object = None
-    drifted: list = field(default_factory=list)
-    database_drift: list = field(default_factory=list)
-    hba: object = field(default_factory=converge.Unchanged)
-
-    @property
-    def dc(self):
-        return f"docker compose -f {self.cfg.stack.stack_root}/compose.yaml -p {self.cfg.stack.stack_name}"
-
-    @property
-    def major_upgrade(self):
-        return bool(self.data_major) and self.data_major != self.cfg.data.postgres_major
-
-    @property
-    def resume_backup(self):
-        """A major upgrade that stopped after setting the old data aside names its backup; this run finishes it."""
-        return self.state["pg_upgrade"]
-
-    @property
-    def marker(self):
-        return f"{self.cfg.stack.stack_root}/state/pg-major-upgrade"
-
-    def needs_up(self):
-        not_ready = [s for s in compose_services(self.cfg) if self.state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
-        return (bool(not_ready) or self.major_upgrade or bool(self.resume_backup) or self.docker_restarted.did_change()
-                or any(op.did_change() for op in self.inputs))
-
-    def explain_failure(self, command):
-        return upgrade.explain_failure(self.cfg, command)
-
-
 def files_and_images(cfg, state, docker_restarted, data_major):
     """Backup before a data upgrade, secrets, the project's files and images; returns the Rollout."""
     rollout = Rollout(cfg, state, data_major, docker_restarted)
-    primary, topology = cfg.topology.role == "primary", cfg.topology
+    primary, topology = cfg.topology.role == Role.PRIMARY, cfg.topology
     if primary:
         upgrade.backup_before_upgrade(cfg, rollout)
     edge_files, pangolin_template = edge.render(cfg) if primary else ({}, None)
     rollout.secrets = _secrets(cfg, rollout, pangolin_template)
-    template_vars = globals()["template_vars"](cfg)
+    variables = template_vars(cfg)
     # The operations writing MOUNTED_CONFIG (the secrets script fills in Pangolin's).
-    rollout.mounted = {**({"redis": [data.redis_config(cfg, template_vars)]} if "redis" in compose_services(cfg) else {}), **edge_files,
+    rollout.mounted = {**({"redis": [data.redis_config(cfg, variables)]} if "redis" in compose_services(cfg) else {}), **edge_files,
                        **({"pangolin": [*edge_files["pangolin"], rollout.secrets]} if primary else {})}
-    if topology.clustered and topology.role != "worker":
+    if topology.clustered and topology.role != Role.WORKER:
         rollout.hba = converge.template(name="PostgreSQL client authentication (pg_hba.conf)", src="templates/pg_hba.conf.j2",
                                         dest=f"{cfg.stack.stack_root}/config/pg_hba.conf", mode="644", create_remote_dir=False,
-                                        **template_vars)
+                                        **variables)
     rollout.compose = converge.template(name="Compose project", src="templates/compose.yaml.j2",
-                                       dest=f"{cfg.stack.stack_root}/compose.yaml", mode="640", create_remote_dir=False, **template_vars)
+                                       dest=f"{cfg.stack.stack_root}/compose.yaml", mode="640", create_remote_dir=False, **variables)
     rollout.inputs = [
         *(op for ops in rollout.mounted.values() for op in ops),
         rollout.compose,
         *(converge.template(name=f"{app} settings", src=f"templates/env/{app}.env.j2", dest=f"{cfg.stack.stack_root}/env/{app}.env",
-                            mode="600", create_remote_dir=False, **template_vars) for app in role_apps(cfg)),
+                            mode="600", create_remote_dir=False, **variables) for app in role_apps(cfg)),
         *upgrade.offline_images(cfg, rollout.state),
         # A peer's copies of the primary's secrets: its services read them from env files.
         *([rollout.secrets] if not primary else []),
@@ -259,11 +188,11 @@ def _secrets(cfg, rollout, pangolin_template):
     the primary's script has run (every host passes the script's operation, a no-op on a
     peer, so pyinfra orders the copy after it)."""
     generated = _generated_secrets(cfg, rollout, pangolin_template)
-    return generated if cfg.topology.role == "primary" else cluster.secrets_from_primary(cfg)
+    return generated if cfg.topology.role == Role.PRIMARY else cluster.secrets_from_primary(cfg)
 
 
 def _generated_secrets(cfg, rollout, pangolin_template):
-    root, state, primary = cfg.stack.stack_root, rollout.state, cfg.topology.role == "primary"
+    root, state, primary = cfg.stack.stack_root, rollout.state, cfg.topology.role == Role.PRIMARY
     script, supplied, wanted_files = converge.Unchanged(), [], set()
     if primary:
         supplied = operator_secret_files(cfg, f"{root}/secrets")
@@ -282,19 +211,19 @@ def _generated_secrets(cfg, rollout, pangolin_template):
     )
 
 
-def up(cfg, rollout):
+def up(cfg, rollout: Rollout):
     """Everything up and healthy; containers recreated whose runtime settings drifted from
     compose.yaml; services restarted whose mounted configuration changed or that run
     another one (a file edited and put back, Redis reconfigured live)."""
     dc, role = rollout.dc, cfg.topology.role
     # A replica's data services come up here, once the primary's have their replication slot;
-    # a worker host's workers after the primary's apps (cluster.workers_up): every host passes this operation.
-    if role != "worker":
-        containers.recreate(rollout, [s for s in rollout.drifted if s not in data.DATA_SERVICES or role == "replica"])
+    # a worker host's workers after the primary's apps (workers_up): every host passes this operation.
+    if role != Role.WORKER:
+        containers.recreate(rollout, [s for s in rollout.drifted if s not in DATA_SERVICES or role == Role.REPLICA])
     reseed = cluster.reseed_commands(cfg, rollout)
     server.shell(name="All services up and healthy",
-                 commands=[*reseed, upgrade.explain_failure(cfg, f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
-                 _if=lambda: role != "worker" and (bool(reseed) or bool(rollout.drifted) or rollout.needs_up()))
+                 commands=[*reseed, rollout.explain_failure(f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
+                 _if=lambda: role != Role.WORKER and (bool(reseed) or bool(rollout.drifted) or rollout.needs_up()))
     redis_live = host.get_fact(data.RedisState, container=f"{cfg.stack.stack_name}-redis-1", keys=tuple(data.redis_settings(cfg)))
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())
     for service, ops in rollout.mounted.items():
@@ -304,8 +233,20 @@ def up(cfg, rollout):
             _if=lambda ops=ops, service=service: service in rollout.state["services"] and (
                 (service in stale and service not in rollout.drifted) or any(op.did_change() for op in ops)),
         )
-    if role == "worker":
+    if role == Role.WORKER:
         return
+    record_images(cfg)
+
+
+def workers_up(cfg, rollout: Rollout):
+    """A worker host's queue workers, after the primary's apps are up (deploy.py calls this
+    after `up`, whose operations every host passes)."""
+    if cfg.topology.role != Role.WORKER:
+        return
+    containers.recreate(rollout, rollout.drifted)
+    server.shell(name="Queue workers up and healthy",
+                 commands=[rollout.explain_failure(f"{rollout.dc} up -d --wait --wait-timeout 300 --remove-orphans")],
+                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
     record_images(cfg)
 
 

@@ -4,15 +4,16 @@ back to when the stack does not come up, and images for hosts that cannot pull."
 from pyinfra import host, logger
 from pyinfra.operations import files, server
 
-from . import backup, stack
+from . import backup
 from .model import ConfigError
+from .services import EDGE_SERVICES, compose_services, image_key
 
 
 def backup_before_upgrade(cfg, rollout):
     """Before anything changes: a backup, when an image of a service that holds or migrates data changes."""
     state = rollout.state
-    data_services = [s for s in stack.compose_services(cfg) if stack.image_key(s) not in (*stack.EDGE_SERVICES, "gerbil")]
-    upgrading = [s for s in data_services if state["images"].get(s) not in (None, cfg.stack.images[stack.image_key(s)])]
+    data_services = [s for s in compose_services(cfg) if image_key(s) not in (*EDGE_SERVICES, "gerbil")]
+    upgrading = [s for s in data_services if state["images"].get(s) not in (None, cfg.stack.images[image_key(s)])]
     data_running = all(state["services"].get(s, ("",))[0] == "running" for s in ("postgres", "redis"))
     if not (upgrading or rollout.major_upgrade) or rollout.resume_backup:
         return
@@ -27,17 +28,7 @@ def backup_before_upgrade(cfg, rollout):
 
 
 def running_images(cfg):
-    return "".join(f"{key}: {cfg.stack.images[key]}\n" for key in dict.fromkeys(map(stack.image_key, stack.compose_services(cfg))))
-
-
-def explain_failure(cfg, command):
-    """`command`, and when it fails, the images that last ran healthy and how to go back to them."""
-    root = cfg.stack.stack_root
-    images = f"{root}/state/images"
-    return (f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
-            f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
-            "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
-            f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}")
+    return "".join(f"{key}: {cfg.stack.images[key]}\n" for key in dict.fromkeys(map(image_key, compose_services(cfg))))
 
 
 def offline_images(cfg, state):
@@ -45,7 +36,7 @@ def offline_images(cfg, state):
     are uploaded and loaded from it; without, `compose up` pulls them."""
     if not cfg.stack.offline_images:
         return []
-    wanted = {cfg.stack.images[stack.image_key(service)] for service in stack.compose_services(cfg)}
+    wanted = {cfg.stack.images[image_key(service)] for service in compose_services(cfg)}
     missing = sorted(wanted - state["host_images"])
     if not missing:
         return []

@@ -1,1 +1,1 @@
-"""Layer 7, apps: each app's own settings and steps, one module per app."""
+"""The apps layer: each app's own settings and steps, one module per app."""

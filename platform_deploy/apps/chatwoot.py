@@ -9,7 +9,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 from pyinfra.operations import server
 
-from ..model import E164_RE, Email, Section, check, items, refuse, setting
+from ..rollout import Rollout
+from ..model import E164_RE, Email, MetaId, Section, check, items, refuse, setting
 
 DEPARTMENT_FIX = ('write each as {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", '
                   '"inbox": "sales-whatsapp", "team": "Sales Team", "escalation_team": "Any available", '
@@ -19,8 +20,6 @@ DEPARTMENT_FIX = ('write each as {"name": "Sales", "number": "+5922221111", "pho
 
 PhoneNumber = Annotated[str, check(E164_RE.match, "not an E.164 phone number",
                                    'write it as + then country code and number, digits only, e.g. "+5922221111"')]
-MetaId = Annotated[str, check(re.compile(r"^[0-9]{5,20}$").match, "not a numeric Meta id",
-                              'copy it from Meta\'s WhatsApp Manager (digits only), e.g. "1100000001"')]
 InboxName = Annotated[str, check(re.compile(r"^[a-z0-9][a-z0-9-]{0,49}$").match, "not an inbox name",
                                  'use lower-case letters, digits and -, e.g. "sales-whatsapp"')]
 Name = Annotated[str, check(re.compile(r"^[A-Za-z][A-Za-z0-9 _-]{0,39}$").match, "not a department or team name",
@@ -205,7 +204,9 @@ class Settings(Section):
         return {**{e: (e.split("@")[0], "agent") for e in self.supervisors}, **people}
 
 
-def apply(cfg, rollout):
+def apply(cfg, rollout: Rollout, database_drift: list[str]):
+    """Chatwoot's schema prepared for its image (`database_drift`: what data.apply found, a
+    database made afresh among it)."""
     if "chatwoot" not in cfg.stack.apps:
         return
     image, root = cfg.stack.images["chatwoot"], cfg.stack.stack_root
@@ -214,5 +215,5 @@ def apply(cfg, rollout):
         commands=[rollout.explain_failure(f"{rollout.dc} run --rm --no-deps chatwoot-web bundle exec rails db:chatwoot_prepare"),
                   f"echo {shlex.quote(image)} > {root}/state/chatwoot-prepared"],
         # A new image, or a database made afresh by this run (its schema is not there yet).
-        _if=lambda: rollout.state["prepared"] != image or "database chatwoot" in rollout.database_drift,
+        _if=lambda: rollout.state["prepared"] != image or "database chatwoot" in database_drift,
     )

@@ -5,11 +5,10 @@ import re
 
 from pydantic import model_validator
 
-from ..model import Email, Section, refuse, setting
+from ..model import Email, MetaId, Section, refuse, setting
 
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 SCHEDULE_FIX = 'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 9 * * 1,4" (Mon and Thu 09:00)'
-MetaPageId = re.compile(r"^[0-9]{5,20}$")
 
 
 def cron_values(text, low, high):
@@ -55,10 +54,10 @@ MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10:
 class Settings(Section):
     social_schedule: str = setting("0 9 * * 1,4", doc="When the auto-poster runs, a cron expression in n8n's timezone; "
                                    "the seed's Monday and Thursday at 09:00 by default.", fix=SCHEDULE_FIX)
-    facebook_page_id: str | None = setting(None, doc="The Facebook Page promotions are posted to (Graph API); needs "
+    facebook_page_id: MetaId | None = setting(None, doc="The Facebook Page promotions are posted to (Graph API); needs "
                                            "PLATFORM_FACEBOOK_PAGE_TOKEN. None: no Facebook posts.",
                                            fix='copy the Page id (digits) from the Page\'s About section, e.g. "104620389612345"')
-    instagram_user_id: str | None = setting(None, doc="The Instagram professional account (IG user id) promotions are "
+    instagram_user_id: MetaId | None = setting(None, doc="The Instagram professional account (IG user id) promotions are "
                                             "posted to; needs PLATFORM_INSTAGRAM_ACCESS_TOKEN. None: no Instagram posts.",
                                             fix='copy the IG user id (digits) from Meta Business Suite, e.g. "17841400000000000"')
     tiktok_notify_email: Email | None = setting(None, doc="TikTok has no posting API for this: the caption and image "
@@ -79,8 +78,4 @@ class Settings(Section):
         problem = cron_problem(self.social_schedule)
         if problem:
             raise refuse(problem, SCHEDULE_FIX, key="social_schedule", value=self.social_schedule)
-        for key in ("facebook_page_id", "instagram_user_id"):
-            value = getattr(self, key)
-            if value is not None and not MetaPageId.match(value):
-                raise refuse("not a numeric Meta id", "copy the id (digits only) from Meta Business Suite", key=key, value=value)
         return self

@@ -19,10 +19,10 @@ from pyinfra.context import ctx_state
 from pyinfra.facts.hardware import Memory
 from pyinfra_cli.inventory import make_inventory
 
-from platform_deploy import cluster, config
+from platform_deploy import config, topology
 
 _TARGETS = {}  # testinfra host name -> that host's group data
-_TOPOLOGY = {}  # testinfra host name -> its role and peers (cluster.topology)
+_TOPOLOGY = {}  # testinfra host name -> its role and peers (topology.py)
 
 
 def pytest_addoption(parser):
@@ -59,9 +59,9 @@ def pytest_configure(config):
         data = {**pyinfra_host.data.dict(), **dict(map(_override, config.getoption("--data")))}
         data.setdefault("ssh_hostname", pyinfra_host.name)
         key = f"{data['ssh_hostname']}:{data.get('ssh_port', 22)}"  # the cluster's hosts share 127.0.0.1
-        topology = cluster.topology(pyinfra_host.name, hosts)[0]
+        found = topology.topology(pyinfra_host.name, hosts)[0]
         for name in (key, pyinfra_host.name, data["ssh_hostname"]):  # by name alone too, for --hosts=ssh://<name>
-            _TARGETS[name], _TOPOLOGY[name] = data, topology
+            _TARGETS[name], _TOPOLOGY[name] = data, found
     if not config.option.hosts:
         config.option.hosts = ",".join(_spec(_TARGETS[h.name]) for h in inventory)
 

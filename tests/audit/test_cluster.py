@@ -5,7 +5,7 @@ inventory's primary has none of these to check."""
 
 import pytest
 
-from platform_deploy import stack
+from platform_deploy import services
 
 
 def _psql(host, cfg, sql):
@@ -48,4 +48,4 @@ def test_worker_host_runs_its_queue_workers(host, cfg):
     running = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={cfg.stack.stack_name} "
                                 "--filter label=com.docker.compose.service=n8n-worker --filter health=healthy").split()
     assert len(running) == cfg.n8n.n8n_workers, f"{len(running)} healthy queue workers, n8n_workers = {cfg.n8n.n8n_workers}"
-    assert set(stack.compose_services(cfg)) == {"n8n-worker"}
+    assert set(services.compose_services(cfg)) == {"n8n-worker"}

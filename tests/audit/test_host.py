@@ -7,12 +7,12 @@ from conftest import ROOT, run_fact
 from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution, Sysctl
 
-from platform_deploy import base, config, docker_engine, firewall
+from platform_deploy import base, docker_engine, firewall
 
 
 @pytest.fixture(scope="module")
 def docker_plan(host, cfg):
-    os_name, major, codename = config.check_os(run_fact(host, LinuxDistribution))
+    os_name, major, codename = base.check_os(run_fact(host, LinuxDistribution))
     return docker_engine.plan(os_name, major, codename, run_fact(host, DebArch), cfg.docker.docker_source)
 
 

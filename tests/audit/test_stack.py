@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import cluster, data, stack
+from platform_deploy import cluster, data, services, stack_state
 from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, capability_names, runtime_drift
 
 
@@ -35,7 +35,7 @@ def test_compose_file_is_valid(host, dc):
 
 
 def test_every_service_running_and_healthy(cfg, containers):
-    missing = [s for s in stack.compose_services(cfg) if s not in containers]
+    missing = [s for s in services.compose_services(cfg) if s not in containers]
     assert not missing, f"services without a container: {missing}"
     bad = {s: (c["State"]["Status"], c["State"].get("Health", {}).get("Status"))
            for s, c in containers.items() if (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) != ("running", "healthy")}
@@ -125,7 +125,7 @@ def test_redis_requires_its_password_and_never_evicts(host, cfg):
 def test_secret_files_are_root_only(host, cfg):
     directory = host.file(f"{cfg.stack.stack_root}/secrets")
     assert (directory.user, directory.mode) == ("root", 0o700), f"secrets directory is {directory.user} {oct(directory.mode)}"
-    state = run_fact(host, stack.StackState, cfg.stack.stack_root, cfg.stack.stack_name)  # as the deploy reads them
+    state = run_fact(host, stack_state.StackState, cfg.stack.stack_root, cfg.stack.stack_name)  # as the deploy reads them
     assert not state["loose"], f"secret files readable beyond root: {state['loose']}"
     missing = set(cluster.secret_names(cfg)) - state["secrets"]
     assert not missing, f"secrets missing: {missing}"
@@ -151,8 +151,8 @@ def test_chatwoot_prepared_for_its_image(host, cfg):
 def test_services_run_their_current_configuration(host, cfg, containers):
     """A container started before its mounted configuration file last changed runs a stale one."""
     stale = {}
-    for service, paths in stack.MOUNTED_CONFIG.items():
-        if service not in stack.compose_services(cfg):
+    for service, paths in stack_state.MOUNTED_CONFIG.items():
+        if service not in services.compose_services(cfg):
             continue
         started = host.check_output(f"date -d {containers[service]['State']['StartedAt']} +%s%N")
         for path in paths:

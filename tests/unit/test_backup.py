@@ -6,7 +6,7 @@ import subprocess
 import jinja2
 import pytest
 
-from platform_deploy import backup, secrets, stack, upgrade
+from platform_deploy import backup, rollout, secrets, stack, upgrade
 from tests.unit.test_config import ROOT, load, refused
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -99,7 +99,7 @@ def test_backups_fact_keeps_complete_backups_in_order():
 
 def test_failed_upgrade_message_names_the_images_that_ran():
     cfg = load()
-    command = upgrade.explain_failure(cfg, "docker compose up")
+    command = rollout.explain_failure(cfg, "docker compose up")
     assert command.startswith("docker compose up || ") and f"cat {cfg.stack.stack_root}/state/images" in command
     assert subprocess.run(["sh", "-n", "-c", command]).returncode == 0
     assert upgrade.running_images(cfg).splitlines()[0] == f"postgres: {cfg.stack.images['postgres']}"

@@ -4,7 +4,7 @@ each role renders (services, published ports, the guard, pg_hba)."""
 import pytest
 from test_config import GOOD, RAM_8G
 
-from platform_deploy import cluster, config, firewall, memory, stack
+from platform_deploy import cluster, config, firewall, memory, services, stack, topology
 from pyinfra.api.util import get_template
 
 HOSTS = [
@@ -15,7 +15,7 @@ HOSTS = [
 
 
 def topology_of(name, hosts=HOSTS):
-    found, problems = cluster.topology(name, hosts)
+    found, problems = topology.topology(name, hosts)
     assert not problems, problems
     return found
 
@@ -48,7 +48,7 @@ def test_roles_and_peers_follow_the_groups():
     ([*HOSTS, ("stray", [], {"private_address": "10.0.0.9"})], "in none of primary, replicas and workers"),
 ])
 def test_an_inventory_that_cannot_be_a_cluster_is_refused(hosts, expected):
-    _, problems = cluster.topology(hosts[-1][0], hosts)
+    _, problems = topology.topology(hosts[-1][0], hosts)
     assert any(expected in p for p in problems), problems
 
 
@@ -65,9 +65,9 @@ def test_settings_a_cluster_cannot_run_are_refused(name, overrides, expected):
 
 
 def test_each_role_runs_only_its_services():
-    assert stack.compose_services(load("db2")) == ("postgres", "redis")
-    assert stack.compose_services(load("w1")) == ("n8n-worker",)
-    assert {"traefik", "n8n", "postgres"} <= set(stack.compose_services(load("db1")))
+    assert services.compose_services(load("db2")) == ("postgres", "redis")
+    assert services.compose_services(load("w1")) == ("n8n-worker",)
+    assert {"traefik", "n8n", "postgres"} <= set(services.compose_services(load("db1")))
 
 
 def test_the_primary_publishes_the_databases_on_its_private_address_only_with_peers():
@@ -100,7 +100,7 @@ def test_the_primary_budgets_connections_for_the_worker_hosts():
 
 def test_a_peer_without_n8n_workers_counts_as_n8ns_default():
     from platform_deploy.apps import n8n
-    assert cluster.N8N_WORKERS_DEFAULT == n8n.Settings.model_fields["n8n_workers"].default
+    assert topology.N8N_WORKERS_DEFAULT == n8n.Settings.model_fields["n8n_workers"].default
 
 
 def test_a_peer_keeps_the_primary_secrets_it_needs():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_deploy import config, memory, stack
+from platform_deploy import base, config, memory, secrets, services, stack
 
 ROOT = Path(__file__).resolve().parents[2]
 RAM_8G = 7800  # what an "8 GB" server reports
@@ -113,7 +113,7 @@ def test_valid_values_pass():
     assert cfg.firewall.ssh_allow_cidrs == ("203.0.113.0/24", "2001:db8::/32")
     assert cfg.memory_limits_mb["postgres"] == 3072
     # The keys given replace the pinned ones; the others stay.
-    assert cfg.stack.images["redis"] == "redis:7.4.5" and cfg.stack.images["n8n"] == stack.IMAGES["n8n"]
+    assert cfg.stack.images["redis"] == "redis:7.4.5" and cfg.stack.images["n8n"] == services.IMAGES["n8n"]
 
 
 @pytest.mark.parametrize(
@@ -143,13 +143,13 @@ def test_swap_follows_host_ram(ram_mb, swap):
     ],
 )
 def test_supported_os(distro, expected):
-    assert config.check_os(distro) == expected
+    assert base.check_os(distro) == expected
 
 
 @pytest.mark.parametrize("name, major", [("Ubuntu", 20), ("CentOS", 9), (None, None)])
 def test_unsupported_os_is_refused(name, major):
     with pytest.raises(config.ConfigError, match="unsupported operating system"):
-        config.check_os({"name": name, "major": major, "release_meta": {}})
+        base.check_os({"name": name, "major": major, "release_meta": {}})
 
 
 SMTP = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "support@example.org"}
@@ -182,7 +182,7 @@ def test_operator_secrets_only_for_enabled_features_and_never_in_repr():
 def test_operator_secrets_from_environment_over_file(tmp_path, monkeypatch):
     (tmp_path / "secrets.env").write_text("# comment\nPLATFORM_SMTP_PASSWORD=from-file\nPLATFORM_CLAUDE_API_KEY=key\n")
     monkeypatch.setenv("PLATFORM_SMTP_PASSWORD", "from-env")
-    assert config.supplied_secrets(str(tmp_path)) == {"smtp_password": "from-env", "claude_api_key": "key"}
+    assert secrets.supplied_secrets(str(tmp_path)) == {"smtp_password": "from-env", "claude_api_key": "key"}
 
 
 def test_bad_smtp_settings_are_refused():
@@ -198,7 +198,7 @@ def test_unknown_or_empty_apps_are_refused(apps):
 def test_secrets_env_quotes_stripped(tmp_path, monkeypatch):
     monkeypatch.delenv("PLATFORM_SMTP_PASSWORD", raising=False)
     (tmp_path / "secrets.env").write_text("PLATFORM_SMTP_PASSWORD=\"quoted value\"\n")
-    assert config.supplied_secrets(str(tmp_path)) == {"smtp_password": "quoted value"}
+    assert secrets.supplied_secrets(str(tmp_path)) == {"smtp_password": "quoted value"}
 
 
 def test_supplied_secret_with_a_single_quote_refused_without_showing_it():

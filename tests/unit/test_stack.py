@@ -3,7 +3,7 @@
 import jinja2
 import yaml
 
-from platform_deploy import data, edge, memory, secrets, stack
+from platform_deploy import data, edge, memory, secrets, services, stack, stack_state
 from tests.unit.test_config import ROOT, load
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -25,7 +25,7 @@ EDGE = {"pangolin", "traefik"}
 
 def test_compose_services_follow_apps_and_tunnels():
     every = {"postgres", "redis", "chatwoot-web", "chatwoot-sidekiq", "n8n", "n8n-worker", "directus"} | EDGE
-    assert set(compose(load())["services"]) == every == set(stack.compose_services(load()))
+    assert set(compose(load())["services"]) == every == set(services.compose_services(load()))
     assert set(compose(load(apps=["n8n"]))["services"]) == {"postgres", "redis", "n8n", "n8n-worker"} | EDGE
     assert "n8n-worker" not in compose(load(n8n_workers=0))["services"]
     assert "gerbil" in compose(load(tunnels_enabled=True))["services"]
@@ -149,7 +149,7 @@ def test_database_state_parsing():
 
 
 def test_stack_state_parsing():
-    state = stack.StackState().process([
+    state = stack_state.StackState().process([
         "secret redis_password", "prepared img:1", "pg-upgrade 20270101T031500Z", "pangolin-config",
         "service postgres pg:15 running Up 5 minutes (healthy)", "service n8n n8n:2 running Up 3 seconds (health: starting)",
         "service redis redis:7 running Up 1 hour (unhealthy)", "service directus d:1 exited Exited (1) 2 minutes ago",
