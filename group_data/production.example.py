@@ -8,7 +8,7 @@ acme_email = "ops@example.org"
 ssh_user = "ubuntu"
 _sudo = True
 
-ssh_allow_cidrs = []  # e.g. ["203.0.113.0/24"] to accept SSH from your office only
+ssh_allow_cidrs: list[str] = []  # e.g. ["203.0.113.0/24"] to accept SSH from your office only
 ssh_hardening = True  # key log-in only
 
 # admin_user = "ops"

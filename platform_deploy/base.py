@@ -15,7 +15,7 @@ from pyinfra.operations import files, server, systemd
 
 from . import converge
 from .converge import ensure_packages
-from .model import ConfigError, Port, Section, items, refuse, setting
+from .model import ConfigError, Port, Section, Items, refuse, setting
 
 SSH_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
@@ -29,7 +29,7 @@ class Settings(Section):
     admin_user: str | None = setting(
         None, doc='Admin user created with password-less sudo and admin_ssh_keys, e.g. "ops"; None: none.',
         problem="not a valid non-root user name", fix='set admin_user = "ops" or None')
-    admin_ssh_keys: items(str) = setting((), doc="OpenSSH public keys of admin_user, one line each.",
+    admin_ssh_keys: Items[str] = setting((), doc="OpenSSH public keys of admin_user, one line each.",
                                           problem="not a list of OpenSSH public keys",
                                           fix='paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"')
     ssh_root_login: Literal["prohibit-password", "no"] = setting(

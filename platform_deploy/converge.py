@@ -112,7 +112,7 @@ class Unchanged:
         return False
 
 
-_scans = {}  # host name -> (directories read, ManagedTree)
+_scans: dict[str, tuple] = {}  # host name -> (directories read, ManagedTree)
 
 
 def scan(dirs):

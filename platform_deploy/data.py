@@ -40,7 +40,7 @@ def postgres_major_of(image):
 class SuperuserQueries(FactBase):
     """Rows of QUERIES ((database, SQL), ...) run by the superuser in the PostgreSQL container, `|`-separated."""
 
-    QUERIES = ()
+    QUERIES: tuple[tuple[str, str], ...] = ()
 
     def command(self, container):
         psql = "psql -U postgres -tA -F '|'"

@@ -14,11 +14,11 @@ from . import cluster, converge
 from .base import SYSCTL_FILE
 
 from .topology import Role
-from .model import Cidr, ConfigError, Section, items, setting
+from .model import Cidr, ConfigError, Section, Items, setting
 
 
 class Settings(Section):
-    ssh_allow_cidrs: items(Cidr) = setting(
+    ssh_allow_cidrs: Items[Cidr] = setting(
         (), doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. SSH always stays open, or you lock yourself out.',
         problem="not a list", fix='set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere')
     ssh_rate_limit: bool = setting(True, doc='UFW "limit" on SSH: a source opening 6 connections in 30 s is refused for a while.',

@@ -9,9 +9,13 @@ The edge (Pangolin + Traefik) is not in the seed's table; it is budgeted here
 explicitly so the total the operator sees is the real one.
 """
 
+from typing import Literal, get_args
+
 from .topology import Role
 
-PROFILES = ("recommended", "minimum")
+Profile = Literal["recommended", "minimum"]
+PROFILES: tuple[Profile, ...] = get_args(Profile)
+ServiceName = Literal["postgres", "redis", "n8n", "n8n-worker", "directus", "chatwoot-web", "chatwoot-sidekiq", "pangolin", "traefik"]
 
 # service -> (recommended, minimum)
 RAM_TABLE_MB = {

@@ -8,7 +8,7 @@ is not a boolean); `config.load` turns its errors into the project's messages.
 
 import ipaddress
 import re
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
@@ -125,6 +125,6 @@ def _image(value):
 ImageRef = Annotated[str, AfterValidator(_image)]
 
 
-def items(kind):
-    """A list in group data (or a tuple), each item a `kind`."""
-    return Annotated[tuple[kind, ...], Field(strict=False)]
+_Item = TypeVar("_Item")
+# A list in group data (or a tuple), each item an _Item: Items[Email].
+Items = Annotated[tuple[_Item, ...], Field(strict=False)]

@@ -1,15 +1,19 @@
 """The catalogue of compose services: which run on a host of each role, the apps they
 belong to, the image each is pinned to, and the ports of the data services."""
 
+from typing import Literal, get_args
+
 from .topology import Role
 
-APPS = ("chatwoot", "n8n", "directus")
+AppName = Literal["chatwoot", "n8n", "directus"]
+APPS: tuple[AppName, ...] = get_args(AppName)
 APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
 DATA_SERVICES = ("postgres", "redis")
 EDGE_SERVICES = ("pangolin", "traefik")
 PG_PORT, REDIS_PORT = 5432, 6379
 # Exact tags the package is tested with; bump one in group data and rerun to upgrade that service.
-IMAGES = {
+ImageKey = Literal["postgres", "redis", "chatwoot", "n8n", "directus", "pangolin", "traefik", "gerbil"]
+IMAGES: dict[ImageKey, str] = {
     "postgres": "pgvector/pgvector:0.8.0-pg15",
     "redis": "redis:7.4.5",
     "chatwoot": "chatwoot/chatwoot:v4.15.1",

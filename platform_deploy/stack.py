@@ -6,6 +6,7 @@ data services up, databases] -> [apps: Chatwoot's prepare] -> everything up. Eac
 runs only when its inputs changed or the host drifted, so a rerun reports no change.
 """
 
+from functools import partial
 from io import StringIO
 from pathlib import Path
 from typing import Literal
@@ -17,10 +18,10 @@ from pyinfra.api.util import get_template
 from pyinfra.operations import server
 
 from . import cluster, containers, converge, data, edge, memory, upgrade
-from .model import DOMAIN_RE, EMAIL_RE, Email, ImageRef, Section, is_ip_address, items, refuse, setting
+from .model import DOMAIN_RE, EMAIL_RE, Email, ImageRef, Section, is_ip_address, Items, refuse, setting
 from .rollout import Rollout
 from .secrets import DERIVED_SECRETS, GENERATED_SECRETS, SUPPLIED_SECRETS_FILE, UPLOAD_DIR, operator_secret_files, secret_env
-from .services import APPS, DATA_SERVICES, IMAGES, PG_PORT, REDIS_PORT, compose_services, role_apps
+from .services import APPS, DATA_SERVICES, IMAGES, AppName, ImageKey, PG_PORT, REDIS_PORT, compose_services, role_apps
 from .stack_state import StackState
 from .topology import Role
 
@@ -35,20 +36,20 @@ class Settings(Section):
                               pattern=r"^[a-z0-9][a-z0-9_-]*$", fix="use lower-case letters, digits, - and _")
     stack_root: str | None = setting(None, doc="Where the project lives; None: /opt/<stack_name>.",
                                      fix='set stack_root = "/opt/msgplatform"')
-    apps: items(Literal[APPS]) = setting(APPS, doc="Which apps run; each gets its own database and role.",
+    apps: Items[AppName] = setting(APPS, doc="Which apps run; each gets its own database and role.",
                                          problem="not a non-empty list of known apps", min_length=1,
                                          fix=f"list the apps to run, from: {', '.join(APPS)}")
-    images: dict[Literal[tuple(IMAGES)], ImageRef] = setting(
+    images: dict[ImageKey, ImageRef] = setting(
         IMAGES, doc="Exact image tags by service, tested together; the keys given replace those of the default. Bump one "
                     "and rerun the deploy to upgrade that service.",
         problem="not a mapping", fix='set images = {"redis": "redis:7.4.5"}')
     offline_images: str | None = setting(
         None, doc="A `docker save` archive on this machine holding the images, for servers that cannot pull "
                   "(air-gapped); None: images are pulled.", fix="give the path of a `docker save` archive on this machine, or None")
-    memory_profile: Literal["auto", *memory.PROFILES] = setting(
+    memory_profile: Literal["auto", memory.Profile] = setting(
         "auto", doc='"auto": the largest profile of the RAM table the host can carry; "recommended" or "minimum" force one.',
         problem="unknown profile", fix="set memory_profile to auto, recommended or minimum")
-    memory_limits_mb: dict[Literal[tuple(memory.RAM_TABLE_MB)], int] = setting(
+    memory_limits_mb: dict[memory.ServiceName, int] = setting(
         {}, doc='Per-service container limits in MB over the profile, e.g. {"postgres": 3072}.',
         problem="not a size in MB", fix="give a whole number of MB, at least 32, per service")
     smtp: dict | None = setting(None, doc='Outgoing mail of the apps, e.g. {"host": "smtp.example.org", "port": 587, '
@@ -230,12 +231,16 @@ def up(cfg, rollout: Rollout):
         server.shell(
             name=f"{service} restarted for its changed configuration",
             commands=[f"{dc} restart {service}", f"{dc} up -d --wait --wait-timeout 180 {service}"],
-            _if=lambda ops=ops, service=service: service in rollout.state["services"] and (
-                (service in stale and service not in rollout.drifted) or any(op.did_change() for op in ops)),
+            _if=partial(_restart_needed, rollout, service, ops, stale),
         )
     if role == Role.WORKER:
         return
     record_images(cfg)
+
+
+def _restart_needed(rollout, service, ops, stale):
+    return service in rollout.state["services"] and (
+        (service in stale and service not in rollout.drifted) or any(op.did_change() for op in ops))
 
 
 def workers_up(cfg, rollout: Rollout):

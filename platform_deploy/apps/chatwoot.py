@@ -4,13 +4,13 @@ teams and webhook are made by the application bootstrap (apps/bootstrap.py)."""
 
 import re
 import shlex
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, model_validator
 from pyinfra.operations import server
 
 from ..rollout import Rollout
-from ..model import E164_RE, Email, MetaId, Section, check, items, refuse, setting
+from ..model import E164_RE, Email, MetaId, Section, check, Items, refuse, setting
 
 DEPARTMENT_FIX = ('write each as {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", '
                   '"inbox": "sales-whatsapp", "team": "Sales Team", "escalation_team": "Any available", '
@@ -31,7 +31,8 @@ ANY_AVAILABLE = "Any available"
 # after_triage: Chatwoot offers a conversation to a person only once triage has replied or escalated (the
 # platform's bot holds it `pending` until then); manual: nobody is auto-assigned, people take conversations
 # from their team's list.
-AUTO_ASSIGNMENT = ("after_triage", "manual")
+AutoAssignment = Literal["after_triage", "manual"]
+AUTO_ASSIGNMENT: tuple[AutoAssignment, ...] = get_args(AutoAssignment)
 
 
 class Agent(BaseModel):
@@ -53,8 +54,8 @@ class Department(BaseModel):
     inbox: InboxName
     team: Name
     escalation_team: Name
-    agents: items(Agent) = ()
-    auto_assignment: Literal[AUTO_ASSIGNMENT] = "after_triage"
+    agents: Items[Agent] = ()
+    auto_assignment: AutoAssignment = "after_triage"
 
     @property
     def label(self):
@@ -87,24 +88,24 @@ class Settings(Section):
     chatwoot_admin_name: str = setting("Platform admin", doc="Full name of Chatwoot's first admin (e-mail: admin_email; "
                                        "password generated on the host).", fix='set chatwoot_admin_name = "Jane Doe"',
                                        min_length=1, max_length=80)
-    teams: items(Name) = setting((), doc='Chatwoot teams, e.g. ["Sales Team", "Support Team", "Shared Pool", '
+    teams: Items[Name] = setting((), doc='Chatwoot teams, e.g. ["Sales Team", "Support Team", "Shared Pool", '
                                 "\"Technical leads\", \"Accounts team\"]; departments name their teams from this list. "
                                 f"{ANY_AVAILABLE!r} is no team: any online agent.",
                                 problem="not a list of team names", fix='set teams = ["Sales Team", "Support Team"]')
-    team_members: dict[Name, items(Email)] = setting(
+    team_members: dict[Name, Items[Email]] = setting(
         {}, doc="Members of a team besides the agents of the departments it serves, by e-mail (each an agent of a department "
                 "or a supervisor), e.g. {\"Technical leads\": [\"lead@example.org\"]}. Every escalation team needs one.",
         problem="not a mapping of team name to e-mail addresses", fix='set team_members = {"Technical leads": ["lead@example.org"]}')
-    supervisors: items(Email) = setting((), doc="Agents (e-mail addresses) made members of every inbox, beside the admin: "
+    supervisors: Items[Email] = setting((), doc="Agents (e-mail addresses) made members of every inbox, beside the admin: "
                                         "they see every conversation.", fix='set supervisors = ["lead@example.org"]')
-    departments: items(Department) = setting(
+    departments: Items[Department] = setting(
         (), doc="The WhatsApp Business numbers, one per department: name, number (E.164, as Meta displays it), "
                 "phone_number_id (Meta's id of that number), inbox (its Chatwoot inbox), team (who gets its conversations), "
                 "escalation_team (who gets what triage cannot answer), agents (name, email, role: its people, members of its "
                 "team and inbox), auto_assignment (after_triage: offered to an online person once triage replied or escalated; "
                 "manual: nobody is auto-assigned). Needs PLATFORM_META_APP_SECRET and "
                 "PLATFORM_WHATSAPP_ACCESS_TOKEN.", problem="not a valid department", fix=DEPARTMENT_FIX)
-    web_chats: items(WebChat) = setting(
+    web_chats: Items[WebChat] = setting(
         (), doc="Web chat windows (Chatwoot web widget inboxes), one per website: inbox (its Chatwoot inbox), website_url, "
                 "department (whose triage, team, escalation team and agents serve it). The inbox's widget script is in "
                 "Chatwoot, Settings > Inboxes.", problem="not a valid web chat",

@@ -4,7 +4,7 @@ imported by the application bootstrap (apps/bootstrap.py)."""
 import re
 from typing import Annotated
 
-from ..model import Email, Section, check, items, setting
+from ..model import Email, Section, check, Items, setting
 
 IntentName = Annotated[str, check(re.compile(r"^[a-z][a-z_-]{1,29}$").match, "not an intent name",
                                   'use lower-case letters, _ and -, e.g. "refund"')]
@@ -25,7 +25,7 @@ class Settings(Section):
         0.75, doc="Claude's confidence from which triage replies by itself; below it, the conversation is escalated.",
         problem="not a number from 0 to 1", fix="set triage_confidence_threshold to a number from 0 to 1, e.g. 0.75",
         ge=0, le=1)
-    triage_escalate_intents: items(IntentName) = setting(
+    triage_escalate_intents: Items[IntentName] = setting(
         ("complaint", "refund", "legal", "human"),
         doc="Intents that always go to a person, whatever confidence Claude reports: Claude is asked to use these "
             "names when they apply (a complaint, a refund, a legal matter, a request for a human).",

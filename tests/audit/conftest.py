@@ -21,8 +21,8 @@ from pyinfra_cli.inventory import make_inventory
 
 from platform_deploy import config, topology
 
-_TARGETS = {}  # testinfra host name -> that host's group data
-_TOPOLOGY = {}  # testinfra host name -> its role and peers (topology.py)
+_TARGETS: dict[str, dict] = {}  # testinfra host name -> that host's group data
+_TOPOLOGY: dict[str, topology.Topology] = {}  # testinfra host name -> its role and peers (topology.py)
 
 
 def pytest_addoption(parser):

@@ -5,7 +5,7 @@ import json
 import pytest
 from conftest import run_fact
 
-from platform_deploy import cluster, data, services, stack_state
+from platform_deploy import cluster, data, services, stack, stack_state
 from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, capability_names, runtime_drift
 
 

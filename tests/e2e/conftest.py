@@ -32,7 +32,7 @@ def run(cmd, check=False, env=None, **kw):
 
 class Sandbox:
     # Everything pyinfra and the audit printed (on any host), to check that no secret ever shows.
-    outputs = []
+    outputs: list[str] = []
 
     def __init__(self, name=NAME, port=PORT):
         self.name, self.port = name, port

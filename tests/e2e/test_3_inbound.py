@@ -3,56 +3,19 @@ workflows 03 and 01) through the real Traefik over TLS; the labelled Chatwoot st
 holds the inboxes and conversations; the vendors' SIMULATOR answers for WhatsApp Cloud
 and Claude and records what it was sent; the real Directus holds the triage log."""
 
-import hashlib
-import hmac
 import json
 import shlex
 import subprocess
-import sys
 import time
 
 import pytest
-from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
+from conftest import DC, GROUP_DATA, N8N_CLI, NAME, assert_no_secret_in_the_apps, changed
 
-from tools.inbound_client import Host, signed, vendor_secret, wait_for, whatsapp_message
+from inbound_helpers import (AUTOMATION, DEPARTMENTS, HOST, chatwoot, chatwoot_objects, fresh_simulator, host_secret,  # noqa: F401
+                             inbox_ids, labelled, new_sender, simulator)
 
-DEPARTMENTS = {d["name"]: d for d in GROUP_DATA["departments"]}
-AUTOMATION = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
-HOST = Host(NAME, PORT)
-simulator, chatwoot = HOST.simulator, HOST.chatwoot
+from tools.inbound_client import signed, vendor_secret, wait_for, whatsapp_message
 
-
-def host_secret(sandbox, name):
-    return sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip()
-
-
-def inbox_ids():
-    return {i["name"]: i["id"] for i in chatwoot("GET", "/inboxes")["payload"]}
-
-
-def new_sender():
-    """A customer this run has not seen (the tests may run again on the same host)."""
-    time.sleep(0.001)
-    return f"5926{time.time_ns() // 1000 % 10**7:07d}"
-
-
-def labelled(sender, label):
-    return [c for c in HOST.conversations_of(sender) if label in (c.get("labels") or [])]
-
-
-@pytest.fixture(autouse=True)
-def fresh_simulator(sandbox):
-    simulator("POST", "/_sim/reset")
-    simulator("POST", "/_sim/anthropic", {"rules": [
-        {"match": "refund", "intent": "billing", "confidence": 0.3, "summary": "Wants a refund."},
-        {"match": "rate-limited", "error": 429},
-        {"match": "broken", "error": 500},
-        {"match": "slow", "delay": 40},
-        {"match": "take your time", "delay": 10},
-        {"match": "speak to a manager", "intent": "complaint", "confidence": 0.99},
-        {"match": "cut short", "stop_reason": "max_tokens"},
-        {"match": "busy once", "error": 529, "times": 1},
-    ]})
 
 
 def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
@@ -131,13 +94,6 @@ def test_a_bad_or_missing_signature_is_refused_and_creates_nothing(sandbox):
     assert HOST.conversations_of(sender) == []
 
 
-def chatwoot_objects(sandbox, kind):
-    """The stand-in's own records of a kind (what it would have sent to Meta, for one)."""
-    sql = f"select data from cw_objects where kind = '{kind}'"
-    out = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)}")
-    return [json.loads(line) for line in out.splitlines() if line.strip()]
-
-
 def forward(sandbox, number, raw, signature=None):
     """HTTP status of a POST to Chatwoot's WhatsApp webhook from inside the stack, as n8n forwards."""
     header = f"-H 'X-Hub-Signature-256: {signature}'" if signature else ""
@@ -159,121 +115,6 @@ def lead_captures(sandbox, *fragments, status=None):
 def refusals(sandbox):
     """Failed executions whose error is the signature refusal."""
     return lead_captures(sandbox, "Refused: X-Hub-Signature-256", status="error")
-
-
-def widget(method, token, path="messages", body=None, auth=None):
-    """Chatwoot's web widget API as a visitor's browser calls it: over TLS through the edge."""
-    status, text = HOST.https("chat.sandbox.test", method, f"/api/v1/widget/{path}?website_token={token}",
-                              json.dumps(body).encode() if body is not None else b"",
-                              {"Content-Type": "application/json", **({"X-Auth-Token": auth} if auth else {})})
-    assert status == 200, (status, text)
-    return json.loads(text)
-
-
-def test_a_website_visitor_is_answered_by_triage_and_routed_to_its_department(sandbox):
-    """The web chat of group data (web_chats): a visitor writes in Chatwoot's widget; the platform's bot triages it
-    for its department (Support) like a WhatsApp message, the visitor reads the reply in the widget, and the
-    conversation goes to the department's team."""
-    [chat] = GROUP_DATA["web_chats"]
-    d = DEPARTMENTS[chat["department"]]
-    token = next(i for i in chatwoot("GET", "/inboxes")["payload"] if i["name"] == chat["inbox"])["website_token"]
-    auth = widget("POST", token, "config")["website_channel_config"]["auth_token"]
-    sent = widget("POST", token, body={"message": {"content": "What are your opening hours?", "timestamp": str(time.time())}}, auth=auth)
-    replies = wait_for("the reply in the widget", lambda: [m for m in widget("GET", token, auth=auth)["payload"] if m["message_type"] == 1], timeout=90)
-    assert replies[0]["sender"]["type"] == "agent_bot" and replies[0]["content"]
-    conversation = chatwoot("GET", f"/conversations/{sent['conversation_id']}")
-    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
-    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower() and conversation["status"] == "open"
-    [log] = HOST.triage_log(sent["conversation_id"])
-    assert (log["department"], log["action"]) == (d["name"], "replied")
-    # Nothing of it went to WhatsApp.
-    assert not [r for r in simulator("GET", "/_sim/requests") if r["service"] == "whatsapp" and r["method"] == "POST"]
-
-
-def messenger(text, psid, secret=None):
-    """(raw body, headers) of a Messenger `messages` event for the Page, signed as Meta signs Messenger webhooks
-    (X-Hub-Signature, HMAC-SHA1 of the raw body with the app secret)."""
-    page, now = GROUP_DATA["facebook_page_id"], int(time.time() * 1000)
-    raw = json.dumps({"object": "page", "entry": [{"id": page, "time": now, "messaging": [{
-        "sender": {"id": psid}, "recipient": {"id": page}, "timestamp": now,
-        "message": {"mid": f"m_{psid}_{now}", "text": text}}]}]}).encode()
-    key = (secret or vendor_secret("PLATFORM_META_APP_SECRET")).encode()
-    return raw, {"Content-Type": "application/json", "X-Hub-Signature": "sha1=" + hmac.new(key, raw, hashlib.sha1).hexdigest()}
-
-
-def conversation_with(inbox_id, text):
-    for c in HOST.conversations():
-        if c["inbox_id"] == inbox_id and any(m.get("content") == text for m in chatwoot("GET", f"/conversations/{c['id']}/messages")["payload"]):
-            return c
-    return None
-
-
-def test_a_messenger_message_is_answered_on_messenger_by_triage_and_routed(sandbox):
-    """The Page's Messenger (facebook_inbox): Meta posts to Chatwoot's /bot through the edge; an unsigned or wrongly
-    signed event is refused with 400 and creates nothing; a signed one is triaged for its department (Sales), the
-    reply goes out through Messenger's Send API to the sender, and the conversation goes to the department's team."""
-    fb, psid = GROUP_DATA["facebook_inbox"], new_sender()
-    d, inbox_id = DEPARTMENTS[fb["department"]], inbox_ids()[fb["inbox"]]
-    text = f"What are your opening hours? ({psid})"
-    # Meta's subscription handshake: Chatwoot answers the challenge (it compares no token: CONTRACT.md).
-    assert HOST.https("chat.sandbox.test", "GET", "/bot?hub.mode=subscribe&hub.challenge=4242&hub.verify_token=x") == (200, "4242")
-    raw, headers = messenger(text, psid)
-    for head in ({"Content-Type": "application/json"}, messenger(text, psid, secret="not-the-app-secret")[1]):
-        assert HOST.https("chat.sandbox.test", "POST", "/bot", raw, head)[0] == 400
-    assert HOST.https("chat.sandbox.test", "POST", "/bot", raw, headers)[0] == 200
-    sent = wait_for("the reply on Messenger", lambda: [r for r in simulator("GET", "/_sim/requests") if r["service"] == "messenger"
-                                                       and r["path"].endswith("/me/messages") and r["body"]["recipient"]["id"] == psid],
-                    timeout=90)
-    assert len(sent) == 1 and sent[0]["token"] == "valid" and sent[0]["body"]["messaging_type"] == "RESPONSE"
-    conversation = conversation_with(inbox_id, text)
-    assert conversation["meta"]["sender"]["name"] == "John Doe"  # Graph gave no profile: Chatwoot's fallback name
-    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
-    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower() and conversation["status"] == "open"
-    [log] = wait_for("the triage log row", lambda: HOST.triage_log(conversation["id"]))
-    assert (log["department"], log["action"]) == (d["name"], "replied")
-    reply = [m for m in chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"] if m["message_type"] == 1]
-    assert reply[0]["content"] == sent[0]["body"]["message"]["text"] and reply[0]["source_id"].startswith("m_SIM")
-    # Only the signed event made something: one sender, one conversation, one customer message.
-    [contact_inbox] = [c for c in chatwoot_objects(sandbox, "contact_inbox") if c["source_id"] == psid]
-    assert len([c for c in chatwoot_objects(sandbox, "conversation") if c["contact_inbox_id"] == contact_inbox["id"]]) == 1
-    incoming = [m for m in chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"] if m["message_type"] == 0]
-    assert [m["content"] for m in incoming] == [text]
-
-
-def test_an_instagram_dm_to_the_pages_account_is_answered_on_instagram(sandbox):
-    """The Instagram account linked to the Page (Chatwoot read it from Graph when the deploy registered the Page):
-    Meta posts its DMs to Chatwoot's /webhooks/instagram through the edge; a wrong verify token or signature is
-    refused (401); a signed DM, sent twice, gives one conversation in the Page's inbox with the sender Graph
-    describes, triaged for facebook_inbox's department, and one reply through Instagram's send API."""
-    fb, igsid = GROUP_DATA["facebook_inbox"], new_sender()
-    d, inbox_id, account = DEPARTMENTS[fb["department"]], inbox_ids()[fb["inbox"]], GROUP_DATA["instagram_user_id"]
-    simulator("POST", "/_sim/messenger", {"profiles": {igsid: {"id": igsid, "name": "Ana Insta", "username": "ana.insta"}}})
-    token = host_secret(sandbox, "whatsapp_verify_token")
-    assert HOST.https("chat.sandbox.test", "GET", f"/webhooks/instagram?hub.mode=subscribe&hub.challenge=77&hub.verify_token={token}") == (200, "77")
-    assert HOST.https("chat.sandbox.test", "GET", "/webhooks/instagram?hub.mode=subscribe&hub.challenge=77&hub.verify_token=guess")[0] == 401
-    text, now = f"Do you ship to Berbice? ({igsid})", int(time.time() * 1000)
-    raw = json.dumps({"object": "instagram", "entry": [{"time": now, "id": account, "messaging": [{
-        "sender": {"id": igsid}, "recipient": {"id": account}, "timestamp": now, "message": {"mid": f"aWdf{igsid}", "text": text}}]}]}).encode()
-    wrong = signed(json.loads(raw), secret="not-the-app-secret")[1]
-    assert HOST.https("chat.sandbox.test", "POST", "/webhooks/instagram", raw, wrong)[0] == 401
-    _, headers = signed(json.loads(raw))
-    for _ in range(2):  # Meta delivers again: the same mid makes nothing new
-        assert HOST.https("chat.sandbox.test", "POST", "/webhooks/instagram", raw, headers) == (200, '"ok"')
-    sent = wait_for("the reply on Instagram", lambda: [r for r in simulator("GET", "/_sim/requests") if r["service"] == "messenger"
-                                                       and r["path"] == "/v11.0/me/messages" and r["body"]["recipient"]["id"] == igsid],
-                    timeout=90)
-    page_token, app_secret = vendor_secret("PLATFORM_FACEBOOK_PAGE_TOKEN"), vendor_secret("PLATFORM_META_APP_SECRET")
-    assert len(sent) == 1 and sent[0]["token"] == "valid"
-    assert sent[0]["params"]["appsecret_proof"] == hmac.new(app_secret.encode(), page_token.encode(), hashlib.sha256).hexdigest()
-    conversation = conversation_with(inbox_id, text)
-    assert conversation["meta"]["sender"]["name"] == "Ana Insta"
-    assert {d["name"].lower(), "ai-replied"} <= set(conversation["labels"])
-    assert conversation["meta"]["team"]["name"].lower() == d["team"].lower()
-    [log] = wait_for("the triage log row", lambda: HOST.triage_log(conversation["id"]))
-    assert (log["department"], log["action"]) == (d["name"], "replied")
-    messages = chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
-    assert [m["content"] for m in messages if m["message_type"] == 0] == [text]
-    assert [m["content"] for m in messages if m["message_type"] == 1] == [sent[0]["body"]["message"]["text"]]
 
 
 def test_delivery_statuses_reach_chatwoot_signed(sandbox):

@@ -39,8 +39,8 @@ def runtime_imports(path):
         module = ".".join([*base, *([node.module] if node.module else [])])
         found.add(module)
         found.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names)  # submodules: from .apps import chatwoot
-    return {m for m in found if m and (PACKAGE / f"{m.replace('.', '/')}.py").exists()
-            or (PACKAGE / m.replace(".", "/") / "__init__.py").exists()} - {me}
+    return {m for m in found if m and ((PACKAGE / f"{m.replace('.', '/')}.py").exists()
+                                       or (PACKAGE / m.replace(".", "/") / "__init__.py").exists())} - {me}
 
 
 GRAPH = {module_name(p): runtime_imports(p) for p in PACKAGE.rglob("*.py")}
