@@ -189,6 +189,11 @@ def apply(cfg, rollout):
     inputs = [
         converge.put(name="Application bootstrap script", src="files/bootstrap/apps_bootstrap.py", dest=f"{root}/bin/apps-bootstrap.py",
                      mode="700", create_remote_dir=False),
+        # Its modules, beside it: run by its path, the script has bin/ on its sys.path.
+        *(converge.put(name=f"Application bootstrap module {name}", src=f"files/bootstrap/{name}",
+                       dest=f"{root}/bin/{name}", mode="600", create_remote_dir=False)
+          for name in sorted(os.listdir("files/bootstrap")) if name.startswith("apps_") and name.endswith(".py")
+          and name != "apps_bootstrap.py"),
         converge.put(name="Chatwoot account bootstrap (rails runner)", src="files/chatwoot/bootstrap.rb",
                      dest=f"{root}/bin/chatwoot_bootstrap.rb", mode="600", create_remote_dir=False),
         converge.put(name="Directus schema snapshot", src=SCHEMA, dest=f"{root}/config/directus-schema.json", mode="600",

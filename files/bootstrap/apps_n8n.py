@@ -1,0 +1,100 @@
+"""The application bootstrap's n8n part (bin/apps_n8n.py): the credentials (encrypted by n8n on import)
+and the workflows of files/n8n/, with this deploy's settings, imported and published through n8n's CLI."""
+
+import hashlib
+import json
+import os
+import subprocess
+
+import apps_common as common
+from apps_common import changed, compose, secret
+
+LEAD_CAPTURE = "platformLeadCapt"  # 03-whatsapp-lead-capture's id
+
+
+def n8n(script, stdin=None, check=True):
+    """n8n's CLI in a one-off container of the n8n service (same image, settings and database),
+    not an exec into the running one, whose memory limit is sized for the main process."""
+    out = compose("run", "--rm", "--no-deps", "-T", "--entrypoint", "sh", "n8n", "-c", script, stdin=stdin)
+    if out.returncode and check:
+        raise SystemExit(f"n8n CLI failed: {out.stderr[-800:] or out.stdout[-800:]}")
+    return out.stdout
+
+
+def credentials():
+    """n8n credentials from the secrets; n8n encrypts them with its key on import."""
+    wanted = {
+        # Chatwoot's agent bot (triage, routing, replies) and the automation agent (the default inbox): never the admin.
+        "chatwoot": ("Chatwoot bot", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_bot_token")}),
+        "cwagent": ("Chatwoot automation agent", "httpHeaderAuth",
+                          {"name": "api_access_token", "value": secret("chatwoot_automation_token")}),
+        # n8n's own least-privilege Directus user, not the admin.
+        "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_n8n_token')}"}),
+        "redis": ("Platform Redis", "redis", {"host": "redis", "port": 6379,
+                                              "database": common.SETTINGS["n8n"]["redis_db"],
+                                              "password": secret("redis_password")}),
+        "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
+        "whatsapp": ("WhatsApp Cloud API", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('whatsapp_access_token')}"}),
+        "claude": ("Claude API", "httpHeaderAuth", {"name": "x-api-key", "value": secret("claude_api_key") or "unset"}),
+        "facebook": ("Facebook Page token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('facebook_page_token')}"}),
+        "instagram": ("Instagram token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('instagram_access_token')}"}),
+        "smtp": ("Platform SMTP", "smtp", {**common.SETTINGS["n8n"]["smtp"],
+                                           "password": secret("smtp_password") or ""}),
+    }
+    return [{"id": f"platform{key.capitalize()}Cred"[:16].ljust(16, "0"), "name": name, "type": kind, "data": data}
+            for key, (name, kind, data) in wanted.items()]
+
+
+def workflows(ids):
+    """files/n8n/*.json with this deploy's settings in their Settings node (never a secret)."""
+    settings = {**common.SETTINGS["n8n"]["workflow_settings"], **ids,
+                "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest()}
+    for department in settings["departments"]:
+        department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
+        department["inbox_ids"] = [ids["inbox_ids"][inbox] for inbox in department["inboxes"]]
+        department["team_id"] = ids["team_ids"][department["team"]]
+        department["escalation_team_id"] = ids["team_ids"].get(department["escalation_team"])  # None: "Any available"
+    settings["default_inbox_id"] = ids["inbox_ids"][settings["default_inbox"]]
+    creds = {c["type"] + ":" + c["name"]: {"id": c["id"], "name": c["name"]} for c in credentials()}
+    result = []
+    for name in sorted(os.listdir(f"{common.ROOT}/config/n8n")):
+        workflow = json.load(open(f"{common.ROOT}/config/n8n/{name}"))
+        for node in workflow["nodes"]:
+            if node["name"].startswith("Settings"):
+                node["parameters"]["jsonOutput"] = json.dumps(settings, indent=1, sort_keys=True)
+            if node["type"] == "n8n-nodes-base.scheduleTrigger":
+                node["parameters"]["rule"]["interval"] = [{"field": "cronExpression", "expression": settings["social_schedule"]}]
+            for kind, ref in (node.get("credentials") or {}).items():
+                node["credentials"][kind] = creds[f"{kind}:{ref['name']}"]
+        workflow["settings"]["timezone"] = settings["timezone"]
+        # A version per content: n8n publishes the version named here, not an older one it kept.
+        digest = hashlib.sha256(json.dumps(workflow, sort_keys=True).encode()).hexdigest()
+        workflow["versionId"] = f"{digest[:8]}-{digest[8:12]}-{digest[12:16]}-{digest[16:20]}-{digest[20:32]}"
+        result.append(workflow)
+    return result
+
+
+def setup_n8n(ids):
+    state = f"{common.ROOT}/state/n8n-imported"
+    creds, flows = credentials(), workflows(ids)
+    digest = hashlib.sha256(json.dumps([creds, flows], sort_keys=True).encode()).hexdigest()
+    if os.path.exists(state) and open(state).read().strip() == digest:
+        return
+    # Through stdin into the container's private /tmp, removed at once: never on the host's disk.
+    script = 'f=$(mktemp) && cat > "$f" && n8n {cmd} --input="$f"; s=$?; rm -f "$f"; exit $s'
+    n8n(script.format(cmd="import:credentials"), stdin=json.dumps(creds))
+    n8n(script.format(cmd="import:workflow"), stdin=json.dumps(flows))
+    commands = []
+    for workflow in flows:
+        if workflow["id"] == LEAD_CAPTURE and not common.SETTINGS["chatwoot"]["departments"]:
+            # No WhatsApp numbers, so no Meta app secret to check signatures with: not published.
+            n8n(f"n8n unpublish:workflow --id={LEAD_CAPTURE} || true")
+            continue
+        commands.append(f"n8n publish:workflow --id={workflow['id']}")
+    n8n(" && ".join(commands))
+    # CLI writes reach the running n8n only through a restart (n8n's CLI docs).
+    subprocess.run([*common.DC, "restart", "n8n"], check=True, capture_output=True)
+    subprocess.run([*common.DC, "up", "-d", "--wait", "--wait-timeout", "180", "n8n"], check=True, capture_output=True)
+    with open(state, "w") as f:
+        f.write(digest)
+    changed(f"n8n: {len(creds)} credentials and {len(flows)} workflows imported and published")
