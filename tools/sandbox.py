@@ -43,8 +43,8 @@ GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r8",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r8",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r9",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r9",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
