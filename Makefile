@@ -35,7 +35,7 @@ sandbox-cluster-destroy: venv
 # All tests: unit, then end-to-end against a fresh sandbox host of their own (the images
 # are built first, outside the tests' time limits).
 test: venv
-	$(PY) tools/sandbox.py images
+	$(PY) tools/sandbox.py images --upgrades
 	$(PY) tools/browser.py install
 	$(PY) -m pytest tests/unit tests/e2e
 

@@ -8,30 +8,56 @@ Group data is validated first; a bad value stops the run before anything changes
 from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
-from platform_deploy import backup, base, config, converge, data, docker_engine, firewall, memory, secrets, stack, topology
+from platform_deploy import (
+    backup,
+    base,
+    config,
+    converge,
+    data,
+    docker_engine,
+    firewall,
+    memory,
+    secrets,
+    stack,
+    topology,
+)
 from platform_deploy.apps import bootstrap, chatwoot
 from platform_deploy.topology import Role
 
-cfg = config.load(host.data.dict(), ram_mb=host.get_fact(Memory), supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")),
-                  topology=topology.inventory_topology())
+cfg = config.load(
+    host.data.dict(),
+    ram_mb=host.get_fact(Memory),
+    supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")),
+    topology=topology.inventory_topology(),
+)
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
 logger.info(
-    f"{host.name}: memory profile {cfg.memory_profile}\n" + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})
+    f"{host.name}: memory profile {cfg.memory_profile}\n"
+    + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})
 )
 
 # Decisions are taken against the host as it is before this run: one dpkg read, and one
 # read of every directory the deploy writes files into.
 installed = converge.installed_packages()
-converge.scan([*base.managed_dirs(), *docker_engine.managed_dirs(), *backup.managed_dirs(cfg), *stack.managed_dirs(cfg)])
+converge.scan(
+    [*base.managed_dirs(), *docker_engine.managed_dirs(), *backup.managed_dirs(cfg), *stack.managed_dirs(cfg)]
+)
 host_state = base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
 primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
 backup_units = backup.apply(cfg, installed) if primary else {}
-converge.ensure_units({**base.units(installed), **docker_engine.UNITS, **docker_engine.auditd_units(host_state["container"]), **backup_units})
+converge.ensure_units(
+    {
+        **base.units(installed),
+        **docker_engine.UNITS,
+        **docker_engine.auditd_units(host_state["container"]),
+        **backup_units,
+    }
+)
 rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
 if primary:
     database_drift = data.apply(cfg, rollout)

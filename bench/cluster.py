@@ -45,7 +45,9 @@ def fresh_cluster():
 
 
 def psql(host, sql, stdin=None):
-    return run(["docker", "exec", "-i", host, "sh", "-c", f"{PSQL} -c \"{sql}\"" if sql else f"{PSQL} -q"], input=stdin).stdout.strip()
+    return run(
+        ["docker", "exec", "-i", host, "sh", "-c", f'{PSQL} -c "{sql}"' if sql else f"{PSQL} -q"], input=stdin
+    ).stdout.strip()
 
 
 def converge():
@@ -53,20 +55,31 @@ def converge():
     one = timed([*PYINFRA, "--limit", "sandbox-primary"])
     fresh_cluster()
     three = timed(PYINFRA)
-    print(f"fresh converge: primary alone {one:.0f} s, primary + replica + worker {three:.0f} s: ratio {three / one:.2f} (target <= 1.3)")
-    reruns = {name: [timed([*PYINFRA, *extra]) for _ in range(3)] for name, extra in (("three", []), ("one", ["--limit", "sandbox-primary"]))}
+    print(
+        f"fresh converge: primary alone {one:.0f} s, primary + replica + worker {three:.0f} s: ratio {three / one:.2f} (target <= 1.3)"
+    )
+    reruns = {
+        name: [timed([*PYINFRA, *extra]) for _ in range(3)]
+        for name, extra in (("three", []), ("one", ["--limit", "sandbox-primary"]))
+    }
     ratio = statistics.median(reruns["three"]) / statistics.median(reruns["one"])
-    print(f"no-op rerun (median of 3): three hosts {statistics.median(reruns['three']):.1f} s, the primary alone "
-          f"{statistics.median(reruns['one']):.1f} s: ratio {ratio:.2f}")
+    print(
+        f"no-op rerun (median of 3): three hosts {statistics.median(reruns['three']):.1f} s, the primary alone "
+        f"{statistics.median(reruns['one']):.1f} s: ratio {ratio:.2f}"
+    )
 
 
 def lag(rows):
-    psql("sandbox-primary", "drop table if exists bench_lag; create table bench_lag (id int primary key, at timestamptz)")
+    psql(
+        "sandbox-primary", "drop table if exists bench_lag; create table bench_lag (id int primary key, at timestamptz)"
+    )
     samples, done = [], threading.Event()
 
     def sample():
         while not done.is_set():
-            value = psql("sandbox-primary", "select coalesce(extract(epoch from replay_lag), 0) from pg_stat_replication")
+            value = psql(
+                "sandbox-primary", "select coalesce(extract(epoch from replay_lag), 0) from pg_stat_replication"
+            )
             if value:
                 samples.append(float(value.split()[0]))
             time.sleep(0.05)
@@ -85,8 +98,10 @@ def lag(rows):
     sampler.join()
     ordered = sorted(samples)
     p95 = ordered[int(0.95 * (len(ordered) - 1))]
-    print(f"{rows} single-row transactions on the primary in {burst:.1f} s ({rows / burst:.0f}/s); the replica had them all "
-          f"{caught_up:.1f} s after the first")
+    print(
+        f"{rows} single-row transactions on the primary in {burst:.1f} s ({rows / burst:.0f}/s); the replica had them all "
+        f"{caught_up:.1f} s after the first"
+    )
     print(f"replay lag over {len(samples)} samples: p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
 
 

@@ -77,7 +77,9 @@ def main():
         load_seconds = small_load()
         loaded = container_memory()
         print(f"memory (MiB RSS, limit) idle: {idle}\nafter the load: {loaded}", flush=True)
-        backups = [timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)]
+        backups = [
+            timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)
+        ]
         backup_size = host_sh("du -sh $(ls -1d /var/backups/msgplatform/[0-9]*Z | tail -n 1) | cut -f1").strip()
         restore, _ = timed(["docker", "exec", NAME, "/opt/msgplatform/bin/restore.sh", "latest"])
         _, changed_after_restore = deploy()
@@ -103,7 +105,9 @@ def main():
     for name, (rss, limit) in sorted(idle.items()):
         print(f"  {name:<34}{rss:>7.0f} / {loaded.get(name, (0, 0))[0]:>5.0f}  of {limit:>5.0f}")
     print()
-    print(f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, audit {'ok' if minimum['audited'] else 'FAILED'}")
+    print(
+        f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, audit {'ok' if minimum['audited'] else 'FAILED'}"
+    )
     for name, (rss, limit) in sorted(minimum["memory"].items()):
         print(f"  {name:<34}{rss:>7.0f}          of {limit:>5.0f}")
 
@@ -143,51 +147,106 @@ done"""
 
 
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
-PROBE = {"id": "benchQueueProbe1", "name": "bench probe", "active": False, "settings": {"executionOrder": "v1"},
-         "nodes": [{"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
-                    "parameters": {"httpMethod": "POST", "path": "bench-probe", "responseMode": "lastNode"},
-                    "webhookId": "bench-probe"},
-                   {"id": "a2", "name": "Set", "type": "n8n-nodes-base.set", "typeVersion": 3.4, "position": [200, 0],
-                    "parameters": {"assignments": {"assignments": [
-                        {"id": "b1", "name": "sum", "value": "={{ 20 + 22 }}", "type": "string"}]}}}],
-         "connections": {"Webhook": {"main": [[{"node": "Set", "type": "main", "index": 0}]]}}}
-COLLECTION = {"collection": "bench_items", "schema": {}, "meta": {},
-              "fields": [{"field": "id", "type": "integer", "meta": {"hidden": True},
-                          "schema": {"is_primary_key": True, "has_auto_increment": True}},
-                         {"field": "note", "type": "string", "meta": {}, "schema": {}}]}
+PROBE = {
+    "id": "benchQueueProbe1",
+    "name": "bench probe",
+    "active": False,
+    "settings": {"executionOrder": "v1"},
+    "nodes": [
+        {
+            "id": "a1",
+            "name": "Webhook",
+            "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2,
+            "position": [0, 0],
+            "parameters": {"httpMethod": "POST", "path": "bench-probe", "responseMode": "lastNode"},
+            "webhookId": "bench-probe",
+        },
+        {
+            "id": "a2",
+            "name": "Set",
+            "type": "n8n-nodes-base.set",
+            "typeVersion": 3.4,
+            "position": [200, 0],
+            "parameters": {
+                "assignments": {
+                    "assignments": [{"id": "b1", "name": "sum", "value": "={{ 20 + 22 }}", "type": "string"}]
+                }
+            },
+        },
+    ],
+    "connections": {"Webhook": {"main": [[{"node": "Set", "type": "main", "index": 0}]]}},
+}
+COLLECTION = {
+    "collection": "bench_items",
+    "schema": {},
+    "meta": {},
+    "fields": [
+        {
+            "field": "id",
+            "type": "integer",
+            "meta": {"hidden": True},
+            "schema": {"is_primary_key": True, "has_auto_increment": True},
+        },
+        {"field": "note", "type": "string", "meta": {}, "schema": {}},
+    ],
+}
 
 
 def small_load():
     """100 workflow executions through the queue and 100 Directus item writes; its duration."""
-    host_sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
-            # Through stdin into the container's /tmp (a tmpfs): `docker cp` cannot write to a read-only root file system.
-            f"{DC} exec -T n8n sh -c 'cat > /tmp/probe.json' < /tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
-            f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n")
+    host_sh(
+        f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
+        # Through stdin into the container's /tmp (a tmpfs): `docker cp` cannot write to a read-only root file system.
+        f"{DC} exec -T n8n sh -c 'cat > /tmp/probe.json' < /tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
+        f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n"
+    )
     scripts = {
         "n8n": "for i in $(seq 100); do wget -T 30 -qO- --post-data='{}' --header 'Content-Type: application/json' "
-               "http://127.0.0.1:5678/webhook/bench-probe >/dev/null || echo failed; done",
+        "http://127.0.0.1:5678/webhook/bench-probe >/dev/null || echo failed; done",
         "directus": "json='Content-Type: application/json'; auth=\"Authorization: Bearer $ADMIN_TOKEN\"\n"
-                    f"wget -qO- --header \"$auth\" --header \"$json\" --post-data='{json.dumps(COLLECTION)}' "
-                    "http://127.0.0.1:8055/collections >/dev/null || exit 1\n"
-                    "for i in $(seq 100); do wget -qO- --header \"$auth\" --header \"$json\" "
-                    "--post-data=\"{\\\"note\\\": \\\"item $i\\\"}\" http://127.0.0.1:8055/items/bench_items >/dev/null || echo failed; done",
+        f'wget -qO- --header "$auth" --header "$json" --post-data=\'{json.dumps(COLLECTION)}\' '
+        "http://127.0.0.1:8055/collections >/dev/null || exit 1\n"
+        'for i in $(seq 100); do wget -qO- --header "$auth" --header "$json" '
+        '--post-data="{\\"note\\": \\"item $i\\"}" http://127.0.0.1:8055/items/bench_items >/dev/null || echo failed; done',
     }
     start, failed = time.monotonic(), 0
     for service, script in scripts.items():
-        failed += host_sh(f"cat > /tmp/load.sh <<'EOF'\n{script}\nEOF\n"
-                          f"{DC} exec -T {service} sh -s < /tmp/load.sh").count("failed")
+        failed += host_sh(
+            f"cat > /tmp/load.sh <<'EOF'\n{script}\nEOF\n{DC} exec -T {service} sh -s < /tmp/load.sh"
+        ).count("failed")
     print(f"load: {failed} of 200 requests failed", flush=True)
     return time.monotonic() - start
 
 
 def minimum_profile():
     """The minimum profile's limits on the same host: does the platform start and pass the audit?"""
-    out = subprocess.run([PYINFRA, "inventory/sandbox.py", "deploy.py", "-y", "--data", "memory_profile=minimum"],
-                         cwd=ROOT, env=ENV, capture_output=True, text=True)
+    out = subprocess.run(
+        [PYINFRA, "inventory/sandbox.py", "deploy.py", "-y", "--data", "memory_profile=minimum"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     deployed = out.returncode == 0
     time.sleep(30)
-    audit = subprocess.run([sys.executable, "-m", "pytest", "tests/audit", "-q", "--inventory", "inventory/sandbox.py",
-                            "--data", "memory_profile=\"minimum\""], cwd=ROOT, env=ENV, capture_output=True, text=True)
+    audit = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests/audit",
+            "-q",
+            "--inventory",
+            "inventory/sandbox.py",
+            "--data",
+            'memory_profile="minimum"',
+        ],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
     return {"deployed": deployed, "audited": audit.returncode == 0, "memory": container_memory()}
 
 

@@ -30,7 +30,9 @@ def percentile(values, p):
 
 
 def figures(label, values):
-    return f"{label}: p50 {statistics.median(values):.2f} s, p95 {percentile(values, 95):.2f} s, max {max(values):.2f} s"
+    return (
+        f"{label}: p50 {statistics.median(values):.2f} s, p95 {percentile(values, 95):.2f} s, max {max(values):.2f} s"
+    )
 
 
 def main():
@@ -42,8 +44,13 @@ def main():
     env = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
     if not args.no_deploy:
         subprocess.run([sys.executable, "tools/sandbox.py", "up"], cwd=ROOT, env=env, check=True)
-        subprocess.run([str(Path(sys.executable).parent / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
     host = Host(NAME, PORT)
     departments = GROUP_DATA["departments"]
     stamp = str(int(time.time()))[-4:]
@@ -63,14 +70,20 @@ def main():
     burst_start = time.monotonic()
     with ThreadPoolExecutor(args.concurrency) as pool:
         statuses = list(pool.map(one, senders))
-    print(f"{args.messages} messages sent in {time.monotonic() - burst_start:.1f} s ({args.concurrency} at a time); "
-          f"answers: {sorted(set(map(str, statuses)))}")
+    print(
+        f"{args.messages} messages sent in {time.monotonic() - burst_start:.1f} s ({args.concurrency} at a time); "
+        f"answers: {sorted(set(map(str, statuses)))}"
+    )
     routed, deadline = {}, time.monotonic() + 300
     while len(routed) < len(senders) and time.monotonic() < deadline:
         now = time.monotonic()
         for conversation in host.conversations():
             phone = str(((conversation.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
-            if phone in senders and phone not in routed and senders[phone]["name"].lower() in (conversation.get("labels") or []):
+            if (
+                phone in senders
+                and phone not in routed
+                and senders[phone]["name"].lower() in (conversation.get("labels") or [])
+            ):
                 routed[phone] = now - sent[phone]
         time.sleep(0.5)
     counts = {}
@@ -81,7 +94,9 @@ def main():
     lost = [s for s in senders if s not in counts]
     duplicated = [s for s, n in counts.items() if n > 1]
     print(figures("webhook answered", answers))
-    print(figures("conversation routed (inbox, team, label; polled every 0.5 s)", list(routed.values()) or [float("nan")]))
+    print(
+        figures("conversation routed (inbox, team, label; polled every 0.5 s)", list(routed.values()) or [float("nan")])
+    )
     print(f"routed: {len(routed)} of {len(senders)}; lost: {len(lost)}; duplicated conversations: {len(duplicated)}")
 
 

@@ -13,7 +13,6 @@ afterwards.
 import argparse
 import json
 import os
-import sys
 import threading
 import time
 from datetime import datetime
@@ -44,8 +43,10 @@ def timed_run(host):
     wall = time.monotonic() - start
     stop.set()
     watcher.join()
-    execution = json.loads(out[out.index("{"):])
-    took = (datetime.fromisoformat(execution["stoppedAt"]) - datetime.fromisoformat(execution["startedAt"])).total_seconds()
+    execution = json.loads(out[out.index("{") :])
+    took = (
+        datetime.fromisoformat(execution["stoppedAt"]) - datetime.fromisoformat(execution["startedAt"])
+    ).total_seconds()
     return wall, took, max(memory, default=0)
 
 
@@ -57,20 +58,33 @@ def main():
     host.simulator("POST", "/_sim/reset")
     made = []
     for i in range(args.promotions):
-        status, answer = host.directus_as("directus_admin_token", "POST", "/items/promotions", {
-            "title": f"Bench promotion {time.time_ns()}", "body": "Benchmark post.", "status": "active",
-            "image": "https://cdn.example.com/bench.jpg", "channels": ["facebook", "instagram", "tiktok"]})
+        status, answer = host.directus_as(
+            "directus_admin_token",
+            "POST",
+            "/items/promotions",
+            {
+                "title": f"Bench promotion {time.time_ns()}",
+                "body": "Benchmark post.",
+                "status": "active",
+                "image": "https://cdn.example.com/bench.jpg",
+                "channels": ["facebook", "instagram", "tiktok"],
+            },
+        )
         assert status == 200, answer
         made.append(answer["data"]["id"])
     try:
         posts = 3 * args.promotions
         wall, took, peak = timed_run(host)
         rows = sum(len(host.post_logs(i)) for i in made)
-        print(f"first run, {args.promotions} promotions x 3 platforms: command {wall:.1f} s, execution {took:.1f} s, "
-              f"{took / posts:.2f} s per post, {rows}/{posts} logged, one-off n8n container peak {peak:.0f} MiB")
+        print(
+            f"first run, {args.promotions} promotions x 3 platforms: command {wall:.1f} s, execution {took:.1f} s, "
+            f"{took / posts:.2f} s per post, {rows}/{posts} logged, one-off n8n container peak {peak:.0f} MiB"
+        )
         wall, took, _ = timed_run(host)
         again = sum(len(host.post_logs(i)) for i in made) - rows
-        print(f"second run in the same slot: command {wall:.1f} s, execution {took:.1f} s, {again} new log rows (target: 0)")
+        print(
+            f"second run in the same slot: command {wall:.1f} s, execution {took:.1f} s, {again} new log rows (target: 0)"
+        )
     finally:
         for i in made:
             host.directus_as("directus_admin_token", "PATCH", f"/items/promotions/{i}", {"status": "archived"})

@@ -63,15 +63,42 @@ images = {
 teams = ["Sales Team", "Support Team", "Shared Pool", "Technical leads", "Accounts team"]
 whatsapp_business_account_id = "102290129340398"
 departments = [
-    {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
-     "team": "Sales Team", "escalation_team": "Any available",
-     "agents": [{"name": "Sam Sales", "email": "sam.sales@example.com"}, {"name": "Sue Sales", "email": "sue.sales@example.com"}]},
-    {"name": "Support", "number": "+5922222222", "phone_number_id": "1100000002", "inbox": "support-whatsapp",
-     "team": "Support Team", "escalation_team": "Technical leads",
-     "agents": [{"name": "Pat Support", "email": "pat.support@example.com"}, {"name": "Lee Lead", "email": "lee.lead@example.com"}]},
-    {"name": "Billing", "number": "+5922223333", "phone_number_id": "1100000003", "inbox": "billing-whatsapp",
-     "team": "Shared Pool", "escalation_team": "Accounts team",
-     "agents": [{"name": "Bea Billing", "email": "bea.billing@example.com"}, {"name": "Ace Accounts", "email": "ace.accounts@example.com"}]},
+    {
+        "name": "Sales",
+        "number": "+5922221111",
+        "phone_number_id": "1100000001",
+        "inbox": "sales-whatsapp",
+        "team": "Sales Team",
+        "escalation_team": "Any available",
+        "agents": [
+            {"name": "Sam Sales", "email": "sam.sales@example.com"},
+            {"name": "Sue Sales", "email": "sue.sales@example.com"},
+        ],
+    },
+    {
+        "name": "Support",
+        "number": "+5922222222",
+        "phone_number_id": "1100000002",
+        "inbox": "support-whatsapp",
+        "team": "Support Team",
+        "escalation_team": "Technical leads",
+        "agents": [
+            {"name": "Pat Support", "email": "pat.support@example.com"},
+            {"name": "Lee Lead", "email": "lee.lead@example.com"},
+        ],
+    },
+    {
+        "name": "Billing",
+        "number": "+5922223333",
+        "phone_number_id": "1100000003",
+        "inbox": "billing-whatsapp",
+        "team": "Shared Pool",
+        "escalation_team": "Accounts team",
+        "agents": [
+            {"name": "Bea Billing", "email": "bea.billing@example.com"},
+            {"name": "Ace Accounts", "email": "ace.accounts@example.com"},
+        ],
+    },
 ]
 # The website's chat window, answered like the Support number (docs: web_chats).
 web_chats = [{"inbox": "website", "website_url": "https://www.sandbox.test", "department": "Support"}]

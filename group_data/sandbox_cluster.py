@@ -4,9 +4,16 @@ import os
 import runpy
 
 _PRIMARY_PORT = 2241
-globals().update({key: value for key, value in runpy.run_path(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox.py"), init_globals={"_PRIMARY_PORT": _PRIMARY_PORT}).items()
-    if not key.startswith("__") and key != "os"})
+globals().update(
+    {
+        key: value
+        for key, value in runpy.run_path(
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox.py"),
+            init_globals={"_PRIMARY_PORT": _PRIMARY_PORT},
+        ).items()
+        if not key.startswith("__") and key != "os"
+    }
+)
 
 # Small, so the test of a replica that stays down can go past it in seconds.
 max_slot_wal_keep_size_mb = 64

@@ -11,16 +11,19 @@ _addresses = runpy.run_path(os.path.join(_root, "group_data", "sandbox.py"))["_s
 
 
 def _host(name, port, **data):
-    return (name, {
-        "ssh_hostname": "127.0.0.1",
-        "ssh_port": port,
-        "ssh_user": "root",
-        "ssh_key": os.path.join(_state, "id_ed25519"),
-        "ssh_known_hosts_file": os.path.join(_state, f"{name}.known_hosts"),
-        "ssh_strict_host_key_checking": "accept-new",
-        "private_address": _addresses(port)[0],
-        **data,
-    })
+    return (
+        name,
+        {
+            "ssh_hostname": "127.0.0.1",
+            "ssh_port": port,
+            "ssh_user": "root",
+            "ssh_key": os.path.join(_state, "id_ed25519"),
+            "ssh_known_hosts_file": os.path.join(_state, f"{name}.known_hosts"),
+            "ssh_strict_host_key_checking": "accept-new",
+            "private_address": _addresses(port)[0],
+            **data,
+        },
+    )
 
 
 if os.environ.get("CLUSTER_PROMOTED"):

@@ -9,11 +9,10 @@ import re
 import shlex
 import time
 
+from pydantic import field_validator
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
-
-from pydantic import field_validator
 
 from . import converge
 from .converge import ensure_packages
@@ -23,32 +22,55 @@ from .services import app_services
 
 # What an app's database issued and the application bootstrap keeps on the host (paths under
 # the stack root): restored with that database, or the kept tokens no longer open it.
-ISSUED = {"chatwoot": ["secrets/chatwoot_api_token", "secrets/chatwoot_automation_token", "secrets/chatwoot_bot_token",
-                       "state/chatwoot-account-id", "state/chatwoot-automation-user-id"]}
+ISSUED = {
+    "chatwoot": [
+        "secrets/chatwoot_api_token",
+        "secrets/chatwoot_automation_token",
+        "secrets/chatwoot_bot_token",
+        "state/chatwoot-account-id",
+        "state/chatwoot-automation-user-id",
+    ]
+}
 
 
 class Settings(Section):
     backup_dir: str = setting(
-        "/var/backups/msgplatform", doc="Where backups go: backup_dir/<UTC time>/, one directory each.",
-        problem="not a dedicated absolute directory", pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
-        fix='set backup_dir = "/var/backups/msgplatform"')
+        "/var/backups/msgplatform",
+        doc="Where backups go: backup_dir/<UTC time>/, one directory each.",
+        problem="not a dedicated absolute directory",
+        pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
+        fix='set backup_dir = "/var/backups/msgplatform"',
+    )
     backup_schedule: str = setting(
-        "*-*-* 03:15:00", doc="When the backup timer runs: a systemd OnCalendar expression (UTC on most servers).",
-        problem="not a systemd calendar expression", pattern=r"^[A-Za-z0-9*:/,. ~-]+$",
-        fix='use e.g. "*-*-* 03:15:00" (nightly) or "daily"; see `man systemd.time`')
-    backup_keep: PositiveInt = setting(7, doc="How many backups stay; older ones are removed.", problem="not a count",
-                                       fix="keep at least 1 backup, e.g. backup_keep = 7")
+        "*-*-* 03:15:00",
+        doc="When the backup timer runs: a systemd OnCalendar expression (UTC on most servers).",
+        problem="not a systemd calendar expression",
+        pattern=r"^[A-Za-z0-9*:/,. ~-]+$",
+        fix='use e.g. "*-*-* 03:15:00" (nightly) or "daily"; see `man systemd.time`',
+    )
+    backup_keep: PositiveInt = setting(
+        7,
+        doc="How many backups stay; older ones are removed.",
+        problem="not a count",
+        fix="keep at least 1 backup, e.g. backup_keep = 7",
+    )
     backup_max_age_hours: PositiveInt = setting(
-        26, doc="The audit calls the last backup stale after this many hours.", problem="not a number of hours",
-        fix="set how old the last backup may be before the audit calls it stale, e.g. 26 for a nightly schedule")
+        26,
+        doc="The audit calls the last backup stale after this many hours.",
+        problem="not a number of hours",
+        fix="set how old the last backup may be before the audit calls it stale, e.g. 26 for a nightly schedule",
+    )
     # No credentials in the URL: it is not a secret and shows in logs.
     backup_offsite: str | None = setting(
-        None, doc='Off-host copy with restic, e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or '
-                  '"s3:https://s3.example.org/bucket/msgplatform"; password from PLATFORM_RESTIC_PASSWORD (S3 keys: '
-                  "PLATFORM_RESTIC_AWS_ACCESS_KEY_ID, PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY). None: no off-host copy.",
-        problem="not a restic repository", pattern=r"^(sftp:|s3:|rest:|/)[^\s'\"]+$",
+        None,
+        doc='Off-host copy with restic, e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or '
+        '"s3:https://s3.example.org/bucket/msgplatform"; password from PLATFORM_RESTIC_PASSWORD (S3 keys: '
+        "PLATFORM_RESTIC_AWS_ACCESS_KEY_ID, PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY). None: no off-host copy.",
+        problem="not a restic repository",
+        pattern=r"^(sftp:|s3:|rest:|/)[^\s'\"]+$",
         fix='use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform" '
-            "(credentials come from PLATFORM_RESTIC_* secrets, never the URL), or None")
+        "(credentials come from PLATFORM_RESTIC_* secrets, never the URL), or None",
+    )
 
     @field_validator("backup_dir")
     @classmethod
@@ -59,11 +81,18 @@ class Settings(Section):
     @classmethod
     def _no_credentials(cls, url):
         if url and re.search(r"://[^/]*:[^/]*@", url):
-            raise refuse("holds credentials", "put them in PLATFORM_RESTIC_* secrets, never the URL", shown="(not shown)")
+            raise refuse(
+                "holds credentials", "put them in PLATFORM_RESTIC_* secrets, never the URL", shown="(not shown)"
+            )
         return url
 
+
 # App -> its named volumes (compose.yaml), each kept as a tar in the backup.
-APP_VOLUMES = {"chatwoot": ("chatwoot-storage",), "n8n": ("n8n-data",), "directus": ("directus-uploads", "directus-extensions")}
+APP_VOLUMES = {
+    "chatwoot": ("chatwoot-storage",),
+    "n8n": ("n8n-data",),
+    "directus": ("directus-uploads", "directus-extensions"),
+}
 STAMP = "%Y%m%dT%H%M%SZ"  # a backup's directory name, in UTC
 
 
@@ -79,9 +108,11 @@ class Backups(FactBase):
     """Complete backups under backup_dir (oldest first), and the backup unit's last result."""
 
     def command(self, backup_dir, unit_name):
-        return (f"ls -1 {shlex.quote(backup_dir)} 2>/dev/null | grep -E '^[0-9]{{8}}T[0-9]{{6}}Z$' | sed 's/^/backup /'; "
-                f"echo \"result $(systemctl show -p Result --value {shlex.quote(unit_name)}.service 2>/dev/null)\"; "
-                "echo \"now $(date -u +%s)\"")
+        return (
+            f"ls -1 {shlex.quote(backup_dir)} 2>/dev/null | grep -E '^[0-9]{{8}}T[0-9]{{6}}Z$' | sed 's/^/backup /'; "
+            f'echo "result $(systemctl show -p Result --value {shlex.quote(unit_name)}.service 2>/dev/null)"; '
+            'echo "now $(date -u +%s)"'
+        )
 
     @staticmethod
     def default():
@@ -106,10 +137,17 @@ def age_hours(name, now):
 
 def script_vars(cfg):
     """What the backup and restore scripts and the units are rendered with."""
-    return dict(cfg=cfg, root=cfg.stack.stack_root, unit=unit(cfg), volumes=[v for vols in app_volumes(cfg).values() for v in vols],
-                app_volumes=app_volumes(cfg), app_services=app_services(cfg), generated=list(GENERATED_SECRETS),
-                issued={app: paths for app, paths in ISSUED.items() if app in cfg.stack.apps},
-                kept_state=sorted({p for paths in ISSUED.values() for p in paths if p.startswith("state/")}))
+    return dict(
+        cfg=cfg,
+        root=cfg.stack.stack_root,
+        unit=unit(cfg),
+        volumes=[v for vols in app_volumes(cfg).values() for v in vols],
+        app_volumes=app_volumes(cfg),
+        app_services=app_services(cfg),
+        generated=list(GENERATED_SECRETS),
+        issued={app: paths for app, paths in ISSUED.items() if app in cfg.stack.apps},
+        kept_state=sorted({p for paths in ISSUED.values() for p in paths if p.startswith("state/")}),
+    )
 
 
 def managed_dirs(cfg):
@@ -122,17 +160,42 @@ def apply(cfg, installed):
     root, name = cfg.stack.stack_root, unit(cfg)
     if cfg.backup.backup_offsite:
         ensure_packages("restic for the off-host copy", ["restic"], installed)
-    converge.directory(name=f"Backup directory {cfg.backup.backup_dir}", path=cfg.backup.backup_dir, user="root", group="root", mode="700")
+    converge.directory(
+        name=f"Backup directory {cfg.backup.backup_dir}",
+        path=cfg.backup.backup_dir,
+        user="root",
+        group="root",
+        mode="700",
+    )
     template_vars = script_vars(cfg)
     for script in ("backup", "restore"):
-        converge.template(name=f"{script.capitalize()} script", src=f"templates/backup/{script}.sh.j2",
-                          dest=f"{root}/bin/{script}.sh", mode="700", create_remote_dir=False, **template_vars)
-    changed = [converge.template(name=f"{name}.{kind}", src=f"templates/backup/backup.{kind}.j2",
-                                 dest=f"/etc/systemd/system/{name}.{kind}", mode="644", **template_vars)
-               for kind in ("service", "timer")]
-    reload = systemd.daemon_reload(name="systemd reloaded for the backup units", _if=lambda: any(op.did_change() for op in changed))
-    systemd.service(name=f"{name}.timer restarted on its new schedule", service=f"{name}.timer", restarted=True,
-                    _if=reload.did_change)
+        converge.template(
+            name=f"{script.capitalize()} script",
+            src=f"templates/backup/{script}.sh.j2",
+            dest=f"{root}/bin/{script}.sh",
+            mode="700",
+            create_remote_dir=False,
+            **template_vars,
+        )
+    changed = [
+        converge.template(
+            name=f"{name}.{kind}",
+            src=f"templates/backup/backup.{kind}.j2",
+            dest=f"/etc/systemd/system/{name}.{kind}",
+            mode="644",
+            **template_vars,
+        )
+        for kind in ("service", "timer")
+    ]
+    reload = systemd.daemon_reload(
+        name="systemd reloaded for the backup units", _if=lambda: any(op.did_change() for op in changed)
+    )
+    systemd.service(
+        name=f"{name}.timer restarted on its new schedule",
+        service=f"{name}.timer",
+        restarted=True,
+        _if=reload.did_change,
+    )
     return {f"{name}.timer": (True, True)}
 
 

@@ -15,29 +15,49 @@ from pyinfra.operations import files, server, systemd
 
 from . import converge
 from .converge import ensure_packages
-from .model import ConfigError, Port, Section, Items, refuse, setting
+from .model import ConfigError, Items, Port, Section, refuse, setting
 
 SSH_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+")
 USER_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 
 
 class Settings(Section):
-    ssh_port: Port = setting(22, doc="SSH port; pyinfra also connects on it.", problem="not a TCP port",
-                             fix="set ssh_port to a whole number from 1 to 65535")
-    ssh_hardening: bool = setting(False, doc="True: key log-in only (turn on once you log in with a key).",
-                                  problem="not a boolean", fix="set ssh_hardening = True or False")
+    ssh_port: Port = setting(
+        22,
+        doc="SSH port; pyinfra also connects on it.",
+        problem="not a TCP port",
+        fix="set ssh_port to a whole number from 1 to 65535",
+    )
+    ssh_hardening: bool = setting(
+        False,
+        doc="True: key log-in only (turn on once you log in with a key).",
+        problem="not a boolean",
+        fix="set ssh_hardening = True or False",
+    )
     admin_user: str | None = setting(
-        None, doc='Admin user created with password-less sudo and admin_ssh_keys, e.g. "ops"; None: none.',
-        problem="not a valid non-root user name", fix='set admin_user = "ops" or None')
-    admin_ssh_keys: Items[str] = setting((), doc="OpenSSH public keys of admin_user, one line each.",
-                                          problem="not a list of OpenSSH public keys",
-                                          fix='paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"')
+        None,
+        doc='Admin user created with password-less sudo and admin_ssh_keys, e.g. "ops"; None: none.',
+        problem="not a valid non-root user name",
+        fix='set admin_user = "ops" or None',
+    )
+    admin_ssh_keys: Items[str] = setting(
+        (),
+        doc="OpenSSH public keys of admin_user, one line each.",
+        problem="not a list of OpenSSH public keys",
+        fix='paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"',
+    )
     ssh_root_login: Literal["prohibit-password", "no"] = setting(
-        "prohibit-password", doc='With ssh_hardening: root logs in with a key ("prohibit-password") or not at all ("no", '
-                                 "once the deploy logs in as admin_user with sudo).",
-        problem="not a PermitRootLogin value", fix='set ssh_root_login = "prohibit-password" or "no"')
-    swap_mb: Any = setting("auto", doc='Swap file in MB; "auto": 2 GB on hosts under 7 GB of RAM, none above; 0: none.',
-                           fix='set swap_mb = "auto", 0 (no swap file) or a size in MB')
+        "prohibit-password",
+        doc='With ssh_hardening: root logs in with a key ("prohibit-password") or not at all ("no", '
+        "once the deploy logs in as admin_user with sudo).",
+        problem="not a PermitRootLogin value",
+        fix='set ssh_root_login = "prohibit-password" or "no"',
+    )
+    swap_mb: Any = setting(
+        "auto",
+        doc='Swap file in MB; "auto": 2 GB on hosts under 7 GB of RAM, none above; 0: none.',
+        fix='set swap_mb = "auto", 0 (no swap file) or a size in MB',
+    )
 
     @field_validator("admin_user")
     @classmethod
@@ -50,7 +70,9 @@ class Settings(Section):
     @classmethod
     def _keys(cls, keys):
         if not all(SSH_KEY_RE.match(key) for key in keys):
-            raise refuse("not a list of OpenSSH public keys", 'paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"')
+            raise refuse(
+                "not a list of OpenSSH public keys", 'paste each key as one line, e.g. "ssh-ed25519 AAAA... you@laptop"'
+            )
         return keys
 
     @field_validator("swap_mb")
@@ -66,13 +88,21 @@ class Settings(Section):
     @model_validator(mode="after")
     def _admin_can_log_in(self):
         if self.admin_user and not self.admin_ssh_keys:
-            raise refuse(f"admin_user {self.admin_user!r} would have no way to log in",
-                         "add at least one public key to admin_ssh_keys", key="admin_ssh_keys", value=[])
+            raise refuse(
+                f"admin_user {self.admin_user!r} would have no way to log in",
+                "add at least one public key to admin_ssh_keys",
+                key="admin_ssh_keys",
+                value=[],
+            )
         if self.ssh_root_login == "no" and not (self.ssh_hardening and self.admin_user):
-            raise refuse("needs ssh_hardening = True and an admin_user, or nobody could log in as an administrator",
-                         'set admin_user and ssh_hardening = True, or keep ssh_root_login = "prohibit-password"',
-                         key="ssh_root_login", value="no")
+            raise refuse(
+                "needs ssh_hardening = True and an admin_user, or nobody could log in as an administrator",
+                'set admin_user and ssh_hardening = True, or keep ssh_root_login = "prohibit-password"',
+                key="ssh_root_login",
+                value="no",
+            )
         return self
+
 
 PACKAGES = (
     "ca-certificates",
@@ -97,14 +127,36 @@ PACKAGES = (
 # link and FIFO protection, no core dumps of setuid programs. Keys the kernel lacks (IPv6
 # turned off at boot) are skipped.
 SYSCTLS = {
-    "vm.overcommit_memory": 1, "net.ipv4.ip_forward": 1,
-    **{f"net.ipv4.conf.{scope}.{key}": value for scope in ("all", "default") for key, value in (
-        ("accept_redirects", 0), ("secure_redirects", 0), ("send_redirects", 0), ("accept_source_route", 0),
-        ("log_martians", 1), ("rp_filter", 1))},
-    **{f"net.ipv6.conf.{scope}.{key}": 0 for scope in ("all", "default") for key in ("accept_redirects", "accept_source_route")},
-    "net.ipv4.tcp_syncookies": 1, "net.ipv4.icmp_echo_ignore_broadcasts": 1, "net.ipv4.icmp_ignore_bogus_error_responses": 1,
-    "kernel.kptr_restrict": 2, "kernel.dmesg_restrict": 1, "kernel.randomize_va_space": 2, "fs.suid_dumpable": 0,
-    "fs.protected_hardlinks": 1, "fs.protected_symlinks": 1, "fs.protected_fifos": 1, "fs.protected_regular": 2,
+    "vm.overcommit_memory": 1,
+    "net.ipv4.ip_forward": 1,
+    **{
+        f"net.ipv4.conf.{scope}.{key}": value
+        for scope in ("all", "default")
+        for key, value in (
+            ("accept_redirects", 0),
+            ("secure_redirects", 0),
+            ("send_redirects", 0),
+            ("accept_source_route", 0),
+            ("log_martians", 1),
+            ("rp_filter", 1),
+        )
+    },
+    **{
+        f"net.ipv6.conf.{scope}.{key}": 0
+        for scope in ("all", "default")
+        for key in ("accept_redirects", "accept_source_route")
+    },
+    "net.ipv4.tcp_syncookies": 1,
+    "net.ipv4.icmp_echo_ignore_broadcasts": 1,
+    "net.ipv4.icmp_ignore_bogus_error_responses": 1,
+    "kernel.kptr_restrict": 2,
+    "kernel.dmesg_restrict": 1,
+    "kernel.randomize_va_space": 2,
+    "fs.suid_dumpable": 0,
+    "fs.protected_hardlinks": 1,
+    "fs.protected_symlinks": 1,
+    "fs.protected_fifos": 1,
+    "fs.protected_regular": 2,
 }
 SYSCTL_FILE = "/etc/sysctl.d/60-platform.conf"
 # Network protocols nothing here uses: their modules never load (dev-sec linux-baseline).
@@ -125,7 +177,7 @@ SSHD_INCLUDE = f"Include {SSHD_DROPIN}"
 SSHD_BASELINE = {
     "Ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
     "KexAlgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
-                     "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
     "MACs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
     # 3, not the baseline's 2: an agent offering several keys would be refused before the right one.
     "MaxAuthTries": "3",
@@ -171,20 +223,24 @@ def sysctl_file():
 
 def modprobe_file():
     return "# Managed by the platform deploy: network protocols nothing here uses.\n" + "".join(
-        f"install {module} /bin/false\nblacklist {module}\n" for module in UNUSED_PROTOCOLS)
+        f"install {module} /bin/false\nblacklist {module}\n" for module in UNUSED_PROTOCOLS
+    )
 
 
 def sshd_settings(cfg):
     """What sshd must run with: the baseline, and with ssh_hardening key-only log-in."""
     settings = dict(SSHD_BASELINE)
     if cfg.host.ssh_hardening:
-        settings.update(PasswordAuthentication="no", KbdInteractiveAuthentication="no", PermitRootLogin=cfg.host.ssh_root_login)
+        settings.update(
+            PasswordAuthentication="no", KbdInteractiveAuthentication="no", PermitRootLogin=cfg.host.ssh_root_login
+        )
     return settings
 
 
 def sshd_dropin(cfg):
     return "# Managed by the platform deploy (base layer): edit group data, not this file.\n" + "".join(
-        f"{key} {value}\n" for key, value in sshd_settings(cfg).items())
+        f"{key} {value}\n" for key, value in sshd_settings(cfg).items()
+    )
 
 
 def sshd_effective(settings):
@@ -204,29 +260,50 @@ def packages(installed):
 
 def managed_dirs():
     """The directories this layer writes files into (converge.scan reads each once a run)."""
-    return sorted({os.path.dirname(path) for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)}
-                  | {"/etc/sudoers.d"})
+    return sorted(
+        {os.path.dirname(path) for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)}
+        | {"/etc/sudoers.d"}
+    )
 
 
 def units(installed):
-    return {u: want for u, want in UNITS.items() if u != "systemd-timesyncd" or "systemd-timesyncd" in packages(installed)}
+    return {
+        u: want for u, want in UNITS.items() if u != "systemd-timesyncd" or "systemd-timesyncd" in packages(installed)
+    }
 
 
 def apply(cfg, installed):
     """The base layer; returns the host's state as read before it (HostState)."""
     ensure_packages("Base packages", packages(installed), installed)
-    converge.put(name="Unattended security upgrades on", src="files/20auto-upgrades", dest=AUTO_UPGRADES_FILE,
-                 mode="644", create_remote_dir=False)
+    converge.put(
+        name="Unattended security upgrades on",
+        src="files/20auto-upgrades",
+        dest=AUTO_UPGRADES_FILE,
+        mode="644",
+        create_remote_dir=False,
+    )
 
-    persisted = converge.put(name="sysctl settings persisted", src=StringIO(sysctl_file()), dest=SYSCTL_FILE,
-                             mode="644", create_remote_dir=False)
+    persisted = converge.put(
+        name="sysctl settings persisted",
+        src=StringIO(sysctl_file()),
+        dest=SYSCTL_FILE,
+        mode="644",
+        create_remote_dir=False,
+    )
     live = host.get_fact(Sysctl)
     live_differs = any(key in live and live[key] != value for key, value in SYSCTLS.items())
-    server.shell(name="sysctl settings applied", commands=[f"sysctl -e -p {SYSCTL_FILE}"],
-                 _if=lambda: live_differs or persisted.did_change())
-    converge.put(name="Unused network protocols never loaded", src=StringIO(modprobe_file()), dest=MODPROBE_FILE, mode="644")
+    server.shell(
+        name="sysctl settings applied",
+        commands=[f"sysctl -e -p {SYSCTL_FILE}"],
+        _if=lambda: live_differs or persisted.did_change(),
+    )
+    converge.put(
+        name="Unused network protocols never loaded", src=StringIO(modprobe_file()), dest=MODPROBE_FILE, mode="644"
+    )
     for path in BANNER_FILES:
-        converge.put(name=f"Login banner {path}", src="files/login-banner", dest=path, mode="644", create_remote_dir=False)
+        converge.put(
+            name=f"Login banner {path}", src="files/login-banner", dest=path, mode="644", create_remote_dir=False
+        )
 
     state = host.get_fact(HostState, user=cfg.host.admin_user)
     _login_defs(state)
@@ -240,9 +317,13 @@ def _login_defs(state):
     """New accounts' umask and password ageing (login.defs): each key's lines replaced by one."""
     wrong = {key: value for key, value in LOGIN_DEFS.items() if state["login_defs"].get(key) != value}
     if wrong:
-        server.shell(name="login.defs: umask 027 and password ageing for new accounts",
-                     commands=[f"sed -i '/^#*[[:space:]]*{key}[[:space:]]/d' /etc/login.defs && echo '{key} {value}' >> /etc/login.defs"
-                               for key, value in wrong.items()])
+        server.shell(
+            name="login.defs: umask 027 and password ageing for new accounts",
+            commands=[
+                f"sed -i '/^#*[[:space:]]*{key}[[:space:]]/d' /etc/login.defs && echo '{key} {value}' >> /etc/login.defs"
+                for key, value in wrong.items()
+            ],
+        )
 
 
 class HostState(FactBase):
@@ -250,23 +331,39 @@ class HostState(FactBase):
 
     def command(self, user):
         fstab = shlex.quote(FSTAB_LINE)
-        script = (f"test -e {SWAP_FILE} && echo swap; grep -qxF {fstab} /etc/fstab && echo fstab; "
-                  "systemd-detect-virt -q -c && echo container; ")
+        script = (
+            f"test -e {SWAP_FILE} && echo swap; grep -qxF {fstab} /etc/fstab && echo fstab; "
+            "systemd-detect-virt -q -c && echo container; "
+        )
         keys = "|".join(LOGIN_DEFS)
-        script += (f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
-                   f"head -n 1 {SSHD_CONFIG} | sed 's/^/sshd-first /'; "
-                   "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; ")
+        script += (
+            f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
+            f"head -n 1 {SSHD_CONFIG} | sed 's/^/sshd-first /'; "
+            "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; "
+        )
         if user:
             home = f"$(getent passwd {user} | cut -d: -f6)"
-            script += (f"getent passwd {user} | sed 's/^/passwd /'; echo \"groups $(id -nG {user} 2>/dev/null)\"; "
-                       f"stat -c 'stat %n %a %U' {home}/.ssh {home}/.ssh/authorized_keys 2>/dev/null; "
-                       f"sed 's/^/key /' {home}/.ssh/authorized_keys 2>/dev/null; ")
+            script += (
+                f"getent passwd {user} | sed 's/^/passwd /'; echo \"groups $(id -nG {user} 2>/dev/null)\"; "
+                f"stat -c 'stat %n %a %U' {home}/.ssh {home}/.ssh/authorized_keys 2>/dev/null; "
+                f"sed 's/^/key /' {home}/.ssh/authorized_keys 2>/dev/null; "
+            )
         return script + "true"
 
     @staticmethod
     def default():
-        return {"swap": False, "fstab": False, "container": False, "passwd": None, "groups": set(), "modes": {}, "keys": [], "login_defs": {},
-                "sshd_first": "", "sshd": {}}
+        return {
+            "swap": False,
+            "fstab": False,
+            "container": False,
+            "passwd": None,
+            "groups": set(),
+            "modes": {},
+            "keys": [],
+            "login_defs": {},
+            "sshd_first": "",
+            "sshd": {},
+        }
 
     def process(self, output):
         state = self.default()
@@ -297,9 +394,14 @@ class HostState(FactBase):
 def admin_user_drift(cfg, state):
     """Whether the admin user differs from what server.user would make of it."""
     user = cfg.host.admin_user
-    return not (state["passwd"] and state["passwd"][6] == "/bin/bash" and "sudo" in state["groups"]
-                and state["modes"].get(".ssh") == ("700", user) and state["modes"].get("authorized_keys") == ("600", user)
-                and state["keys"] == list(cfg.host.admin_ssh_keys))
+    return not (
+        state["passwd"]
+        and state["passwd"][6] == "/bin/bash"
+        and "sudo" in state["groups"]
+        and state["modes"].get(".ssh") == ("700", user)
+        and state["modes"].get("authorized_keys") == ("600", user)
+        and state["keys"] == list(cfg.host.admin_ssh_keys)
+    )
 
 
 def _swap(cfg, state):
@@ -339,18 +441,26 @@ def _admin_user(cfg, state):
 
 def sshd_drift(cfg, effective):
     """Settings whose effective value (`sshd -T`) differs from sshd_settings."""
-    return {key: (effective.get(key), value) for key, value in sshd_effective(sshd_settings(cfg)).items() if effective.get(key) != value}
+    return {
+        key: (effective.get(key), value)
+        for key, value in sshd_effective(sshd_settings(cfg)).items()
+        if effective.get(key) != value
+    }
 
 
 def _ssh(cfg, state):
     dropin = converge.put(name="SSH hardening", src=StringIO(sshd_dropin(cfg)), dest=SSHD_DROPIN, mode="644")
     # The drop-in first in sshd_config; whatever else includes it too reads it again, harmlessly.
-    first = server.shell(name="sshd reads the platform's settings first",
-                         commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
-                         _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])))
+    first = server.shell(
+        name="sshd reads the platform's settings first",
+        commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
+        _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])),
+    )
     changed = lambda: dropin.did_change() or first.did_change()  # noqa: E731
     # A configuration sshd refuses is taken out again, so sshd's next start (an upgrade, a reboot) still works.
-    rollback = (f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}; rm -f {SSHD_DROPIN}; "
-                "echo 'sshd -t refused the platform settings (above): they were taken out, sshd keeps its own' >&2; exit 1")
+    rollback = (
+        f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}; rm -f {SSHD_DROPIN}; "
+        "echo 'sshd -t refused the platform settings (above): they were taken out, sshd keeps its own' >&2; exit 1"
+    )
     server.shell(name="sshd configuration valid", commands=[f"sshd -t || {{ {rollback}; }}"], _if=changed)
     systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=changed)

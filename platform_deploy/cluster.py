@@ -19,7 +19,7 @@ from typing import Annotated, Literal
 
 from pyinfra import host, inventory
 from pyinfra.api import FactBase
-from pyinfra.operations import python, server
+from pyinfra.operations import python
 
 from . import converge
 from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
@@ -32,66 +32,117 @@ PRIMARY_SECRETS = {"replication_password": 40}
 # The primary's secrets a peer's services need, by role.
 # A replica keeps every one: promoted, it runs the apps on their data (n8n's credentials are
 # encrypted with n8n_encryption_key, the roles' passwords are in the replicated database).
-LINK_SECRETS = {Role.WORKER: ("n8n_db_password", "n8n_encryption_key", "redis_password"),
-                Role.REPLICA: (*GENERATED_SECRETS, "replication_password")}
+LINK_SECRETS = {
+    Role.WORKER: ("n8n_db_password", "n8n_encryption_key", "redis_password"),
+    Role.REPLICA: (*GENERATED_SECRETS, "replication_password"),
+}
 # Env files a peer's services read (secrets/<name>.env): variable -> secret.
 PEER_SECRET_ENV = {
-    Role.WORKER: {"n8n": {"DB_POSTGRESDB_PASSWORD": "n8n_db_password", "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
-                       "QUEUE_BULL_REDIS_PASSWORD": "redis_password"}},
-    Role.REPLICA: {"redis": {"REDIS_PASSWORD": "redis_password"}, "replication": {"REPLICATION_PASSWORD": "replication_password"}},
+    Role.WORKER: {
+        "n8n": {
+            "DB_POSTGRESDB_PASSWORD": "n8n_db_password",
+            "N8N_ENCRYPTION_KEY": "n8n_encryption_key",
+            "QUEUE_BULL_REDIS_PASSWORD": "redis_password",
+        }
+    },
+    Role.REPLICA: {
+        "redis": {"REDIS_PASSWORD": "redis_password"},
+        "replication": {"REPLICATION_PASSWORD": "replication_password"},
+    },
 }
 
-IpAddress = Annotated[str, check(lambda value: is_ip_address(value, version=4), "not an IPv4 address",
-                                 'write the host\'s IPv4 address on the private network, e.g. "10.0.0.2"')]
+IpAddress = Annotated[
+    str,
+    check(
+        lambda value: is_ip_address(value, version=4),
+        "not an IPv4 address",
+        'write the host\'s IPv4 address on the private network, e.g. "10.0.0.2"',
+    ),
+]
 
 
 class Settings(Section):
     private_address: IpAddress | None = setting(
-        None, doc="This host's address on the private network its peers share (host data in the inventory); needed on every "
-                  "host once the inventory has `replicas` or `workers`. PostgreSQL and Redis are published on the primary's "
-                  "only, to the peers only.", fix='set private_address = "10.0.0.2" in the host\'s data in the inventory')
-    replica_lag_max_s: PositiveInt = setting(30, doc="Replication lag (seconds behind the primary) above which the audit fails a replica.",
-                                             fix="set replica_lag_max_s = 30")
+        None,
+        doc="This host's address on the private network its peers share (host data in the inventory); needed on every "
+        "host once the inventory has `replicas` or `workers`. PostgreSQL and Redis are published on the primary's "
+        "only, to the peers only.",
+        fix='set private_address = "10.0.0.2" in the host\'s data in the inventory',
+    )
+    replica_lag_max_s: PositiveInt = setting(
+        30,
+        doc="Replication lag (seconds behind the primary) above which the audit fails a replica.",
+        fix="set replica_lag_max_s = 30",
+    )
     max_slot_wal_keep_size_mb: PositiveInt = setting(
-        2048, doc="WAL the primary keeps for a replica that is behind or down (MB); beyond it the replica's slot is given up, "
-                  "so a dead replica cannot fill the primary's disk (it then needs a new base backup).",
-        fix="set max_slot_wal_keep_size_mb = 2048")
+        2048,
+        doc="WAL the primary keeps for a replica that is behind or down (MB); beyond it the replica's slot is given up, "
+        "so a dead replica cannot fill the primary's disk (it then needs a new base backup).",
+        fix="set max_slot_wal_keep_size_mb = 2048",
+    )
     chatwoot_sidekiq_on_workers: bool = setting(
-        False, doc="Chatwoot's Sidekiq on the worker hosts too; needs chatwoot_storage_service = \"s3_compatible\".",
-        problem="not a boolean", fix="set chatwoot_sidekiq_on_workers = True or False")
+        False,
+        doc='Chatwoot\'s Sidekiq on the worker hosts too; needs chatwoot_storage_service = "s3_compatible".',
+        problem="not a boolean",
+        fix="set chatwoot_sidekiq_on_workers = True or False",
+    )
     chatwoot_storage_service: Literal["local", "s3_compatible"] = setting(
-        "local", doc="Chatwoot's ACTIVE_STORAGE_SERVICE: where attachments live.", problem="unknown storage service",
-        fix='set chatwoot_storage_service = "local" or "s3_compatible"')
+        "local",
+        doc="Chatwoot's ACTIVE_STORAGE_SERVICE: where attachments live.",
+        problem="unknown storage service",
+        fix='set chatwoot_storage_service = "local" or "s3_compatible"',
+    )
 
 
 def cross_rules(cfg_sections, topology, problem):
     """Rules of the scale-out that need other layers' settings; `problem(key, value, what, fix)` records one."""
     cluster, n8n = cfg_sections["cluster"], cfg_sections["n8n"]
     if topology.role == Role.WORKER and "n8n" not in cfg_sections["stack"].apps:
-        problem("apps", cfg_sections["stack"].apps, "a worker host runs n8n's queue workers, and n8n is not among the apps",
-                "add n8n to apps, or take the host out of the workers group")
+        problem(
+            "apps",
+            cfg_sections["stack"].apps,
+            "a worker host runs n8n's queue workers, and n8n is not among the apps",
+            "add n8n to apps, or take the host out of the workers group",
+        )
     if topology.role == Role.WORKER and n8n.n8n_workers < 1:
-        problem("n8n_workers", n8n.n8n_workers, "a worker host runs n8n's queue workers: at least one",
-                "set n8n_workers = 2 (per worker host, in its host data or group_data/workers.py)")
+        problem(
+            "n8n_workers",
+            n8n.n8n_workers,
+            "a worker host runs n8n's queue workers: at least one",
+            "set n8n_workers = 2 (per worker host, in its host data or group_data/workers.py)",
+        )
     if topology.workers and n8n.n8n_workers < 1 and topology.role == Role.PRIMARY:
-        problem("n8n_workers", n8n.n8n_workers, "the worker hosts take executions from n8n's queue, which needs queue mode on the primary",
-                "set n8n_workers = 1 or more for the primary as well (0 is n8n's regular mode: no queue)")
+        problem(
+            "n8n_workers",
+            n8n.n8n_workers,
+            "the worker hosts take executions from n8n's queue, which needs queue mode on the primary",
+            "set n8n_workers = 1 or more for the primary as well (0 is n8n's regular mode: no queue)",
+        )
     if cluster.chatwoot_sidekiq_on_workers and cluster.chatwoot_storage_service != "s3_compatible":
-        problem("chatwoot_sidekiq_on_workers", True,
-                "Sidekiq reads and writes attachments on the host it runs on: with local storage a worker host's Sidekiq "
-                "would not find the files the primary stored (and the other way round)",
-                'set chatwoot_storage_service = "s3_compatible" (with its bucket), or chatwoot_sidekiq_on_workers = False')
+        problem(
+            "chatwoot_sidekiq_on_workers",
+            True,
+            "Sidekiq reads and writes attachments on the host it runs on: with local storage a worker host's Sidekiq "
+            "would not find the files the primary stored (and the other way round)",
+            'set chatwoot_storage_service = "s3_compatible" (with its bucket), or chatwoot_sidekiq_on_workers = False',
+        )
     if cluster.chatwoot_sidekiq_on_workers:
-        problem("chatwoot_sidekiq_on_workers", True, "not built yet: this release runs Chatwoot's Sidekiq on the primary only",
-                "set chatwoot_sidekiq_on_workers = False")
+        problem(
+            "chatwoot_sidekiq_on_workers",
+            True,
+            "not built yet: this release runs Chatwoot's Sidekiq on the primary only",
+            "set chatwoot_sidekiq_on_workers = False",
+        )
 
 
 class ReplicationSlots(FactBase):
     """The primary's replication slots: name -> wal_status ("lost": the replica must be seeded again)."""
 
     def command(self, container):
-        return (f"docker exec {container} psql -U postgres -d postgres -tA -F ' ' "
-                "-c \"select slot_name, wal_status from pg_replication_slots\" 2>/dev/null; true")
+        return (
+            f"docker exec {container} psql -U postgres -d postgres -tA -F ' ' "
+            '-c "select slot_name, wal_status from pg_replication_slots" 2>/dev/null; true'
+        )
 
     @staticmethod
     def default():
@@ -110,8 +161,11 @@ def reseed_commands(cfg, rollout):
     primary = inventory.get_host(cfg.topology.primary.name)
     slots = primary.get_fact(ReplicationSlots, container=f"{cfg.stack.stack_name}-postgres-1")
     # Data that is no standby (an old primary put back as a replica) is never started as one.
-    stale = (not rollout.state["standby"] or rollout.state["pg_version"] != cfg.data.postgres_major  # after a major upgrade
-             or (bool(slots) and slots.get(cfg.topology.me.slot, "lost") == "lost"))
+    stale = (
+        not rollout.state["standby"]
+        or rollout.state["pg_version"] != cfg.data.postgres_major  # after a major upgrade
+        or (bool(slots) and slots.get(cfg.topology.me.slot, "lost") == "lost")
+    )
     if not stale:
         return []
     return [f"{rollout.dc} rm -sf postgres", f"docker volume rm {cfg.stack.stack_name}_postgres-data"]
@@ -122,13 +176,20 @@ def guard_rules(cfg):
     PostgreSQL and Redis; none elsewhere."""
     if cfg.topology.role != Role.PRIMARY:
         return []
-    return [f"-A DOCKER-USER -s {peer.address}/32 -p tcp -m conntrack --ctorigdstport {port} -j RETURN"
-            for peer in cfg.topology.peers for port in (PG_PORT, REDIS_PORT)]
+    return [
+        f"-A DOCKER-USER -s {peer.address}/32 -p tcp -m conntrack --ctorigdstport {port} -j RETURN"
+        for peer in cfg.topology.peers
+        for port in (PG_PORT, REDIS_PORT)
+    ]
 
 
 def link_ports(cfg):
     """Service -> the port it publishes on this host's private address (the primary's, with peers)."""
-    return {"postgres": PG_PORT, "redis": REDIS_PORT} if cfg.topology.role == Role.PRIMARY and cfg.topology.clustered else {}
+    return (
+        {"postgres": PG_PORT, "redis": REDIS_PORT}
+        if cfg.topology.role == Role.PRIMARY and cfg.topology.clustered
+        else {}
+    )
 
 
 def secret_names(cfg):
@@ -139,6 +200,7 @@ def secret_names(cfg):
 
 
 # Peers' secrets: copied from the primary.
+
 
 class SecretDigests(FactBase):
     """name -> sha256 of each named file in a secrets directory (missing files left out)."""
@@ -166,25 +228,40 @@ def secrets_from_primary(cfg):
     names = LINK_SECRETS[role]
     primary = inventory.get_host(cfg.topology.primary.name)
     theirs = primary.get_fact(SecretDigests, directory=secrets_dir, names=names)
-    ours = host.get_fact(SecretDigests, directory=secrets_dir, names=(*names, *(f"{f}.env" for f in PEER_SECRET_ENV[role])))
+    ours = host.get_fact(
+        SecretDigests, directory=secrets_dir, names=(*names, *(f"{f}.env" for f in PEER_SECRET_ENV[role]))
+    )
     env_ok = all(f"{f}.env" in ours for f in PEER_SECRET_ENV[role])
     if env_ok and all(name in theirs and theirs[name] == ours.get(name) for name in names):
         return converge.Unchanged()
     if host.data.get("_sudo"):
-        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
+        converge.directory(
+            name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700"
+        )
 
     def copy():
         values = {}
         for name in names:
-            ok, output = primary.run_shell_command(f"cat {secrets_dir}/{name}", print_output=False, print_input=False,
-                                                   _sudo=bool(primary.data.get("_sudo")))
+            ok, output = primary.run_shell_command(
+                f"cat {secrets_dir}/{name}",
+                print_output=False,
+                print_input=False,
+                _sudo=bool(primary.data.get("_sudo")),
+            )
             values[name] = output.stdout.strip() if ok else ""
             if not values[name]:
-                raise ConfigError(f"the primary {primary.name} has no {name} in {secrets_dir}: its deploy failed before its secrets")
-        files = {**values, **{f"{env}.env": env_file_text(mapping, values) for env, mapping in PEER_SECRET_ENV[role].items()}}
+                raise ConfigError(
+                    f"the primary {primary.name} has no {name} in {secrets_dir}: its deploy failed before its secrets"
+                )
+        files = {
+            **values,
+            **{f"{env}.env": env_file_text(mapping, values) for env, mapping in PEER_SECRET_ENV[role].items()},
+        }
         sudo = bool(host.data.get("_sudo"))
         for name, text in files.items():
-            host.put_file(StringIO(text), f"{secrets_dir}/{name}", remote_temp_filename=f"{UPLOAD_DIR}/{name}", _sudo=sudo)
+            host.put_file(
+                StringIO(text), f"{secrets_dir}/{name}", remote_temp_filename=f"{UPLOAD_DIR}/{name}", _sudo=sudo
+            )
         host.run_shell_command(f"chown root:root {secrets_dir}/* && chmod 600 {secrets_dir}/*", _sudo=sudo)
 
     return python.call(name="Secrets of the primary copied", function=copy)

@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from . import backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
 from .apps import chatwoot, n8n, social
 from .model import ConfigError, problem_line
+from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
 from .services import compose_services
 from .topology import Topology
-from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
 
 SECTIONS = {
     "host": base.Settings,
@@ -35,8 +35,12 @@ SECTIONS = {
 }
 GERBIL_MB = 128  # not in the seed's table; WireGuard in the kernel needs little
 # Keys that were renamed: old name -> (new name, what changed).
-RENAMED = {"whatsapp_numbers": ("departments", "each number is now a department with its phone_number_id, inbox and teams: "
-                                                "see docs/settings.md")}
+RENAMED = {
+    "whatsapp_numbers": (
+        "departments",
+        "each number is now a department with its phone_number_id, inbox and teams: see docs/settings.md",
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -106,43 +110,77 @@ def _message(error, model):
 
 
 def _renamed(values):
-    return [problem_line(old, "…", f"renamed to {new}", f"move it to {new}; {what}") for old, (new, what) in RENAMED.items() if old in values]
+    return [
+        problem_line(old, "…", f"renamed to {new}", f"move it to {new}; {what}")
+        for old, (new, what) in RENAMED.items()
+        if old in values
+    ]
 
 
 def _typos(values):
     """A key close to one of ours is most likely a typo that would silently leave a default."""
     known = set(keys()) | set(RENAMED)
-    return [problem_line(key, "…", f"unknown key; did you mean {match[0]}?", f"rename it to {match[0]}")
-            for key in sorted(values) if key not in known
-            for match in [difflib.get_close_matches(key, known, n=1, cutoff=0.85)] if match]
+    return [
+        problem_line(key, "…", f"unknown key; did you mean {match[0]}?", f"rename it to {match[0]}")
+        for key in sorted(values)
+        if key not in known
+        for match in [difflib.get_close_matches(key, known, n=1, cutoff=0.85)]
+        if match
+    ]
 
 
 # Rules that cross layers, all here. Each appends its problems and may decide a value.
+
 
 def _cross_layer_rules(sections, values, ram_mb, supplied, problems, decided, require_secrets=True):
     cluster.cross_rules(sections, decided["topology"], lambda *args: problems.append(problem_line(*args)))
     decided.update(_memory(sections, ram_mb, problems, decided["topology"]))
     sections["data"] = _postgres_major(sections, problems)
     sections["stack"] = sections["stack"].model_copy(
-        update={"admin_email": sections["stack"].admin_email or sections["edge"].acme_email})
+        update={"admin_email": sections["stack"].admin_email or sections["edge"].acme_email}
+    )
     sections["n8n"] = sections["n8n"].model_copy(
-        update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email})
+        update={"n8n_owner_email": sections["n8n"].n8n_owner_email or sections["stack"].admin_email}
+    )
     decided["supplied_secrets"] = _operator_secrets(sections, supplied, problems if require_secrets else [])
     if sections["chatwoot"].facebook_inbox and not sections["social"].facebook_page_id:
-        problems.append(problem_line("facebook_inbox", sections["chatwoot"].facebook_inbox.model_dump(),
-                                 "needs the Facebook Page it answers for", 'set facebook_page_id = "<your Page id>" '
-                                 "(and PLATFORM_FACEBOOK_PAGE_TOKEN), or facebook_inbox = None"))
+        problems.append(
+            problem_line(
+                "facebook_inbox",
+                sections["chatwoot"].facebook_inbox.model_dump(),
+                "needs the Facebook Page it answers for",
+                'set facebook_page_id = "<your Page id>" (and PLATFORM_FACEBOOK_PAGE_TOKEN), or facebook_inbox = None',
+            )
+        )
     if sections["social"].tiktok_notify_email and not sections["stack"].smtp:
-        problems.append(problem_line("tiktok_notify_email", sections["social"].tiktok_notify_email,
-                                 "TikTok notifications are e-mails, and smtp is not set",
-                                 'set smtp = {"host": ..., "port": 587, "user": ..., "sender": ...}, or tiktok_notify_email = None'))
+        problems.append(
+            problem_line(
+                "tiktok_notify_email",
+                sections["social"].tiktok_notify_email,
+                "TikTok notifications are e-mails, and smtp is not set",
+                'set smtp = {"host": ..., "port": 587, "user": ..., "sender": ...}, or tiktok_notify_email = None',
+            )
+        )
     if sections["host"].ssh_hardening and values.get("ssh_password"):
-        problems.append(problem_line("ssh_hardening", True, "turns password log-in off while this deploy logs in with ssh_password",
-                                 "log in with a key (ssh_key) first, or leave ssh_hardening = False"))
+        problems.append(
+            problem_line(
+                "ssh_hardening",
+                True,
+                "turns password log-in off while this deploy logs in with ssh_password",
+                "log in with a key (ssh_key) first, or leave ssh_hardening = False",
+            )
+        )
     if sections["host"].ssh_root_login == "no" and (values.get("ssh_user") or "root") != sections["host"].admin_user:
-        problems.append(problem_line("ssh_root_login", "no", f"locks root out while this deploy logs in as {values.get('ssh_user') or 'root'}: "
-                                 "the next run could not log in", f"log in as admin_user {sections['host'].admin_user!r} with sudo "
-                                 "(ssh_user, _sudo = True, or --user ... --sudo) first, or keep ssh_root_login = \"prohibit-password\""))
+        problems.append(
+            problem_line(
+                "ssh_root_login",
+                "no",
+                f"locks root out while this deploy logs in as {values.get('ssh_user') or 'root'}: "
+                "the next run could not log in",
+                f"log in as admin_user {sections['host'].admin_user!r} with sudo "
+                '(ssh_user, _sudo = True, or --user ... --sudo) first, or keep ssh_root_login = "prohibit-password"',
+            )
+        )
     return sections
 
 
@@ -151,8 +189,14 @@ def _memory(sections, ram_mb, problems, topology):
     s = sections["stack"]
     needed_min = memory.host_needs_mb(memory.profile_limits("minimum"))
     if ram_mb < needed_min:
-        problems.append(problem_line("(host RAM)", ram_mb, f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
-                                 "use a server with at least 4 GB of RAM (the seed's minimum)"))
+        problems.append(
+            problem_line(
+                "(host RAM)",
+                ram_mb,
+                f"the host has {ram_mb} MB, below the minimum profile's {needed_min} MB",
+                "use a server with at least 4 GB of RAM (the seed's minimum)",
+            )
+        )
         return {"memory_profile": "minimum", "memory_limits_mb": {}}
     counts = {"n8n-worker": sections["n8n"].n8n_workers}
     running = set(compose_services(SimpleConfig({**sections, "topology": topology})))
@@ -168,11 +212,15 @@ def _memory(sections, ram_mb, problems, topology):
     needed = memory.host_needs_mb(limits, counts)
     # Only the services that run count: a left-out app frees its share.
     if needed > ram_mb:
-        problems.append(problem_line(
-            "memory_limits_mb", s.memory_limits_mb,
-            f"the limits of the services that run add up to {needed} MB with the "
-            f"{memory.HOST_RESERVE_MB} MB host reserve, more than the host's {ram_mb} MB",
-            "lower the limits, leave an app out of apps, use memory_profile = \"minimum\", or use a larger server"))
+        problems.append(
+            problem_line(
+                "memory_limits_mb",
+                s.memory_limits_mb,
+                f"the limits of the services that run add up to {needed} MB with the "
+                f"{memory.HOST_RESERVE_MB} MB host reserve, more than the host's {ram_mb} MB",
+                'lower the limits, leave an app out of apps, use memory_profile = "minimum", or use a larger server',
+            )
+        )
     return {"memory_profile": profile, "memory_limits_mb": limits}
 
 
@@ -190,21 +238,33 @@ def _postgres_major(sections, problems):
         return d
     major = data.postgres_major_of(image)
     if not major:
-        problems.append(problem_line("images['postgres']", image, "its PostgreSQL major version cannot be read from the name",
-                                 "set postgres_major = 15 (the image's major version) in group data"))
+        problems.append(
+            problem_line(
+                "images['postgres']",
+                image,
+                "its PostgreSQL major version cannot be read from the name",
+                "set postgres_major = 15 (the image's major version) in group data",
+            )
+        )
     return d.model_copy(update={"postgres_major": major})
 
 
 def features(sections):
     """Which features that need an operator secret are on (SUPPLIED_SECRETS' values)."""
     offsite = sections["backup"].backup_offsite
-    return {"smtp": sections["stack"].smtp is not None, "ai_replies": sections["n8n"].ai_replies,
-            "departments": bool(sections["chatwoot"].departments),
-            "facebook": sections["social"].facebook_page_id is not None,
-            "instagram": sections["social"].instagram_user_id is not None,
-            "social_posts": any(getattr(sections["social"], key) for key in ("facebook_page_id", "instagram_user_id", "tiktok_notify_email")),
-            "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
-            "backup_offsite": bool(offsite), "backup_offsite_s3": str(offsite).startswith("s3:")}
+    return {
+        "smtp": sections["stack"].smtp is not None,
+        "ai_replies": sections["n8n"].ai_replies,
+        "departments": bool(sections["chatwoot"].departments),
+        "facebook": sections["social"].facebook_page_id is not None,
+        "instagram": sections["social"].instagram_user_id is not None,
+        "social_posts": any(
+            getattr(sections["social"], key) for key in ("facebook_page_id", "instagram_user_id", "tiktok_notify_email")
+        ),
+        "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
+        "backup_offsite": bool(offsite),
+        "backup_offsite_s3": str(offsite).startswith("s3:"),
+    }
 
 
 def _operator_secrets(sections, supplied, problems):
@@ -212,15 +272,29 @@ def _operator_secrets(sections, supplied, problems):
     for name, feature in SUPPLIED_SECRETS.items():
         variable = f"PLATFORM_{name.upper()}"
         if name in supplied and ("'" in supplied[name] or "\n" in supplied[name]):
-            problems.append(problem_line(variable, "(not shown)", "contains a single quote or a line break",
-                                     "use a value without ' or line breaks (the env files quote values with ')"))
+            problems.append(
+                problem_line(
+                    variable,
+                    "(not shown)",
+                    "contains a single quote or a line break",
+                    "use a value without ' or line breaks (the env files quote values with ')",
+                )
+            )
         if enabled[feature] and name not in supplied:
-            problems.append(problem_line(
-                variable, None, f"missing, and {feature} needs it",
-                f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
-                "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed"))
-    return {name: value for name, value in supplied.items()
-            if enabled[SUPPLIED_SECRETS[name]] or enabled.get(OPTIONAL_USES.get(name))}
+            problems.append(
+                problem_line(
+                    variable,
+                    None,
+                    f"missing, and {feature} needs it",
+                    f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
+                    "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed",
+                )
+            )
+    return {
+        name: value
+        for name, value in supplied.items()
+        if enabled[SUPPLIED_SECRETS[name]] or enabled.get(OPTIONAL_USES.get(name))
+    }
 
 
 def _type_name(annotation):
@@ -243,12 +317,21 @@ def _type_name(annotation):
 
 def reference():
     """docs/settings.md: every group data key with its type, default and meaning, from the models."""
-    lines = ["# Settings reference", "",
-             "Every group data key, by the layer that owns it. Generated from the settings models "
-             "(`make settings-reference`); a unit test fails when this file is stale. Set keys in "
-             "`group_data/<inventory name>.py`; what is not set takes the default below.", ""]
+    lines = [
+        "# Settings reference",
+        "",
+        "Every group data key, by the layer that owns it. Generated from the settings models "
+        "(`make settings-reference`); a unit test fails when this file is stale. Set keys in "
+        "`group_data/<inventory name>.py`; what is not set takes the default below.",
+        "",
+    ]
     for section, model in SECTIONS.items():
-        lines += [f"## {section} (`{model.__module__.replace('.', '/')}.py`)", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+        lines += [
+            f"## {section} (`{model.__module__.replace('.', '/')}.py`)",
+            "",
+            "| key | type | default | meaning |",
+            "|---|---|---|---|",
+        ]
         for name, f in model.model_fields.items():
             default = "required" if f.is_required() else f"`{f.default!r}`"
             lines.append(f"| `{name}` | {_type_name(f.annotation)} | {default} | {f.description} |".replace("\n", " "))

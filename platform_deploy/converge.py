@@ -69,12 +69,15 @@ def ensure_units(units):
         unit = _unit(name)
         running, enabled = states.get(unit, (False, False))
         if (want_running and not running) or (want_enabled and not enabled):
-            systemd.service(name=f"{unit} running and enabled", service=unit, running=want_running, enabled=want_enabled)
+            systemd.service(
+                name=f"{unit} running and enabled", service=unit, running=want_running, enabled=want_enabled
+            )
 
 
 # Files and directories: one read of every managed directory per run (ManagedTree), and
 # pyinfra's own operation emitted only for a path that differs. pyinfra's files.* would
 # read two or three facts per path, each an SSH round trip, on every run.
+
 
 class ManagedTree(FactBase):
     """Kind, mode, owner, group and SHA-1 of each directory given and of what is directly in
@@ -82,8 +85,10 @@ class ManagedTree(FactBase):
 
     def command(self, dirs):
         quoted = " ".join(shlex.quote(d) for d in dirs)
-        return (f"find {quoted} -maxdepth 1 \\( -type d -printf 'd %m %u %g %p\\n' \\) -o \\( -type f -printf 'f %m %u %g %p\\n' \\) "
-                f"2>/dev/null; find {quoted} -maxdepth 1 -type f -size -1024k -exec sha1sum {{}} + 2>/dev/null | sed 's/^/sha1 /'; true")
+        return (
+            f"find {quoted} -maxdepth 1 \\( -type d -printf 'd %m %u %g %p\\n' \\) -o \\( -type f -printf 'f %m %u %g %p\\n' \\) "
+            f"2>/dev/null; find {quoted} -maxdepth 1 -type f -size -1024k -exec sha1sum {{}} + 2>/dev/null | sed 's/^/sha1 /'; true"
+        )
 
     @staticmethod
     def default():
@@ -129,9 +134,14 @@ def entries(directory):
 
 def _has(path, kind, mode=None, user=None, group=None, sha1=None):
     entry = _scans.get(host.name, (set(), {}))[1].get(path)
-    return bool(entry) and entry[0] == kind and (mode is None or entry[1] == str(mode)) \
-        and (user is None or entry[2] == user) and (group is None or entry[3] == group) \
+    return (
+        bool(entry)
+        and entry[0] == kind
+        and (mode is None or entry[1] == str(mode))
+        and (user is None or entry[2] == user)
+        and (group is None or entry[3] == group)
         and (sha1 is None or entry[4] == sha1)
+    )
 
 
 def put(name, src, dest, mode=None, user=None, group=None, **kwargs):
@@ -144,8 +154,15 @@ def put(name, src, dest, mode=None, user=None, group=None, **kwargs):
 
 def template(name, src, dest, mode=None, user=None, group=None, create_remote_dir=True, **data):
     """files.template, rendered here as pyinfra renders it, when `dest` differs."""
-    return put(name, StringIO(get_template(src).render(**data)), dest, mode=mode, user=user, group=group,
-               create_remote_dir=create_remote_dir)
+    return put(
+        name,
+        StringIO(get_template(src).render(**data)),
+        dest,
+        mode=mode,
+        user=user,
+        group=group,
+        create_remote_dir=create_remote_dir,
+    )
 
 
 def directory(name, path, mode=None, user=None, group=None):

@@ -24,11 +24,20 @@ CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
 class Settings(Section):
     postgres_major: int | None = setting(
-        None, doc="PostgreSQL major version of images['postgres']; None: read from the image name (…-pg15, postgres:15.x).",
-        problem="not a PostgreSQL major version", fix="set the image's major version, e.g. 15", ge=12, le=99)
+        None,
+        doc="PostgreSQL major version of images['postgres']; None: read from the image name (…-pg15, postgres:15.x).",
+        problem="not a PostgreSQL major version",
+        fix="set the image's major version, e.g. 15",
+        ge=12,
+        le=99,
+    )
     postgres_major_upgrade: bool = setting(
-        False, doc='True: carry out the README\'s "PostgreSQL major upgrade" when the major version changes; '
-                   "a deploy never changes it by itself.", problem="not a boolean", fix="set postgres_major_upgrade = True or False")
+        False,
+        doc='True: carry out the README\'s "PostgreSQL major upgrade" when the major version changes; '
+        "a deploy never changes it by itself.",
+        problem="not a boolean",
+        fix="set postgres_major_upgrade = True or False",
+    )
 
 
 def postgres_major_of(image):
@@ -52,8 +61,11 @@ class DatabaseState(SuperuserQueries):
     """Roles, databases (owner, ACL) and Chatwoot's extensions, as the superuser sees them."""
 
     QUERIES = (
-        ("postgres", "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
-                     "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database"),
+        (
+            "postgres",
+            "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
+            "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database",
+        ),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
         ("postgres", "select 'slot', slot_name, coalesce(wal_status, ''), '' from pg_replication_slots"),
     )
@@ -111,7 +123,7 @@ def check_postgres_major(cfg, stack_state):
             f"images['postgres'] = {cfg.stack.images['postgres']!r} is PostgreSQL {cfg.data.postgres_major}, but the data on "
             f"this host is PostgreSQL {data_major}; nothing was changed on the host.\n"
             f"  A new major version cannot open the old data directory.\n"
-            f"  Fix: put back a PostgreSQL {data_major} image, or upgrade by the README's \"PostgreSQL major upgrade\" "
+            f'  Fix: put back a PostgreSQL {data_major} image, or upgrade by the README\'s "PostgreSQL major upgrade" '
             "procedure (backup, new cluster, restore): rerun with postgres_major_upgrade = True."
         )
     return data_major
@@ -120,9 +132,14 @@ def check_postgres_major(cfg, stack_state):
 def redis_settings(cfg):
     """What redis.conf sets that CONFIG SET (or REPLICAOF) could change live, as CONFIG GET reports it."""
     topology = cfg.topology
-    return {"maxmemory-policy": "noeviction", "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
-            "appendonly": "yes", "appendfsync": "everysec", "replica-read-only": "yes",
-            "replicaof": f"{topology.primary.address} {REDIS_PORT}" if topology.role == Role.REPLICA else ""}
+    return {
+        "maxmemory-policy": "noeviction",
+        "maxmemory": str(memory.sizing(cfg)["redis_maxmemory_mb"] * 2**20),
+        "appendonly": "yes",
+        "appendfsync": "everysec",
+        "replica-read-only": "yes",
+        "replicaof": f"{topology.primary.address} {REDIS_PORT}" if topology.role == Role.REPLICA else "",
+    }
 
 
 class RedisState(FactBase):
@@ -131,8 +148,10 @@ class RedisState(FactBase):
 
     def command(self, container, keys):
         # key=value lines (a value may be empty: replicaof on a primary).
-        script = (f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; '
-                  f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {" ".join(keys)} | paste -d= - -')
+        script = (
+            f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; '
+            f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {" ".join(keys)} | paste -d= - -'
+        )
         return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
     @staticmethod
@@ -142,9 +161,11 @@ class RedisState(FactBase):
     def process(self, output):
         if not any(line.strip() for line in output):
             return {}
-        anonymous = [line[len("anonymous "):].strip() for line in output if line.startswith("anonymous ")]
+        anonymous = [line[len("anonymous ") :].strip() for line in output if line.startswith("anonymous ")]
         state = {"anonymous": " ".join(filter(None, anonymous))}
-        state.update(line.strip().partition("=")[::2] for line in output if not line.startswith("anonymous ") and "=" in line)
+        state.update(
+            line.strip().partition("=")[::2] for line in output if not line.startswith("anonymous ") and "=" in line
+        )
         return state
 
 
@@ -153,12 +174,22 @@ def redis_drift(cfg, state):
     if not state:
         return []
     drift = [] if state["anonymous"].startswith("NOAUTH") else ["answers without its password"]
-    return drift + [f"{key} {state.get(key)!r}, wanted {value!r}" for key, value in redis_settings(cfg).items() if state.get(key) != value]
+    return drift + [
+        f"{key} {state.get(key)!r}, wanted {value!r}"
+        for key, value in redis_settings(cfg).items()
+        if state.get(key) != value
+    ]
 
 
 def redis_config(cfg, template_vars):
-    return converge.template(name="Redis configuration", src="templates/redis.conf.j2", dest=f"{cfg.stack.stack_root}/config/redis.conf",
-                             mode="644", create_remote_dir=False, **template_vars)
+    return converge.template(
+        name="Redis configuration",
+        src="templates/redis.conf.j2",
+        dest=f"{cfg.stack.stack_root}/config/redis.conf",
+        mode="644",
+        create_remote_dir=False,
+        **template_vars,
+    )
 
 
 def apply(cfg, rollout: Rollout) -> list[str]:
@@ -169,27 +200,52 @@ def apply(cfg, rollout: Rollout) -> list[str]:
         _set_old_data_aside(cfg, rollout)
 
     # (A major upgrade has just removed PostgreSQL's container: `up` makes the new one.)
-    containers.recreate(rollout, [s for s in rollout.drifted if s in DATA_SERVICES and not (s == "postgres" and rollout.major_upgrade)])
-    server.shell(name="Data services up and healthy", commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
-                 _if=lambda: bool(rollout.drifted) or rollout.needs_up())
+    containers.recreate(
+        rollout, [s for s in rollout.drifted if s in DATA_SERVICES and not (s == "postgres" and rollout.major_upgrade)]
+    )
+    server.shell(
+        name="Data services up and healthy",
+        commands=[f"{dc} up -d --wait --wait-timeout 180 postgres redis"],
+        _if=lambda: bool(rollout.drifted) or rollout.needs_up(),
+    )
 
-    server.shell(name="PostgreSQL reloaded for its changed pg_hba.conf",
-                 commands=[f"docker exec {cfg.stack.stack_name}-postgres-1 psql -q -U postgres -c 'select pg_reload_conf()'"],
-                 _if=rollout.hba.did_change)
-    db_script = converge.template(name="Databases script", src="templates/databases.sh.j2", dest=f"{root}/bin/databases.sh",
-                                  mode="700", create_remote_dir=False, cfg=cfg, root=root, dc=dc, extensions=CHATWOOT_EXTENSIONS,
-                                  replication_role=REPLICATION_ROLE)
+    server.shell(
+        name="PostgreSQL reloaded for its changed pg_hba.conf",
+        commands=[f"docker exec {cfg.stack.stack_name}-postgres-1 psql -q -U postgres -c 'select pg_reload_conf()'"],
+        _if=rollout.hba.did_change,
+    )
+    db_script = converge.template(
+        name="Databases script",
+        src="templates/databases.sh.j2",
+        dest=f"{root}/bin/databases.sh",
+        mode="700",
+        create_remote_dir=False,
+        cfg=cfg,
+        root=root,
+        dc=dc,
+        extensions=CHATWOOT_EXTENSIONS,
+        replication_role=REPLICATION_ROLE,
+    )
     drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],
-        _if=lambda: (bool(drift) or rollout.major_upgrade or bool(rollout.resume_backup)
-                     or db_script.did_change() or rollout.secrets.did_change()),
+        _if=lambda: (
+            bool(drift)
+            or rollout.major_upgrade
+            or bool(rollout.resume_backup)
+            or db_script.did_change()
+            or rollout.secrets.did_change()
+        ),
     )
     if rollout.major_upgrade or rollout.resume_backup:
-        server.shell(name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} from the backup taken before the upgrade",
-                     commands=[rollout.explain_failure(f'{root}/bin/restore.sh "$(cat {rollout.marker})" databases'),
-                               f"rm -f {rollout.marker}"])
+        server.shell(
+            name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} from the backup taken before the upgrade",
+            commands=[
+                rollout.explain_failure(f'{root}/bin/restore.sh "$(cat {rollout.marker})" databases'),
+                f"rm -f {rollout.marker}",
+            ],
+        )
     return drift
 
 
@@ -206,8 +262,9 @@ def _set_old_data_aside(cfg, rollout):
             f'remove it once you no longer need it" >&2; exit 1; }}',
             f"docker image inspect {shlex.quote(cfg.stack.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
             # The backup this run just took: the one a rerun restores if this one stops half-way.
-            f"basename \"$(ls -1d {cfg.backup.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)\" > {rollout.marker}",
-            f"{dc} stop", f"{dc} rm -f postgres",
+            f'basename "$(ls -1d {cfg.backup.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)" > {rollout.marker}',
+            f"{dc} stop",
+            f"{dc} rm -f postgres",
             f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +",
         ],
     )

@@ -17,33 +17,62 @@ EDGE_SERVICES = ("chatwoot", "n8n", "directus", "pangolin")
 
 
 class Settings(Section):
-    domain: Domain = setting(doc="Required. The apps answer on chat.<domain>, n8n.<domain>, cms.<domain> and pangolin.<domain>.",
-                             fix='set domain = "example.org" (the apps get chat., n8n. and cms. under it)')
-    acme_email: Email = setting(doc="Required. Let's Encrypt account; expiry notices go there.",
-                                fix='set acme_email = "ops@example.org": Let\'s Encrypt sends expiry notices there')
+    domain: Domain = setting(
+        doc="Required. The apps answer on chat.<domain>, n8n.<domain>, cms.<domain> and pangolin.<domain>.",
+        fix='set domain = "example.org" (the apps get chat., n8n. and cms. under it)',
+    )
+    acme_email: Email = setting(
+        doc="Required. Let's Encrypt account; expiry notices go there.",
+        fix='set acme_email = "ops@example.org": Let\'s Encrypt sends expiry notices there',
+    )
     edge_hostnames: dict[str, str] = setting(
-        {}, doc='Hostnames under domain, by service; the defaults are chat, n8n, cms and pangolin. E.g. {"chatwoot": "support"}.',
-        problem="not a mapping", fix='set edge_hostnames = {"chatwoot": "support"}')
+        {},
+        doc='Hostnames under domain, by service; the defaults are chat, n8n, cms and pangolin. E.g. {"chatwoot": "support"}.',
+        problem="not a mapping",
+        fix='set edge_hostnames = {"chatwoot": "support"}',
+    )
     acme_dns_provider: str | None = setting(
-        None, doc='None: HTTP-01 challenge on port 80; a Traefik DNS provider code such as "cloudflare": DNS-01.',
-        problem="not a Traefik DNS provider name", pattern=r"^[a-z0-9]+$",
-        fix='use None for the HTTP-01 challenge, or a provider code such as "cloudflare"')
+        None,
+        doc='None: HTTP-01 challenge on port 80; a Traefik DNS provider code such as "cloudflare": DNS-01.',
+        problem="not a Traefik DNS provider name",
+        pattern=r"^[a-z0-9]+$",
+        fix='use None for the HTTP-01 challenge, or a provider code such as "cloudflare"',
+    )
     acme_dns_token_env: str | None = setting(
-        None, doc='With a DNS provider: the variable its token is read from, e.g. "CF_DNS_API_TOKEN"; the value comes '
-                  "from PLATFORM_ACME_DNS_API_TOKEN.", problem="not an environment variable name", pattern=r"^[A-Z][A-Z0-9_]*$",
-        fix='name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare')
+        None,
+        doc='With a DNS provider: the variable its token is read from, e.g. "CF_DNS_API_TOKEN"; the value comes '
+        "from PLATFORM_ACME_DNS_API_TOKEN.",
+        problem="not an environment variable name",
+        pattern=r"^[A-Z][A-Z0-9_]*$",
+        fix='name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare',
+    )
     acme_ca_server: str = setting(
-        "https://acme-v02.api.letsencrypt.org/directory", doc="The ACME directory Traefik gets certificates from "
-        "(Let's Encrypt's production; its staging directory while you test).", problem="not an https URL",
-        pattern=r"^https://[^\s'\"]+$", fix='use e.g. "https://acme-staging-v02.api.letsencrypt.org/directory"')
+        "https://acme-v02.api.letsencrypt.org/directory",
+        doc="The ACME directory Traefik gets certificates from "
+        "(Let's Encrypt's production; its staging directory while you test).",
+        problem="not an https URL",
+        pattern=r"^https://[^\s'\"]+$",
+        fix='use e.g. "https://acme-staging-v02.api.letsencrypt.org/directory"',
+    )
     acme_ca_certificate: str | None = setting(
-        None, doc="A PEM file on this machine that the ACME server's own TLS certificate chains to, for a private ACME "
-                  "server (the sandbox's Pebble); None: the system's trust store.",
-        fix="give the path of a PEM file on this machine, or None")
-    badger_version: str = setting("v1.2.0", doc="Pangolin's Traefik plugin (Badger).", problem="not a version",
-                                  fix='write a tag like "v1.2.0"', pattern=r"^v?[0-9][0-9A-Za-z.+-]*$")
-    tunnels_enabled: bool = setting(False, doc="Pangolin tunnels: Gerbil, UDP 51820 and 21820.", problem="not a boolean",
-                                    fix="set tunnels_enabled = True or False")
+        None,
+        doc="A PEM file on this machine that the ACME server's own TLS certificate chains to, for a private ACME "
+        "server (the sandbox's Pebble); None: the system's trust store.",
+        fix="give the path of a PEM file on this machine, or None",
+    )
+    badger_version: str = setting(
+        "v1.2.0",
+        doc="Pangolin's Traefik plugin (Badger).",
+        problem="not a version",
+        fix='write a tag like "v1.2.0"',
+        pattern=r"^v?[0-9][0-9A-Za-z.+-]*$",
+    )
+    tunnels_enabled: bool = setting(
+        False,
+        doc="Pangolin tunnels: Gerbil, UDP 51820 and 21820.",
+        problem="not a boolean",
+        fix="set tunnels_enabled = True or False",
+    )
 
     @field_validator("edge_hostnames")
     @classmethod
@@ -51,9 +80,16 @@ class Settings(Section):
         names = {"chatwoot": "chat", "n8n": "n8n", "directus": "cms", "pangolin": "pangolin", **names}
         for name, label in names.items():
             if name not in EDGE_SERVICES:
-                raise refuse("unknown service", f"use {', '.join(EDGE_SERVICES)}", key=f"edge_hostnames[{name!r}]", value=label)
+                raise refuse(
+                    "unknown service", f"use {', '.join(EDGE_SERVICES)}", key=f"edge_hostnames[{name!r}]", value=label
+                )
             if not isinstance(label, str) or not DNS_LABELS_RE.match(label):
-                raise refuse("not a DNS label", 'give the part before the domain, e.g. "chat"', key=f"edge_hostnames[{name!r}]", value=label)
+                raise refuse(
+                    "not a DNS label",
+                    'give the part before the domain, e.g. "chat"',
+                    key=f"edge_hostnames[{name!r}]",
+                    value=label,
+                )
         if len(set(names.values())) != len(names):
             raise refuse("two services share a hostname", "give each service its own name")
         return names
@@ -68,10 +104,14 @@ class Settings(Section):
     @model_validator(mode="after")
     def _dns_token(self):
         if self.acme_dns_provider and not self.acme_dns_token_env:
-            raise refuse("missing while acme_dns_provider is set",
-                         'name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare',
-                         key="acme_dns_token_env", value=None)
+            raise refuse(
+                "missing while acme_dns_provider is set",
+                'name the variable your provider reads its token from, e.g. "CF_DNS_API_TOKEN" for cloudflare',
+                key="acme_dns_token_env",
+                value=None,
+            )
         return self
+
 
 APP_UPSTREAMS = {"chatwoot": "http://chatwoot-web:3000", "n8n": "http://n8n:5678", "directus": "http://directus:8055"}
 PANGOLIN_SECRET_MARKER = "@@PANGOLIN_SERVER_SECRET@@"
@@ -81,7 +121,7 @@ ACME_CA_FILE = "acme-ca.pem"  # in edge/traefik/, which Traefik sees as /etc/tra
 def host_of(rule):
     """The hostname of a Traefik rule `Host(`name`) && ...`."""
     start = rule.index("Host(`") + len("Host(`")
-    return rule[start:rule.index("`", start)]
+    return rule[start : rule.index("`", start)]
 
 
 def hosts(cfg):
@@ -100,10 +140,20 @@ def routes(cfg):
     names = hosts(cfg)
     routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.stack.apps}
     for app in (a for a in INTERNAL_WEBHOOKS if a in cfg.stack.apps):
-        routers[f"{app}-internal-webhooks"] = {"host": names[app], "path": f"PathPrefix(`{INTERNAL_WEBHOOKS[app]}`)",
-                                               "service": app, "badger": False, "internal": True}
+        routers[f"{app}-internal-webhooks"] = {
+            "host": names[app],
+            "path": f"PathPrefix(`{INTERNAL_WEBHOOKS[app]}`)",
+            "service": app,
+            "badger": False,
+            "internal": True,
+        }
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
-    routers["pangolin-api"] = {"host": names["pangolin"], "path": "PathPrefix(`/api/v1`)", "service": "pangolin-api", "badger": True}
+    routers["pangolin-api"] = {
+        "host": names["pangolin"],
+        "path": "PathPrefix(`/api/v1`)",
+        "service": "pangolin-api",
+        "badger": True,
+    }
     routers["pangolin-web"] = {"host": names["pangolin"], "path": "", "service": "pangolin-web", "badger": True}
     services = {app: APP_UPSTREAMS[app] for app in cfg.stack.apps}
     services.update({"pangolin-api": "http://pangolin:3000", "pangolin-web": "http://pangolin:3002"})
@@ -114,20 +164,57 @@ def render(cfg):
     """The edge's files. Returns {service: the operations of the files it reads}, and the
     one that renders Pangolin's config template (the secrets script fills it in)."""
     root = f"{cfg.stack.stack_root}/edge"
-    for path, mode in ((root, "755"), (f"{root}/traefik", "755"), (f"{root}/letsencrypt", "700"), (f"{root}/pangolin", "700")):
+    for path, mode in (
+        (root, "755"),
+        (f"{root}/traefik", "755"),
+        (f"{root}/letsencrypt", "700"),
+        (f"{root}/pangolin", "700"),
+    ):
         converge.directory(name=f"Directory {path}", path=path, user="root", group="root", mode=mode)
     # Traefik refuses an acme.json anyone but its owner can read.
-    converge.file_present(name="acme.json (0600)", path=f"{root}/letsencrypt/acme.json", user="root", group="root", mode="600")
+    converge.file_present(
+        name="acme.json (0600)", path=f"{root}/letsencrypt/acme.json", user="root", group="root", mode="600"
+    )
     routers, services = routes(cfg)
     pangolin_template = converge.template(
-        name="Pangolin configuration (without its secret)", src="templates/edge/pangolin_config.yml.j2",
-        dest=f"{root}/pangolin-config.yml.in", mode="600", create_remote_dir=False, cfg=cfg, hosts=hosts(cfg))
+        name="Pangolin configuration (without its secret)",
+        src="templates/edge/pangolin_config.yml.j2",
+        dest=f"{root}/pangolin-config.yml.in",
+        mode="600",
+        create_remote_dir=False,
+        cfg=cfg,
+        hosts=hosts(cfg),
+    )
     traefik = [
-        *([converge.put(name="The ACME server's CA", src=cfg.edge.acme_ca_certificate, dest=f"{root}/traefik/{ACME_CA_FILE}",
-                        mode="644", create_remote_dir=False)] if cfg.edge.acme_ca_certificate else []),
-        converge.template(name="Traefik static configuration", src="templates/edge/traefik_config.yml.j2",
-                          dest=f"{root}/traefik/traefik_config.yml", mode="644", create_remote_dir=False, cfg=cfg),
-        converge.template(name="Traefik routes", src="templates/edge/dynamic_config.yml.j2",
-                          dest=f"{root}/traefik/dynamic_config.yml", mode="644", create_remote_dir=False, routes=routers, services=services),
+        *(
+            [
+                converge.put(
+                    name="The ACME server's CA",
+                    src=cfg.edge.acme_ca_certificate,
+                    dest=f"{root}/traefik/{ACME_CA_FILE}",
+                    mode="644",
+                    create_remote_dir=False,
+                )
+            ]
+            if cfg.edge.acme_ca_certificate
+            else []
+        ),
+        converge.template(
+            name="Traefik static configuration",
+            src="templates/edge/traefik_config.yml.j2",
+            dest=f"{root}/traefik/traefik_config.yml",
+            mode="644",
+            create_remote_dir=False,
+            cfg=cfg,
+        ),
+        converge.template(
+            name="Traefik routes",
+            src="templates/edge/dynamic_config.yml.j2",
+            dest=f"{root}/traefik/dynamic_config.yml",
+            mode="644",
+            create_remote_dir=False,
+            routes=routers,
+            services=services,
+        ),
     ]
     return {"traefik": traefik, "pangolin": [pangolin_template]}, pangolin_template

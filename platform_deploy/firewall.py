@@ -12,17 +12,24 @@ from pyinfra.operations import files, server
 
 from . import cluster, converge
 from .base import SYSCTL_FILE
-
+from .model import Cidr, ConfigError, Items, Section, setting
 from .topology import Role
-from .model import Cidr, ConfigError, Section, Items, setting
 
 
 class Settings(Section):
     ssh_allow_cidrs: Items[Cidr] = setting(
-        (), doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. SSH always stays open, or you lock yourself out.',
-        problem="not a list", fix='set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere')
-    ssh_rate_limit: bool = setting(True, doc='UFW "limit" on SSH: a source opening 6 connections in 30 s is refused for a while.',
-                                   problem="not a boolean", fix="set ssh_rate_limit = True or False")
+        (),
+        doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. SSH always stays open, or you lock yourself out.',
+        problem="not a list",
+        fix='set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere',
+    )
+    ssh_rate_limit: bool = setting(
+        True,
+        doc='UFW "limit" on SSH: a source opening 6 connections in 30 s is refused for a while.',
+        problem="not a boolean",
+        fix="set ssh_rate_limit = True or False",
+    )
+
 
 TUNNEL_PORTS_UDP = (51820, 21820)  # Gerbil's WireGuard and relay ports
 EDGE_PORTS_TCP = (80, 443)
@@ -83,11 +90,20 @@ def wanted_rules(cfg, sshd_ports):
 def parse_state(lines):
     """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
     chain -> {active, defaults, rules, sshd_ports, docker_user}."""
-    state = {"active": False, "defaults": {}, "rules": [], "sshd_ports": [], "docker_user": [], "guard_block": [], "loaded": False,
-             "input_policy": "", "sysctl_file": ""}
+    state = {
+        "active": False,
+        "defaults": {},
+        "rules": [],
+        "sshd_ports": [],
+        "docker_user": [],
+        "guard_block": [],
+        "loaded": False,
+        "input_policy": "",
+        "sysctl_file": "",
+    }
     for line in lines:
         if line.startswith("guard "):
-            state["guard_block"].append(line[len("guard "):])
+            state["guard_block"].append(line[len("guard ") :])
             continue
         line = line.strip()
         if line.startswith("Status:"):
@@ -98,7 +114,7 @@ def parse_state(lines):
                 policy, _, direction = part.strip().partition(" ")
                 state["defaults"][direction.strip("()")] = policy
         elif line.startswith("ufw "):
-            state["rules"].append(line[len("ufw "):])
+            state["rules"].append(line[len("ufw ") :])
         elif line.startswith("port "):
             state["sshd_ports"].append(int(line.split()[1]))
         elif line.startswith("ufw-sysctl "):
@@ -135,7 +151,9 @@ class FirewallState(FactBase):
     def process(self, output):
         state = parse_state(output)
         if not state["sshd_ports"]:
-            raise ConfigError("could not read sshd's port (sshd -T); the firewall would lock SSH out. Nothing was changed.")
+            raise ConfigError(
+                "could not read sshd's port (sshd -T); the firewall would lock SSH out. Nothing was changed."
+            )
         return state
 
 
@@ -156,16 +174,31 @@ def apply(cfg):
     state = host.get_fact(FirewallState)
     commands = converge_commands(state, wanted_rules(cfg, state["sshd_ports"]))
     guard = converge.Unchanged()
-    wanted_block = [GUARD_MARKER.format(mark="BEGIN"), *docker_guard_block(cfg).splitlines(), GUARD_MARKER.format(mark="END")]
+    wanted_block = [
+        GUARD_MARKER.format(mark="BEGIN"),
+        *docker_guard_block(cfg).splitlines(),
+        GUARD_MARKER.format(mark="END"),
+    ]
     if state["guard_block"] != wanted_block:
-        guard = files.block(name="Docker bypass guard in UFW's after.rules", path=AFTER_RULES,
-                            content=docker_guard_block(cfg), marker=GUARD_MARKER)
+        guard = files.block(
+            name="Docker bypass guard in UFW's after.rules",
+            path=AFTER_RULES,
+            content=docker_guard_block(cfg),
+            marker=GUARD_MARKER,
+        )
     if state["sysctl_file"] != UFW_SYSCTL:
-        server.shell(name="UFW applies the platform's sysctl settings", commands=[f"sed -i 's|^IPT_SYSCTL=.*|{UFW_SYSCTL}|' {UFW_DEFAULTS}"])
+        server.shell(
+            name="UFW applies the platform's sysctl settings",
+            commands=[f"sed -i 's|^IPT_SYSCTL=.*|{UFW_SYSCTL}|' {UFW_DEFAULTS}"],
+        )
     if commands:
         server.shell(name="UFW: only SSH and web traffic in", commands=commands)
     # UFW's files say "active" while the kernel's tables may hold something else.
-    kernel_drifted = state["active"] and (state["docker_user"] != docker_guard_rules(cfg) or not state["loaded"]
-                                          or state["input_policy"] != "DROP")
-    server.shell(name="UFW reloaded with the Docker bypass guard", commands=["ufw reload"],
-                 _if=lambda: guard.did_change() or kernel_drifted)
+    kernel_drifted = state["active"] and (
+        state["docker_user"] != docker_guard_rules(cfg) or not state["loaded"] or state["input_policy"] != "DROP"
+    )
+    server.shell(
+        name="UFW reloaded with the Docker bypass guard",
+        commands=["ufw reload"],
+        _if=lambda: guard.did_change() or kernel_drifted,
+    )

@@ -15,7 +15,9 @@ from .topology import Role
 
 Profile = Literal["recommended", "minimum"]
 PROFILES: tuple[Profile, ...] = get_args(Profile)
-ServiceName = Literal["postgres", "redis", "n8n", "n8n-worker", "directus", "chatwoot-web", "chatwoot-sidekiq", "pangolin", "traefik"]
+ServiceName = Literal[
+    "postgres", "redis", "n8n", "n8n-worker", "directus", "chatwoot-web", "chatwoot-sidekiq", "pangolin", "traefik"
+]
 
 # service -> (recommended, minimum)
 RAM_TABLE_MB = {
@@ -54,8 +56,10 @@ def auto_profile(ram_mb, needs=None):
 
 def format_budget(limits, ram_mb, counts=None):
     counts = counts or {}
-    lines = [f"  {service + (f' x{counts[service]}' if counts.get(service, 1) != 1 else ''):<18}{mb:>6} MB"
-             for service, mb in limits.items()]
+    lines = [
+        f"  {service + (f' x{counts[service]}' if counts.get(service, 1) != 1 else ''):<18}{mb:>6} MB"
+        for service, mb in limits.items()
+    ]
     lines.append(f"  {'host reserve':<18}{HOST_RESERVE_MB:>6} MB")
     lines.append(f"  {'total':<18}{host_needs_mb(limits, counts):>6} MB of {ram_mb} MB on the host")
     return "\n".join(lines)
@@ -74,12 +78,15 @@ def sizing(cfg):
     pools = {
         "chatwoot": chatwoot["web_concurrency"] * chatwoot["rails_max_threads"] + chatwoot["sidekiq_concurrency"] + 5,
         # A replica counts as its primary does: a hot standby refuses fewer max_connections.
-        "n8n": 5 * (1 + (cfg.topology.primary.n8n_workers if cfg.topology.role == Role.REPLICA else cfg.n8n.n8n_workers)),
+        "n8n": 5
+        * (1 + (cfg.topology.primary.n8n_workers if cfg.topology.role == Role.REPLICA else cfg.n8n.n8n_workers)),
         "directus": 10,
     }
     pg = limits.get("postgres", 0)
     # + superuser, backups, psql; + the worker hosts' n8n processes (pooled alike).
-    max_connections = sum(pools[app] for app in cfg.stack.apps) + 15 + sum(5 * (1 + p.n8n_workers) for p in cfg.topology.workers)
+    max_connections = (
+        sum(pools[app] for app in cfg.stack.apps) + 15 + sum(5 * (1 + p.n8n_workers) for p in cfg.topology.workers)
+    )
     shared_buffers = pg // 4
     return {
         "postgres": {
@@ -94,7 +101,11 @@ def sizing(cfg):
         # A worker shares its container with n8n's JS task runner (the Code nodes), a second
         # Node process: half the limit for the one, a fifth for the other. The main process
         # keeps three quarters (its migrations need it; its runner idles in queue mode).
-        "node_heap_mb": {s: limits[s] * (2 if s == "n8n-worker" else 3) // 4 for s in ("n8n", "n8n-worker", "directus") if s in limits},
+        "node_heap_mb": {
+            s: limits[s] * (2 if s == "n8n-worker" else 3) // 4
+            for s in ("n8n", "n8n-worker", "directus")
+            if s in limits
+        },
         "runner_heap_mb": {s: limits[s] // 5 for s in ("n8n", "n8n-worker") if s in limits},
         # Executions a worker runs at once (n8n's default is 10): one per 128 MB of its limit
         # (measured: n8n's default of 10 took a worker to 635 MiB).

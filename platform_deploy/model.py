@@ -56,10 +56,12 @@ def refuse(problem, fix, key=None, value=_UNSET, shown=None):
 
 def check(predicate, problem, fix):
     """An AfterValidator that refuses values for which `predicate` is false."""
+
     def validate(value):
         if not predicate(value):
             raise refuse(problem, fix)
         return value
+
     return AfterValidator(validate)
 
 
@@ -83,12 +85,24 @@ def is_email(value):
     return bool(match) and bool(DOMAIN_RE.match(match["domain"].lower()))
 
 
-Domain = Annotated[str, check(DOMAIN_RE.match, "not a lower-case DNS name with at least two labels",
-                              'write a name like "example.org": no scheme, no path, no trailing dot')]
+Domain = Annotated[
+    str,
+    check(
+        DOMAIN_RE.match,
+        "not a lower-case DNS name with at least two labels",
+        'write a name like "example.org": no scheme, no path, no trailing dot',
+    ),
+]
 Email = Annotated[str, check(is_email, "not an e-mail address", 'write an address like "ops@example.org"')]
 # A Meta object id (Page, phone number, WhatsApp Business Account): digits only.
-MetaId = Annotated[str, check(re.compile(r"^[0-9]{5,20}$").match, "not a numeric Meta id",
-                              'copy it (digits only) from Meta Business Suite or WhatsApp Manager, e.g. "1100000001"')]
+MetaId = Annotated[
+    str,
+    check(
+        re.compile(r"^[0-9]{5,20}$").match,
+        "not a numeric Meta id",
+        'copy it (digits only) from Meta Business Suite or WhatsApp Manager, e.g. "1100000001"',
+    ),
+]
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -102,14 +116,18 @@ def _cidr(value):
             hint = f" (did you mean {ipaddress.ip_network(value, strict=False)}?)"
         except ValueError:
             pass
-        raise refuse(f"not a network in CIDR notation: {e}{hint}",
-                     'write each entry as address/prefix with no host bits, e.g. "203.0.113.0/24"')
+        raise refuse(
+            f"not a network in CIDR notation: {e}{hint}",
+            'write each entry as address/prefix with no host bits, e.g. "203.0.113.0/24"',
+        )
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
 
 # repository[:tag][@digest]; the tag is what must be pinned
-IMAGE_RE = re.compile(r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$")
+IMAGE_RE = re.compile(
+    r"^(?P<repo>[a-z0-9][a-z0-9._/:-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))?(?:@sha256:[0-9a-f]{64})?$"
+)
 
 
 def _image(value):
@@ -117,8 +135,10 @@ def _image(value):
     if not match:
         raise refuse("not an image reference", 'write it as repository:tag, e.g. "redis:7.4.5"')
     if not match["tag"] or match["tag"] == "latest":
-        raise refuse("the tag must be pinned (no tag and 'latest' both float)",
-                     f'name an exact version, e.g. "{match["repo"]}:<version>"; upgrades then happen only when you bump it')
+        raise refuse(
+            "the tag must be pinned (no tag and 'latest' both float)",
+            f'name an exact version, e.g. "{match["repo"]}:<version>"; upgrades then happen only when you bump it',
+        )
     return value
 
 

@@ -26,10 +26,12 @@ def explain_failure(cfg: Config, command: str) -> str:
     """`command`, and when it fails, the images that last ran healthy and how to go back to them."""
     root = cfg.stack.stack_root
     images = f"{root}/state/images"
-    return (f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
-            f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
-            "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
-            f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}")
+    return (
+        f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
+        f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
+        "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
+        f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}"
+    )
 
 
 @dataclass
@@ -63,10 +65,18 @@ class Rollout:
         return f"{self.cfg.stack.stack_root}/state/pg-major-upgrade"
 
     def needs_up(self) -> bool:
-        not_ready = [s for s in compose_services(self.cfg)
-                     if self.state["services"].get(s) not in (("running", "healthy"), ("running", ""))]
-        return (bool(not_ready) or self.major_upgrade or bool(self.resume_backup) or self.docker_restarted.did_change()
-                or any(op.did_change() for op in self.inputs))
+        not_ready = [
+            s
+            for s in compose_services(self.cfg)
+            if self.state["services"].get(s) not in (("running", "healthy"), ("running", ""))
+        ]
+        return (
+            bool(not_ready)
+            or self.major_upgrade
+            or bool(self.resume_backup)
+            or self.docker_restarted.did_change()
+            or any(op.did_change() for op in self.inputs)
+        )
 
     def explain_failure(self, command: str) -> str:
         return explain_failure(self.cfg, command)

@@ -115,21 +115,29 @@ def supplied_secrets(directory=".", filename=None):
                         value = value[1:-1]
                     found[key.strip()] = value
     found.update({k: v for k, v in os.environ.items() if k.startswith("PLATFORM_")})
-    return {name: found[f"PLATFORM_{name.upper()}"] for name in SUPPLIED_SECRETS if found.get(f"PLATFORM_{name.upper()}")}
+    return {
+        name: found[f"PLATFORM_{name.upper()}"] for name in SUPPLIED_SECRETS if found.get(f"PLATFORM_{name.upper()}")
+    }
 
 
 def env_files(cfg):
     """Env files holding secrets, one per compose service group (and restic's)."""
-    return ("postgres", "redis", *cfg.stack.apps, *(["traefik"] if cfg.edge.acme_dns_provider else []),
-            *(["restic"] if cfg.backup.backup_offsite else []))
+    return (
+        "postgres",
+        "redis",
+        *cfg.stack.apps,
+        *(["traefik"] if cfg.edge.acme_dns_provider else []),
+        *(["restic"] if cfg.backup.backup_offsite else []),
+    )
 
 
 def secret_env(cfg):
     """SECRET_ENV for this deploy: the env files it needs, with only the secrets it has."""
     available = set(GENERATED_SECRETS) | set(DERIVED_SECRETS) | set(cfg.supplied_secrets)
     mapping = {**SECRET_ENV, "traefik": {cfg.edge.acme_dns_token_env: "acme_dns_api_token"}}
-    return {name: {var: secret for var, secret in mapping[name].items() if secret in available}
-            for name in env_files(cfg)}
+    return {
+        name: {var: secret for var, secret in mapping[name].items() if secret in available} for name in env_files(cfg)
+    }
 
 
 @operation()
@@ -149,10 +157,16 @@ def secret_file(secret_name: str, dest: str, cfg=None):
 
 def operator_secret_files(cfg, directory):
     """The operator's secrets stored in `directory`, each only when it differs."""
-    if any(host.get_fact(Sha256File, path=f"{directory}/{name}") != hashlib.sha256(value.encode()).hexdigest()
-           for name, value in cfg.supplied_secrets.items()):
+    if any(
+        host.get_fact(Sha256File, path=f"{directory}/{name}") != hashlib.sha256(value.encode()).hexdigest()
+        for name, value in cfg.supplied_secrets.items()
+    ):
         # Only when one is to be uploaded: the directory belongs to whoever logs in, and a
         # rerun as another user (root, then a sudo user) must not change it for nothing.
-        converge.directory(name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700")
-    return [secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{directory}/{name}", cfg=cfg)
-            for name in sorted(cfg.supplied_secrets)]
+        converge.directory(
+            name="Private upload directory", path=UPLOAD_DIR, user=host.data.get("ssh_user") or "root", mode="700"
+        )
+    return [
+        secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{directory}/{name}", cfg=cfg)
+        for name in sorted(cfg.supplied_secrets)
+    ]

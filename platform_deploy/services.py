@@ -7,7 +7,11 @@ from .topology import Role
 
 AppName = Literal["chatwoot", "n8n", "directus"]
 APPS: tuple[AppName, ...] = get_args(AppName)
-APP_SERVICES = {"chatwoot": ("chatwoot-web", "chatwoot-sidekiq"), "n8n": ("n8n", "n8n-worker"), "directus": ("directus",)}
+APP_SERVICES = {
+    "chatwoot": ("chatwoot-web", "chatwoot-sidekiq"),
+    "n8n": ("n8n", "n8n-worker"),
+    "directus": ("directus",),
+}
 DATA_SERVICES = ("postgres", "redis")
 EDGE_SERVICES = ("pangolin", "traefik")
 PG_PORT, REDIS_PORT = 5432, 6379
@@ -27,7 +31,9 @@ IMAGES: dict[ImageKey, str] = {
 
 def app_services(cfg):
     """App -> its compose services on this deploy (n8n-worker only in queue mode)."""
-    return {app: tuple(s for s in APP_SERVICES[app] if s != "n8n-worker" or cfg.n8n.n8n_workers) for app in cfg.stack.apps}
+    return {
+        app: tuple(s for s in APP_SERVICES[app] if s != "n8n-worker" or cfg.n8n.n8n_workers) for app in cfg.stack.apps
+    }
 
 
 def compose_services(cfg) -> tuple[str, ...]:
@@ -50,4 +56,3 @@ def role_apps(cfg):
 def image_key(service):
     """The `images` key of a compose service (chatwoot-web -> chatwoot)."""
     return service.split("-")[0]
-

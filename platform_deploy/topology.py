@@ -59,28 +59,49 @@ def _role_of(groups) -> Role:
 def topology(name, hosts):
     """(this host's name, [(name, groups, data) of every inventory host]) -> (Topology, problems)."""
     groups = next(g for n, g, _ in hosts if n == name)
-    problems = [problem_line(n, NOT_SHOWN, "in more than one of primary, replicas and workers", "put the host in one group only")
-                for n, g, _ in hosts if sum(group in g for group in ("primary", "replicas", "workers")) > 1]
+    problems = [
+        problem_line(
+            n, NOT_SHOWN, "in more than one of primary, replicas and workers", "put the host in one group only"
+        )
+        for n, g, _ in hosts
+        if sum(group in g for group in ("primary", "replicas", "workers")) > 1
+    ]
     replicas = [h for h in hosts if _role_of(h[1]) == Role.REPLICA]
     workers = [h for h in hosts if _role_of(h[1]) == Role.WORKER]
     if not (replicas or workers):
         return Topology(), problems
     primaries = [h for h in hosts if "primary" in h[1]] or [h for h in hosts if _role_of(h[1]) == Role.PRIMARY]
-    problems += [problem_line(n, NOT_SHOWN, "in none of primary, replicas and workers, while the inventory has a primary group",
-                              "put the host in one of the three groups, or in an inventory of its own")
-                 for n, g, _ in hosts if _role_of(g) == Role.PRIMARY and "primary" not in g and len(primaries) == 1
-                 and primaries[0][0] != n]
+    problems += [
+        problem_line(
+            n,
+            NOT_SHOWN,
+            "in none of primary, replicas and workers, while the inventory has a primary group",
+            "put the host in one of the three groups, or in an inventory of its own",
+        )
+        for n, g, _ in hosts
+        if _role_of(g) == Role.PRIMARY and "primary" not in g and len(primaries) == 1 and primaries[0][0] != n
+    ]
     if len(primaries) != 1:
-        problems.append(problem_line("inventory", NOT_SHOWN, f"{len(primaries)} primary hosts "
-                                     f"({', '.join(h[0] for h in primaries) or 'none'}) beside replicas or workers",
-                                     "list exactly one host in a group named primary"))
+        problems.append(
+            problem_line(
+                "inventory",
+                NOT_SHOWN,
+                f"{len(primaries)} primary hosts "
+                f"({', '.join(h[0] for h in primaries) or 'none'}) beside replicas or workers",
+                "list exactly one host in a group named primary",
+            )
+        )
         return Topology(role=_role_of(groups)), problems
     for member, _, data in [*primaries, *replicas, *workers]:
         if not is_ip_address(data.get("private_address"), version=4):
-            problems.append(problem_line(f"{member}: private_address", NOT_SHOWN,
-                                         "missing or not an IPv4 address, and the inventory has peers",
-                                         'set private_address = "10.0.0.2" (the host\'s address on the private network) '
-                                         "in its host data"))
+            problems.append(
+                problem_line(
+                    f"{member}: private_address",
+                    NOT_SHOWN,
+                    "missing or not an IPv4 address, and the inventory has peers",
+                    'set private_address = "10.0.0.2" (the host\'s address on the private network) in its host data',
+                )
+            )
     if problems:
         return Topology(role=_role_of(groups)), problems
 
@@ -89,7 +110,9 @@ def topology(name, hosts):
         return Peer(h[0], h[2]["private_address"], N8N_WORKERS_DEFAULT if workers is None else int(workers))
 
     me = next(peer(h) for h in hosts if h[0] == name)
-    return Topology(_role_of(groups), peer(primaries[0]), tuple(map(peer, replicas)), tuple(map(peer, workers)), me), problems
+    return Topology(
+        _role_of(groups), peer(primaries[0]), tuple(map(peer, replicas)), tuple(map(peer, workers)), me
+    ), problems
 
 
 def inventory_topology() -> Topology:

@@ -20,11 +20,15 @@ def backup_before_upgrade(cfg, rollout):
     if data_running:
         backup.run_now(cfg, f"before upgrading {', '.join(upgrading) or 'PostgreSQL'}")
     elif rollout.major_upgrade:
-        raise ConfigError("postgres_major_upgrade needs a backup of the running databases, and PostgreSQL or Redis "
-                          "is not running; nothing was changed on the host.\n"
-                          "  Fix: start the stack with the current images (rerun without the major version change), then retry.")
+        raise ConfigError(
+            "postgres_major_upgrade needs a backup of the running databases, and PostgreSQL or Redis "
+            "is not running; nothing was changed on the host.\n"
+            "  Fix: start the stack with the current images (rerun without the major version change), then retry."
+        )
     else:
-        logger.warning(f"{host.name}: no backup before upgrading {', '.join(upgrading)}: PostgreSQL and Redis are not both running")
+        logger.warning(
+            f"{host.name}: no backup before upgrading {', '.join(upgrading)}: PostgreSQL and Redis are not both running"
+        )
 
 
 def running_images(cfg):
@@ -42,6 +46,11 @@ def offline_images(cfg, state):
         return []
     remote = "/var/tmp/platform-images.tar"
     return [
-        files.put(name=f"Image archive uploaded for {', '.join(missing)}", src=cfg.stack.offline_images, dest=remote, mode="600"),
+        files.put(
+            name=f"Image archive uploaded for {', '.join(missing)}",
+            src=cfg.stack.offline_images,
+            dest=remote,
+            mode="600",
+        ),
         server.shell(name="Images loaded", commands=[f"docker load -q -i {remote}", f"rm -f {remote}"]),
     ]

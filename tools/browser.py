@@ -24,7 +24,10 @@ def install():
     missing = [package for command, package in PACKAGES.items() if not shutil.which(command)]
     if missing:
         subprocess.run(privileged(["apt-get", "update", "-qq"]), check=True)
-        subprocess.run(privileged(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", *missing]), check=True)
+        subprocess.run(
+            privileged(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", *missing]),
+            check=True,
+        )
 
 
 @contextlib.contextmanager
@@ -38,11 +41,20 @@ def chrome(root_pem, address):
         nssdb = f"sql:{home}/.pki/nssdb"
         os.makedirs(f"{home}/.pki/nssdb")
         subprocess.run(["certutil", "-d", nssdb, "-N", "--empty-password"], check=True)
-        subprocess.run(["certutil", "-d", nssdb, "-A", "-t", "C,,", "-n", "sandbox-acme", "-i", str(root_pem)], check=True)
+        subprocess.run(
+            ["certutil", "-d", nssdb, "-A", "-t", "C,,", "-n", "sandbox-acme", "-i", str(root_pem)], check=True
+        )
         options = webdriver.ChromeOptions()
         options.binary_location = shutil.which("chromium")
-        for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-background-networking",
-                     "--window-size=1400,900", f"--user-data-dir={home}/profile", f"--host-resolver-rules=MAP * {address}"):
+        for flag in (
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--window-size=1400,900",
+            f"--user-data-dir={home}/profile",
+            f"--host-resolver-rules=MAP * {address}",
+        ):
             options.add_argument(flag)
         # Chromium reads $HOME/.pki/nssdb: it inherits HOME from chromedriver.
         service = Service(shutil.which("chromedriver"), env={**os.environ, "HOME": home})

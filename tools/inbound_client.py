@@ -28,19 +28,46 @@ def vendor_secret(name):
 
 def whatsapp_message(number, phone_number_id, text, sender, wamid=None):
     """A WhatsApp Cloud API `messages` webhook payload, as Meta sends it."""
-    return {"object": "whatsapp_business_account", "entry": [{"id": GROUP_DATA["whatsapp_business_account_id"], "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp", "metadata": {"display_phone_number": number.lstrip("+"), "phone_number_id": phone_number_id},
-            "contacts": [{"profile": {"name": f"Customer {sender[-4:]}"}, "wa_id": sender}],
-            "messages": [{"from": sender, "id": wamid or f"wamid.SBX{time.time_ns()}", "timestamp": str(int(time.time())),
-                          "type": "text", "text": {"body": text}}]}}]}]}
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [
+            {
+                "id": GROUP_DATA["whatsapp_business_account_id"],
+                "changes": [
+                    {
+                        "field": "messages",
+                        "value": {
+                            "messaging_product": "whatsapp",
+                            "metadata": {
+                                "display_phone_number": number.lstrip("+"),
+                                "phone_number_id": phone_number_id,
+                            },
+                            "contacts": [{"profile": {"name": f"Customer {sender[-4:]}"}, "wa_id": sender}],
+                            "messages": [
+                                {
+                                    "from": sender,
+                                    "id": wamid or f"wamid.SBX{time.time_ns()}",
+                                    "timestamp": str(int(time.time())),
+                                    "type": "text",
+                                    "text": {"body": text},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def signed(payload, secret=None):
     """(raw body, headers) with X-Hub-Signature-256 over the raw bytes, as Meta signs."""
     raw = json.dumps(payload).encode()
     key = (secret or vendor_secret("PLATFORM_META_APP_SECRET")).encode()
-    return raw, {"Content-Type": "application/json", "X-Hub-Signature-256": "sha256=" + hmac.new(key, raw, hashlib.sha256).hexdigest()}
+    return raw, {
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": "sha256=" + hmac.new(key, raw, hashlib.sha256).hexdigest(),
+    }
 
 
 class Host:
@@ -64,23 +91,34 @@ class Host:
     def https(self, name, method, path, body=b"", headers=None):
         """HTTPS to `name` at the host's address, verified against the host's ACME root."""
         context = ssl.create_default_context(cafile=str(ROOT / ".sandbox" / f"{self.name}.acme-root.pem"))
-        with socket.create_connection((self.address, 443), timeout=30) as raw, \
-                context.wrap_socket(raw, server_hostname=name) as tls:
+        with (
+            socket.create_connection((self.address, 443), timeout=30) as raw,
+            context.wrap_socket(raw, server_hostname=name) as tls,
+        ):
             head = {"Host": name, "Connection": "close", "Content-Length": str(len(body)), **(headers or {})}
-            tls.sendall(f"{method} {path} HTTP/1.1\r\n".encode()
-                        + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode() + b"\r\n" + body)
+            tls.sendall(
+                f"{method} {path} HTTP/1.1\r\n".encode()
+                + "".join(f"{k}: {v}\r\n" for k, v in head.items()).encode()
+                + b"\r\n"
+                + body
+            )
             response = http.client.HTTPResponse(tls)
             response.begin()
             return response.status, response.read().decode()
 
     def send(self, department, text, sender, wamid=None):
         d = next(d for d in GROUP_DATA["departments"] if d["name"] == department)
-        return self.webhook("POST", "whatsapp", *signed(whatsapp_message(d["number"], d["phone_number_id"], text, sender, wamid)))
+        return self.webhook(
+            "POST", "whatsapp", *signed(whatsapp_message(d["number"], d["phone_number_id"], text, sender, wamid))
+        )
 
     def simulator(self, method, path, body=None):
-        request = urllib.request.Request(f"{self.simulator_url}{path}", method=method,
-                                         data=json.dumps(body).encode() if body is not None else None,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            f"{self.simulator_url}{path}",
+            method=method,
+            data=json.dumps(body).encode() if body is not None else None,
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
 
@@ -91,12 +129,16 @@ class Host:
         data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
         secrets = "/opt/msgplatform/secrets"
         # The token reaches curl on its stdin (printf is the shell's own), not in its arguments.
-        script = (f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}' -X {method} -H @- "
-                  f"-H 'Content-Type: application/json' {data} \"http://127.0.0.1:3000/api/v1/accounts/$A{path}\"")
+        script = (
+            f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}' -X {method} -H @- "
+            f"-H 'Content-Type: application/json' {data} \"http://127.0.0.1:3000/api/v1/accounts/$A{path}\""
+        )
         # The token and account id are read on the host and handed over in the environment.
         path = token if token.startswith("/") else f"{secrets}/{token}"
-        out = self.sh(f"T=$(cat {path}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
-                      f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}")
+        out = self.sh(
+            f"T=$(cat {path}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
+            f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}"
+        )
         text, _, code = out.rstrip("\n").rpartition("\n")
         answer = json.loads(text) if text.strip() else None
         return (int(code), answer) if status else answer
@@ -113,22 +155,28 @@ class Host:
 
     def conversations_of(self, sender, messages=True):
         """Conversations of the contact with this WhatsApp id (with their messages)."""
-        found = [c for c in self.conversations() if sender in str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", ""))]
+        found = [
+            c
+            for c in self.conversations()
+            if sender in str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", ""))
+        ]
         for conversation in found if messages else ():
             conversation["messages"] = self.chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
         return found
 
     def directus(self, path):
-        script = f"wget -qO- --header \"Authorization: Bearer $ADMIN_TOKEN\" \"http://127.0.0.1:8055{path}\""
+        script = f'wget -qO- --header "Authorization: Bearer $ADMIN_TOKEN" "http://127.0.0.1:8055{path}"'
         out = self.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}")
         return json.loads(out)["data"] if out.strip() else []
 
     def directus_as(self, token, method, path, body=None):
         """(HTTP status, answer) of Directus's API called with the token in secrets/<token>,
         from inside the Directus container (node's fetch; the token stays in the environment)."""
-        script = ('fetch("http://127.0.0.1:8055" + process.env.P, {method: process.env.M, body: process.env.B || undefined, '
-                  'headers: {Authorization: "Bearer " + process.env.T, "Content-Type": "application/json"}})'
-                  '.then(async (r) => console.log(r.status + " " + await r.text()))')
+        script = (
+            'fetch("http://127.0.0.1:8055" + process.env.P, {method: process.env.M, body: process.env.B || undefined, '
+            'headers: {Authorization: "Bearer " + process.env.T, "Content-Type": "application/json"}})'
+            '.then(async (r) => console.log(r.status + " " + await r.text()))'
+        )
         env = f"T=$(cat /opt/msgplatform/secrets/{token}) M={method} P={shlex.quote(path)} B={shlex.quote(json.dumps(body) if body is not None else '')}"
         out = self.sh(f"{env} {DC} exec -T -e T -e M -e P -e B directus node -e {shlex.quote(script)}").strip()
         status, _, text = out.partition(" ")
@@ -139,7 +187,9 @@ class Host:
         script = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n execute --id={POSTER} --rawOutput'"
         out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True)
         if out.returncode:  # n8n prints the execution's error after its data, on stdout
-            raise RuntimeError(f"the poster's run failed: {out.stdout.rpartition('Execution error:')[2][:800]} {out.stderr[-300:]}")
+            raise RuntimeError(
+                f"the poster's run failed: {out.stdout.rpartition('Execution error:')[2][:800]} {out.stderr[-300:]}"
+            )
         return out.stdout
 
     def post_logs(self, promotion):
@@ -149,8 +199,14 @@ class Host:
         return self.directus(f"/items/triage_log?filter[conversation_id][_eq]={conversation_id}&sort=-id")
 
     def sent_to(self, sender):
-        return [r for r in self.simulator("GET", "/_sim/requests") if r["service"] == "whatsapp" and r["method"] == "POST"
-                and r["path"].endswith("/messages") and (r["body"] or {}).get("to") == sender]
+        return [
+            r
+            for r in self.simulator("GET", "/_sim/requests")
+            if r["service"] == "whatsapp"
+            and r["method"] == "POST"
+            and r["path"].endswith("/messages")
+            and (r["body"] or {}).get("to") == sender
+        ]
 
 
 def wait_for(what, probe, timeout=60):

@@ -30,22 +30,43 @@ class Chatwoot:
         account = open(account_file).read().strip() if os.path.exists(account_file) else None
         self.automation_id = int(open(automation_file).read()) if os.path.exists(automation_file) else None
         if token and account and self.automation_id and secret("chatwoot_automation_token"):
-            answer = call("GET", f"{self.base}/api/v1/accounts/{account}/inboxes", headers={"api_access_token": token}, ok=(200, 401))
+            answer = call(
+                "GET",
+                f"{self.base}/api/v1/accounts/{account}/inboxes",
+                headers={"api_access_token": token},
+                ok=(200, 401),
+            )
             if not (isinstance(answer, dict) and "error" in answer):
                 return token, account
             # Refused: a restored database holds another token. Asked of Chatwoot again, below.
         if common.CHECK:
-            print(json.dumps({"drift": ["Chatwoot's account, its admin or n8n's automation agent: not set up, "
-                                        "or the admin's token is refused"]}))
+            print(
+                json.dumps(
+                    {
+                        "drift": [
+                            "Chatwoot's account, its admin or n8n's automation agent: not set up, "
+                            "or the admin's token is refused"
+                        ]
+                    }
+                )
+            )
             sys.exit(0)
         # Chatwoot's own tools make the account, its admin and n8n's automation agent: no sign-up page, no set-up by hand.
         cw = common.SETTINGS["chatwoot"]
-        env = {**os.environ, "CW_ACCOUNT_NAME": cw["account_name"], "CW_ADMIN_NAME": cw["admin_name"],
-               "CW_ADMIN_EMAIL": cw["admin_email"], "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password"),
-               "CW_AUTOMATION_NAME": cw["automation"]["name"], "CW_AUTOMATION_EMAIL": cw["automation"]["email"]}
+        env = {
+            **os.environ,
+            "CW_ACCOUNT_NAME": cw["account_name"],
+            "CW_ADMIN_NAME": cw["admin_name"],
+            "CW_ADMIN_EMAIL": cw["admin_email"],
+            "CW_ADMIN_PASSWORD": secret("chatwoot_admin_password"),
+            "CW_AUTOMATION_NAME": cw["automation"]["name"],
+            "CW_AUTOMATION_EMAIL": cw["automation"]["email"],
+        }
         code = open(f"{common.ROOT}/bin/chatwoot_bootstrap.rb").read()
         names = [k for k in env if k.startswith("CW_")]
-        out = compose("exec", "-T", *(f"-e{k}" for k in names), "chatwoot-web", "bundle", "exec", "rails", "runner", code, env=env)
+        out = compose(
+            "exec", "-T", *(f"-e{k}" for k in names), "chatwoot-web", "bundle", "exec", "rails", "runner", code, env=env
+        )
         if out.returncode:
             raise SystemExit(f"Chatwoot's account bootstrap failed: {redacted(out.stderr[-800:])}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,41 +89,83 @@ class Chatwoot:
         have = {i["name"]: i for i in self.api("GET", "/inboxes")["payload"]}
         ids = {}
         for name, d in wanted.items():
-            config = {"api_key": secret("whatsapp_access_token"), "phone_number_id": d["phone_number_id"],
-                      "business_account_id": cw["business_account_id"], "app_secret": secret("meta_app_secret"),
-                      "source": "embedded_signup"}
+            config = {
+                "api_key": secret("whatsapp_access_token"),
+                "phone_number_id": d["phone_number_id"],
+                "business_account_id": cw["business_account_id"],
+                "app_secret": secret("meta_app_secret"),
+                "source": "embedded_signup",
+            }
             auto = d["auto_assignment"] == "after_triage"
             inbox = have.get(name)
             if inbox is not None and inbox.get("phone_number") != d["number"]:
-                raise SystemExit(f"Chatwoot inbox {name} is for {inbox.get('phone_number')}, but department {d['name']} now says "
-                                 f"{d['number']}: a WhatsApp inbox keeps its number. Give the department a new inbox name "
-                                 "(the old inbox and its conversations stay), or put the number back.")
+                raise SystemExit(
+                    f"Chatwoot inbox {name} is for {inbox.get('phone_number')}, but department {d['name']} now says "
+                    f"{d['number']}: a WhatsApp inbox keeps its number. Give the department a new inbox name "
+                    "(the old inbox and its conversations stay), or put the number back."
+                )
             if inbox is None:
-                inbox = self.api("POST", "/inboxes", {"name": name, "enable_auto_assignment": auto, "channel": {
-                    "type": "whatsapp", "phone_number": d["number"], "provider": "whatsapp_cloud", "provider_config": config}})
+                inbox = self.api(
+                    "POST",
+                    "/inboxes",
+                    {
+                        "name": name,
+                        "enable_auto_assignment": auto,
+                        "channel": {
+                            "type": "whatsapp",
+                            "phone_number": d["number"],
+                            "provider": "whatsapp_cloud",
+                            "provider_config": config,
+                        },
+                    },
+                )
                 changed(f"Chatwoot inbox {name} created for {d['number']}")
                 if inbox is None:  # --check
                     continue
-            elif (any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items())
-                  or inbox.get("reauthorization_required") or inbox.get("enable_auto_assignment") != auto):
+            elif (
+                any((inbox.get("provider_config") or {}).get(k) != v for k, v in config.items())
+                or inbox.get("reauthorization_required")
+                or inbox.get("enable_auto_assignment") != auto
+            ):
                 # Sending the channel's settings also clears a reauthorisation flag (InboxesController#update).
-                self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"provider_config": config}})
+                self.api(
+                    "PATCH",
+                    f"/inboxes/{inbox['id']}",
+                    {"enable_auto_assignment": auto, "channel": {"provider_config": config}},
+                )
                 changed(f"Chatwoot inbox {name}: credentials and auto-assignment set")
             ids[name] = inbox["id"]
         for w in cw["web_chats"]:
             auto = departments[w["department"]]["auto_assignment"] == "after_triage"
             inbox = have.get(w["inbox"])
             if inbox is None:
-                inbox = self.api("POST", "/inboxes", {"name": w["inbox"], "enable_auto_assignment": auto, "channel": {
-                    "type": "web_widget", "website_url": w["website_url"], "welcome_title": cw["account_name"]}})
+                inbox = self.api(
+                    "POST",
+                    "/inboxes",
+                    {
+                        "name": w["inbox"],
+                        "enable_auto_assignment": auto,
+                        "channel": {
+                            "type": "web_widget",
+                            "website_url": w["website_url"],
+                            "welcome_title": cw["account_name"],
+                        },
+                    },
+                )
                 changed(f"Chatwoot inbox {w['inbox']} created (web chat on {w['website_url']})")
                 if inbox is None:  # --check
                     continue
             if inbox.get("channel_type") != "Channel::WebWidget":
-                raise SystemExit(f"Chatwoot inbox {w['inbox']} is a {inbox.get('channel_type')}, not a web chat: give the web chat "
-                                 "of web_chats another inbox name")
+                raise SystemExit(
+                    f"Chatwoot inbox {w['inbox']} is a {inbox.get('channel_type')}, not a web chat: give the web chat "
+                    "of web_chats another inbox name"
+                )
             if (inbox.get("website_url"), inbox.get("enable_auto_assignment")) != (w["website_url"], auto):
-                self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto, "channel": {"website_url": w["website_url"]}})
+                self.api(
+                    "PATCH",
+                    f"/inboxes/{inbox['id']}",
+                    {"enable_auto_assignment": auto, "channel": {"website_url": w["website_url"]}},
+                )
                 changed(f"Chatwoot inbox {w['inbox']}: website and auto-assignment set")
             ids[w["inbox"]] = inbox["id"]
         fb = cw["facebook_inbox"]
@@ -112,7 +175,9 @@ class Chatwoot:
         # An API inbox sends nothing itself: its webhook gives n8n an agent's reply to send on WhatsApp.
         default, hook = have.get(cw["default_inbox"]), "http://n8n:5678/webhook/chatwoot-events/unrouted"
         if default is None:
-            default = self.api("POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api", "webhook_url": hook}})
+            default = self.api(
+                "POST", "/inboxes", {"name": cw["default_inbox"], "channel": {"type": "api", "webhook_url": hook}}
+            )
             changed(f"Chatwoot inbox {cw['default_inbox']} created (numbers not in departments)")
         elif default.get("webhook_url") != hook:
             self.api("PATCH", f"/inboxes/{default['id']}", {"channel": {"webhook_url": hook}})
@@ -125,22 +190,39 @@ class Chatwoot:
         """The Page's inbox, by CallbacksController#register_facebook_page (the dashboard's Facebook login ends there). A
         Page token stands for the user token too: Chatwoot keeps that one only to reauthorise through the login."""
         inbox = have.get(fb["inbox"])
-        other = next((i["name"] for i in have.values() if i.get("page_id") == fb["page_id"] and i["name"] != fb["inbox"]), None)
+        other = next(
+            (i["name"] for i in have.values() if i.get("page_id") == fb["page_id"] and i["name"] != fb["inbox"]), None
+        )
         if inbox is None and other:
-            raise SystemExit(f"Facebook Page {fb['page_id']} already has the Chatwoot inbox {other}: set facebook_inbox's inbox "
-                             f"to {other!r} (a Page has one inbox per account)")
+            raise SystemExit(
+                f"Facebook Page {fb['page_id']} already has the Chatwoot inbox {other}: set facebook_inbox's inbox "
+                f"to {other!r} (a Page has one inbox per account)"
+            )
         if inbox is None:
             token = secret("facebook_page_token")
-            inbox = self.api("POST", "/callbacks/register_facebook_page", {
-                "page_id": fb["page_id"], "page_access_token": token, "user_access_token": token, "inbox_name": fb["inbox"]})
+            inbox = self.api(
+                "POST",
+                "/callbacks/register_facebook_page",
+                {
+                    "page_id": fb["page_id"],
+                    "page_access_token": token,
+                    "user_access_token": token,
+                    "inbox_name": fb["inbox"],
+                },
+            )
             changed(f"Chatwoot inbox {fb['inbox']} created (Messenger of Facebook Page {fb['page_id']})")
             if inbox is None:  # --check
                 return None
         if inbox.get("channel_type") != "Channel::FacebookPage" or inbox.get("page_id") != fb["page_id"]:
-            raise SystemExit(f"Chatwoot inbox {fb['inbox']} is a {inbox.get('channel_type')} (page {inbox.get('page_id')}), not the "
-                             f"Messenger of Facebook Page {fb['page_id']}: give facebook_inbox another inbox name")
+            raise SystemExit(
+                f"Chatwoot inbox {fb['inbox']} is a {inbox.get('channel_type')} (page {inbox.get('page_id')}), not the "
+                f"Messenger of Facebook Page {fb['page_id']}: give facebook_inbox another inbox name"
+            )
         if inbox.get("reauthorization_required"):
-            print(f"[apps] WARNING: Chatwoot inbox {fb['inbox']} needs the Page reauthorised: Chatwoot, Settings > Inboxes", flush=True)
+            print(
+                f"[apps] WARNING: Chatwoot inbox {fb['inbox']} needs the Page reauthorised: Chatwoot, Settings > Inboxes",
+                flush=True,
+            )
         if inbox.get("enable_auto_assignment") != auto:
             self.api("PATCH", f"/inboxes/{inbox['id']}", {"enable_auto_assignment": auto})
             changed(f"Chatwoot inbox {fb['inbox']}: auto-assignment set")
@@ -168,7 +250,11 @@ class Chatwoot:
             auto = cw["team_auto_assign"][name]
             team = have.get(name.lower())
             if team is None:
-                team = self.api("POST", "/teams", {"name": name, "description": "Managed by the platform deploy", "allow_auto_assign": auto})
+                team = self.api(
+                    "POST",
+                    "/teams",
+                    {"name": name, "description": "Managed by the platform deploy", "allow_auto_assign": auto},
+                )
                 changed(f"Chatwoot team {name} created")
                 if team is None:  # --check
                     continue
@@ -187,8 +273,12 @@ class Chatwoot:
         the supervisors, the admin and the automation agent everywhere (n8n reads a conversation's last messages
         as that agent; it is never online, so Chatwoot never assigns it a conversation)."""
         everyone = [common.SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"], "automation"]
-        wanted = {inbox: everyone + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else
-                                     [a["email"] for a in d["agents"]]) for d in cw["departments"] for inbox in d["inboxes"]}
+        wanted = {
+            inbox: everyone
+            + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else [a["email"] for a in d["agents"]])
+            for d in cw["departments"]
+            for inbox in d["inboxes"]
+        }
         wanted[cw["default_inbox"]] = everyone
         for name, emails in wanted.items():
             if name not in inbox_ids:  # --check: the inbox is missing
@@ -203,7 +293,11 @@ class Chatwoot:
         for title, (color, description) in wanted.items():
             label = have.get(title)
             if label is None:
-                self.api("POST", "/labels", {"title": title, "color": color, "description": description, "show_on_sidebar": True})
+                self.api(
+                    "POST",
+                    "/labels",
+                    {"title": title, "color": color, "description": description, "show_on_sidebar": True},
+                )
                 changed(f"Chatwoot label {title} created")
             elif (label["color"], label["description"]) != (color, description):
                 self.api("PATCH", f"/labels/{label['id']}", {"color": color, "description": description})
@@ -216,8 +310,16 @@ class Chatwoot:
         name = cw["bot_name"]
         bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)
         if bot is None:
-            bot = self.api("POST", "/agent_bots", {"name": name, "description": "n8n triage and routing (platform deploy)",
-                                                   "outgoing_url": url, "bot_type": "webhook"})
+            bot = self.api(
+                "POST",
+                "/agent_bots",
+                {
+                    "name": name,
+                    "description": "n8n triage and routing (platform deploy)",
+                    "outgoing_url": url,
+                    "bot_type": "webhook",
+                },
+            )
             changed(f"Chatwoot agent bot {name} created")
         elif bot["outgoing_url"] != url:
             bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": url}) or bot

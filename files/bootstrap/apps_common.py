@@ -74,6 +74,10 @@ def container_url(service, port):
     """The service's address on the stack's edge network (nothing is published on the host)."""
     cid = subprocess.run([*DC, "ps", "-q", service], capture_output=True, text=True, check=True).stdout.strip()
     network = f"{SETTINGS['stack_name']}_edge"
-    ip = subprocess.run(["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', cid],
-                        capture_output=True, text=True, check=True).stdout.strip()
+    ip = subprocess.run(
+        ["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', cid],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     return f"http://{ip}:{port}"

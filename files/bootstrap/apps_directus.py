@@ -29,12 +29,18 @@ def apply_schema(base, auth):
     current = call("GET", f"{base}/schema/snapshot", headers=auth)["data"]
     names = {c["collection"] for c in ours["collections"]}
     key = lambda x: f"{x['collection']}.{x['field']}" if "field" in x else x["collection"]  # noqa: E731
-    wanted = {**current, **{part: [x for x in current[part] if x["collection"] not in names] + ours[part]
-                            for part in ("collections", "fields", "relations")}}
+    wanted = {
+        **current,
+        **{
+            part: [x for x in current[part] if x["collection"] not in names] + ours[part]
+            for part in ("collections", "fields", "relations")
+        },
+    }
     for part in ("fields", "relations"):
         listed = {key(x) for x in ours[part]}
-        wanted[part] += [x for x in current[part]
-                         if x["collection"] in names and key(x) not in listed and key(x) not in shipped]
+        wanted[part] += [
+            x for x in current[part] if x["collection"] in names and key(x) not in listed and key(x) not in shipped
+        ]
     diff = call("POST", f"{base}/schema/diff?force=true", wanted, auth)  # 204, no body: nothing differs
     if diff and diff.get("data"):
         call("POST", f"{base}/schema/apply", diff["data"], auth)
@@ -48,14 +54,25 @@ def apply_schema(base, auth):
 def service_user(base, auth, user):
     """n8n's Directus user: a policy with exactly the listed permissions (no app, no admin
     access), and a static token kept in secrets/directus_n8n_token."""
+
     def find(path, **fields):
         query = "&".join(f"filter[{k}][_eq]={urllib.parse.quote(str(v))}" for k, v in fields.items())
         return call("GET", f"{base}{path}?{query}&limit=-1", headers=auth)["data"]
 
     policy = (find("/policies", name=user["policy"]) or [None])[0]
     if policy is None:
-        policy = call("POST", f"{base}/policies", {"name": user["policy"], "icon": "smart_toy", "admin_access": False,
-                                                   "app_access": False, "description": "Managed by the platform deploy"}, auth)["data"]
+        policy = call(
+            "POST",
+            f"{base}/policies",
+            {
+                "name": user["policy"],
+                "icon": "smart_toy",
+                "admin_access": False,
+                "app_access": False,
+                "description": "Managed by the platform deploy",
+            },
+            auth,
+        )["data"]
         changed(f"Directus policy {user['policy']} created")
     wanted = {(c, a) for c, a in user["permissions"]}
     have = {(p["collection"], p["action"]): p["id"] for p in find("/permissions", policy=policy["id"])}
@@ -63,19 +80,46 @@ def service_user(base, auth, user):
         call("DELETE", f"{base}/permissions/{have[extra]}", headers=auth)
         changed(f"Directus policy {user['policy']}: {extra[1]} on {extra[0]} removed")
     for collection, action in sorted(wanted - set(have)):
-        call("POST", f"{base}/permissions", {"policy": policy["id"], "collection": collection, "action": action,
-                                             "fields": ["*"], "permissions": {}, "validation": {}}, auth)
+        call(
+            "POST",
+            f"{base}/permissions",
+            {
+                "policy": policy["id"],
+                "collection": collection,
+                "action": action,
+                "fields": ["*"],
+                "permissions": {},
+                "validation": {},
+            },
+            auth,
+        )
         changed(f"Directus policy {user['policy']}: {action} on {collection} granted")
     token = secret("directus_n8n_token")
     # The user is the one its token signs in as; else found by e-mail, or made.
-    me = call("GET", f"{base}/users/me?fields=id", headers={"Authorization": f"Bearer {token}"}, ok=(200, 401, 403)) or {}
+    me = (
+        call("GET", f"{base}/users/me?fields=id", headers={"Authorization": f"Bearer {token}"}, ok=(200, 401, 403))
+        or {}
+    )
     uid = (me.get("data") or {}).get("id")
-    found = (call("GET", f"{base}/users/{uid}?fields=id,email", headers=auth)["data"] if uid
-             else (find("/users", email=user["email"]) or [None])[0])
+    found = (
+        call("GET", f"{base}/users/{uid}?fields=id,email", headers=auth)["data"]
+        if uid
+        else (find("/users", email=user["email"]) or [None])[0]
+    )
     if found is None:
-        found = call("POST", f"{base}/users", {"email": user["email"], "first_name": "n8n", "last_name": "automation",
-                                               "status": "active", "token": token,
-                                               "policies": [{"policy": policy["id"]}]}, auth)["data"]
+        found = call(
+            "POST",
+            f"{base}/users",
+            {
+                "email": user["email"],
+                "first_name": "n8n",
+                "last_name": "automation",
+                "status": "active",
+                "token": token,
+                "policies": [{"policy": policy["id"]}],
+            },
+            auth,
+        )["data"]
         changed(f"Directus user {user['email']} created for n8n")
     elif not uid or found["email"] != user["email"]:
         call("PATCH", f"{base}/users/{found['id']}", {"token": token, "status": "active", "email": user["email"]}, auth)
@@ -85,5 +129,10 @@ def service_user(base, auth, user):
     others = [a["id"] for a in now["policies"] if a["policy"] != policy["id"]]
     missing = [{"policy": policy["id"]}] if len(others) == len(now["policies"]) else []
     if now["role"] or others or missing:
-        call("PATCH", f"{base}/users/{found['id']}", {"role": None, "policies": {"create": missing, "delete": others}}, auth)
+        call(
+            "PATCH",
+            f"{base}/users/{found['id']}",
+            {"role": None, "policies": {"create": missing, "delete": others}},
+            auth,
+        )
         changed(f"Directus user {user['email']}: policy {user['policy']} only, no role")

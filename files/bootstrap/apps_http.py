@@ -11,8 +11,9 @@ from apps_common import redacted
 
 def call(method, url, body=None, headers=None, ok=(200, 201, 204)):
     data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     for attempt in range(30):
         try:
             with urllib.request.urlopen(request, timeout=30) as answer:

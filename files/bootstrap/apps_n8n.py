@@ -25,30 +25,68 @@ def credentials():
     """n8n credentials from the secrets; n8n encrypts them with its key on import."""
     wanted = {
         # Chatwoot's agent bot (triage, routing, replies) and the automation agent (the default inbox): never the admin.
-        "chatwoot": ("Chatwoot bot", "httpHeaderAuth", {"name": "api_access_token", "value": secret("chatwoot_bot_token")}),
-        "cwagent": ("Chatwoot automation agent", "httpHeaderAuth",
-                          {"name": "api_access_token", "value": secret("chatwoot_automation_token")}),
+        "chatwoot": (
+            "Chatwoot bot",
+            "httpHeaderAuth",
+            {"name": "api_access_token", "value": secret("chatwoot_bot_token")},
+        ),
+        "cwagent": (
+            "Chatwoot automation agent",
+            "httpHeaderAuth",
+            {"name": "api_access_token", "value": secret("chatwoot_automation_token")},
+        ),
         # n8n's own least-privilege Directus user, not the admin.
-        "directus": ("Directus", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('directus_n8n_token')}"}),
-        "redis": ("Platform Redis", "redis", {"host": "redis", "port": 6379,
-                                              "database": common.SETTINGS["n8n"]["redis_db"],
-                                              "password": secret("redis_password")}),
+        "directus": (
+            "Directus",
+            "httpHeaderAuth",
+            {"name": "Authorization", "value": f"Bearer {secret('directus_n8n_token')}"},
+        ),
+        "redis": (
+            "Platform Redis",
+            "redis",
+            {
+                "host": "redis",
+                "port": 6379,
+                "database": common.SETTINGS["n8n"]["redis_db"],
+                "password": secret("redis_password"),
+            },
+        ),
         "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
-        "whatsapp": ("WhatsApp Cloud API", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('whatsapp_access_token')}"}),
+        "whatsapp": (
+            "WhatsApp Cloud API",
+            "httpHeaderAuth",
+            {"name": "Authorization", "value": f"Bearer {secret('whatsapp_access_token')}"},
+        ),
         "claude": ("Claude API", "httpHeaderAuth", {"name": "x-api-key", "value": secret("claude_api_key") or "unset"}),
-        "facebook": ("Facebook Page token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('facebook_page_token')}"}),
-        "instagram": ("Instagram token", "httpHeaderAuth", {"name": "Authorization", "value": f"Bearer {secret('instagram_access_token')}"}),
-        "smtp": ("Platform SMTP", "smtp", {**common.SETTINGS["n8n"]["smtp"],
-                                           "password": secret("smtp_password") or ""}),
+        "facebook": (
+            "Facebook Page token",
+            "httpHeaderAuth",
+            {"name": "Authorization", "value": f"Bearer {secret('facebook_page_token')}"},
+        ),
+        "instagram": (
+            "Instagram token",
+            "httpHeaderAuth",
+            {"name": "Authorization", "value": f"Bearer {secret('instagram_access_token')}"},
+        ),
+        "smtp": (
+            "Platform SMTP",
+            "smtp",
+            {**common.SETTINGS["n8n"]["smtp"], "password": secret("smtp_password") or ""},
+        ),
     }
-    return [{"id": f"platform{key.capitalize()}Cred"[:16].ljust(16, "0"), "name": name, "type": kind, "data": data}
-            for key, (name, kind, data) in wanted.items()]
+    return [
+        {"id": f"platform{key.capitalize()}Cred"[:16].ljust(16, "0"), "name": name, "type": kind, "data": data}
+        for key, (name, kind, data) in wanted.items()
+    ]
 
 
 def workflows(ids):
     """files/n8n/*.json with this deploy's settings in their Settings node (never a secret)."""
-    settings = {**common.SETTINGS["n8n"]["workflow_settings"], **ids,
-                "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest()}
+    settings = {
+        **common.SETTINGS["n8n"]["workflow_settings"],
+        **ids,
+        "verify_token_sha256": hashlib.sha256(secret("whatsapp_verify_token").encode()).hexdigest(),
+    }
     for department in settings["departments"]:
         department["inbox_id"] = ids["inbox_ids"][department["inbox"]]
         department["inbox_ids"] = [ids["inbox_ids"][inbox] for inbox in department["inboxes"]]
@@ -63,7 +101,9 @@ def workflows(ids):
             if node["name"].startswith("Settings"):
                 node["parameters"]["jsonOutput"] = json.dumps(settings, indent=1, sort_keys=True)
             if node["type"] == "n8n-nodes-base.scheduleTrigger":
-                node["parameters"]["rule"]["interval"] = [{"field": "cronExpression", "expression": settings["social_schedule"]}]
+                node["parameters"]["rule"]["interval"] = [
+                    {"field": "cronExpression", "expression": settings["social_schedule"]}
+                ]
             for kind, ref in (node.get("credentials") or {}).items():
                 node["credentials"][kind] = creds[f"{kind}:{ref['name']}"]
         workflow["settings"]["timezone"] = settings["timezone"]

@@ -24,8 +24,12 @@ SCHEMA = "files/directus/schema.json"
 # What n8n's Directus user may do, and nothing else: triage reads the business context (public
 # facts; the team's internal notes are in business_notes, which it may not read) and logs its
 # decisions; the auto-poster reads promotions and logs its attempts.
-N8N_DIRECTUS_PERMISSIONS = [("business_context", "read"), ("triage_log", "create"),
-                            ("promotions", "read"), ("social_post_logs", "create")]
+N8N_DIRECTUS_PERMISSIONS = [
+    ("business_context", "read"),
+    ("triage_log", "create"),
+    ("promotions", "read"),
+    ("social_post_logs", "create"),
+]
 
 
 LEAD_CAPTURE, POSTER = "platformLeadCapt", "platformPoster02"
@@ -33,8 +37,14 @@ N8N_POLICY = "n8n automation"
 
 
 def shipped_workflows():
-    return {w["id"]: w for w in (json.load(open(os.path.join(WORKFLOWS_DIR, name))) for name in sorted(os.listdir(WORKFLOWS_DIR))
-                                 if name.endswith(".json"))}
+    return {
+        w["id"]: w
+        for w in (
+            json.load(open(os.path.join(WORKFLOWS_DIR, name)))
+            for name in sorted(os.listdir(WORKFLOWS_DIR))
+            if name.endswith(".json")
+        )
+    }
 
 
 class AppState(data.SuperuserQueries):
@@ -43,11 +53,20 @@ class AppState(data.SuperuserQueries):
 
     QUERIES = (
         ("n8n", "select 'published', id from workflow_entity where active"),
-        ("n8n", f"select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity where id = '{POSTER}') w"),
-        ("directus", "select 'user', u.email, coalesce(u.role::text, '-'), coalesce(o.name, '-') from directus_users u "
-                     "left join directus_access a on a.user = u.id left join directus_policies o on o.id = a.policy"),
-        ("directus", "select 'permission', o.admin_access, o.app_access, p.collection, p.action from directus_permissions p "
-                     f"join directus_policies o on o.id = p.policy where o.name = '{N8N_POLICY}'"),
+        (
+            "n8n",
+            f"select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity where id = '{POSTER}') w",
+        ),
+        (
+            "directus",
+            "select 'user', u.email, coalesce(u.role::text, '-'), coalesce(o.name, '-') from directus_users u "
+            "left join directus_access a on a.user = u.id left join directus_policies o on o.id = a.policy",
+        ),
+        (
+            "directus",
+            "select 'permission', o.admin_access, o.app_access, p.collection, p.action from directus_permissions p "
+            f"join directus_policies o on o.id = p.policy where o.name = '{N8N_POLICY}'",
+        ),
     )
 
     @staticmethod
@@ -80,8 +99,10 @@ class ChatwootState(FactBase):
     def command(self, root):
         script = f"{root}/bin/apps-bootstrap.py"
         # An older script has no --check and would set everything up: only a script that has one is asked.
-        return (f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; then python3 {script} {root} --check 2>&1 | tail -n 1; "
-                "else echo '{\"drift\": null}'; fi")
+        return (
+            f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; then python3 {script} {root} --check 2>&1 | tail -n 1; "
+            "else echo '{\"drift\": null}'; fi"
+        )
 
     def process(self, output):
         try:
@@ -103,16 +124,28 @@ def app_drift(cfg, state):
     if wanted - state["published"]:
         drift["published"] = f"n8n workflows not published: {sorted(wanted - state['published'])}"
     poster = state["poster"] or {"nodes": [], "settings": {}}
-    schedule = next((n["parameters"]["rule"]["interval"] for n in poster["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger"), None)
+    schedule = next(
+        (n["parameters"]["rule"]["interval"] for n in poster["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger"),
+        None,
+    )
     timezone = (poster["settings"] or {}).get("timezone")
-    if (schedule, timezone) != ([{"field": "cronExpression", "expression": cfg.social.social_schedule}], cfg.n8n.timezone):
-        drift["schedule"] = f"the poster runs on {schedule} in {timezone}, wanted {cfg.social.social_schedule!r} in {cfg.n8n.timezone}"
+    if (schedule, timezone) != (
+        [{"field": "cronExpression", "expression": cfg.social.social_schedule}],
+        cfg.n8n.timezone,
+    ):
+        drift["schedule"] = (
+            f"the poster runs on {schedule} in {timezone}, wanted {cfg.social.social_schedule!r} in {cfg.n8n.timezone}"
+        )
     email = n8n_directus_email(cfg)
     if state["users"].get(email) != [("-", N8N_POLICY)]:
-        drift["user"] = f"n8n's Directus user {email}: (role, policy) {state['users'].get(email)}, wanted no role and {N8N_POLICY!r} only"
+        drift["user"] = (
+            f"n8n's Directus user {email}: (role, policy) {state['users'].get(email)}, wanted no role and {N8N_POLICY!r} only"
+        )
     if state["permissions"] != set(N8N_DIRECTUS_PERMISSIONS) or state["policy_access"] != {("f", "f")}:
-        drift["permissions"] = (f"{N8N_POLICY!r}: {sorted(state['permissions'])} (admin, app access {sorted(state['policy_access'])}), "
-                                f"wanted {sorted(N8N_DIRECTUS_PERMISSIONS)} without admin or app access")
+        drift["permissions"] = (
+            f"{N8N_POLICY!r}: {sorted(state['permissions'])} (admin, app access {sorted(state['policy_access'])}), "
+            f"wanted {sorted(N8N_DIRECTUS_PERMISSIONS)} without admin or app access"
+        )
     return drift
 
 
@@ -125,36 +158,77 @@ def settings_document(cfg):
     cw, n8n, social = cfg.chatwoot, cfg.n8n, cfg.social
     # A department's inboxes: its WhatsApp number's, then its web chats', then the Facebook Page's.
     fb = cw.facebook_inbox
-    departments = [{**d.model_dump(), "label": d.label, "inboxes": [d.inbox, *(w.inbox for w in cw.web_chats if w.department == d.name),
-                                                                     *([fb.inbox] if fb and fb.department == d.name else [])]}
-                   for d in cw.departments]
+    departments = [
+        {
+            **d.model_dump(),
+            "label": d.label,
+            "inboxes": [
+                d.inbox,
+                *(w.inbox for w in cw.web_chats if w.department == d.name),
+                *([fb.inbox] if fb and fb.department == d.name else []),
+            ],
+        }
+        for d in cw.departments
+    ]
     return {
         "stack_name": cfg.stack.stack_name,
-        "chatwoot": {"account_name": cw.chatwoot_account_name, "admin_name": cw.chatwoot_admin_name,
-                     "admin_email": cfg.stack.admin_email, "teams": list(cw.teams), "supervisors": list(cw.supervisors),
-                     "departments": departments, "default_inbox": cw.default_inbox,
-                     "web_chats": [w.model_dump() for w in cw.web_chats], "business_account_id": cw.whatsapp_business_account_id,
-                     "facebook_inbox": fb and {**fb.model_dump(), "page_id": social.facebook_page_id},
-                     "agents": cw.agents(), "team_members": {t: cw.members(t) for t in cw.teams},
-                     "team_auto_assign": {t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
-                                          for t in cw.teams},
-                     "any_available": chatwoot.ANY_AVAILABLE, "labels": labels(cfg), "bot_name": BOT_NAME,
-                     "automation": {"name": "n8n automation", "email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"}},
-        "directus": {"service_user": {"email": n8n_directus_email(cfg),
-                                      "policy": N8N_POLICY, "permissions": N8N_DIRECTUS_PERMISSIONS}},
-        "n8n": {"redis_db": data.REDIS_DB["n8n"], "smtp": smtp_credential(cfg.stack.smtp), "workflow_settings": {
-            # The apps by name on the stack's network; the vendors by their base URLs.
-            "chatwoot_url": "http://chatwoot-web:3000", "directus_url": "http://directus:8055",
-            "anthropic_url": n8n.anthropic_api_base_url, "whatsapp_url": cw.whatsapp_api_base_url, "ai_replies": n8n.ai_replies, "triage_model": n8n.triage_model,
-            "triage_confidence_threshold": n8n.triage_confidence_threshold, "escalate_intents": list(n8n.triage_escalate_intents),
-            "departments": departments, "default_inbox": cw.default_inbox,
-            # The auto-poster (02): a post per promotion, platform and slot of the schedule.
-            "timezone": n8n.timezone, "social_schedule": social.social_schedule, "caption_model": social.caption_model,
-            "graph_url": f"{social.graph_api_base_url}/{social.graph_api_version}",
-            "facebook_page_id": social.facebook_page_id, "instagram_user_id": social.instagram_user_id,
-            "tiktok_notify_email": social.tiktok_notify_email, "claude_key": "claude_api_key" in cfg.supplied_secrets,
-            "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
-            "social_key_prefix": f"{cfg.stack.stack_name}:social"}},
+        "chatwoot": {
+            "account_name": cw.chatwoot_account_name,
+            "admin_name": cw.chatwoot_admin_name,
+            "admin_email": cfg.stack.admin_email,
+            "teams": list(cw.teams),
+            "supervisors": list(cw.supervisors),
+            "departments": departments,
+            "default_inbox": cw.default_inbox,
+            "web_chats": [w.model_dump() for w in cw.web_chats],
+            "business_account_id": cw.whatsapp_business_account_id,
+            "facebook_inbox": fb and {**fb.model_dump(), "page_id": social.facebook_page_id},
+            "agents": cw.agents(),
+            "team_members": {t: cw.members(t) for t in cw.teams},
+            "team_auto_assign": {
+                t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
+                for t in cw.teams
+            },
+            "any_available": chatwoot.ANY_AVAILABLE,
+            "labels": labels(cfg),
+            "bot_name": BOT_NAME,
+            "automation": {"name": "n8n automation", "email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"},
+        },
+        "directus": {
+            "service_user": {
+                "email": n8n_directus_email(cfg),
+                "policy": N8N_POLICY,
+                "permissions": N8N_DIRECTUS_PERMISSIONS,
+            }
+        },
+        "n8n": {
+            "redis_db": data.REDIS_DB["n8n"],
+            "smtp": smtp_credential(cfg.stack.smtp),
+            "workflow_settings": {
+                # The apps by name on the stack's network; the vendors by their base URLs.
+                "chatwoot_url": "http://chatwoot-web:3000",
+                "directus_url": "http://directus:8055",
+                "anthropic_url": n8n.anthropic_api_base_url,
+                "whatsapp_url": cw.whatsapp_api_base_url,
+                "ai_replies": n8n.ai_replies,
+                "triage_model": n8n.triage_model,
+                "triage_confidence_threshold": n8n.triage_confidence_threshold,
+                "escalate_intents": list(n8n.triage_escalate_intents),
+                "departments": departments,
+                "default_inbox": cw.default_inbox,
+                # The auto-poster (02): a post per promotion, platform and slot of the schedule.
+                "timezone": n8n.timezone,
+                "social_schedule": social.social_schedule,
+                "caption_model": social.caption_model,
+                "graph_url": f"{social.graph_api_base_url}/{social.graph_api_version}",
+                "facebook_page_id": social.facebook_page_id,
+                "instagram_user_id": social.instagram_user_id,
+                "tiktok_notify_email": social.tiktok_notify_email,
+                "claude_key": "claude_api_key" in cfg.supplied_secrets,
+                "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
+                "social_key_prefix": f"{cfg.stack.stack_name}:social",
+            },
+        },
     }
 
 
@@ -163,10 +237,15 @@ BOT_NAME = "Platform triage"
 
 def labels(cfg):
     """The account's labels: title -> (colour, description)."""
-    found = {d.label: ("#1f93ff", f"Conversations of the {d.name} department (WhatsApp {d.number})") for d in cfg.chatwoot.departments}
-    return found | {"escalated": ("#e0301e", "Triage could not answer: a person of the escalation team takes it"),
-                    "ai-replied": ("#44ce4b", "Triage replied automatically"),
-                    "unrouted": ("#f5a623", "Sent to a number that is in no department")}
+    found = {
+        d.label: ("#1f93ff", f"Conversations of the {d.name} department (WhatsApp {d.number})")
+        for d in cfg.chatwoot.departments
+    }
+    return found | {
+        "escalated": ("#e0301e", "Triage could not answer: a person of the escalation team takes it"),
+        "ai-replied": ("#44ce4b", "Triage replied automatically"),
+        "unrouted": ("#f5a623", "Sent to a number that is in no department"),
+    }
 
 
 def n8n_directus_email(cfg):
@@ -185,38 +264,89 @@ def apply(cfg, rollout):
         logger.info(f"{host.name}: application bootstrap skipped: it needs chatwoot, n8n and directus in apps")
         return
     root = cfg.stack.stack_root
-    converge.directory(name=f"Directory {root}/config/n8n", path=f"{root}/config/n8n", user="root", group="root", mode="700")
+    converge.directory(
+        name=f"Directory {root}/config/n8n", path=f"{root}/config/n8n", user="root", group="root", mode="700"
+    )
     inputs = [
-        converge.put(name="Application bootstrap script", src="files/bootstrap/apps_bootstrap.py", dest=f"{root}/bin/apps-bootstrap.py",
-                     mode="700", create_remote_dir=False),
+        converge.put(
+            name="Application bootstrap script",
+            src="files/bootstrap/apps_bootstrap.py",
+            dest=f"{root}/bin/apps-bootstrap.py",
+            mode="700",
+            create_remote_dir=False,
+        ),
         # Its modules, beside it: run by its path, the script has bin/ on its sys.path.
-        *(converge.put(name=f"Application bootstrap module {name}", src=f"files/bootstrap/{name}",
-                       dest=f"{root}/bin/{name}", mode="600", create_remote_dir=False)
-          for name in sorted(os.listdir("files/bootstrap")) if name.startswith("apps_") and name.endswith(".py")
-          and name != "apps_bootstrap.py"),
-        converge.put(name="Chatwoot account bootstrap (rails runner)", src="files/chatwoot/bootstrap.rb",
-                     dest=f"{root}/bin/chatwoot_bootstrap.rb", mode="600", create_remote_dir=False),
-        converge.put(name="Directus schema snapshot", src=SCHEMA, dest=f"{root}/config/directus-schema.json", mode="600",
-                     create_remote_dir=False),
-        converge.put(name="Application settings", src=StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
-                     dest=f"{root}/config/apps.json", mode="600", create_remote_dir=False),
-        *(converge.put(name=f"n8n workflow {name}", src=os.path.join(WORKFLOWS_DIR, name), dest=f"{root}/config/n8n/{name}",
-                       mode="600", create_remote_dir=False)
-          for name in sorted(os.listdir(WORKFLOWS_DIR)) if name.endswith(".json")),
+        *(
+            converge.put(
+                name=f"Application bootstrap module {name}",
+                src=f"files/bootstrap/{name}",
+                dest=f"{root}/bin/{name}",
+                mode="600",
+                create_remote_dir=False,
+            )
+            for name in sorted(os.listdir("files/bootstrap"))
+            if name.startswith("apps_") and name.endswith(".py") and name != "apps_bootstrap.py"
+        ),
+        converge.put(
+            name="Chatwoot account bootstrap (rails runner)",
+            src="files/chatwoot/bootstrap.rb",
+            dest=f"{root}/bin/chatwoot_bootstrap.rb",
+            mode="600",
+            create_remote_dir=False,
+        ),
+        converge.put(
+            name="Directus schema snapshot",
+            src=SCHEMA,
+            dest=f"{root}/config/directus-schema.json",
+            mode="600",
+            create_remote_dir=False,
+        ),
+        converge.put(
+            name="Application settings",
+            src=StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
+            dest=f"{root}/config/apps.json",
+            mode="600",
+            create_remote_dir=False,
+        ),
+        *(
+            converge.put(
+                name=f"n8n workflow {name}",
+                src=os.path.join(WORKFLOWS_DIR, name),
+                dest=f"{root}/config/n8n/{name}",
+                mode="600",
+                create_remote_dir=False,
+            )
+            for name in sorted(os.listdir(WORKFLOWS_DIR))
+            if name.endswith(".json")
+        ),
     ]
-    stale = [f"{root}/config/n8n/{name}" for name in converge.entries(f"{root}/config/n8n") if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))]
+    stale = [
+        f"{root}/config/n8n/{name}"
+        for name in converge.entries(f"{root}/config/n8n")
+        if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))
+    ]
     inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
     drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
     drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
     reimport = [f"rm -f {root}/state/n8n-imported"] if {"published", "schedule"} & set(drift) else []
     server.shell(
-        name="Apps set up for the business (Chatwoot, Directus, n8n)" + (f" (drifted: {', '.join(sorted(drift))})" if drift else ""),
+        name="Apps set up for the business (Chatwoot, Directus, n8n)"
+        + (f" (drifted: {', '.join(sorted(drift))})" if drift else ""),
         # The marker goes first: a run that fails half-way is run again by the next deploy.
-        commands=[f"rm -f {root}/{MARKER}", *reimport, rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"),
-                  f"touch {root}/{MARKER}"],
+        commands=[
+            f"rm -f {root}/{MARKER}",
+            *reimport,
+            rollout.explain_failure(f"python3 {root}/bin/apps-bootstrap.py {root}"),
+            f"touch {root}/{MARKER}",
+        ],
         # Again when an input, a secret or the running stack changed, or what it made
         # drifted; the script reads state first, so running it again creates nothing twice.
-        _if=lambda: (MARKER.split("/")[1] not in converge.entries(f"{root}/state") or any(op.did_change() for op in inputs)
-                     or rollout.secrets.did_change() or rollout.needs_up() or bool(drift)),
+        _if=lambda: (
+            MARKER.split("/")[1] not in converge.entries(f"{root}/state")
+            or any(op.did_change() for op in inputs)
+            or rollout.secrets.did_change()
+            or rollout.needs_up()
+            or bool(drift)
+        ),
     )

@@ -8,7 +8,9 @@ from pydantic import model_validator
 from ..model import Email, MetaId, Section, refuse, setting
 
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-SCHEDULE_FIX = 'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 9 * * 1,4" (Mon and Thu 09:00)'
+SCHEDULE_FIX = (
+    'write five cron fields (minute hour day-of-month month day-of-week), e.g. "0 9 * * 1,4" (Mon and Thu 09:00)'
+)
 
 
 def cron_values(text, low, high):
@@ -52,26 +54,54 @@ MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10:
 
 
 class Settings(Section):
-    social_schedule: str = setting("0 9 * * 1,4", doc="When the auto-poster runs, a cron expression in n8n's timezone; "
-                                   "the seed's Monday and Thursday at 09:00 by default.", fix=SCHEDULE_FIX)
-    facebook_page_id: MetaId | None = setting(None, doc="The Facebook Page promotions are posted to (Graph API); needs "
-                                           "PLATFORM_FACEBOOK_PAGE_TOKEN. None: no Facebook posts.",
-                                           fix='copy the Page id (digits) from the Page\'s About section, e.g. "104620389612345"')
-    instagram_user_id: MetaId | None = setting(None, doc="The Instagram professional account (IG user id) promotions are "
-                                            "posted to; needs PLATFORM_INSTAGRAM_ACCESS_TOKEN. None: no Instagram posts.",
-                                            fix='copy the IG user id (digits) from Meta Business Suite, e.g. "17841400000000000"')
-    tiktok_notify_email: Email | None = setting(None, doc="TikTok has no posting API for this: the caption and image "
-                                                "link are e-mailed to this address (through smtp) for someone to post. "
-                                                "None: no TikTok notifications.", fix='set tiktok_notify_email = "social@example.org"')
-    caption_model: str = setting("claude-sonnet-4-5", doc="The Claude model that writes each platform's caption "
-                                 "(PLATFORM_CLAUDE_API_KEY); without a key, or when Claude fails, the promotion's own "
-                                 "text is posted.", pattern=r"^claude-[a-z0-9.-]+$", problem="not a Claude model name",
-                                 fix='set caption_model = "claude-sonnet-4-5"')
-    graph_api_base_url: str = setting("https://graph.facebook.com", doc="Meta Graph API base URL for Page and Instagram "
-                                      "posts; change only for a test double.", pattern=r"^https?://[^/\s]+$",
-                                      problem="not a base URL (scheme://host[:port])", fix="leave it unset (https://graph.facebook.com)")
-    graph_api_version: str = setting("v21.0", doc="Meta Graph API version in the request path.", pattern=r"^v[0-9]+\.[0-9]+$",
-                                     problem="not a Graph API version", fix='set graph_api_version = "v21.0"')
+    social_schedule: str = setting(
+        "0 9 * * 1,4",
+        doc="When the auto-poster runs, a cron expression in n8n's timezone; "
+        "the seed's Monday and Thursday at 09:00 by default.",
+        fix=SCHEDULE_FIX,
+    )
+    facebook_page_id: MetaId | None = setting(
+        None,
+        doc="The Facebook Page promotions are posted to (Graph API); needs "
+        "PLATFORM_FACEBOOK_PAGE_TOKEN. None: no Facebook posts.",
+        fix='copy the Page id (digits) from the Page\'s About section, e.g. "104620389612345"',
+    )
+    instagram_user_id: MetaId | None = setting(
+        None,
+        doc="The Instagram professional account (IG user id) promotions are "
+        "posted to; needs PLATFORM_INSTAGRAM_ACCESS_TOKEN. None: no Instagram posts.",
+        fix='copy the IG user id (digits) from Meta Business Suite, e.g. "17841400000000000"',
+    )
+    tiktok_notify_email: Email | None = setting(
+        None,
+        doc="TikTok has no posting API for this: the caption and image "
+        "link are e-mailed to this address (through smtp) for someone to post. "
+        "None: no TikTok notifications.",
+        fix='set tiktok_notify_email = "social@example.org"',
+    )
+    caption_model: str = setting(
+        "claude-sonnet-4-5",
+        doc="The Claude model that writes each platform's caption "
+        "(PLATFORM_CLAUDE_API_KEY); without a key, or when Claude fails, the promotion's own "
+        "text is posted.",
+        pattern=r"^claude-[a-z0-9.-]+$",
+        problem="not a Claude model name",
+        fix='set caption_model = "claude-sonnet-4-5"',
+    )
+    graph_api_base_url: str = setting(
+        "https://graph.facebook.com",
+        doc="Meta Graph API base URL for Page and Instagram posts; change only for a test double.",
+        pattern=r"^https?://[^/\s]+$",
+        problem="not a base URL (scheme://host[:port])",
+        fix="leave it unset (https://graph.facebook.com)",
+    )
+    graph_api_version: str = setting(
+        "v21.0",
+        doc="Meta Graph API version in the request path.",
+        pattern=r"^v[0-9]+\.[0-9]+$",
+        problem="not a Graph API version",
+        fix='set graph_api_version = "v21.0"',
+    )
 
     @model_validator(mode="after")
     def _check(self):

@@ -71,23 +71,55 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 LOCK = threading.Lock()
-STATE = {"requests": [], "rules": [], "whatsapp_token": os.environ.get("SIM_WHATSAPP_TOKEN", ""),
-         "graph_rules": [], "posts": [], "containers": {}, "mail": [], "profiles": {},
-         "facebook_token": os.environ.get("SIM_FACEBOOK_PAGE_TOKEN", ""), "instagram_token": os.environ.get("SIM_INSTAGRAM_TOKEN", "")}
-DEFAULT_CLASSIFICATION = {"intent": "general", "confidence": 0.95,
-                          "reply": "Thanks for your message! A member of our team will follow up shortly.",
-                          "summary": "General enquiry."}
+STATE = {
+    "requests": [],
+    "rules": [],
+    "whatsapp_token": os.environ.get("SIM_WHATSAPP_TOKEN", ""),
+    "graph_rules": [],
+    "posts": [],
+    "containers": {},
+    "mail": [],
+    "profiles": {},
+    "facebook_token": os.environ.get("SIM_FACEBOOK_PAGE_TOKEN", ""),
+    "instagram_token": os.environ.get("SIM_INSTAGRAM_TOKEN", ""),
+}
+DEFAULT_CLASSIFICATION = {
+    "intent": "general",
+    "confidence": 0.95,
+    "reply": "Thanks for your message! A member of our team will follow up shortly.",
+    "summary": "General enquiry.",
+}
 ANTHROPIC_ERRORS = {429: "rate_limit_error", 500: "api_error", 529: "overloaded_error"}
-GRAPH_EDGES = {"feed": "facebook", "photos": "facebook", "media": "instagram", "media_publish": "instagram", None: "instagram"}
-GRAPH_ERRORS = {4: "(#4) Application request limit reached", 10: "(#10) Application does not have permission for this action",
-                100: "(#100) Invalid parameter", 190: "Error validating access token: Session has expired",
-                200: "(#200) Permissions error", 368: "The action attempted has been deemed abusive or is otherwise disallowed",
-                9004: "Only photo or video can be accepted as media type.", 9007: "Media ID is not available"}
+GRAPH_EDGES = {
+    "feed": "facebook",
+    "photos": "facebook",
+    "media": "instagram",
+    "media_publish": "instagram",
+    None: "instagram",
+}
+GRAPH_ERRORS = {
+    4: "(#4) Application request limit reached",
+    10: "(#10) Application does not have permission for this action",
+    100: "(#100) Invalid parameter",
+    190: "Error validating access token: Session has expired",
+    200: "(#200) Permissions error",
+    368: "The action attempted has been deemed abusive or is otherwise disallowed",
+    9004: "Only photo or video can be accepted as media type.",
+    9007: "Media ID is not available",
+}
 IDS = itertools.count(17900000000000001)  # Graph's ids: long decimal strings
 
 
 def graph_error(code, message, status=400, **extra):
-    return status, {"error": {"message": message, "type": "OAuthException", "code": code, **extra, "fbtrace_id": uuid.uuid4().hex[:11]}}
+    return status, {
+        "error": {
+            "message": message,
+            "type": "OAuthException",
+            "code": code,
+            **extra,
+            "fbtrace_id": uuid.uuid4().hex[:11],
+        }
+    }
 
 
 def graph_route(method, path):
@@ -116,7 +148,9 @@ class Handler(BaseHTTPRequestHandler):
         kind = self.headers.get("Content-Type") or ""
         if "multipart/form-data" in kind:
             form = email.message_from_bytes(f"Content-Type: {kind}\r\n\r\n".encode() + raw, policy=email.policy.HTTP)
-            return {part.get_param("name", header="content-disposition"): part.get_content() for part in form.iter_parts()}
+            return {
+                part.get_param("name", header="content-disposition"): part.get_content() for part in form.iter_parts()
+            }
         try:
             return json.loads(raw) if raw else {}
         except ValueError:
@@ -135,11 +169,22 @@ class Handler(BaseHTTPRequestHandler):
         if route:
             return self._graph_request(method, path, query, body, *route)
         service = "anthropic" if path.startswith("/v1/") else "whatsapp"
-        record = {"service": service, "method": method, "path": path, "query": query, "body": body, "at": time.time(),
-                  "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() in ("authorization", "x-api-key", "anthropic-version", "content-type")}}
+        record = {
+            "service": service,
+            "method": method,
+            "path": path,
+            "query": query,
+            "body": body,
+            "at": time.time(),
+            "headers": {
+                k.lower(): v
+                for k, v in self.headers.items()
+                if k.lower() in ("authorization", "x-api-key", "anthropic-version", "content-type")
+            },
+        }
         with LOCK:
             STATE["requests"].append(record)
-        status, answer = (self._anthropic(body) if service == "anthropic" else self._whatsapp(method, path, query, body))
+        status, answer = self._anthropic(body) if service == "anthropic" else self._whatsapp(method, path, query, body)
         self._answer(status, answer)
 
     def do_GET(self):
@@ -185,12 +230,19 @@ class Handler(BaseHTTPRequestHandler):
             return 200, {"data": [], "paging": {"cursors": {}}}
         match = re.fullmatch(r"/v[0-9.]+/([0-9]+)/messages", path)
         if method == "POST" and match:
-            if body.get("messaging_product") != "whatsapp" or not body.get("to") or body.get("type") not in ("text", "template", "image"):
+            if (
+                body.get("messaging_product") != "whatsapp"
+                or not body.get("to")
+                or body.get("type") not in ("text", "template", "image")
+            ):
                 return graph_error(100, "(#100) Invalid parameter")
             if body["type"] == "text" and not (body.get("text") or {}).get("body"):
                 return graph_error(100, "(#100) The parameter text['body'] is required.")
-            return 200, {"messaging_product": "whatsapp", "contacts": [{"input": body["to"], "wa_id": body["to"]}],
-                         "messages": [{"id": f"wamid.SIM{uuid.uuid4().hex.upper()}"}]}
+            return 200, {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                "messages": [{"id": f"wamid.SIM{uuid.uuid4().hex.upper()}"}],
+            }
         return graph_error(100, f"Unsupported {method} request to {path}", 400)
 
     def _messenger(self, method, path, query, body):
@@ -198,8 +250,15 @@ class Handler(BaseHTTPRequestHandler):
         and a sender's profile (`GET /{psid}`: error 100/2018218, as for a user whose profile the Page may not read)."""
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
         token = params.pop("access_token", "")
-        record = {"service": "messenger", "method": method, "path": path, "params": params, "body": body, "at": time.time(),
-                  "token": "valid" if token and token == STATE["facebook_token"] else "invalid" if token else "missing"}
+        record = {
+            "service": "messenger",
+            "method": method,
+            "path": path,
+            "params": params,
+            "body": body,
+            "at": time.time(),
+            "token": "valid" if token and token == STATE["facebook_token"] else "invalid" if token else "missing",
+        }
         with LOCK:
             STATE["requests"].append(record)
             rule = next((r for r in STATE["graph_rules"] if r.get("platform") == "messenger"), None)
@@ -212,7 +271,11 @@ class Handler(BaseHTTPRequestHandler):
                 body = {"recipient": {"id": body["recipient[id]"]}, "message": {"text": body.get("message[text]")}}
                 record["body"] = body
             recipient, text = (body.get("recipient") or {}).get("id"), (body.get("message") or {}).get("text")
-            if not recipient or not text or body.get("messaging_type", "RESPONSE") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
+            if (
+                not recipient
+                or not text
+                or body.get("messaging_type", "RESPONSE") not in ("RESPONSE", "UPDATE", "MESSAGE_TAG")
+            ):
                 return graph_error(100, "(#100) Invalid parameter")
             return 200, {"recipient_id": recipient, "message_id": f"m_SIM{uuid.uuid4().hex}"}
         if path.endswith("/me") and method == "GET":
@@ -227,12 +290,24 @@ class Handler(BaseHTTPRequestHandler):
     def _graph_request(self, method, path, query, body, platform, object_id, edge):
         """Graph's posting endpoints: parameters from the query, a form or JSON; recorded without the token."""
         params = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
-        params.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (body if isinstance(body, dict) else {}).items()})
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or params.get("access_token", "")
+        params.update(
+            {k: v if isinstance(v, str) else json.dumps(v) for k, v in (body if isinstance(body, dict) else {}).items()}
+        )
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip() or params.get(
+            "access_token", ""
+        )
         params.pop("access_token", None)
-        record = {"service": platform, "method": method, "path": path, "object_id": object_id, "edge": edge, "params": params,
-                  "token": "valid" if token and token == STATE[f"{platform}_token"] else "invalid" if token else "missing",
-                  "at": time.time(), "headers": {"content-type": self.headers.get("Content-Type")}}
+        record = {
+            "service": platform,
+            "method": method,
+            "path": path,
+            "object_id": object_id,
+            "edge": edge,
+            "params": params,
+            "token": "valid" if token and token == STATE[f"{platform}_token"] else "invalid" if token else "missing",
+            "at": time.time(),
+            "headers": {"content-type": self.headers.get("Content-Type")},
+        }
         with LOCK:
             STATE["requests"].append(record)
             status, answer = self._graph(platform, object_id, edge, params, record["token"] == "valid")
@@ -243,15 +318,31 @@ class Handler(BaseHTTPRequestHandler):
         if not token_ok:
             return graph_error(190, "Invalid OAuth access token - Cannot parse access token")
         text = params.get("message") or params.get("caption") or ""
-        rule = next((r for r in STATE["graph_rules"] if r.get("platform") == platform and r.get("edge", edge) == edge
-                     and r.get("match", "") in text and ("error" in r or "status" in r)), None)
+        rule = next(
+            (
+                r
+                for r in STATE["graph_rules"]
+                if r.get("platform") == platform
+                and r.get("edge", edge) == edge
+                and r.get("match", "") in text
+                and ("error" in r or "status" in r)
+            ),
+            None,
+        )
         if rule and "times" in rule:
             rule["times"] -= 1
             STATE["graph_rules"] = [r for r in STATE["graph_rules"] if r.get("times", 1) > 0]
         if rule and rule.get("status"):
-            return graph_error(2, "An unexpected error has occurred. Please retry your request later.", int(rule["status"]), is_transient=True)
+            return graph_error(
+                2,
+                "An unexpected error has occurred. Please retry your request later.",
+                int(rule["status"]),
+                is_transient=True,
+            )
         if rule:
-            return graph_error(int(rule["error"]), GRAPH_ERRORS.get(int(rule["error"]), f"(#{rule['error']}) Scripted error"))
+            return graph_error(
+                int(rule["error"]), GRAPH_ERRORS.get(int(rule["error"]), f"(#{rule['error']}) Scripted error")
+            )
         post = {"platform": platform, "object_id": object_id, "edge": edge, "at": time.time(), **params}
         return (self._facebook if platform == "facebook" else self._instagram)(object_id, edge, params, text, post)
 
@@ -269,33 +360,64 @@ class Handler(BaseHTTPRequestHandler):
         if edge == "media":
             if not params.get("image_url"):
                 return graph_error(100, "(#100) The parameter image_url is required.")
-            shape = next((r for r in STATE["graph_rules"] if r.get("platform") == "instagram" and r.get("match", "") in text
-                          and ("container_status" in r or "polls" in r)), {})
-            container = {"id": str(next(IDS)), "ig_user_id": object_id, "image_url": params["image_url"], "caption": params.get("caption", ""),
-                         "polls": int(shape.get("polls", 1)), "status": shape.get("container_status", "FINISHED")}
+            shape = next(
+                (
+                    r
+                    for r in STATE["graph_rules"]
+                    if r.get("platform") == "instagram"
+                    and r.get("match", "") in text
+                    and ("container_status" in r or "polls" in r)
+                ),
+                {},
+            )
+            container = {
+                "id": str(next(IDS)),
+                "ig_user_id": object_id,
+                "image_url": params["image_url"],
+                "caption": params.get("caption", ""),
+                "polls": int(shape.get("polls", 1)),
+                "status": shape.get("container_status", "FINISHED"),
+            }
             STATE["containers"][container["id"]] = container
             return 200, {"id": container["id"]}
         container = STATE["containers"].get(object_id if edge == "status" else params.get("creation_id", ""))
         if edge == "status" and not container:
-            return graph_error(100, f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
-                                    "missing permissions, or does not support this operation", error_subcode=33)
+            return graph_error(
+                100,
+                f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be loaded due to "
+                "missing permissions, or does not support this operation",
+                error_subcode=33,
+            )
         if edge == "status":
             container["polls"] -= 1
-            return 200, {"status_code": "IN_PROGRESS" if container["polls"] >= 0 else container["status"], "id": object_id}
+            return 200, {
+                "status_code": "IN_PROGRESS" if container["polls"] >= 0 else container["status"],
+                "id": object_id,
+            }
         if not container or container["ig_user_id"] != object_id:
             return graph_error(100, "(#100) Param creation_id must be a valid media container id")
         if container["polls"] > 0 or container["status"] != "FINISHED":
-            return graph_error(9007, "Media ID is not available", error_subcode=2207027,
-                               error_user_msg="The media is not ready for publishing, please wait for a moment")
+            return graph_error(
+                9007,
+                "Media ID is not available",
+                error_subcode=2207027,
+                error_user_msg="The media is not ready for publishing, please wait for a moment",
+            )
         container["status"], post["id"] = "PUBLISHED", str(next(IDS))
         STATE["posts"].append({**post, "image_url": container["image_url"], "caption": container["caption"]})
         return 200, {"id": post["id"]}
 
     def _anthropic(self, body):
         if not self.headers.get("x-api-key") or not self.headers.get("anthropic-version"):
-            return 401, {"type": "error", "error": {"type": "authentication_error", "message": "x-api-key and anthropic-version are required"}}
+            return 401, {
+                "type": "error",
+                "error": {"type": "authentication_error", "message": "x-api-key and anthropic-version are required"},
+            }
         if not body.get("model") or not isinstance(body.get("max_tokens"), int) or not body.get("messages"):
-            return 400, {"type": "error", "error": {"type": "invalid_request_error", "message": "model, max_tokens and messages are required"}}
+            return 400, {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": "model, max_tokens and messages are required"},
+            }
         text = json.dumps(body["messages"][-1].get("content"))
         with LOCK:
             rule = next((r for r in STATE["rules"] if r.get("match", "") in text), {})
@@ -305,14 +427,27 @@ class Handler(BaseHTTPRequestHandler):
         time.sleep(float(rule.get("delay", 0)))
         if rule.get("error"):
             status = int(rule["error"])
-            return status, {"type": "error", "error": {"type": ANTHROPIC_ERRORS.get(status, "api_error"), "message": "scripted failure"}}
+            return status, {
+                "type": "error",
+                "error": {"type": ANTHROPIC_ERRORS.get(status, "api_error"), "message": "scripted failure"},
+            }
         tool = (body.get("tool_choice") or {}).get("name") or next((t["name"] for t in body.get("tools", [])), None)
         result = {k: rule.get(k, v) for k, v in DEFAULT_CLASSIFICATION.items()}
-        content = ([{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool, "input": result}] if tool
-                   else [{"type": "text", "text": result["reply"]}])
-        return 200, {"id": f"msg_{uuid.uuid4().hex[:24]}", "type": "message", "role": "assistant", "model": body["model"],
-                     "content": content, "stop_reason": rule.get("stop_reason") or ("tool_use" if tool else "end_turn"), "stop_sequence": None,
-                     "usage": {"input_tokens": len(text) // 4, "output_tokens": 40}}
+        content = (
+            [{"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:24]}", "name": tool, "input": result}]
+            if tool
+            else [{"type": "text", "text": result["reply"]}]
+        )
+        return 200, {
+            "id": f"msg_{uuid.uuid4().hex[:24]}",
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": content,
+            "stop_reason": rule.get("stop_reason") or ("tool_use" if tool else "end_turn"),
+            "stop_sequence": None,
+            "usage": {"input_tokens": len(text) // 4, "output_tokens": 40},
+        }
 
 
 class MailSink:
@@ -322,11 +457,17 @@ class MailSink:
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         plain, html = (message.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
         with LOCK:
-            STATE["mail"].append({"from": envelope.mail_from, "to": list(envelope.rcpt_tos), "subject": str(message["subject"] or ""),
-                                  "body": plain.get_content().replace("\r\n", "\n") if plain is not None else None,
-                                  "html": html.get_content().replace("\r\n", "\n") if html is not None else None,
-                                  "login": getattr(session.auth_data, "login", b"").decode(errors="replace") or None,
-                                  "received_at": datetime.now(UTC).isoformat()})
+            STATE["mail"].append(
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "subject": str(message["subject"] or ""),
+                    "body": plain.get_content().replace("\r\n", "\n") if plain is not None else None,
+                    "html": html.get_content().replace("\r\n", "\n") if html is not None else None,
+                    "login": getattr(session.auth_data, "login", b"").decode(errors="replace") or None,
+                    "received_at": datetime.now(UTC).isoformat(),
+                }
+            )
         return "250 OK: queued"
 
 
@@ -343,11 +484,20 @@ def start_smtp(bind, port):
     warnings.filterwarnings("ignore", module="aiosmtpd")
 
     def authenticate(server, session, envelope, mechanism, data):
-        ok = not (user or password) or (data.login.decode(errors="replace"), data.password.decode(errors="replace")) == (user, password)
+        ok = not (user or password) or (
+            data.login.decode(errors="replace"),
+            data.password.decode(errors="replace"),
+        ) == (user, password)
         return AuthResult(success=ok, handled=False, auth_data=data)
 
-    Controller(MailSink(), hostname=bind, port=port, authenticator=authenticate, auth_required=bool(user or password),
-               auth_require_tls=False).start()
+    Controller(
+        MailSink(),
+        hostname=bind,
+        port=port,
+        authenticator=authenticate,
+        auth_required=bool(user or password),
+        auth_require_tls=False,
+    ).start()
     print(f"[vendors SIMULATOR] SMTP on {bind}:{port}" + (" (AUTH required)" if user or password else ""), flush=True)
 
 

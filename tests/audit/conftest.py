@@ -7,7 +7,6 @@ Expectations are computed by the deploy's own code from the group data, never co
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,10 +25,18 @@ _TOPOLOGY: dict[str, topology.Topology] = {}  # testinfra host name -> its role 
 
 
 def pytest_addoption(parser):
-    parser.addoption("--inventory", default=str(ROOT / "inventory" / "sandbox.py"),
-                     help="pyinfra inventory whose hosts and group data the audit checks")
-    parser.addoption("--data", action="append", default=[], metavar="KEY=VALUE",
-                     help="override group data as the deploy's --data did (VALUE read as JSON when it parses)")
+    parser.addoption(
+        "--inventory",
+        default=str(ROOT / "inventory" / "sandbox.py"),
+        help="pyinfra inventory whose hosts and group data the audit checks",
+    )
+    parser.addoption(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override group data as the deploy's --data did (VALUE read as JSON when it parses)",
+    )
 
 
 def _override(item):
@@ -47,7 +54,9 @@ def _spec(data):
         query.append(f"ssh_identity_file={data['ssh_key']}")
     if data.get("_sudo") and user != "root":
         query.append("sudo=true")
-    return f"paramiko://{user}@{data['ssh_hostname']}:{data.get('ssh_port', 22)}" + ("?" + "&".join(query) if query else "")
+    return f"paramiko://{user}@{data['ssh_hostname']}:{data.get('ssh_port', 22)}" + (
+        "?" + "&".join(query) if query else ""
+    )
 
 
 def pytest_configure(config):

@@ -20,7 +20,8 @@ def test_backup_timer_enabled_and_waiting(host, cfg):
 
 def test_last_backup_run_succeeded(backups, cfg):
     assert backups["result"] == "success", (
-        f"the last backup run failed ({backups['result']}): journalctl -u {backup.unit(cfg)}.service")
+        f"the last backup run failed ({backups['result']}): journalctl -u {backup.unit(cfg)}.service"
+    )
 
 
 def test_newest_backup_is_fresh(backups, cfg):
@@ -28,12 +29,16 @@ def test_newest_backup_is_fresh(backups, cfg):
     newest = backups["backups"][-1]
     age = backup.age_hours(newest, backups["now"])
     assert age <= cfg.backup.backup_max_age_hours, (
-        f"the newest backup, {newest}, is {age:.0f} h old (backup_max_age_hours = {cfg.backup.backup_max_age_hours}): stale")
+        f"the newest backup, {newest}, is {age:.0f} h old (backup_max_age_hours = {cfg.backup.backup_max_age_hours}): stale"
+    )
 
 
 def test_every_backup_matches_its_checksums(host, backups, cfg):
-    bad = [name for name in backups["backups"]
-           if host.run(f"cd {cfg.backup.backup_dir}/{name} && sha256sum -c --quiet SHA256SUMS").rc != 0]
+    bad = [
+        name
+        for name in backups["backups"]
+        if host.run(f"cd {cfg.backup.backup_dir}/{name} && sha256sum -c --quiet SHA256SUMS").rc != 0
+    ]
     assert not bad, f"backups that fail their SHA256SUMS: {bad}"
 
 

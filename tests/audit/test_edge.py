@@ -20,10 +20,19 @@ def _published(host):
 def test_only_the_edge_publishes_ports(host, cfg):
     """The edge's ports; with peers, the primary's PostgreSQL and Redis on its private address; nothing on a peer."""
     edge_service = "gerbil" if cfg.edge.tunnels_enabled else "traefik"
-    wanted = ["443->443/tcp", "80->80/tcp"] + (["21820->21820/udp", "51820->51820/udp"] if cfg.edge.tunnels_enabled else [])
+    wanted = ["443->443/tcp", "80->80/tcp"] + (
+        ["21820->21820/udp", "51820->51820/udp"] if cfg.edge.tunnels_enabled else []
+    )
     wanted = {f"{cfg.stack.stack_name}-{edge_service}-1": sorted(wanted)} if cfg.topology.role == "primary" else {}
-    wanted.update({f"{cfg.stack.stack_name}-{service}-1": [f"{port}->{port}/tcp"] for service, port in cluster.link_ports(cfg).items()})
-    assert _published(host) == wanted, f"published ports differ (only the edge and the private link may publish: {wanted})"
+    wanted.update(
+        {
+            f"{cfg.stack.stack_name}-{service}-1": [f"{port}->{port}/tcp"]
+            for service, port in cluster.link_ports(cfg).items()
+        }
+    )
+    assert _published(host) == wanted, (
+        f"published ports differ (only the edge and the private link may publish: {wanted})"
+    )
 
 
 def test_docker_user_guard_in_place(host, cfg):
@@ -31,12 +40,15 @@ def test_docker_user_guard_in_place(host, cfg):
     assert live == firewall.docker_guard_rules(cfg), f"DOCKER-USER drifted: {live}"
     forward = host.check_output("iptables -S FORWARD").splitlines()
     assert "-A FORWARD -j DOCKER-USER" in forward, "FORWARD does not consult DOCKER-USER"
-    assert firewall.docker_guard_block(cfg) in host.file(firewall.AFTER_RULES).content_string, \
+    assert firewall.docker_guard_block(cfg) in host.file(firewall.AFTER_RULES).content_string, (
         f"the guard is not in {firewall.AFTER_RULES}: it would not survive a reboot"
+    )
 
 
 def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
-    sshd_ports = set(run_fact(host, firewall.FirewallState)["sshd_ports"])  # sshd -T and ssh.socket, as the deploy reads them
+    sshd_ports = set(
+        run_fact(host, firewall.FirewallState)["sshd_ports"]
+    )  # sshd -T and ssh.socket, as the deploy reads them
     exposed = set()
     for line in host.check_output("ss -Hlntu").splitlines():
         local = line.split()[4]
@@ -45,7 +57,9 @@ def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
             exposed.add((line.split()[0], int(port)))
     # dockerd holds the published ports' sockets (even without its userland proxy).
     allowed = {("tcp", p) for p in sshd_ports | set(firewall.EDGE_PORTS_TCP if cfg.topology.role == "primary" else ())}
-    allowed |= {("tcp", p) for p in cluster.link_ports(cfg).values()}  # on the private address only (test_only_the_edge_publishes_ports)
+    allowed |= {
+        ("tcp", p) for p in cluster.link_ports(cfg).values()
+    }  # on the private address only (test_only_the_edge_publishes_ports)
     if cfg.edge.tunnels_enabled and cfg.topology.role == "primary":
         allowed |= {("udp", p) for p in firewall.TUNNEL_PORTS_UDP}
     assert exposed <= allowed, f"the host listens beyond SSH and the edge: {sorted(exposed - allowed)}"
@@ -60,7 +74,9 @@ def test_acme_json_private(host, cfg):
 @pytest.mark.roles("primary")
 def test_traefik_dashboard_not_published_and_routes_complete(host, cfg):
     static = yaml.safe_load(host.file(f"{cfg.stack.stack_root}/edge/traefik/traefik_config.yml").content_string)
-    assert not static.get("api", {}).get("insecure") and not static.get("api", {}).get("dashboard"), "Traefik's API is open"
+    assert not static.get("api", {}).get("insecure") and not static.get("api", {}).get("dashboard"), (
+        "Traefik's API is open"
+    )
     dynamic = yaml.safe_load(host.file(f"{cfg.stack.stack_root}/edge/traefik/dynamic_config.yml").content_string)
     routed = {edge.host_of(r["rule"]) for r in dynamic["http"]["routers"].values()}
     wanted = {h for name, h in edge.hosts(cfg).items() if name in cfg.stack.apps or name == "pangolin"}
@@ -70,5 +86,7 @@ def test_traefik_dashboard_not_published_and_routes_complete(host, cfg):
 @pytest.mark.roles("primary")
 def test_pangolin_config_private(host, cfg):
     config = host.file(f"{cfg.stack.stack_root}/edge/pangolin/config.yml")
-    assert config.exists and (config.user, config.mode) == ("root", 0o600), "Pangolin's config.yml (it holds its secret) is not root-only"
+    assert config.exists and (config.user, config.mode) == ("root", 0o600), (
+        "Pangolin's config.yml (it holds its secret) is not root-only"
+    )
     assert edge.PANGOLIN_SECRET_MARKER not in config.content_string, "Pangolin's server secret was never filled in"

@@ -35,8 +35,9 @@ def test_sysctls_live_and_persisted(host):
 def test_time_sync_and_security_upgrades(host):
     assert host.service("systemd-timesyncd").is_enabled, "systemd-timesyncd is not enabled"
     auto = host.file(base.AUTO_UPGRADES_FILE)
-    assert auto.exists and auto.content_string == (ROOT / "files" / "20auto-upgrades").read_text(), \
+    assert auto.exists and auto.content_string == (ROOT / "files" / "20auto-upgrades").read_text(), (
         f"{base.AUTO_UPGRADES_FILE} differs from files/20auto-upgrades"
+    )
     for timer in base.UPGRADE_TIMERS:
         assert host.service(timer).is_enabled, f"{timer} is not enabled"
 
@@ -58,7 +59,9 @@ def test_kernel_modules_login_defaults_and_banner(host):
 
 def test_docker_audited(host):
     rules = host.file(docker_engine.AUDIT_RULES_FILE)
-    assert rules.exists and rules.content_string == docker_engine.audit_rules(), f"{docker_engine.AUDIT_RULES_FILE} drifted"
+    assert rules.exists and rules.content_string == docker_engine.audit_rules(), (
+        f"{docker_engine.AUDIT_RULES_FILE} drifted"
+    )
     auditd = host.service("auditd")
     assert auditd.is_enabled, "auditd is not enabled"
     if not run_fact(host, base.HostState, None)["container"]:
@@ -73,7 +76,9 @@ def test_admin_user(host, cfg):
     user = host.user(cfg.host.admin_user)
     assert user.exists and "sudo" in user.groups, f"{cfg.host.admin_user} missing or not in sudo"
     keys = host.file(f"{user.home}/.ssh/authorized_keys").content_string.splitlines()
-    assert sorted(keys) == sorted(cfg.host.admin_ssh_keys), f"{cfg.host.admin_user}'s authorized_keys differ from admin_ssh_keys"
+    assert sorted(keys) == sorted(cfg.host.admin_ssh_keys), (
+        f"{cfg.host.admin_user}'s authorized_keys differ from admin_ssh_keys"
+    )
 
 
 def test_ufw_active_with_default_deny(host):

@@ -6,7 +6,14 @@ import pytest
 from conftest import run_fact
 
 from platform_deploy import cluster, data, services, stack, stack_state
-from platform_deploy.containers import CAPABILITIES, READ_ONLY_WRITABLE, RUN_AS_ROOT, Containers, capability_names, runtime_drift
+from platform_deploy.containers import (
+    CAPABILITIES,
+    READ_ONLY_WRITABLE,
+    RUN_AS_ROOT,
+    Containers,
+    capability_names,
+    runtime_drift,
+)
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +30,14 @@ def all_containers(host, cfg):
 @pytest.fixture(scope="module")
 def containers(all_containers):
     """compose service -> `docker inspect` of its container (of several, the least healthy)."""
+
     def rank(c):
         return (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) == ("running", "healthy")
 
-    return {c["Config"]["Labels"]["com.docker.compose.service"]: c for c in sorted(all_containers.values(), key=rank, reverse=True)}
+    return {
+        c["Config"]["Labels"]["com.docker.compose.service"]: c
+        for c in sorted(all_containers.values(), key=rank, reverse=True)
+    }
 
 
 def test_compose_file_is_valid(host, dc):
@@ -37,14 +48,20 @@ def test_compose_file_is_valid(host, dc):
 def test_every_service_running_and_healthy(cfg, containers):
     missing = [s for s in services.compose_services(cfg) if s not in containers]
     assert not missing, f"services without a container: {missing}"
-    bad = {s: (c["State"]["Status"], c["State"].get("Health", {}).get("Status"))
-           for s, c in containers.items() if (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) != ("running", "healthy")}
+    bad = {
+        s: (c["State"]["Status"], c["State"].get("Health", {}).get("Status"))
+        for s, c in containers.items()
+        if (c["State"]["Status"], c["State"].get("Health", {}).get("Status")) != ("running", "healthy")
+    }
     assert not bad, f"services not running and healthy: {bad}"
 
 
 def test_memory_limits_follow_the_profile(cfg, containers):
-    wrong = {s: c["HostConfig"]["Memory"] // 2**20 for s, c in containers.items()
-             if c["HostConfig"]["Memory"] != cfg.memory_limits_mb[s] * 2**20}
+    wrong = {
+        s: c["HostConfig"]["Memory"] // 2**20
+        for s, c in containers.items()
+        if c["HostConfig"]["Memory"] != cfg.memory_limits_mb[s] * 2**20
+    }
     assert not wrong, f"memory limits (MB) differ from the {cfg.memory_profile} profile {cfg.memory_limits_mb}: {wrong}"
 
 
@@ -59,8 +76,11 @@ def test_restart_policy_pids_limit_and_no_new_privileges(containers):
 
 def test_cpu_shares_as_compose_says(cfg, all_containers):
     # `docker update` changes them without compose noticing (the deploy compares them all, runtime_drift).
-    drift = {name: differs["cpu_shares"] for name, (_, differs) in runtime_drift(cfg, stack.compose_document(cfg)["services"], all_containers).items()
-             if "cpu_shares" in differs}
+    drift = {
+        name: differs["cpu_shares"]
+        for name, (_, differs) in runtime_drift(cfg, stack.compose_document(cfg)["services"], all_containers).items()
+        if "cpu_shares" in differs
+    }
     assert not drift, f"CPU shares (live, wanted): {drift}"
 
 
@@ -69,14 +89,21 @@ def test_least_privilege_per_container(host, cfg, containers):
     apparmor_on = apparmor.exists and apparmor.content_string.strip() == "Y"
     for service, c in containers.items():
         hc = c["HostConfig"]
-        assert capability_names(hc["CapDrop"]) == ["ALL"] and capability_names(hc["CapAdd"]) == sorted(CAPABILITIES[service]), \
+        assert capability_names(hc["CapDrop"]) == ["ALL"] and capability_names(hc["CapAdd"]) == sorted(
+            CAPABILITIES[service]
+        ), (
             f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, wanted all dropped and {CAPABILITIES[service]} added"
-        assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
+        )
+        assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), (
+            f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
+        )
         if service not in RUN_AS_ROOT and c["State"]["Running"]:  # (a stopped one fails the check that it runs)
             uid = host.check_output(f"docker exec {c['Name'].lstrip('/')} awk '/^Uid:/ {{print $3}}' /proc/1/status")
             assert uid != "0", f"{service}'s main process runs as root"
         if apparmor_on:
-            assert c["AppArmorProfile"] == "docker-default", f"{service} runs under AppArmor profile {c['AppArmorProfile']!r}"
+            assert c["AppArmorProfile"] == "docker-default", (
+                f"{service} runs under AppArmor profile {c['AppArmorProfile']!r}"
+            )
 
 
 @pytest.mark.roles("primary", "replica")
@@ -87,7 +114,9 @@ def test_only_the_apps_reach_the_data_network(host, cfg, containers):
     wanted = stack.compose_document(cfg)["services"]
     for service in ("postgres", "redis"):
         networks = set(containers[service]["NetworkSettings"]["Networks"])
-        assert networks == {f"{cfg.stack.stack_name}_{n}" for n in wanted[service]["networks"]}, f"{service} is attached to {networks}"
+        assert networks == {f"{cfg.stack.stack_name}_{n}" for n in wanted[service]["networks"]}, (
+            f"{service} is attached to {networks}"
+        )
 
 
 @pytest.mark.roles("primary")
@@ -99,7 +128,7 @@ def test_databases_and_roles(host, cfg):
 def _login(host, cfg, dc, role, database):
     # The password goes from the secret file into the environment, never into an argument.
     return host.run(
-        f"PGPASSWORD=\"$(cat {cfg.stack.stack_root}/secrets/{role}_db_password)\" "
+        f'PGPASSWORD="$(cat {cfg.stack.stack_root}/secrets/{role}_db_password)" '
         f"{dc} exec -T -e PGPASSWORD postgres psql -h 127.0.0.1 -U {role} -d {database} -tAc 'select 1'"
     )
 
@@ -124,8 +153,12 @@ def test_redis_requires_its_password_and_never_evicts(host, cfg):
 
 def test_secret_files_are_root_only(host, cfg):
     directory = host.file(f"{cfg.stack.stack_root}/secrets")
-    assert (directory.user, directory.mode) == ("root", 0o700), f"secrets directory is {directory.user} {oct(directory.mode)}"
-    state = run_fact(host, stack_state.StackState, cfg.stack.stack_root, cfg.stack.stack_name)  # as the deploy reads them
+    assert (directory.user, directory.mode) == ("root", 0o700), (
+        f"secrets directory is {directory.user} {oct(directory.mode)}"
+    )
+    state = run_fact(
+        host, stack_state.StackState, cfg.stack.stack_root, cfg.stack.stack_name
+    )  # as the deploy reads them
     assert not state["loose"], f"secret files readable beyond root: {state['loose']}"
     missing = set(cluster.secret_names(cfg)) - state["secrets"]
     assert not missing, f"secrets missing: {missing}"

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tools.sandbox_host.images import OFFLINE_ARCHIVE, UPGRADES, ensure_upgrade_images  # noqa: F401 (for the tests)
+
 ROOT = Path(__file__).resolve().parents[2]
 NAME = os.environ.get("E2E_SANDBOX_NAME", "sandbox-e2e")
 PORT = os.environ.get("E2E_SANDBOX_SSH_PORT", "2223")
@@ -22,8 +24,6 @@ N8N_CLI = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c"
 APPS = ("chatwoot", "n8n", "directus")
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 SANDBOX_IMAGES = GROUP_DATA["images"]
-_TOOL = runpy.run_path(str(ROOT / "tools" / "sandbox.py"))
-UPGRADES, OFFLINE_ARCHIVE = _TOOL["UPGRADES"], _TOOL["OFFLINE_ARCHIVE"]
 
 
 def run(cmd, check=False, env=None, **kw):
@@ -52,8 +52,11 @@ class Sandbox:
 
     def deploy(self, *args, env=None):
         """pyinfra with --json: returns (returncode, results or None, log text)."""
-        out = run([str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args],
-                  env={**self.env, **(env or {})}, timeout=1200)
+        out = run(
+            [str(BIN / "pyinfra"), "inventory/sandbox.py", "deploy.py", "-y", "--json", *args],
+            env={**self.env, **(env or {})},
+            timeout=1200,
+        )
         self.outputs.append(out.stdout + out.stderr)
         try:
             results = json.loads(out.stdout)["results"]
@@ -62,11 +65,29 @@ class Sandbox:
         return out.returncode, results, out.stdout + out.stderr
 
     def audit(self, *tests):
-        out = run([sys.executable, "-m", "pytest", *(tests or ["tests/audit"]), "-q", "-p", "no:cacheprovider",
-                   "--inventory", "inventory/sandbox.py"], env=self.env, timeout=600)
+        out = run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *(tests or ["tests/audit"]),
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "--inventory",
+                "inventory/sandbox.py",
+            ],
+            env=self.env,
+            timeout=600,
+        )
         self.outputs.append(out.stdout + out.stderr)
-        failed = sorted({line.split("::")[1].split("[")[0] for line in out.stdout.splitlines()
-                         if line.startswith(("FAILED ", "ERROR "))})
+        failed = sorted(
+            {
+                line.split("::")[1].split("[")[0]
+                for line in out.stdout.splitlines()
+                if line.startswith(("FAILED ", "ERROR "))
+            }
+        )
         return out.returncode, failed, out.stdout + out.stderr
 
     def sh(self, script, check=True):
@@ -78,17 +99,21 @@ class Sandbox:
 
 
 def psql(sandbox, db, sql, user="postgres"):
-    return sandbox.sh(f"{DC} exec -T postgres psql -U {user} -d {db} -tAc \"{sql}\"").strip()
+    return sandbox.sh(f'{DC} exec -T postgres psql -U {user} -d {db} -tAc "{sql}"').strip()
 
 
 def redis(sandbox, *args):
-    return sandbox.sh(f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'").strip()
+    return sandbox.sh(
+        f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'"
+    ).strip()
 
 
 def wait_healthy(sandbox, timeout=240):
     deadline = time.time() + timeout
     while time.time() < deadline:
-        states = sandbox.sh(f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False).split("\n")
+        states = sandbox.sh(
+            f"{DC} ps -a --format '{{{{.Service}}}} {{{{.State}}}} {{{{.Health}}}}'", check=False
+        ).split("\n")
         states = [s for s in states if s.strip()]
         expected = len(sandbox.sh(f"{DC} config --services", check=False).split())
         if states and len(states) == expected and all(s.endswith("running healthy") for s in states):
@@ -115,6 +140,13 @@ def changed(results):
 
 
 @pytest.fixture(scope="session")
+def upgrade_images():
+    """The other releases the upgrade tests use: built on the first test that needs them
+    (make test builds them before the tests; make sandbox never does)."""
+    ensure_upgrade_images()
+
+
+@pytest.fixture(scope="session")
 def sandbox():
     host = Sandbox().up()
     yield host
@@ -124,24 +156,46 @@ def sandbox():
 # Data the real apps hold, written and read through the apps themselves: an n8n workflow
 # (n8n's CLI) and a Directus item (Directus's REST API, with the admin's token).
 WORKFLOW_ID = "e2eDayTwoFlow001"
-NOTES = {"collection": "e2e_notes", "schema": {}, "meta": {},
-         "fields": [{"field": "id", "type": "integer", "meta": {"hidden": True},
-                     "schema": {"is_primary_key": True, "has_auto_increment": True}},
-                    {"field": "note", "type": "string", "meta": {}, "schema": {}}]}
+NOTES = {
+    "collection": "e2e_notes",
+    "schema": {},
+    "meta": {},
+    "fields": [
+        {
+            "field": "id",
+            "type": "integer",
+            "meta": {"hidden": True},
+            "schema": {"is_primary_key": True, "has_auto_increment": True},
+        },
+        {"field": "note", "type": "string", "meta": {}, "schema": {}},
+    ],
+}
 
 
 def directus_api(sandbox, method, path, body=None):
-    data = f"--method={method} --body-data={shlex.quote(json.dumps(body))}" if body is not None else f"--method={method}"
-    script = (f"wget -qO- {data} --header \"Authorization: Bearer $ADMIN_TOKEN\" "
-              f"--header 'Content-Type: application/json' http://127.0.0.1:8055{path}")
+    data = (
+        f"--method={method} --body-data={shlex.quote(json.dumps(body))}" if body is not None else f"--method={method}"
+    )
+    script = (
+        f'wget -qO- {data} --header "Authorization: Bearer $ADMIN_TOKEN" '
+        f"--header 'Content-Type: application/json' http://127.0.0.1:8055{path}"
+    )
     return sandbox.sh(f"{DC} exec -T directus sh -c {shlex.quote(script)}", check=False)
 
 
 def write_app_items(sandbox, mark):
-    workflow = {"id": WORKFLOW_ID, "name": f"e2e {mark}", "active": False, "nodes": [], "connections": {},
-                "settings": {"executionOrder": "v1"}}
-    sandbox.sh(f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
-               f"{N8N_CLI} 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json' < /tmp/wf.json")
+    workflow = {
+        "id": WORKFLOW_ID,
+        "name": f"e2e {mark}",
+        "active": False,
+        "nodes": [],
+        "connections": {},
+        "settings": {"executionOrder": "v1"},
+    }
+    sandbox.sh(
+        f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
+        f"{N8N_CLI} 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json' < /tmp/wf.json"
+    )
     if not directus_api(sandbox, "GET", "/collections/e2e_notes"):
         directus_api(sandbox, "POST", "/collections", NOTES)
     assert directus_api(sandbox, "POST", "/items/e2e_notes", {"note": mark}), "Directus refused the item"
@@ -149,8 +203,10 @@ def write_app_items(sandbox, mark):
 
 def read_app_items(sandbox):
     """(the workflow's name as n8n exports it, the newest Directus note as its API returns it)"""
-    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --id={WORKFLOW_ID} --output=/tmp/out.json >/dev/null && "
-                          "cat /tmp/out.json'", check=False)
+    exported = sandbox.sh(
+        f"{N8N_CLI} 'n8n export:workflow --id={WORKFLOW_ID} --output=/tmp/out.json >/dev/null && cat /tmp/out.json'",
+        check=False,
+    )
     name = json.loads(exported)[0]["name"] if exported.strip().startswith("[") else None
     notes = directus_api(sandbox, "GET", "/items/e2e_notes?sort=-id&limit=1")
     note = json.loads(notes)["data"][0]["note"] if notes else None
@@ -164,10 +220,19 @@ def assert_no_secret_in_the_apps(sandbox):
     values = {name: sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip() for name in names}
     values.update(line.split("=", 1) for line in Path(GROUP_DATA["secrets_file"]).read_text().split())
     shipped = "".join(p.read_text() for p in (ROOT / "files" / "n8n").glob("*.json"))
-    exported = sandbox.sh(f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'")
-    credentials = sandbox.sh(f"{N8N_CLI} 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'")
+    exported = sandbox.sh(
+        f"{N8N_CLI} 'n8n export:workflow --all --output=/tmp/all.json >/dev/null && cat /tmp/all.json'"
+    )
+    credentials = sandbox.sh(
+        f"{N8N_CLI} 'n8n export:credentials --all --output=/tmp/c.json >/dev/null && cat /tmp/c.json'"
+    )
     logs = sandbox.sh(f"{DC} logs --no-color n8n n8n-worker chatwoot-web directus 2>&1 | tail -n 20000")
-    for where, text in (("files/n8n", shipped), ("n8n's workflow export", exported), ("n8n's credential export", credentials),
-                        ("the containers' logs", logs), ("the deploy's output", "".join(sandbox.outputs))):
+    for where, text in (
+        ("files/n8n", shipped),
+        ("n8n's workflow export", exported),
+        ("n8n's credential export", credentials),
+        ("the containers' logs", logs),
+        ("the deploy's output", "".join(sandbox.outputs)),
+    ):
         shown = sorted(name for name, value in values.items() if len(value) >= 8 and value in text)
         assert not shown, f"secrets in {where}: {shown}"

@@ -37,16 +37,22 @@ def labelled(sender, label):
 @pytest.fixture(autouse=True)
 def fresh_simulator(sandbox):
     simulator("POST", "/_sim/reset")
-    simulator("POST", "/_sim/anthropic", {"rules": [
-        {"match": "refund", "intent": "billing", "confidence": 0.3, "summary": "Wants a refund."},
-        {"match": "rate-limited", "error": 429},
-        {"match": "broken", "error": 500},
-        {"match": "slow", "delay": 40},
-        {"match": "take your time", "delay": 10},
-        {"match": "speak to a manager", "intent": "complaint", "confidence": 0.99},
-        {"match": "cut short", "stop_reason": "max_tokens"},
-        {"match": "busy once", "error": 529, "times": 1},
-    ]})
+    simulator(
+        "POST",
+        "/_sim/anthropic",
+        {
+            "rules": [
+                {"match": "refund", "intent": "billing", "confidence": 0.3, "summary": "Wants a refund."},
+                {"match": "rate-limited", "error": 429},
+                {"match": "broken", "error": 500},
+                {"match": "slow", "delay": 40},
+                {"match": "take your time", "delay": 10},
+                {"match": "speak to a manager", "intent": "complaint", "confidence": 0.99},
+                {"match": "cut short", "stop_reason": "max_tokens"},
+                {"match": "busy once", "error": 529, "times": 1},
+            ]
+        },
+    )
 
 
 def chatwoot_objects(sandbox, kind):

@@ -7,13 +7,15 @@ from conftest import changed
 # Files that any operation of the deploy would create or change.
 # A department of group data, as --data gives it (number, phone_number_id, inbox, team).
 D = '{"name": "Sales", "number": "%s", "phone_number_id": "%s", "inbox": "%s", "team": "%s", "escalation_team": "Any available"}'
-FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
+FOOTPRINT = (
+    "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
+)
 
 
 @pytest.mark.parametrize(
     "override, key",
     [
-        ('domain=', "domain"),
+        ("domain=", "domain"),
         ("domain=https://example.org/", "domain"),
         ("acme_email=ops-at-example", "acme_email"),
         ("memory_profile=huge", "memory_profile"),
@@ -21,17 +23,33 @@ FOOTPRINT = "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platfo
         ('memory_limits_mb={"postgress": 512}', "memory_limits_mb['postgress']"),
         ('ssh_allow_cidrs=["10.0.0.1/8"]', "ssh_allow_cidrs"),
         ('whatsapp_numbers={"sales": "+5922221111"}', "renamed to departments"),
-        ('departments=[%s]' % D % ("592-222-1111", "1100000001", "sales-whatsapp", "Sales Team"), "departments[0]['number']"),
-        ('departments=[%s, %s]' % (D % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
-                                   D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team")), "already used by department"),
-        ('departments=[%s]' % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"), "team 'Nobody' is not defined"),
-        ('departments=[%s]' % D.replace('"Any available"', '"Any available", "auto_assignment": "first_come"')
-         % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"), "departments[0]['auto_assignment']"),
+        (
+            "departments=[%s]" % D % ("592-222-1111", "1100000001", "sales-whatsapp", "Sales Team"),
+            "departments[0]['number']",
+        ),
+        (
+            "departments=[%s, %s]"
+            % (
+                D % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
+                D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team"),
+            ),
+            "already used by department",
+        ),
+        (
+            "departments=[%s]" % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"),
+            "team 'Nobody' is not defined",
+        ),
+        (
+            "departments=[%s]"
+            % D.replace('"Any available"', '"Any available", "auto_assignment": "first_come"')
+            % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
+            "departments[0]['auto_assignment']",
+        ),
         ('team_members={"Technical leads": ["lead-at-example"]}', "team_members"),
         ("triage_confidence_threshold=1.5", "triage_confidence_threshold"),
-        ('social_schedule=0 9 * * mon', "social_schedule"),
-        ('tiktok_notify_email=social-at-example', "tiktok_notify_email"),
-        ('facebook_page_id=my-page', "facebook_page_id"),
+        ("social_schedule=0 9 * * mon", "social_schedule"),
+        ("tiktok_notify_email=social-at-example", "tiktok_notify_email"),
+        ("facebook_page_id=my-page", "facebook_page_id"),
         ('images={"redis": "redis:latest"}', "images['redis']"),
         ('images={"redis": "redis"}', "images['redis']"),
     ],
@@ -43,12 +61,17 @@ def test_bad_group_data_is_refused_before_anything_runs(sandbox, override, key):
     assert results is None, "operations ran despite invalid group data"
     assert "invalid group data" in log and key in log and "Fix:" in log
     assert "Beginning operation run" not in log
-    touched = sandbox.sh(f"find {FOOTPRINT} /etc/apt/sources.list.d -newer /run/before-refused-deploy 2>/dev/null; "
-                         "dpkg -s ufw >/dev/null 2>&1 && echo ufw-installed", check=False)
+    touched = sandbox.sh(
+        f"find {FOOTPRINT} /etc/apt/sources.list.d -newer /run/before-refused-deploy 2>/dev/null; "
+        "dpkg -s ufw >/dev/null 2>&1 && echo ufw-installed",
+        check=False,
+    )
     assert touched.strip() == "", f"the host was changed: {touched}"
 
 
-@pytest.mark.parametrize("variable", ["PLATFORM_META_APP_SECRET", "PLATFORM_CLAUDE_API_KEY", "PLATFORM_FACEBOOK_PAGE_TOKEN"])
+@pytest.mark.parametrize(
+    "variable", ["PLATFORM_META_APP_SECRET", "PLATFORM_CLAUDE_API_KEY", "PLATFORM_FACEBOOK_PAGE_TOKEN"]
+)
 def test_a_missing_vendor_secret_is_refused_while_its_feature_is_on(sandbox, variable):
     rc, results, log = sandbox.deploy(env={variable: ""})
     assert rc != 0 and results is None

@@ -33,8 +33,10 @@ def test_rerun_after_the_crashes_changes_nothing(sandbox):
 
 
 def test_lost_database_is_recreated_by_the_next_run(sandbox):
-    sandbox.sh(f"{DC} stop directus && {DC} exec -T postgres psql -U postgres -c 'drop database directus' "
-               f"-c 'drop role directus'")
+    sandbox.sh(
+        f"{DC} stop directus && {DC} exec -T postgres psql -U postgres -c 'drop database directus' "
+        f"-c 'drop role directus'"
+    )
     rc, failed, log = sandbox.audit("tests/audit/test_stack.py")
     assert "test_databases_and_roles" in failed, log[-3000:]
     rc, results, log = sandbox.deploy()
@@ -44,7 +46,7 @@ def test_lost_database_is_recreated_by_the_next_run(sandbox):
     assert rc == 0, log[-3000:]
 
 
-def test_chatwoot_prepare_runs_once_per_version(sandbox):
+def test_chatwoot_prepare_runs_once_per_version(sandbox, upgrade_images):
     def prepared():
         return int(psql(sandbox, "chatwoot", "select count(*) from stand_in_migrations where version like 'prepare%'"))
 

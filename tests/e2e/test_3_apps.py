@@ -11,20 +11,41 @@ from conftest import DC, N8N_CLI
 
 # A webhook whose answer is computed by the execution: in queue mode a worker runs it.
 WORKFLOW = {
-    "id": "e2eQueueProbe01", "name": "e2e queue probe", "active": False, "settings": {"executionOrder": "v1"},
+    "id": "e2eQueueProbe01",
+    "name": "e2e queue probe",
+    "active": False,
+    "settings": {"executionOrder": "v1"},
     "nodes": [
-        {"id": "a1", "name": "Webhook", "type": "n8n-nodes-base.webhook", "typeVersion": 2, "position": [0, 0],
-         "parameters": {"httpMethod": "POST", "path": "e2e-queue-probe", "responseMode": "lastNode"}, "webhookId": "e2e-queue-probe"},
-        {"id": "a2", "name": "Set", "type": "n8n-nodes-base.set", "typeVersion": 3.4, "position": [200, 0],
-         "parameters": {"assignments": {"assignments": [
-             {"id": "b1", "name": "sum", "value": "={{ 20 + 22 }}", "type": "string"}]}}},
+        {
+            "id": "a1",
+            "name": "Webhook",
+            "type": "n8n-nodes-base.webhook",
+            "typeVersion": 2,
+            "position": [0, 0],
+            "parameters": {"httpMethod": "POST", "path": "e2e-queue-probe", "responseMode": "lastNode"},
+            "webhookId": "e2e-queue-probe",
+        },
+        {
+            "id": "a2",
+            "name": "Set",
+            "type": "n8n-nodes-base.set",
+            "typeVersion": 3.4,
+            "position": [200, 0],
+            "parameters": {
+                "assignments": {
+                    "assignments": [{"id": "b1", "name": "sum", "value": "={{ 20 + 22 }}", "type": "string"}]
+                }
+            },
+        },
     ],
     "connections": {"Webhook": {"main": [[{"node": "Set", "type": "main", "index": 0}]]}},
 }
 
 
 def health(sandbox, container):
-    return sandbox.sh(f"docker inspect -f '{{{{.State.Health.Status}}}}' {container} 2>/dev/null || echo gone", check=False).strip()
+    return sandbox.sh(
+        f"docker inspect -f '{{{{.State.Health.Status}}}}' {container} 2>/dev/null || echo gone", check=False
+    ).strip()
 
 
 def wait_for(sandbox, containers, status, timeout=180):
@@ -38,16 +59,20 @@ def wait_for(sandbox, containers, status, timeout=180):
 
 
 def test_a_workflow_execution_is_carried_out_by_a_worker(sandbox):
-    sandbox.sh(f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([WORKFLOW])}\nEOF\n"
-               f"{N8N_CLI} 'cat > /tmp/probe.json && n8n import:workflow --input=/tmp/probe.json && "
-               f"n8n publish:workflow --id={WORKFLOW['id']}' < /tmp/probe.json")
+    sandbox.sh(
+        f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([WORKFLOW])}\nEOF\n"
+        f"{N8N_CLI} 'cat > /tmp/probe.json && n8n import:workflow --input=/tmp/probe.json && "
+        f"n8n publish:workflow --id={WORKFLOW['id']}' < /tmp/probe.json"
+    )
     # A running main process does not pick up what the CLI published: restarted, as the bootstrap will.
     sandbox.sh(f"{DC} restart n8n && {DC} up -d --wait n8n")
     # Seen once: the first call right after the restart was enqueued, run by the worker and
     # logged finished by the main process, yet never answered (a second call was, at once).
     # So the call gets a timeout and one more try; both executions go through the queue.
-    call = (f"{DC} exec -T n8n wget -T 60 -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
-            "http://127.0.0.1:5678/webhook/e2e-queue-probe")
+    call = (
+        f"{DC} exec -T n8n wget -T 60 -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
+        "http://127.0.0.1:5678/webhook/e2e-queue-probe"
+    )
     answer = sandbox.sh(f"{call} || {call}")
     assert json.loads(answer)["sum"] == "42", answer
     # The main process enqueued the execution; a worker ran it (n8n's own log lines).
@@ -56,10 +81,13 @@ def test_a_workflow_execution_is_carried_out_by_a_worker(sandbox):
     assert f"Worker finished execution {execution[0]} (job {execution[1]})" in worker_log, worker_log[-2000:]
 
 
-@pytest.mark.parametrize("dependency, dependents", [
-    ("postgres", ["msgplatform-n8n-1", "msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
-    ("redis", ["msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
-])
+@pytest.mark.parametrize(
+    "dependency, dependents",
+    [
+        ("postgres", ["msgplatform-n8n-1", "msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
+        ("redis", ["msgplatform-n8n-worker-1", "msgplatform-directus-1"]),
+    ],
+)
 def test_apps_turn_unhealthy_without_a_dependency_and_recover(sandbox, dependency, dependents):
     wait_for(sandbox, dependents, "healthy")
     sandbox.sh(f"{DC} stop {dependency}")

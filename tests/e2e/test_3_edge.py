@@ -13,15 +13,31 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import (DC, GROUP_DATA, PORT, ROOT, changed, read_app_items, read_marks, run, wait_healthy, write_app_items,
-                      write_marks)
+from conftest import (
+    DC,
+    GROUP_DATA,
+    PORT,
+    ROOT,
+    changed,
+    read_app_items,
+    read_marks,
+    run,
+    wait_healthy,
+    write_app_items,
+    write_marks,
+)
 
 # Every privileged port, and every port the stack's containers listen on inside.
 PORTS = sorted(set(range(1, 1025)) | {2375, 2376, 3000, 3001, 3002, 5432, 5678, 6379, 8055, 8080, 8082, 9000})
 MISTAKE_PORT = 8080
 
 
-HOSTS = {"chatwoot": "chat.sandbox.test", "n8n": "n8n.sandbox.test", "directus": "cms.sandbox.test", "pangolin": "pangolin.sandbox.test"}
+HOSTS = {
+    "chatwoot": "chat.sandbox.test",
+    "n8n": "n8n.sandbox.test",
+    "directus": "cms.sandbox.test",
+    "pangolin": "pangolin.sandbox.test",
+}
 # A path each app answers without logging in.
 APP_PATHS = {"chatwoot": "/", "n8n": "/healthz", "directus": "/server/ping", "pangolin": "/"}
 
@@ -47,7 +63,10 @@ def https(sandbox, address, name, path="/", timeout=180):
     deadline, error = time.time() + timeout, None
     while time.time() < deadline:
         try:
-            with socket.create_connection((address, 443), timeout=10) as raw, context.wrap_socket(raw, server_hostname=name) as tls:
+            with (
+                socket.create_connection((address, 443), timeout=10) as raw,
+                context.wrap_socket(raw, server_hostname=name) as tls,
+            ):
                 certificate = tls.getpeercert()
                 tls.sendall(f"GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
                 response = http.client.HTTPResponse(tls)
@@ -94,14 +113,33 @@ def test_each_hostname_reaches_its_app_over_verified_tls(sandbox, address, app):
         # catalogue: unreachable here, so Traefik disables the routes (TLS is still checked).
         return
     assert status == 200, body[:300]
-    assert {"chatwoot": b'"stand_in": "chatwoot"', "n8n": b'"status":"ok"', "directus": b"pong", "pangolin": b"pangolin"}[app] in body.replace(b'"stand_in":"', b'"stand_in": "')
+    assert {
+        "chatwoot": b'"stand_in": "chatwoot"',
+        "n8n": b'"status":"ok"',
+        "directus": b"pong",
+        "pangolin": b"pangolin",
+    }[app] in body.replace(b'"stand_in":"', b'"stand_in": "')
 
 
 def on_the_edge(sandbox, *command):
     """A throwaway container on the edge network (Traefik's image has no shell tools)."""
     image = sandbox.sh("docker inspect -f '{{.Config.Image}}' msgplatform-chatwoot-web-1").strip()
-    return run(["docker", "exec", sandbox.name, "docker", "run", "--rm", "--network", "msgplatform_edge", "--entrypoint",
-                command[0], image, *command[1:]])
+    return run(
+        [
+            "docker",
+            "exec",
+            sandbox.name,
+            "docker",
+            "run",
+            "--rm",
+            "--network",
+            "msgplatform_edge",
+            "--entrypoint",
+            command[0],
+            image,
+            *command[1:],
+        ]
+    )
 
 
 def test_from_the_edge_the_apps_answer_and_the_data_services_do_not(sandbox):
@@ -114,15 +152,19 @@ def test_from_the_edge_the_apps_answer_and_the_data_services_do_not(sandbox):
 
 def test_a_port_published_by_mistake_stays_closed(sandbox, address):
     image = sandbox.sh("docker inspect -f '{{.Config.Image}}' msgplatform-chatwoot-web-1").strip()  # it has python3
-    sandbox.sh(f"docker rm -f mistake >/dev/null 2>&1; docker run -d --name mistake -p {MISTAKE_PORT}:8000 "
-               f"--entrypoint python3 {image} -m http.server 8000")
+    sandbox.sh(
+        f"docker rm -f mistake >/dev/null 2>&1; docker run -d --name mistake -p {MISTAKE_PORT}:8000 "
+        f"--entrypoint python3 {image} -m http.server 8000"
+    )
     try:
         time.sleep(3)  # the server is up: the bypass below reaches it
         assert open_ports(address, [MISTAKE_PORT]) == set(), "a mistakenly published port is reachable from outside"
 
         # Without the guard, Docker's DNAT walks past UFW: the probe must see the bypass.
         sandbox.sh("iptables -F DOCKER-USER && iptables -A DOCKER-USER -j RETURN")
-        assert open_ports(address, [MISTAKE_PORT]) == {MISTAKE_PORT}, "the probe cannot see the bypass it guards against"
+        assert open_ports(address, [MISTAKE_PORT]) == {MISTAKE_PORT}, (
+            "the probe cannot see the bypass it guards against"
+        )
         rc, failed, log = sandbox.audit("tests/audit/test_edge.py")
         assert "test_docker_user_guard_in_place" in failed, log[-3000:]
 
@@ -163,8 +205,11 @@ def test_host_restart_brings_back_the_stack_its_data_and_the_guard(sandbox, addr
 def test_a_failed_challenge_is_logged_and_the_other_names_keep_serving(sandbox, address):
     acme = GROUP_DATA["_sandbox_addresses"](PORT)[1]
     # The ACME server's DNS sends this one name elsewhere: its HTTP-01 challenge cannot pass.
-    request = urllib.request.Request(f"http://{acme}:8055/add-a", method="POST",
-                                     data=json.dumps({"host": "broken.sandbox.test.", "addresses": ["10.213.77.3"]}).encode())
+    request = urllib.request.Request(
+        f"http://{acme}:8055/add-a",
+        method="POST",
+        data=json.dumps({"host": "broken.sandbox.test.", "addresses": ["10.213.77.3"]}).encode(),
+    )
     urllib.request.urlopen(request, timeout=10).close()
     try:
         rc, results, log = sandbox.deploy("--data", 'edge_hostnames={"pangolin": "broken"}')
@@ -172,7 +217,11 @@ def test_a_failed_challenge_is_logged_and_the_other_names_keep_serving(sandbox, 
         deadline = time.time() + 120
         while time.time() < deadline and "broken.sandbox.test" not in (logs := sandbox.sh(f"{DC} logs traefik")):
             time.sleep(3)
-        failure = [line for line in logs.splitlines() if "Unable to obtain ACME certificate" in line and "broken.sandbox.test" in line]
+        failure = [
+            line
+            for line in logs.splitlines()
+            if "Unable to obtain ACME certificate" in line and "broken.sandbox.test" in line
+        ]
         assert failure, logs[-3000:]
         for app in ("chatwoot", "n8n", "directus"):
             assert https(sandbox, address, HOSTS[app], APP_PATHS[app])[0] == 200

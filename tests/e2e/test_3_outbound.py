@@ -4,7 +4,6 @@ from files/directus/), the vendors' SIMULATOR answering as Meta's Graph API and 
 and its SMTP sink receiving the TikTok e-mail over real SMTP."""
 
 import json
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -32,8 +31,16 @@ def promotion(sandbox):
 
     def make(channels=("facebook", "instagram", "tiktok"), image="https://cdn.example.com/promo.jpg", **fields):
         title = f"Promo {time.time_ns()}"
-        body = {"title": title, "body": f"Two for one at {title}.", "status": "active", "channels": list(channels),
-                "image": image, "start_date": "2026-01-01T00:00:00Z", "end_date": "2099-01-01T00:00:00Z", **fields}
+        body = {
+            "title": title,
+            "body": f"Two for one at {title}.",
+            "status": "active",
+            "channels": list(channels),
+            "image": image,
+            "start_date": "2026-01-01T00:00:00Z",
+            "end_date": "2099-01-01T00:00:00Z",
+            **fields,
+        }
         item = admin("POST", "/items/promotions", body)["data"]
         made.append(item["id"])
         return item
@@ -59,7 +66,9 @@ def logs(item):
 
 def stored_poster():
     """(the schedule trigger's rule, the time zone, whether it is published) as n8n exports the poster."""
-    exported = json.loads(HOST.sh(f"{N8N_CLI} 'n8n export:workflow --id={POSTER} --output=/tmp/w.json >/dev/null && cat /tmp/w.json'"))[0]
+    exported = json.loads(
+        HOST.sh(f"{N8N_CLI} 'n8n export:workflow --id={POSTER} --output=/tmp/w.json >/dev/null && cat /tmp/w.json'")
+    )[0]
     schedule = next(n for n in exported["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger")
     return schedule["parameters"]["rule"]["interval"], exported["settings"]["timezone"], exported["active"]
 
@@ -80,14 +89,22 @@ def test_n8n_can_read_promotions_and_write_logs_and_nothing_else(sandbox, promot
     item = promotion()
     as_n8n = lambda method, path, body=None: HOST.directus_as("directus_n8n_token", method, path, body)[0]  # noqa: E731
     assert as_n8n("GET", f"/items/promotions/{item['id']}") == 200
-    assert as_n8n("POST", "/items/social_post_logs", {"platform": "test", "status": "skipped", "note": "e2e"}) in (200, 204)
+    assert as_n8n("POST", "/items/social_post_logs", {"platform": "test", "status": "skipped", "note": "e2e"}) in (
+        200,
+        204,
+    )
     assert as_n8n("GET", "/items/business_context") == 200
     assert as_n8n("POST", "/items/triage_log", {"action": "e2e"}) in (200, 204)
-    for method, path, body in [("POST", "/items/promotions", {"title": "x", "body": "x"}),
-                               ("PATCH", f"/items/promotions/{item['id']}", {"status": "archived"}),
-                               ("DELETE", f"/items/promotions/{item['id']}", None),
-                               ("GET", "/items/social_post_logs", None), ("GET", "/items/triage_log", None),
-                               ("GET", "/users", None), ("POST", "/collections", {"collection": "x"}), ("GET", "/schema/snapshot", None)]:
+    for method, path, body in [
+        ("POST", "/items/promotions", {"title": "x", "body": "x"}),
+        ("PATCH", f"/items/promotions/{item['id']}", {"status": "archived"}),
+        ("DELETE", f"/items/promotions/{item['id']}", None),
+        ("GET", "/items/social_post_logs", None),
+        ("GET", "/items/triage_log", None),
+        ("GET", "/users", None),
+        ("POST", "/collections", {"collection": "x"}),
+        ("GET", "/schema/snapshot", None),
+    ]:
         assert as_n8n(method, path, body) in (401, 403), f"n8n's Directus user may {method} {path}"
 
 
@@ -95,21 +112,35 @@ def test_one_run_posts_to_facebook_and_instagram_and_mails_tiktok(sandbox, promo
     item = promotion()
     draft, expired = promotion(status="draft"), promotion(end_date="2026-01-02T00:00:00Z")
     future = promotion(start_date="2099-01-01T00:00:00Z")
-    simulator("POST", "/_sim/anthropic", {"rules": [{"match": item["title"], "reply": f"Caption by Claude for {item['title']}"}]})
+    simulator(
+        "POST",
+        "/_sim/anthropic",
+        {"rules": [{"match": item["title"], "reply": f"Caption by Claude for {item['title']}"}]},
+    )
     HOST.run_poster()
     rows = logs(item)
-    assert {p: r["status"] for p, r in rows.items()} == {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}, rows
-    assert all(r["external_id"] and not r["error"] and r["caption"].startswith("Caption by Claude") for r in rows.values()), rows
+    assert {p: r["status"] for p, r in rows.items()} == {
+        "facebook": "posted",
+        "instagram": "posted",
+        "tiktok": "notified",
+    }, rows
+    assert all(
+        r["external_id"] and not r["error"] and r["caption"].startswith("Caption by Claude") for r in rows.values()
+    ), rows
     # Facebook: a photo post with the caption; Instagram: container, status until FINISHED, publish.
     photo = [r for r in graph("facebook") if r["edge"] == "photos"]
-    assert [(r["params"]["url"], r["params"]["caption"]) for r in photo] == [(item["image"], f"Caption by Claude for {item['title']}")]
+    assert [(r["params"]["url"], r["params"]["caption"]) for r in photo] == [
+        (item["image"], f"Caption by Claude for {item['title']}")
+    ]
     assert rows["facebook"]["external_id"] == photo[0]["answer"]["post_id"]
     steps = [r["edge"] for r in graph("instagram")]
     assert steps[0] == "media" and steps[-1] == "media_publish" and "status" in steps, steps
     assert rows["instagram"]["external_id"] == graph("instagram")[-1]["answer"]["id"]
     # TikTok: an e-mail over real SMTP with the caption and the image link.
     mail = simulator("GET", "/_sim/mail")
-    assert len(mail) == 1 and mail[0]["to"] == [GROUP_DATA["tiktok_notify_email"]] and item["title"] in mail[0]["subject"]
+    assert (
+        len(mail) == 1 and mail[0]["to"] == [GROUP_DATA["tiktok_notify_email"]] and item["title"] in mail[0]["subject"]
+    )
     assert f"Caption by Claude for {item['title']}" in mail[0]["body"] and item["image"] in mail[0]["body"]
     assert mail[0]["login"] == "platform"
     # Not active, or out of its dates: nothing posted, nothing logged.
@@ -137,20 +168,31 @@ FAULTS = [  # (the Graph simulator's scripted fault, the platform it fails, the 
 def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion):
     """One promotion per fault, all in one run (each fault matched by its promotion's caption)."""
     items = [promotion() for _ in FAULTS]
-    simulator("POST", "/_sim/anthropic", {"rules": [{"match": i["title"], "reply": f"Caption for {i['title']}"} for i in items]})
-    simulator("POST", "/_sim/graph", {"rules": [{**fault, "match": i["title"]} for i, (fault, _, _) in zip(items, FAULTS)]})
+    simulator(
+        "POST",
+        "/_sim/anthropic",
+        {"rules": [{"match": i["title"], "reply": f"Caption for {i['title']}"} for i in items]},
+    )
+    simulator(
+        "POST", "/_sim/graph", {"rules": [{**fault, "match": i["title"]} for i, (fault, _, _) in zip(items, FAULTS)]}
+    )
     HOST.run_poster()
     first = {}
     for item, (fault, platform, error) in zip(items, FAULTS):
         rows = first[item["id"]] = logs(item)
         assert rows[platform]["status"] == "failed" and error in rows[platform]["error"], (fault, rows[platform])
         assert {p: r["status"] for p, r in rows.items() if p != platform} == {
-            p: s for p, s in {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}.items() if p != platform}, fault
+            p: s
+            for p, s in {"facebook": "posted", "instagram": "posted", "tiktok": "notified"}.items()
+            if p != platform
+        }, fault
     # The failures released their claims: once the faults are gone, a rerun in the same slot posts those only.
     simulator("POST", "/_sim/graph", {"rules": []})
     HOST.run_poster()
     for item, (fault, platform, _) in zip(items, FAULTS):
-        again = [r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in first[item["id"]].values()}]
+        again = [
+            r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in first[item["id"]].values()}
+        ]
         assert [(r["platform"], r["status"]) for r in again] == [(platform, "posted")], (fault, again)
 
 
@@ -169,18 +211,24 @@ def test_without_an_image_facebook_gets_a_feed_post_and_instagram_is_skipped(san
     rows = logs(item)
     assert rows["myspace"]["status"] == "skipped" and "unknown channel myspace" in rows["myspace"]["note"]
     assert rows["facebook"]["status"] == "posted" and [r["edge"] for r in graph("facebook")] == ["feed"]
-    assert rows["instagram"]["status"] == "skipped" and "no image" in rows["instagram"]["note"] and not graph("instagram")
+    assert (
+        rows["instagram"]["status"] == "skipped" and "no image" in rows["instagram"]["note"] and not graph("instagram")
+    )
 
 
 def test_a_log_row_directus_refuses_fails_the_run_after_every_post_and_the_deploy_repairs_the_grant(sandbox, promotion):
     item = promotion(channels=["facebook", "tiktok"])
     policy = admin("GET", "/policies?filter[name][_eq]=n8n%20automation")["data"][0]["id"]
-    grant = admin("GET", f"/permissions?filter[policy][_eq]={policy}&filter[collection][_eq]=social_post_logs")["data"][0]
+    grant = admin("GET", f"/permissions?filter[policy][_eq]={policy}&filter[collection][_eq]=social_post_logs")["data"][
+        0
+    ]
     admin("DELETE", f"/permissions/{grant['id']}")
     with pytest.raises(RuntimeError, match="2 post attempt\\(s\\) not logged in Directus"):
         HOST.run_poster()
     assert len(simulator("GET", "/_sim/graph")["posts"]) == 1 and len(simulator("GET", "/_sim/mail")) == 1
-    assert "create on social_post_logs granted" in sandbox.sh("python3 /opt/msgplatform/bin/apps-bootstrap.py /opt/msgplatform")
+    assert "create on social_post_logs granted" in sandbox.sh(
+        "python3 /opt/msgplatform/bin/apps-bootstrap.py /opt/msgplatform"
+    )
     assert not HOST.post_logs(item["id"])
 
 
@@ -201,7 +249,9 @@ def test_a_new_schedule_is_stored_and_its_slot_posts_again(sandbox, promotion):
     assert [r["status"] for r in rows] == ["posted", "posted"]
     now = datetime.now(ZoneInfo(GROUP_DATA["timezone"]))
     new_year = datetime(now.year, 1, 1, 8, 0, tzinfo=ZoneInfo(GROUP_DATA["timezone"]))
-    assert datetime.fromisoformat(rows[1]["slot"]) == (new_year if new_year <= now else new_year.replace(year=now.year - 1))
+    assert datetime.fromisoformat(rows[1]["slot"]) == (
+        new_year if new_year <= now else new_year.replace(year=now.year - 1)
+    )
     assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
 
 
@@ -209,7 +259,10 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
     item = promotion()
     original = SCHEMA.read_text()
     snapshot = json.loads(original)
-    hashtags = {**next(f for f in snapshot["fields"] if f["collection"] == "promotions" and f["field"] == "title"), "field": "hashtags"}
+    hashtags = {
+        **next(f for f in snapshot["fields"] if f["collection"] == "promotions" and f["field"] == "title"),
+        "field": "hashtags",
+    }
     hashtags["meta"] = {**hashtags["meta"], "field": "hashtags", "required": False}
     hashtags["schema"] = {**hashtags["schema"], "name": "hashtags", "is_nullable": True}
     try:
@@ -232,7 +285,8 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
 def test_no_secret_in_the_poster_its_executions_or_the_logs(sandbox):
     """After the poster's runs: no token of Meta's, Claude's key, the SMTP or Directus password in what n8n exports or logs."""
     assert_no_secret_in_the_apps(sandbox)
-    executions = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d n8n -tAc "
-                            "\"select string_agg(data, '') from execution_data\"")
+    executions = sandbox.sh(
+        f"{DC} exec -T postgres psql -U postgres -d n8n -tAc \"select string_agg(data, '') from execution_data\""
+    )
     secrets = {line.split("=", 1)[1] for line in Path(GROUP_DATA["secrets_file"]).read_text().split()}
     assert not [s for s in secrets if s in executions], "an operator secret is in n8n's execution data"

@@ -3,8 +3,6 @@ the host's edge (the real Traefik), its certificate verified against the host's 
 the Directus admin and the n8n editor let the admin in and show what the deploy made.
 Screenshots go to .sandbox/screenshots/, on success and on failure."""
 
-import sys
-
 import pytest
 from conftest import GROUP_DATA, NAME, PORT, ROOT
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
@@ -51,7 +49,9 @@ def wait(driver, name, what, condition):
         error = type(e).__name__
     path = shot(driver, f"{name}-failed")
     text = "\n".join(line for line in driver.find_element(By.TAG_NAME, "body").text.splitlines() if line.strip())[:1500]
-    pytest.fail(f"{what}: not within {TIMEOUT} s at {driver.current_url} ({error}; screenshot {path}); the page shows:\n{text}")
+    pytest.fail(
+        f"{what}: not within {TIMEOUT} s at {driver.current_url} ({error}; screenshot {path}); the page shows:\n{text}"
+    )
 
 
 def visible(driver, css):
@@ -62,10 +62,16 @@ def test_directus_admin_logs_in_and_lists_the_collections(sandbox, browser, caps
     browser.get(url("directus", "/admin/login"))
     email = wait(browser, "directus", "Directus's sign-in form", lambda d: visible(d, "input[type=email]"))[0]
     email.send_keys(GROUP_DATA["admin_email"])
-    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(host_secret(sandbox, "directus_admin_password"))
+    browser.find_element(By.CSS_SELECTOR, "input[type=password]").send_keys(
+        host_secret(sandbox, "directus_admin_password")
+    )
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    wait(browser, "directus", f"Directus's navigation listing {COLLECTIONS} after signing in",
-         lambda d: all(visible(d, f'.content-navigation a[href$="/admin/content/{c}"]') for c in COLLECTIONS))
+    wait(
+        browser,
+        "directus",
+        f"Directus's navigation listing {COLLECTIONS} after signing in",
+        lambda d: all(visible(d, f'.content-navigation a[href$="/admin/content/{c}"]') for c in COLLECTIONS),
+    )
     path = shot(browser, "directus")
     with capsys.disabled():  # shown even when the test passes
         print(f"\nscreenshot of the Directus admin: {path}")
@@ -79,8 +85,12 @@ def test_n8n_owner_logs_in_and_sees_the_workflows(sandbox, browser, capsys):
     browser.find_element(By.CSS_SELECTOR, "[data-test-id=form-submit-button]").click()
     wait(browser, "n8n", "n8n signing the owner in", lambda d: "/signin" not in d.current_url)
     browser.get(url("n8n", "/home/workflows"))
-    wait(browser, "n8n", f"n8n's workflow list showing {WORKFLOWS}",
-         lambda d: set(WORKFLOWS) <= {e.text for e in visible(d, "[data-test-id=workflow-card-name]")})
+    wait(
+        browser,
+        "n8n",
+        f"n8n's workflow list showing {WORKFLOWS}",
+        lambda d: set(WORKFLOWS) <= {e.text for e in visible(d, "[data-test-id=workflow-card-name]")},
+    )
     path = shot(browser, "n8n")
     with capsys.disabled():
         print(f"\nscreenshot of the n8n editor: {path}")

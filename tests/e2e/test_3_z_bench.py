@@ -9,8 +9,13 @@ from conftest import NAME, PORT, ROOT
 
 
 def test_the_quick_benchmark_prints_its_figures(sandbox):
-    out = subprocess.run([sys.executable, "bench/converge.py", "--quick", "--name", NAME, "--port", str(PORT)], cwd=ROOT,
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, "bench/converge.py", "--quick", "--name", NAME, "--port", str(PORT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     print(out.stdout)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert re.search(r"^rerun / floor: +\d+\.\d\d", out.stdout, re.M), out.stdout

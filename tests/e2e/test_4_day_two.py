@@ -4,13 +4,28 @@ backup), and a full backup, destroy and restore cycle."""
 
 import json
 import secrets
-import sys
 
-from conftest import APPS, DC, OFFLINE_ARCHIVE, PORT, SANDBOX_IMAGES, UPGRADES, Sandbox, changed, psql, read_app_items, redis, run, wait_healthy, write_app_items
-from conftest import ROOT as CHECKOUT
+import pytest
+from conftest import (
+    APPS,
+    DC,
+    OFFLINE_ARCHIVE,
+    PORT,
+    SANDBOX_IMAGES,
+    UPGRADES,
+    Sandbox,
+    changed,
+    psql,
+    read_app_items,
+    redis,
+    run,
+    wait_healthy,
+    write_app_items,
+)
 
 from tools.inbound_client import Host
 
+pytestmark = pytest.mark.usefixtures("upgrade_images")
 ROOT = "/opt/msgplatform"
 BACKUPS = "/var/backups/msgplatform"
 BACKUP = "systemctl start msgplatform-backup.service"
@@ -25,8 +40,13 @@ VOLUME_FILES = {
 def write_data(sandbox, mark, rows=50):
     """`rows` rows in each app database, a key in each app's Redis database, a file per volume."""
     for app in APPS:
-        psql(sandbox, app, "create table if not exists day_two (n int, v text); "
-                           f"insert into day_two select n, '{mark}-' || n from generate_series(1, {rows}) n", user=app)
+        psql(
+            sandbox,
+            app,
+            "create table if not exists day_two (n int, v text); "
+            f"insert into day_two select n, '{mark}-' || n from generate_series(1, {rows}) n",
+            user=app,
+        )
     for index in range(3):
         redis(sandbox, "-n", str(index), "set", "day-two", mark)
     for service, path in VOLUME_FILES.items():
@@ -34,8 +54,12 @@ def write_data(sandbox, mark, rows=50):
 
 
 def read_data(sandbox):
-    rows = {app: psql(sandbox, app, "select md5(string_agg(n || v, ',' order by n, v)) || ' ' || count(*) from day_two",
-                      user=app) for app in APPS}
+    rows = {
+        app: psql(
+            sandbox, app, "select md5(string_agg(n || v, ',' order by n, v)) || ' ' || count(*) from day_two", user=app
+        )
+        for app in APPS
+    }
     keys = [redis(sandbox, "-n", str(index), "get", "day-two") for index in range(3)]
     volume_files = {s: sandbox.sh(f"{DC} exec -T {s} cat {p}", check=False) for s, p in VOLUME_FILES.items()}
     return rows, keys, volume_files
@@ -43,8 +67,9 @@ def read_data(sandbox):
 
 def started(sandbox):
     """container -> (image, start time)"""
-    lines = sandbox.sh("docker ps --format '{{.Names}}' | xargs docker inspect -f "
-                       "'{{.Name}} {{.Config.Image}} {{.State.StartedAt}}'").split("\n")
+    lines = sandbox.sh(
+        "docker ps --format '{{.Names}}' | xargs docker inspect -f '{{.Name}} {{.Config.Image}} {{.State.StartedAt}}'"
+    ).split("\n")
     return {name.lstrip("/"): rest for name, _, rest in (line.partition(" ") for line in lines if line)}
 
 
@@ -77,7 +102,11 @@ def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
     data, before, count = read_data(sandbox), started(sandbox), len(backups(sandbox))
     # These two come as an air-gapped server gets them: offline_images, an archive the deploy
     # uploads and loads (they are not in the sandbox's registry).
-    upgraded = (images(postgres=UPGRADES["postgres"], redis=UPGRADES["redis"]), "--data", f"offline_images={OFFLINE_ARCHIVE}")
+    upgraded = (
+        images(postgres=UPGRADES["postgres"], redis=UPGRADES["redis"]),
+        "--data",
+        f"offline_images={OFFLINE_ARCHIVE}",
+    )
     rc, results, log = sandbox.deploy("--data", *upgraded)
     assert rc == 0, log[-3000:]
     assert "Backup taken: before upgrading postgres, redis" in changed(results)
@@ -166,8 +195,9 @@ find "$(mp postgres-data)" -mindepth 1 -maxdepth 1 -exec mv -t "$(mp postgres-da
 def test_interrupted_major_upgrade_is_finished_by_the_rerun(sandbox):
     data = read_data(sandbox)
     sandbox.sh(INTERRUPTED_UPGRADE)
-    rc, results, log = sandbox.deploy("--data", images(postgres=UPGRADES["postgres_major"]),
-                                      "--data", "postgres_major_upgrade=true")
+    rc, results, log = sandbox.deploy(
+        "--data", images(postgres=UPGRADES["postgres_major"]), "--data", "postgres_major_upgrade=true"
+    )
     assert rc == 0, log[-3000:]
     assert any(name.startswith("Databases restored into PostgreSQL 17") for name in changed(results))
     assert psql(sandbox, "postgres", "show server_version_num")[:2] == "17"
@@ -189,8 +219,10 @@ def test_disk_full_during_backup_fails_loudly_and_keeps_old_backups(sandbox):
     try:
         sandbox.sh(BACKUP)
         [kept] = backups(sandbox)
-        sandbox.sh(f"dd if=/dev/zero of={BACKUPS}/filler bs=1k count=$(( $(df --output=avail -k {BACKUPS} | tail -1) - 24 )) "
-                   "2>/dev/null")
+        sandbox.sh(
+            f"dd if=/dev/zero of={BACKUPS}/filler bs=1k count=$(( $(df --output=avail -k {BACKUPS} | tail -1) - 24 )) "
+            "2>/dev/null"
+        )
         failed = sandbox.sh(f"{BACKUP}; echo rc=$?", check=False)
         assert "rc=0" not in failed
         assert sandbox.sh("systemctl show -p Result --value msgplatform-backup.service").strip() != "success"
@@ -231,8 +263,10 @@ def test_offsite_copy_with_restic(sandbox):
     snapshots = json.loads(sandbox.sh(f"{restic} snapshots --json"))
     assert [s["paths"] for s in snapshots][-1] == [f"{BACKUPS}/{taken}"]
     # What comes back from the repository passes the backup's own checksums.
-    sandbox.sh(f"{restic} restore latest --target /tmp/from-restic && cd /tmp/from-restic{BACKUPS}/{taken} "
-               "&& sha256sum -c --quiet SHA256SUMS && rm -rf /tmp/from-restic")
+    sandbox.sh(
+        f"{restic} restore latest --target /tmp/from-restic && cd /tmp/from-restic{BACKUPS}/{taken} "
+        "&& sha256sum -c --quiet SHA256SUMS && rm -rf /tmp/from-restic"
+    )
     assert sandbox.sh(f"stat -c '%U %a' {ROOT}/secrets/restic.env").strip() == "root 600"
     rc, results, log = sandbox.deploy("--data", f"backup_offsite={OFFSITE}", env=env)
     assert changed(results) == [], f"a rerun changed: {changed(results)}"
@@ -267,7 +301,9 @@ def test_backup_destroy_restore_brings_back_every_row_and_file(sandbox):
 def upgrade_the_real_apps(fresh):
     """The previous releases of n8n and Directus, then the current ones: each runs its own
     migrations at start, and the workflow and the item come through."""
-    rc, results, log = fresh.deploy("--data", images(n8n=UPGRADES["n8n_previous"], directus=UPGRADES["directus_previous"]))
+    rc, results, log = fresh.deploy(
+        "--data", images(n8n=UPGRADES["n8n_previous"], directus=UPGRADES["directus_previous"])
+    )
     assert rc == 0, log[-3000:]
     write_app_items(fresh, "before-upgrade")
     migrations = {"n8n": "select count(*) from migrations", "directus": "select count(*) from directus_migrations"}
@@ -296,8 +332,14 @@ def test_restore_onto_a_fresh_host(sandbox):
         taken, data = backups(sandbox)[-1], read_data(sandbox)
         rc, results, log = fresh.deploy()
         assert rc == 0, log[-3000:]
-        copied = run(["sh", "-c", f"docker exec {sandbox.name} tar -C {BACKUPS} -c {taken} "
-                                  f"| docker exec -i {fresh.name} tar -C {BACKUPS} -x"])
+        copied = run(
+            [
+                "sh",
+                "-c",
+                f"docker exec {sandbox.name} tar -C {BACKUPS} -c {taken} "
+                f"| docker exec -i {fresh.name} tar -C {BACKUPS} -x",
+            ]
+        )
         assert copied.returncode == 0, copied.stderr
         out = fresh.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1; echo rc=$?")
         assert out.endswith("rc=0\n"), out[-3000:]
@@ -305,7 +347,9 @@ def test_restore_onto_a_fresh_host(sandbox):
         assert read_data(fresh) == data
         # The real apps read their own data back: n8n exports the workflow, Directus serves the item.
         assert read_app_items(fresh) == (f"e2e {mark}", mark)
-        assert fresh.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key")
+        assert fresh.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == sandbox.sh(
+            f"cat {ROOT}/secrets/n8n_encryption_key"
+        )
         rc, failed, log = fresh.audit()
         assert rc == 0, log[-3000:]
         rc, results, log = fresh.deploy()

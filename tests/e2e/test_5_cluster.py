@@ -17,12 +17,24 @@ from test_3_apps import WORKFLOW
 INVENTORY = "inventory/sandbox_cluster.py"
 TOOL = [sys.executable, "tools/sandbox.py"]
 PRIMARY, REPLICA, WORKER, OUTSIDER = "sandbox-primary", "sandbox-replica", "sandbox-worker", "sandbox-outsider"
-ADDRESS = {name: f"10.213.77.{3 * (port - 2200) + 10}" for name, port in
-           ((PRIMARY, 2241), (REPLICA, 2242), (WORKER, 2243), (OUTSIDER, 2244))}
+ADDRESS = {
+    name: f"10.213.77.{3 * (port - 2200) + 10}"
+    for name, port in ((PRIMARY, 2241), (REPLICA, 2242), (WORKER, 2243), (OUTSIDER, 2244))
+}
 # A probe that answers at once and runs later: its executions wait in the queue while no worker runs.
-QUEUED = {**WORKFLOW, "id": "e2eQueuedProbe1", "name": "e2e queued probe",
-          "nodes": [{**WORKFLOW["nodes"][0], "parameters": {"httpMethod": "POST", "path": "e2e-queued", "responseMode": "onReceived"},
-                     "webhookId": "e2e-queued"}, WORKFLOW["nodes"][1]]}
+QUEUED = {
+    **WORKFLOW,
+    "id": "e2eQueuedProbe1",
+    "name": "e2e queued probe",
+    "nodes": [
+        {
+            **WORKFLOW["nodes"][0],
+            "parameters": {"httpMethod": "POST", "path": "e2e-queued", "responseMode": "onReceived"},
+            "webhookId": "e2e-queued",
+        },
+        WORKFLOW["nodes"][1],
+    ],
+}
 
 
 def sh(name, script, check=True):
@@ -33,11 +45,13 @@ def sh(name, script, check=True):
 
 
 def psql(name, sql, db="n8n"):
-    return sh(name, f"{DC} exec -T postgres psql -U postgres -d {db} -tAc \"{sql}\"")
+    return sh(name, f'{DC} exec -T postgres psql -U postgres -d {db} -tAc "{sql}"')
 
 
 def redis(name, *args):
-    return sh(name, f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'", check=False)
+    return sh(
+        name, f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'", check=False
+    )
 
 
 def deploy(env=None):
@@ -51,7 +65,11 @@ def deploy(env=None):
 
 def audit(env=None):
     for _ in range(2):
-        out = run([sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY], env=env, timeout=600)
+        out = run(
+            [sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY],
+            env=env,
+            timeout=600,
+        )
         # Once more only when a `docker exec` of the audit hit runc's transient "read init-p" (seen under load here).
         if out.returncode == 0 or "read init-p" not in out.stdout + out.stderr:
             break
@@ -94,32 +112,67 @@ def test_each_host_passes_the_audit_of_its_role(cluster):
 
 
 def test_a_row_written_on_the_primary_is_on_the_replica_within_10_s(cluster):
-    psql(PRIMARY, "create table if not exists e2e_rows (v text); insert into e2e_rows values ('written on the primary')")
-    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_rows where v = 'written on the primary'", ) == "1",
-               "the row replicated", timeout=10)
+    psql(
+        PRIMARY, "create table if not exists e2e_rows (v text); insert into e2e_rows values ('written on the primary')"
+    )
+    wait_until(
+        lambda: (
+            psql(
+                REPLICA,
+                "select count(*) from e2e_rows where v = 'written on the primary'",
+            )
+            == "1"
+        ),
+        "the row replicated",
+        timeout=10,
+    )
 
 
 def test_the_replica_refuses_writes(cluster):
-    out = run(["docker", "exec", REPLICA, "sh", "-c", f"{DC} exec -T postgres psql -U postgres -d n8n -c \"insert into e2e_rows values ('x')\""])
+    out = run(
+        [
+            "docker",
+            "exec",
+            REPLICA,
+            "sh",
+            "-c",
+            f"{DC} exec -T postgres psql -U postgres -d n8n -c \"insert into e2e_rows values ('x')\"",
+        ]
+    )
     assert out.returncode != 0 and "read-only transaction" in out.stderr, out.stderr
 
 
 def test_a_vector_query_works_on_the_replica(cluster):
-    psql(PRIMARY, "create table if not exists e2e_vectors (id int, v vector(3)); insert into e2e_vectors values (1, '[1,0,0]'), (2, '[0,1,0]'); "
-                  "create index if not exists e2e_vectors_hnsw on e2e_vectors using hnsw (v vector_l2_ops)", db="chatwoot")
-    wait_until(lambda: psql(REPLICA, "select id from e2e_vectors order by v <-> '[0.9,0.1,0]' limit 1", db="chatwoot") == "1",
-               "the nearest vector on the replica")
+    psql(
+        PRIMARY,
+        "create table if not exists e2e_vectors (id int, v vector(3)); insert into e2e_vectors values (1, '[1,0,0]'), (2, '[0,1,0]'); "
+        "create index if not exists e2e_vectors_hnsw on e2e_vectors using hnsw (v vector_l2_ops)",
+        db="chatwoot",
+    )
+    wait_until(
+        lambda: psql(REPLICA, "select id from e2e_vectors order by v <-> '[0.9,0.1,0]' limit 1", db="chatwoot") == "1",
+        "the nearest vector on the replica",
+    )
 
 
 def test_a_redis_key_replicates_and_the_replica_is_read_only(cluster):
     redis(PRIMARY, "-n", "2", "set", "e2e-key", "from-the-primary")
-    wait_until(lambda: redis(REPLICA, "-n", "2", "get", "e2e-key") == "from-the-primary", "the key replicated", timeout=10)
+    wait_until(
+        lambda: redis(REPLICA, "-n", "2", "get", "e2e-key") == "from-the-primary", "the key replicated", timeout=10
+    )
     assert redis(REPLICA, "-n", "2", "set", "e2e-key", "x").startswith("READONLY")
 
 
 def test_strangers_reach_neither_database_while_the_peers_do(cluster):
     def reaches(name, port):
-        return sh(name, f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed", check=False) == "open"
+        return (
+            sh(
+                name,
+                f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed",
+                check=False,
+            )
+            == "open"
+        )
 
     for port in (5432, 6379):
         assert reaches(WORKER, port) and reaches(REPLICA, port), f"a peer cannot reach port {port} on the primary"
@@ -129,14 +182,25 @@ def test_strangers_reach_neither_database_while_the_peers_do(cluster):
 def test_a_peer_logs_in_to_the_primary_only_as_its_role_needs(cluster):
     """pg_hba.conf: the replica streams as the replication role, and nothing more; even
     with the right passwords it cannot log in as the superuser or as an app."""
+
     def login(user, secret, conninfo, sql):
-        return run(["docker", "exec", REPLICA, "sh", "-c",
-                    f"PGPASSWORD=$(cat /opt/msgplatform/secrets/{secret}) {DC} exec -T -e PGPASSWORD postgres "
-                    f"psql 'host={ADDRESS[PRIMARY]} user={user} {conninfo}' -tAc '{sql}'"])
+        return run(
+            [
+                "docker",
+                "exec",
+                REPLICA,
+                "sh",
+                "-c",
+                f"PGPASSWORD=$(cat /opt/msgplatform/secrets/{secret}) {DC} exec -T -e PGPASSWORD postgres "
+                f"psql 'host={ADDRESS[PRIMARY]} user={user} {conninfo}' -tAc '{sql}'",
+            ]
+        )
 
     for user, secret, db in (("postgres", "postgres_password", "postgres"), ("n8n", "n8n_db_password", "n8n")):
         out = login(user, secret, f"dbname={db}", "select 1")
-        assert out.returncode != 0 and f'no pg_hba.conf entry for host "{ADDRESS[REPLICA]}", user "{user}"' in out.stderr, out.stderr
+        assert (
+            out.returncode != 0 and f'no pg_hba.conf entry for host "{ADDRESS[REPLICA]}", user "{user}"' in out.stderr
+        ), out.stderr
     stream = login("replicator", "replication_password", "dbname=postgres replication=true", "IDENTIFY_SYSTEM")
     assert stream.returncode == 0, stream.stderr
 
@@ -144,14 +208,23 @@ def test_a_peer_logs_in_to_the_primary_only_as_its_role_needs(cluster):
 def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
     """As tests/e2e/test_3_x_drift.py, on the cluster: a Redis replica detached, a queue worker
     stopped, a peer's hole in the primary's guard closed by hand."""
-    audit_failed = lambda log: sorted({line.split("::")[1].split("[")[0] for line in log.splitlines() if line.startswith("FAILED ")})  # noqa: E731
-    expected = ["test_docker_user_guard_in_place", "test_every_service_running_and_healthy",
-                "test_redis_replicates_the_primary", "test_redis_requires_its_password_and_never_evicts",
-                "test_worker_host_runs_its_queue_workers"]
+    audit_failed = lambda log: sorted(
+        {line.split("::")[1].split("[")[0] for line in log.splitlines() if line.startswith("FAILED ")}
+    )  # noqa: E731
+    expected = [
+        "test_docker_user_guard_in_place",
+        "test_every_service_running_and_healthy",
+        "test_redis_replicates_the_primary",
+        "test_redis_requires_its_password_and_never_evicts",
+        "test_worker_host_runs_its_queue_workers",
+    ]
     try:
         redis(REPLICA, "replicaof", "no", "one")
         sh(WORKER, "docker stop msgplatform-n8n-worker-2 >/dev/null")
-        sh(PRIMARY, f"iptables -D DOCKER-USER -s {ADDRESS[WORKER]}/32 -p tcp -m conntrack --ctorigdstport 6379 -j RETURN")
+        sh(
+            PRIMARY,
+            f"iptables -D DOCKER-USER -s {ADDRESS[WORKER]}/32 -p tcp -m conntrack --ctorigdstport 6379 -j RETURN",
+        )
         rc, log = audit()
         if audit_failed(log) != expected:
             # Once more: a `docker exec` of the audit can fail under load (runc's "read init-p"), the drifts stay.
@@ -168,26 +241,40 @@ def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
 
 def test_a_host_taken_out_of_the_inventory_loses_access_on_the_next_run(cluster):
     def reaches(port):
-        return sh(WORKER, f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed", check=False) == "open"
+        return (
+            sh(
+                WORKER,
+                f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed",
+                check=False,
+            )
+            == "open"
+        )
 
     rc, results, log = deploy(env={"CLUSTER_WITHOUT_WORKER": "1"})
     try:
         assert rc == 0, log[-3000:]
-        assert not reaches(5432) and not reaches(6379), "the worker host, out of the inventory, still reaches the primary"
+        assert not reaches(5432) and not reaches(6379), (
+            "the worker host, out of the inventory, still reaches the primary"
+        )
     finally:
         rc, results, log = deploy()
     assert rc == 0 and reaches(5432) and reaches(6379), log[-3000:]
 
 
 def _publish(workflow):
-    sh(PRIMARY, f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
-                f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
-                f"n8n publish:workflow --id={workflow['id']}' < /tmp/wf.json")
+    sh(
+        PRIMARY,
+        f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
+        f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
+        f"n8n publish:workflow --id={workflow['id']}' < /tmp/wf.json",
+    )
 
 
 def _call(path, timeout=60):
-    call = (f"{DC} exec -T n8n wget -T {timeout} -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
-            f"http://127.0.0.1:5678/webhook/{path}")
+    call = (
+        f"{DC} exec -T n8n wget -T {timeout} -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
+        f"http://127.0.0.1:5678/webhook/{path}"
+    )
     return sh(PRIMARY, f"{call} || {call}")
 
 
@@ -206,14 +293,27 @@ def test_an_execution_runs_on_the_worker_host(cluster):
 
 
 def _finished(count_before):
-    return int(psql(PRIMARY, f"select count(*) from execution_entity where \\\"workflowId\\\" = '{QUEUED['id']}' and status = 'success'")) - count_before
+    return (
+        int(
+            psql(
+                PRIMARY,
+                f"select count(*) from execution_entity where \\\"workflowId\\\" = '{QUEUED['id']}' and status = 'success'",
+            )
+        )
+        - count_before
+    )
 
 
 def booted(name):
     """A sandbox host started again: until its systemd has booted (sshd, Docker, the containers' restart policies)."""
     run(["docker", "start", name])
-    wait_until(lambda: run(["docker", "exec", name, "systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded"),
-               f"{name} booted", timeout=120)
+    wait_until(
+        lambda: (
+            run(["docker", "exec", name, "systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded")
+        ),
+        f"{name} booted",
+        timeout=120,
+    )
 
 
 def test_webhooks_are_taken_while_the_worker_host_is_down_and_finish_when_it_is_back(cluster):
@@ -235,19 +335,43 @@ def test_webhooks_are_taken_while_the_worker_host_is_down_and_finish_when_it_is_
 def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun_seeds_it_again(cluster):
     run(["docker", "stop", REPLICA])
     # ~150 MB of WAL, past max_slot_wal_keep_size_mb = 64 (group_data/sandbox_cluster.py); the primary keeps taking writes.
-    psql(PRIMARY, "create table e2e_wal (v text); insert into e2e_wal select repeat('x', 1000) from generate_series(1, 150000)")
+    psql(
+        PRIMARY,
+        "create table e2e_wal (v text); insert into e2e_wal select repeat('x', 1000) from generate_series(1, 150000)",
+    )
     psql(PRIMARY, "checkpoint")
-    status = psql(PRIMARY, "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'", db="postgres")
+    status = psql(
+        PRIMARY,
+        "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'",
+        db="postgres",
+    )
     assert status in ("unreserved", "lost"), f"the slot of the stopped replica still holds the WAL: {status}"
     psql(PRIMARY, "select pg_switch_wal()", db="postgres")
     psql(PRIMARY, "checkpoint", db="postgres")
-    assert psql(PRIMARY, "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'", db="postgres") == "lost"
+    assert (
+        psql(
+            PRIMARY,
+            "select wal_status from pg_replication_slots where slot_name = 'replica_sandbox_replica'",
+            db="postgres",
+        )
+        == "lost"
+    )
     wal_mb = int(sh(PRIMARY, f"{DC} exec -T postgres du -sm /var/lib/postgresql/data/pg_wal").split()[0])
     print(f"pg_wal after 150 MB of writes with the replica down: {wal_mb} MB")
     booted(REPLICA)
     rc, results, log = deploy()
     assert rc == 0, log[-3000:]
-    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_wal", ) == "150000", "the replica seeded again and caught up", timeout=60)
+    wait_until(
+        lambda: (
+            psql(
+                REPLICA,
+                "select count(*) from e2e_wal",
+            )
+            == "150000"
+        ),
+        "the replica seeded again and caught up",
+        timeout=60,
+    )
     rc, log = audit()
     assert rc == 0, log[-3000:]
 
@@ -255,16 +379,33 @@ def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun
 def test_promotion_ends_with_the_apps_on_the_replica_with_every_row(cluster):
     """README, "Promoting the replica": promote it, swap the inventory, rerun."""
     psql(PRIMARY, "insert into e2e_rows values ('last row before the failover')")
-    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_rows", ) == psql(PRIMARY, "select count(*) from e2e_rows"), "the replica caught up")
-    rows = {db: psql(PRIMARY, "select count(*) from pg_tables where schemaname = 'public'", db=db) for db in ("chatwoot", "n8n", "directus")}
+    wait_until(
+        lambda: (
+            psql(
+                REPLICA,
+                "select count(*) from e2e_rows",
+            )
+            == psql(PRIMARY, "select count(*) from e2e_rows")
+        ),
+        "the replica caught up",
+    )
+    rows = {
+        db: psql(PRIMARY, "select count(*) from pg_tables where schemaname = 'public'", db=db)
+        for db in ("chatwoot", "n8n", "directus")
+    }
     run(["docker", "stop", PRIMARY])  # the primary is lost
     sh(REPLICA, f"{DC} exec -T postgres psql -U postgres -tAc 'select pg_promote()'")
     promoted = {"CLUSTER_PROMOTED": "1"}
     rc, results, log = deploy(env=promoted)
     assert rc == 0, log[-5000:]
     assert psql(REPLICA, "select pg_is_in_recovery()") == "f"
-    assert psql(REPLICA, "select v from e2e_rows order by v") .splitlines() == ["last row before the failover", "written on the primary"]
-    assert {db: psql(REPLICA, "select count(*) from pg_tables where schemaname = 'public'", db=db) for db in rows} == rows
+    assert psql(REPLICA, "select v from e2e_rows order by v").splitlines() == [
+        "last row before the failover",
+        "written on the primary",
+    ]
+    assert {
+        db: psql(REPLICA, "select count(*) from pg_tables where schemaname = 'public'", db=db) for db in rows
+    } == rows
     # The apps run on the promoted host with their data: n8n decrypts its credentials with the copied key.
     states = sh(REPLICA, f"{DC} ps --format '{{{{.Service}}}} {{{{.Health}}}}'").splitlines()
     assert states and all(line.endswith(" healthy") for line in states), states

@@ -6,7 +6,7 @@ import subprocess
 import jinja2
 import pytest
 
-from platform_deploy import backup, rollout, secrets, stack, upgrade
+from platform_deploy import backup, rollout, secrets, upgrade
 from tests.unit.test_config import ROOT, load, refused
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -35,7 +35,9 @@ def test_backup_covers_each_app_database_and_volume():
 
 def test_restore_brings_back_what_chatwoots_database_issued_with_it():
     """The tokens and ids the bootstrap keeps open the database they came from: restored with it."""
-    bootstrap = "".join(p.read_text() for p in (ROOT / "files/bootstrap").glob("apps_*.py") if p.name != "apps_bootstrap.py")
+    bootstrap = "".join(
+        p.read_text() for p in (ROOT / "files/bootstrap").glob("apps_*.py") if p.name != "apps_bootstrap.py"
+    )
     assert all(path.split("/")[1] in bootstrap for path in backup.ISSUED["chatwoot"])
     text = render("backup/restore.sh.j2", load())
     assert "take secrets/chatwoot_api_token secrets/chatwoot_automation_token" in text
@@ -57,25 +59,34 @@ def test_timer_runs_on_the_schedule_and_catches_up():
     assert "OnCalendar=*-*-* 02:00:00" in text and "Persistent=true" in text
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("backup_dir", "/", "dedicated absolute directory"),
-    ("backup_dir", "relative/dir", "dedicated absolute directory"),
-    ("backup_schedule", "03:00\nExecStart=/bin/evil", "systemd calendar expression"),
-    ("backup_keep", 0, "not a count"),
-    ("backup_max_age_hours", "26", "not a number of hours"),
-    ("backup_offsite", "ftp://x", "not a restic repository"),
-    ("postgres_major", 9, "not a PostgreSQL major version"),
-    ("postgres_major_upgrade", "yes", "postgres_major_upgrade"),
-])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("backup_dir", "/", "dedicated absolute directory"),
+        ("backup_dir", "relative/dir", "dedicated absolute directory"),
+        ("backup_schedule", "03:00\nExecStart=/bin/evil", "systemd calendar expression"),
+        ("backup_keep", 0, "not a count"),
+        ("backup_max_age_hours", "26", "not a number of hours"),
+        ("backup_offsite", "ftp://x", "not a restic repository"),
+        ("postgres_major", 9, "not a PostgreSQL major version"),
+        ("postgres_major_upgrade", "yes", "postgres_major_upgrade"),
+    ],
+)
 def test_bad_backup_and_postgres_values_refused(key, value, fragment):
     message = refused(**{key: value})
     assert key in message and fragment in message
 
 
-@pytest.mark.parametrize("image, major", [
-    ("pgvector/pgvector:0.8.0-pg15", 15), ("postgres:16.4", 16), ("postgres:17", 17),
-    ("sandbox.local/postgres-pg15-pgvector:r1", 15), ("registry.example.org/postgresql16:2024-01", 16),
-])
+@pytest.mark.parametrize(
+    "image, major",
+    [
+        ("pgvector/pgvector:0.8.0-pg15", 15),
+        ("postgres:16.4", 16),
+        ("postgres:17", 17),
+        ("sandbox.local/postgres-pg15-pgvector:r1", 15),
+        ("registry.example.org/postgresql16:2024-01", 16),
+    ],
+)
 def test_postgres_major_read_from_the_image(image, major):
     assert load(images={**load().stack.images, "postgres": image}).data.postgres_major == major
 
@@ -83,7 +94,10 @@ def test_postgres_major_read_from_the_image(image, major):
 def test_postgres_major_unreadable_asks_for_the_key():
     message = refused(images={**load().stack.images, "postgres": "example.org/db:r7"})
     assert "postgres_major" in message
-    assert load(images={**load().stack.images, "postgres": "example.org/db:r7"}, postgres_major=15).data.postgres_major == 15
+    assert (
+        load(images={**load().stack.images, "postgres": "example.org/db:r7"}, postgres_major=15).data.postgres_major
+        == 15
+    )
 
 
 def test_backup_age_in_hours():
@@ -93,7 +107,9 @@ def test_backup_age_in_hours():
 
 
 def test_backups_fact_keeps_complete_backups_in_order():
-    state = backup.Backups().process(["backup 20270102T031500Z", "backup 20270101T031500Z", "result exit-code", "now 5"])
+    state = backup.Backups().process(
+        ["backup 20270102T031500Z", "backup 20270101T031500Z", "result exit-code", "now 5"]
+    )
     assert state == {"backups": ["20270101T031500Z", "20270102T031500Z"], "result": "exit-code", "now": 5}
 
 

@@ -10,8 +10,13 @@ DATA = ("files/n8n/", "files/directus/", "docs/settings.md")
 
 
 def tracked():
-    names = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout.split()
+    names = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return [ROOT / name for name in names if not name.startswith(DATA) and (ROOT / name).is_file()]
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from platform_deploy import base, config, memory, secrets, services, stack
+from platform_deploy import base, config, memory, secrets, services
 
 ROOT = Path(__file__).resolve().parents[2]
 RAM_8G = 7800  # what an "8 GB" server reports
@@ -32,10 +32,22 @@ def test_defaults_with_domain_and_email_are_valid():
 
 @pytest.mark.parametrize("env", ["sandbox", "production.example"])
 def test_shipped_group_data_is_valid(env):
-    data = {**DEFAULTS, **{k: v for k, v in runpy.run_path(str(ROOT / "group_data" / f"{env}.py")).items() if not k.startswith("__")}}
+    data = {
+        **DEFAULTS,
+        **{k: v for k, v in runpy.run_path(str(ROOT / "group_data" / f"{env}.py")).items() if not k.startswith("__")},
+    }
     # The operator's secrets its features need (the sandbox's come from tools/sandbox.py).
-    supplied = {name: "x" for name in ("claude_api_key", "whatsapp_access_token", "meta_app_secret", "smtp_password",
-                                       "facebook_page_token", "instagram_access_token")}
+    supplied = {
+        name: "x"
+        for name in (
+            "claude_api_key",
+            "whatsapp_access_token",
+            "meta_app_secret",
+            "smtp_password",
+            "facebook_page_token",
+            "instagram_access_token",
+        )
+    }
     config.load(data, ram_mb=RAM_8G, supplied=supplied)
 
 
@@ -102,9 +114,18 @@ def test_valid_values_pass():
         ram_mb=16000,
         supplied={"whatsapp_access_token": "token", "meta_app_secret": "secret"},
         ssh_allow_cidrs=["203.0.113.0/24", "2001:db8::/32"],
-        teams=["Sales Team", "Any available"], whatsapp_business_account_id="102290129340398",
-        departments=[{"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp",
-                      "team": "Sales Team", "escalation_team": "Any available"}],
+        teams=["Sales Team", "Any available"],
+        whatsapp_business_account_id="102290129340398",
+        departments=[
+            {
+                "name": "Sales",
+                "number": "+5922221111",
+                "phone_number_id": "1100000001",
+                "inbox": "sales-whatsapp",
+                "team": "Sales Team",
+                "escalation_team": "Any available",
+            }
+        ],
         images={"redis": "redis:7.4.5", "postgres": "pgvector/pgvector:0.8.0-pg15@sha256:" + "a" * 64},
         memory_limits_mb={"postgres": 3072},
         admin_user="ops",
@@ -160,12 +181,42 @@ SMTP = {"host": "smtp.example.org", "port": 587, "user": "apikey", "sender": "su
     [
         ({"smtp": SMTP}, "PLATFORM_SMTP_PASSWORD"),
         ({"ai_replies": True}, "PLATFORM_CLAUDE_API_KEY"),
-        ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
-            {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
-             "escalation_team": "T", "agents": [{"name": "Ana", "email": "ana@example.org"}]}]}, "PLATFORM_WHATSAPP_ACCESS_TOKEN"),
-        ({"teams": ["T"], "whatsapp_business_account_id": "10229012934", "departments": [
-            {"name": "Sales", "number": "+5922221111", "phone_number_id": "1100000001", "inbox": "sales-whatsapp", "team": "T",
-             "escalation_team": "T", "agents": [{"name": "Ana", "email": "ana@example.org"}]}]}, "PLATFORM_META_APP_SECRET"),
+        (
+            {
+                "teams": ["T"],
+                "whatsapp_business_account_id": "10229012934",
+                "departments": [
+                    {
+                        "name": "Sales",
+                        "number": "+5922221111",
+                        "phone_number_id": "1100000001",
+                        "inbox": "sales-whatsapp",
+                        "team": "T",
+                        "escalation_team": "T",
+                        "agents": [{"name": "Ana", "email": "ana@example.org"}],
+                    }
+                ],
+            },
+            "PLATFORM_WHATSAPP_ACCESS_TOKEN",
+        ),
+        (
+            {
+                "teams": ["T"],
+                "whatsapp_business_account_id": "10229012934",
+                "departments": [
+                    {
+                        "name": "Sales",
+                        "number": "+5922221111",
+                        "phone_number_id": "1100000001",
+                        "inbox": "sales-whatsapp",
+                        "team": "T",
+                        "escalation_team": "T",
+                        "agents": [{"name": "Ana", "email": "ana@example.org"}],
+                    }
+                ],
+            },
+            "PLATFORM_META_APP_SECRET",
+        ),
     ],
 )
 def test_a_feature_needs_its_operator_secret(overrides, variable):
@@ -197,7 +248,7 @@ def test_unknown_or_empty_apps_are_refused(apps):
 
 def test_secrets_env_quotes_stripped(tmp_path, monkeypatch):
     monkeypatch.delenv("PLATFORM_SMTP_PASSWORD", raising=False)
-    (tmp_path / "secrets.env").write_text("PLATFORM_SMTP_PASSWORD=\"quoted value\"\n")
+    (tmp_path / "secrets.env").write_text('PLATFORM_SMTP_PASSWORD="quoted value"\n')
     assert secrets.supplied_secrets(str(tmp_path)) == {"smtp_password": "quoted value"}
 
 
@@ -245,8 +296,10 @@ def test_n8n_workers_are_budgeted_beside_the_table():
     # An "8 GB" host carries the recommended profile with one worker; three need the minimum.
     assert load().memory_profile == "recommended"
     three = load(n8n_workers=3, ram_mb=16000)
-    assert memory.host_needs_mb(three.memory_limits_mb, {"n8n-worker": 3}) == \
-        memory.host_needs_mb(load(ram_mb=16000).memory_limits_mb) + 2 * table["n8n-worker"]
+    assert (
+        memory.host_needs_mb(three.memory_limits_mb, {"n8n-worker": 3})
+        == memory.host_needs_mb(load(ram_mb=16000).memory_limits_mb) + 2 * table["n8n-worker"]
+    )
     assert load(n8n_workers=3).memory_profile == "minimum"
     assert "more than the host's 7800 MB" in refused(n8n_workers=3, memory_profile="recommended")
     assert "n8n_workers" in refused(n8n_workers=-1)

@@ -4,10 +4,14 @@ from platform_deploy import converge
 
 
 def test_managed_tree_parsing():
-    tree = converge.ManagedTree().process([
-        "d 755 root root /opt/msgplatform", "f 640 root root /opt/msgplatform/compose.yaml",
-        "f 600 root root /opt/msgplatform/big.tar", "sha1 " + "a" * 40 + "  /opt/msgplatform/compose.yaml",
-    ])
+    tree = converge.ManagedTree().process(
+        [
+            "d 755 root root /opt/msgplatform",
+            "f 640 root root /opt/msgplatform/compose.yaml",
+            "f 600 root root /opt/msgplatform/big.tar",
+            "sha1 " + "a" * 40 + "  /opt/msgplatform/compose.yaml",
+        ]
+    )
     assert tree == {
         "/opt/msgplatform": ("d", "755", "root", "root", None),
         "/opt/msgplatform/compose.yaml": ("f", "640", "root", "root", "a" * 40),
@@ -20,8 +24,13 @@ def test_unchanged_only_when_kind_mode_owner_and_content_match(monkeypatch):
         name = "h"
 
     monkeypatch.setattr(converge, "host", Host)
-    converge._scans["h"] = ({"/etc/docker"}, {"/etc/docker/daemon.json": ("f", "644", "root", "root", "b" * 40),
-                                              "/etc/docker": ("d", "755", "root", "root", None)})
+    converge._scans["h"] = (
+        {"/etc/docker"},
+        {
+            "/etc/docker/daemon.json": ("f", "644", "root", "root", "b" * 40),
+            "/etc/docker": ("d", "755", "root", "root", None),
+        },
+    )
     assert converge._has("/etc/docker/daemon.json", "f", "644", "root", "root", "b" * 40)
     assert not converge._has("/etc/docker/daemon.json", "f", "600", sha1="b" * 40)
     assert not converge._has("/etc/docker/daemon.json", "f", "644", sha1="c" * 40)

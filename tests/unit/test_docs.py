@@ -58,8 +58,12 @@ def anchors(path):
 
 
 def links(path):
-    return [(number, target) for number, line in enumerate(prose_lines(path), 1)
-            for target in LINK.findall(line) if not EXTERNAL.match(target)]
+    return [
+        (number, target)
+        for number, line in enumerate(prose_lines(path), 1)
+        for target in LINK.findall(line)
+        if not EXTERNAL.match(target)
+    ]
 
 
 def test_the_readme_is_at_most_250_lines():

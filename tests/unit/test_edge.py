@@ -26,7 +26,9 @@ def dynamic(cfg):
     routers, services = edge.routes(cfg)
     from tests.unit.test_stack import TEMPLATES
 
-    return yaml.safe_load(TEMPLATES.get_template("edge/dynamic_config.yml.j2").render(routes=routers, services=services))
+    return yaml.safe_load(
+        TEMPLATES.get_template("edge/dynamic_config.yml.j2").render(routes=routers, services=services)
+    )
 
 
 def pangolin(cfg):
@@ -47,7 +49,9 @@ def test_entry_points_redirect_and_resolver():
 
 
 def test_dns_challenge_when_asked():
-    cfg = load(acme_dns_provider="cloudflare", acme_dns_token_env="CF_DNS_API_TOKEN", supplied={"acme_dns_api_token": "t"})
+    cfg = load(
+        acme_dns_provider="cloudflare", acme_dns_token_env="CF_DNS_API_TOKEN", supplied={"acme_dns_api_token": "t"}
+    )
     acme = traefik(cfg)["certificatesResolvers"]["letsencrypt"]["acme"]
     assert acme["dnsChallenge"] == {"provider": "cloudflare"} and "httpChallenge" not in acme
 
@@ -67,8 +71,12 @@ def test_every_app_hostname_routed_to_its_compose_service():
     cfg = load()
     config = dynamic(cfg)
     services = compose(cfg)["services"]
-    expected = {"chat.example.org": ("chatwoot-web", 3000), "n8n.example.org": ("n8n", 5678),
-                "cms.example.org": ("directus", 8055), "pangolin.example.org": ("pangolin", None)}
+    expected = {
+        "chat.example.org": ("chatwoot-web", 3000),
+        "n8n.example.org": ("n8n", 5678),
+        "cms.example.org": ("directus", 8055),
+        "pangolin.example.org": ("pangolin", None),
+    }
     seen = set()
     for name, router in config["http"]["routers"].items():
         host = edge.host_of(router["rule"])
@@ -105,8 +113,14 @@ def test_a_misspelt_pangolin_key_fails_the_check():
         assert PANGOLIN_REQUIRED["server"] <= set(config["server"])
 
 
-@pytest.mark.parametrize("value, fragment", [({"chatwoot": "Chat_1"}, "DNS label"), ({"mail": "mail"}, "unknown service"),
-                                             ({"n8n": "chat"}, "share a hostname")])
+@pytest.mark.parametrize(
+    "value, fragment",
+    [
+        ({"chatwoot": "Chat_1"}, "DNS label"),
+        ({"mail": "mail"}, "unknown service"),
+        ({"n8n": "chat"}, "share a hostname"),
+    ],
+)
 def test_bad_edge_hostnames_refused(value, fragment):
     from tests.unit.test_config import refused
 

@@ -59,8 +59,16 @@ def test_parse_state():
 
 def test_fresh_host_without_ufw():
     assert firewall.parse_state(["port 2200", "port 22"]) == {
-        "active": False, "defaults": {}, "rules": [], "sshd_ports": [22, 2200], "docker_user": [], "guard_block": [],
-        "loaded": False, "input_policy": "", "sysctl_file": ""}
+        "active": False,
+        "defaults": {},
+        "rules": [],
+        "sshd_ports": [22, 2200],
+        "docker_user": [],
+        "guard_block": [],
+        "loaded": False,
+        "input_policy": "",
+        "sysctl_file": "",
+    }
 
 
 def test_unknown_sshd_port_stops_the_deploy():
@@ -81,8 +89,12 @@ def test_converged_host_gets_no_command():
 
 def test_fresh_host_is_set_up_and_enabled():
     commands = firewall.converge_commands(firewall.parse_state(["port 22"]), ["limit 22/tcp"])
-    assert commands == ["ufw limit 22/tcp", "ufw default deny incoming", "ufw default allow outgoing", "ufw --force enable"]
-
+    assert commands == [
+        "ufw limit 22/tcp",
+        "ufw default deny incoming",
+        "ufw default allow outgoing",
+        "ufw --force enable",
+    ]
 
 
 def test_ssh_without_rate_limit():
@@ -92,8 +104,10 @@ def test_ssh_without_rate_limit():
 def test_docker_guard_lets_in_only_the_edge_ports():
     rules = firewall.docker_guard_rules(load())
     allowed = [r for r in rules if "--ctorigdstport" in r]
-    assert allowed == ["-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 80 -j RETURN",
-                       "-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 443 -j RETURN"]
+    assert allowed == [
+        "-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 80 -j RETURN",
+        "-A DOCKER-USER -p tcp -m conntrack --ctorigdstport 443 -j RETURN",
+    ]
     assert rules[-2:] == ["-A DOCKER-USER -m conntrack --ctstate NEW -j DROP", "-A DOCKER-USER -j RETURN"]
     tunnels = firewall.docker_guard_rules(load(tunnels_enabled=True))
     assert "-A DOCKER-USER -p udp -m conntrack --ctorigdstport 51820 -j RETURN" in tunnels
@@ -111,7 +125,10 @@ def test_guard_drift_is_read_from_the_chain():
 
 def test_guard_block_read_as_written():
     # The fact prefixes each line of the block in after.rules with "guard ".
-    block = [firewall.GUARD_MARKER.format(mark="BEGIN"),
-                                        *firewall.docker_guard_block(load()).splitlines(), firewall.GUARD_MARKER.format(mark="END")]
+    block = [
+        firewall.GUARD_MARKER.format(mark="BEGIN"),
+        *firewall.docker_guard_block(load()).splitlines(),
+        firewall.GUARD_MARKER.format(mark="END"),
+    ]
     state = firewall.parse_state(["port 22", *(f"guard {line}" for line in block)])
     assert state["guard_block"] == block and state["docker_user"] == []

@@ -12,13 +12,22 @@ def inspected(cfg, service, **changes):
     """A `docker inspect` of `service` as compose.yaml would create it, with `changes`."""
     wanted = containers.wanted_runtime(cfg, stack.compose_document(cfg)["services"][service])
     live = {**wanted, **changes}
-    return {"Config": {"Labels": {"com.docker.compose.service": service}},
-            "HostConfig": {"Memory": live["memory"], "MemorySwap": live["memory+swap"], "PidsLimit": live["pids_limit"],
-                           "RestartPolicy": {"Name": live["restart"]}, "CpuShares": live["cpu_shares"],
-                           "CapDrop": live["cap_drop"], "CapAdd": [f"CAP_{c}" for c in live["cap_add"]] or None,
-                           "ReadonlyRootfs": live["read_only"], "SecurityOpt": ["no-new-privileges:true"] if live["no_new_privileges"] else None,
-                           "LogConfig": {"Config": {"max-size": live["log_max_size"]}}},
-            "NetworkSettings": {"Networks": {n: {} for n in live["networks"]}}}
+    return {
+        "Config": {"Labels": {"com.docker.compose.service": service}},
+        "HostConfig": {
+            "Memory": live["memory"],
+            "MemorySwap": live["memory+swap"],
+            "PidsLimit": live["pids_limit"],
+            "RestartPolicy": {"Name": live["restart"]},
+            "CpuShares": live["cpu_shares"],
+            "CapDrop": live["cap_drop"],
+            "CapAdd": [f"CAP_{c}" for c in live["cap_add"]] or None,
+            "ReadonlyRootfs": live["read_only"],
+            "SecurityOpt": ["no-new-privileges:true"] if live["no_new_privileges"] else None,
+            "LogConfig": {"Config": {"max-size": live["log_max_size"]}},
+        },
+        "NetworkSettings": {"Networks": {n: {} for n in live["networks"]}},
+    }
 
 
 def test_every_container_drops_all_capabilities_and_gets_back_only_its_own():
@@ -29,7 +38,9 @@ def test_every_container_drops_all_capabilities_and_gets_back_only_its_own():
         assert service.get("cap_add", []) == containers.CAPABILITIES[name], name
         assert service["cpu_shares"] == containers.CPU_SHARES[name], name
         assert service.get("read_only", False) == (name in containers.READ_ONLY_WRITABLE), name
-    assert [name for name, service in services.items() if "user" in service] == ["redis"]  # the rest: the images' own users
+    assert [name for name, service in services.items() if "user" in service] == [
+        "redis"
+    ]  # the rest: the images' own users
     assert services["traefik"]["cap_add"] == ["NET_BIND_SERVICE"]
     assert services["postgres"]["tmpfs"] == ["/var/run/postgresql:mode=1777", "/tmp:mode=1777"]
 
@@ -39,11 +50,21 @@ def test_runtime_drift_names_what_docker_update_changed():
     services = stack.compose_document(cfg)["services"]
     same = {f"msgplatform-{s}-1": inspected(cfg, s) for s in services}
     assert containers.runtime_drift(cfg, services, same) == {}
-    changed = {**same, "msgplatform-redis-1": inspected(cfg, "redis", memory=300 * 2**20, networks=["msgplatform_data", "msgplatform_edge"]),
-               "msgplatform-n8n-1": inspected(cfg, "n8n", cpu_shares=2, cap_drop=[])}
+    changed = {
+        **same,
+        "msgplatform-redis-1": inspected(
+            cfg, "redis", memory=300 * 2**20, networks=["msgplatform_data", "msgplatform_edge"]
+        ),
+        "msgplatform-n8n-1": inspected(cfg, "n8n", cpu_shares=2, cap_drop=[]),
+    }
     drift = containers.runtime_drift(cfg, services, changed)
-    assert drift["msgplatform-redis-1"] == ("redis", {"memory": (300 * 2**20, 512 * 2**20),
-                                                      "networks": (["msgplatform_data", "msgplatform_edge"], ["msgplatform_data"])})
+    assert drift["msgplatform-redis-1"] == (
+        "redis",
+        {
+            "memory": (300 * 2**20, 512 * 2**20),
+            "networks": (["msgplatform_data", "msgplatform_edge"], ["msgplatform_data"]),
+        },
+    )
     assert drift["msgplatform-n8n-1"] == ("n8n", {"cpu_shares": (2, 768), "cap_drop": ([], ["ALL"])})
     assert set(drift) == {"msgplatform-redis-1", "msgplatform-n8n-1"}
     # Docker 28's client writes CAP_NET_BIND_SERVICE (the fake above too): the same capability.
@@ -52,7 +73,10 @@ def test_runtime_drift_names_what_docker_update_changed():
     unsupported = {"msgplatform-postgres-1": inspected(cfg, "postgres", **{"memory+swap": -1, "cpu_shares": 0})}
     assert containers.runtime_drift(cfg, services, unsupported) == {}
     loose = {"msgplatform-directus-1": inspected(cfg, "directus", no_new_privileges=False, log_max_size=None)}
-    assert set(containers.runtime_drift(cfg, services, loose)["msgplatform-directus-1"][1]) == {"no_new_privileges", "log_max_size"}
+    assert set(containers.runtime_drift(cfg, services, loose)["msgplatform-directus-1"][1]) == {
+        "no_new_privileges",
+        "log_max_size",
+    }
 
 
 def redis_output(anonymous, **live):
@@ -65,15 +89,22 @@ def test_redis_drift():
     wanted = data.redis_settings(cfg)
     state = data.RedisState().process(redis_output("NOAUTH Authentication required.", **wanted))
     assert data.redis_drift(cfg, state) == []
-    state = data.RedisState().process(redis_output("PONG", **{**wanted, "maxmemory-policy": "allkeys-lru", "replicaof": "10.0.0.9 6379"}))
-    assert data.redis_drift(cfg, state) == ["answers without its password", "maxmemory-policy 'allkeys-lru', wanted 'noeviction'",
-                                            "replicaof '10.0.0.9 6379', wanted ''"]
+    state = data.RedisState().process(
+        redis_output("PONG", **{**wanted, "maxmemory-policy": "allkeys-lru", "replicaof": "10.0.0.9 6379"})
+    )
+    assert data.redis_drift(cfg, state) == [
+        "answers without its password",
+        "maxmemory-policy 'allkeys-lru', wanted 'noeviction'",
+        "replicaof '10.0.0.9 6379', wanted ''",
+    ]
     assert data.RedisState().process([]) == {} and data.redis_drift(cfg, {}) == []  # not running: nothing to compare
 
 
 def test_sshd_baseline_always_and_key_only_with_hardening():
     plain = base.sshd_settings(load())
-    assert plain["MaxAuthTries"] == "3" and plain["AllowTcpForwarding"] == "no" and "PasswordAuthentication" not in plain
+    assert (
+        plain["MaxAuthTries"] == "3" and plain["AllowTcpForwarding"] == "no" and "PasswordAuthentication" not in plain
+    )
     assert "cbc" not in plain["Ciphers"] and "sha1" not in plain["MACs"]
     hardened = base.sshd_settings(load(ssh_hardening=True))
     assert (hardened["PasswordAuthentication"], hardened["PermitRootLogin"]) == ("no", "prohibit-password")
@@ -81,7 +112,8 @@ def test_sshd_baseline_always_and_key_only_with_hardening():
     effective = base.sshd_effective(hardened)
     assert base.sshd_drift(load(ssh_hardening=True), effective) == {}
     assert base.sshd_drift(load(ssh_hardening=True), {**effective, "passwordauthentication": "yes"}) == {
-        "passwordauthentication": ("yes", "no")}
+        "passwordauthentication": ("yes", "no")
+    }
     assert base.sshd_dropin(load()).splitlines()[1] == f"Ciphers {plain['Ciphers']}"
 
 
@@ -108,27 +140,51 @@ def test_a_backup_is_taken_when_none_stale_or_the_last_run_failed():
 
 
 def poster(schedule, timezone):
-    return {"nodes": [{"type": "n8n-nodes-base.scheduleTrigger",
-                       "parameters": {"rule": {"interval": [{"field": "cronExpression", "expression": schedule}]}}}],
-            "settings": {"timezone": timezone}}
+    return {
+        "nodes": [
+            {
+                "type": "n8n-nodes-base.scheduleTrigger",
+                "parameters": {"rule": {"interval": [{"field": "cronExpression", "expression": schedule}]}},
+            }
+        ],
+        "settings": {"timezone": timezone},
+    }
 
 
 def test_app_drift_names_each_departure():
     cfg = load()
     email = bootstrap.n8n_directus_email(cfg)
-    good = {"published": {i for i in bootstrap.shipped_workflows() if i != bootstrap.LEAD_CAPTURE},
-            "poster": poster(cfg.social.social_schedule, cfg.n8n.timezone), "users": {email: [("-", bootstrap.N8N_POLICY)]},
-            "permissions": set(bootstrap.N8N_DIRECTUS_PERMISSIONS), "policy_access": {("f", "f")}}
+    good = {
+        "published": {i for i in bootstrap.shipped_workflows() if i != bootstrap.LEAD_CAPTURE},
+        "poster": poster(cfg.social.social_schedule, cfg.n8n.timezone),
+        "users": {email: [("-", bootstrap.N8N_POLICY)]},
+        "permissions": set(bootstrap.N8N_DIRECTUS_PERMISSIONS),
+        "policy_access": {("f", "f")},
+    }
     assert bootstrap.app_drift(cfg, good) == {}
-    bad = {**good, "published": good["published"] - {bootstrap.POSTER}, "poster": poster(cfg.social.social_schedule, "Asia/Tokyo"),
-           "users": {email: [("some-role", bootstrap.N8N_POLICY)]}, "permissions": good["permissions"] | {("directus_users", "read")}}
+    bad = {
+        **good,
+        "published": good["published"] - {bootstrap.POSTER},
+        "poster": poster(cfg.social.social_schedule, "Asia/Tokyo"),
+        "users": {email: [("some-role", bootstrap.N8N_POLICY)]},
+        "permissions": good["permissions"] | {("directus_users", "read")},
+    }
     assert set(bootstrap.app_drift(cfg, bad)) == {"published", "schedule", "user", "permissions"}
-    assert set(bootstrap.app_drift(cfg, bootstrap.AppState.default())) == {"published", "schedule", "user", "permissions"}
+    assert set(bootstrap.app_drift(cfg, bootstrap.AppState.default())) == {
+        "published",
+        "schedule",
+        "user",
+        "permissions",
+    }
 
 
 def test_app_state_reads_psql_rows():
-    rows = ["published|platformPoster02", 'poster|{"nodes": [], "settings": "{\\"timezone\\": \\"UTC\\"}"}',
-            "user|n8n-automation@example.com|-|n8n automation", "permission|f|f|promotions|read"]
+    rows = [
+        "published|platformPoster02",
+        'poster|{"nodes": [], "settings": "{\\"timezone\\": \\"UTC\\"}"}',
+        "user|n8n-automation@example.com|-|n8n automation",
+        "permission|f|f|promotions|read",
+    ]
     state = bootstrap.AppState().process(rows)
     assert state["published"] == {"platformPoster02"} and state["poster"]["settings"] == {"timezone": "UTC"}
     assert state["users"] == {"n8n-automation@example.com": [("-", "n8n automation")]}
@@ -137,16 +193,30 @@ def test_app_state_reads_psql_rows():
 
 def test_docker_audit_rules_watch_what_the_cis_benchmark_names():
     rules = docker_engine.audit_rules().splitlines()
-    for path in ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/run/containerd", "/var/lib/docker", "/etc/docker",
-                 "/etc/docker/daemon.json", "/usr/lib/systemd/system/docker.service", "/usr/lib/systemd/system/docker.socket",
-                 "/usr/bin/containerd-shim-runc-v2", "/usr/bin/runc", "/etc/containerd/config.toml"):
+    for path in (
+        "/usr/bin/dockerd",
+        "/usr/sbin/dockerd",
+        "/run/containerd",
+        "/var/lib/docker",
+        "/etc/docker",
+        "/etc/docker/daemon.json",
+        "/usr/lib/systemd/system/docker.service",
+        "/usr/lib/systemd/system/docker.socket",
+        "/usr/bin/containerd-shim-runc-v2",
+        "/usr/bin/runc",
+        "/etc/containerd/config.toml",
+    ):
         assert f"-w {path} -k docker" in rules, path
     assert rules[1] == "-i"
 
 
 def test_missing_audit_rules():
-    assert docker_engine.AuditRules.default() == {} and docker_engine.missing_audit_rules({}) == []  # a container: none read
-    state = docker_engine.AuditRules().process(["rule -w /etc/docker -p rwxa -k docker", "exists /etc/docker", "exists /run/containerd"])
+    assert (
+        docker_engine.AuditRules.default() == {} and docker_engine.missing_audit_rules({}) == []
+    )  # a container: none read
+    state = docker_engine.AuditRules().process(
+        ["rule -w /etc/docker -p rwxa -k docker", "exists /etc/docker", "exists /run/containerd"]
+    )
     assert docker_engine.missing_audit_rules(state) == ["/run/containerd"]
 
 
@@ -156,6 +226,7 @@ def test_unused_protocols_never_load(module):
 
 
 def test_the_kernel_state_of_ufw_is_read():
-    state = firewall.parse_state(["Status: active", "-P INPUT ACCEPT", "ufw-chains-loaded", "port 22",
-                                  f"ufw-sysctl {firewall.UFW_SYSCTL}"])
+    state = firewall.parse_state(
+        ["Status: active", "-P INPUT ACCEPT", "ufw-chains-loaded", "port 22", f"ufw-sysctl {firewall.UFW_SYSCTL}"]
+    )
     assert (state["input_policy"], state["loaded"], state["sysctl_file"]) == ("ACCEPT", True, firewall.UFW_SYSCTL)

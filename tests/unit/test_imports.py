@@ -29,18 +29,30 @@ def runtime_imports(path):
     package = me.rsplit(".", 1)[0] if "." in me or path.name == "__init__.py" else ""
     found = set()
     tree = ast.parse(path.read_text())
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
-            for n in ast.walk(node)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING"
+        for n in ast.walk(node)
+    }
     for node in ast.walk(tree):
         if id(node) in skip or not isinstance(node, ast.ImportFrom) or node.level == 0:
             continue
         base = package.split(".") if package else []
-        base = base[:len(base) - (node.level - 1)] if node.level > 1 else base
+        base = base[: len(base) - (node.level - 1)] if node.level > 1 else base
         module = ".".join([*base, *([node.module] if node.module else [])])
         found.add(module)
-        found.update(f"{module}.{alias.name}".lstrip(".") for alias in node.names)  # submodules: from .apps import chatwoot
-    return {m for m in found if m and ((PACKAGE / f"{m.replace('.', '/')}.py").exists()
-                                       or (PACKAGE / m.replace(".", "/") / "__init__.py").exists())} - {me}
+        found.update(
+            f"{module}.{alias.name}".lstrip(".") for alias in node.names
+        )  # submodules: from .apps import chatwoot
+    return {
+        m
+        for m in found
+        if m
+        and (
+            (PACKAGE / f"{m.replace('.', '/')}.py").exists() or (PACKAGE / m.replace(".", "/") / "__init__.py").exists()
+        )
+    } - {me}
 
 
 GRAPH = {module_name(p): runtime_imports(p) for p in PACKAGE.rglob("*.py")}
@@ -53,7 +65,7 @@ def test_no_import_cycle():
         state[module] = "open"
         for target in sorted(GRAPH[module]):
             if state.get(target) == "open":
-                cycles.append(" -> ".join([*path[path.index(target):], target]))
+                cycles.append(" -> ".join([*path[path.index(target) :], target]))
             elif target not in state:
                 visit(target, [*path, target])
         state[module] = "done"
@@ -65,8 +77,12 @@ def test_no_import_cycle():
 
 
 def test_no_upward_import():
-    upward = [f"{m} ({tier(m)}) imports {t} ({tier(t)})" for m, targets in GRAPH.items() for t in targets
-              if ORDER.index(tier(t)) > ORDER.index(tier(m))]
+    upward = [
+        f"{m} ({tier(m)}) imports {t} ({tier(t)})"
+        for m, targets in GRAPH.items()
+        for t in targets
+        if ORDER.index(tier(t)) > ORDER.index(tier(m))
+    ]
     assert not upward, f"imports from a higher tier: {upward}"
 
 

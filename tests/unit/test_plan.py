@@ -8,7 +8,9 @@ import pytest
 from platform_deploy import config, docker_engine
 from tests.unit.test_config import ROOT, load
 
-ROOT_TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
+ROOT_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined
+)
 
 
 @pytest.mark.parametrize(
@@ -29,7 +31,12 @@ def test_docker_repo_on_ubuntu_and_debian_12(os_name, major, codename, url):
 
 def test_distribution_packages_on_debian_13():
     plan = docker_engine.plan("Debian", 13, "trixie", "amd64", "auto")
-    assert plan == {"source": "distro", "repo": None, "install": ("docker.io", "docker-cli", "docker-compose"), "remove": ()}
+    assert plan == {
+        "source": "distro",
+        "repo": None,
+        "install": ("docker.io", "docker-cli", "docker-compose"),
+        "remove": (),
+    }
 
 
 def test_forced_sources():

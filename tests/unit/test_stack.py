@@ -11,8 +11,13 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"
 
 def render(name, cfg):
     return TEMPLATES.get_template(name).render(
-        **stack.template_vars(cfg), generated=secrets.GENERATED_SECRETS, secret_env=secrets.secret_env(cfg), dc="dc", extensions=data.CHATWOOT_EXTENSIONS,
-        hosts=edge.hosts(cfg), marker=edge.PANGOLIN_SECRET_MARKER,
+        **stack.template_vars(cfg),
+        generated=secrets.GENERATED_SECRETS,
+        secret_env=secrets.secret_env(cfg),
+        dc="dc",
+        extensions=data.CHATWOOT_EXTENSIONS,
+        hosts=edge.hosts(cfg),
+        marker=edge.PANGOLIN_SECRET_MARKER,
     )
 
 
@@ -36,10 +41,18 @@ def test_n8n_queue_mode_with_its_workers():
     worker = compose(cfg)["services"]["n8n-worker"]
     assert worker["command"] == ["worker", "--concurrency=3"] and worker["deploy"]["replicas"] == 2
     # The worker's Node heap and its task runner's fit its limit together.
-    assert int(worker["environment"]["NODE_OPTIONS"].split("=")[1]) + int(worker["environment"]["N8N_RUNNERS_MAX_OLD_SPACE_SIZE"]) < 384
-    assert worker["image"] == cfg.stack.images["n8n"] and worker["env_file"] == compose(cfg)["services"]["n8n"]["env_file"]
+    assert (
+        int(worker["environment"]["NODE_OPTIONS"].split("=")[1])
+        + int(worker["environment"]["N8N_RUNNERS_MAX_OLD_SPACE_SIZE"])
+        < 384
+    )
+    assert (
+        worker["image"] == cfg.stack.images["n8n"] and worker["env_file"] == compose(cfg)["services"]["n8n"]["env_file"]
+    )
     env = render("env/n8n.env.j2", cfg)
-    assert "EXECUTIONS_MODE=queue" in env and "QUEUE_BULL_REDIS_DB=1" in env and "QUEUE_BULL_PREFIX=msgplatform-n8n" in env
+    assert (
+        "EXECUTIONS_MODE=queue" in env and "QUEUE_BULL_REDIS_DB=1" in env and "QUEUE_BULL_PREFIX=msgplatform-n8n" in env
+    )
     assert "N8N_DEFAULT_BINARY_DATA_MODE=database" in env
     assert "EXECUTIONS_MODE" not in render("env/n8n.env.j2", load(n8n_workers=0))
 
@@ -74,8 +87,15 @@ def test_only_apps_on_the_edge_and_data_internal():
 
 def test_no_secret_in_rendered_files():
     cfg = load()
-    for name in ("compose.yaml.j2", "redis.conf.j2", "env/chatwoot.env.j2", "env/n8n.env.j2", "env/directus.env.j2",
-                 "edge/traefik_config.yml.j2", "edge/pangolin_config.yml.j2"):
+    for name in (
+        "compose.yaml.j2",
+        "redis.conf.j2",
+        "env/chatwoot.env.j2",
+        "env/n8n.env.j2",
+        "env/directus.env.j2",
+        "edge/traefik_config.yml.j2",
+        "edge/pangolin_config.yml.j2",
+    ):
         text = render(name, cfg)
         text = text.replace("secrets/", "").replace(edge.PANGOLIN_SECRET_MARKER, "")
         assert "PASSWORD=" not in text and "SECRET" not in text, name
@@ -94,7 +114,10 @@ def test_app_settings_follow_their_limits():
     small = memory.sizing(load(memory_profile="minimum"))
     limits = memory.profile_limits("recommended")
     assert rec["redis_maxmemory_mb"] == limits["redis"] * 3 // 4 < limits["redis"]
-    assert rec["node_heap_mb"]["n8n"] == limits["n8n"] * 3 // 4 and small["node_heap_mb"]["n8n"] == memory.profile_limits("minimum")["n8n"] * 3 // 4
+    assert (
+        rec["node_heap_mb"]["n8n"] == limits["n8n"] * 3 // 4
+        and small["node_heap_mb"]["n8n"] == memory.profile_limits("minimum")["n8n"] * 3 // 4
+    )
     assert rec["node_heap_mb"]["n8n-worker"] + rec["runner_heap_mb"]["n8n-worker"] < limits["n8n-worker"]
     assert rec["node_heap_mb"]["directus"] == limits["directus"] * 3 // 4
     assert rec["chatwoot"]["web_concurrency"] == 2 and small["chatwoot"]["web_concurrency"] == 1
@@ -105,15 +128,19 @@ def test_env_files_carry_urls_and_redis_indexes():
     cfg = load()
     chatwoot, n8n, directus = (render(f"env/{a}.env.j2", cfg) for a in ("chatwoot", "n8n", "directus"))
     assert "FRONTEND_URL=https://chat.example.org" in chatwoot and "REDIS_URL=redis://redis:6379/0" in chatwoot
-    assert "WEBHOOK_URL=https://n8n.example.org/" in n8n and "N8N_PROXY_HOPS=1" in n8n and "QUEUE_BULL_REDIS_DB=1" in n8n
+    assert (
+        "WEBHOOK_URL=https://n8n.example.org/" in n8n and "N8N_PROXY_HOPS=1" in n8n and "QUEUE_BULL_REDIS_DB=1" in n8n
+    )
     assert "PUBLIC_URL=https://cms.example.org" in directus and "REDIS_DB=2" in directus
     renamed = load(edge_hostnames={"chatwoot": "support"})
     assert "FRONTEND_URL=https://support.example.org" in render("env/chatwoot.env.j2", renamed)
 
 
 def test_smtp_wiring_only_when_configured():
-    cfg = load(smtp={"host": "smtp.example.org", "port": 587, "user": "u", "sender": "s@example.org"},
-               supplied={"smtp_password": "x"})
+    cfg = load(
+        smtp={"host": "smtp.example.org", "port": 587, "user": "u", "sender": "s@example.org"},
+        supplied={"smtp_password": "x"},
+    )
     assert "SMTP_ADDRESS=smtp.example.org" in render("env/chatwoot.env.j2", cfg)
     assert secrets.secret_env(cfg)["chatwoot"]["SMTP_PASSWORD"] == "smtp_password"
     assert "SMTP_PASSWORD" not in secrets.secret_env(load())["chatwoot"]
@@ -128,19 +155,29 @@ def test_databases_script_covers_each_app():
 
 def test_database_drift():
     cfg = load(apps=["n8n"])
-    good = {"roles": {"n8n": {"login": True, "super": False}}, "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
-            "extensions": set()}
+    good = {
+        "roles": {"n8n": {"login": True, "super": False}},
+        "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
+        "extensions": set(),
+    }
     assert data.database_drift(cfg, good) == []
-    assert data.database_drift(cfg, {**good, "dbs": {"n8n": {"owner": "n8n", "grantees": {""}}}}) == ["database n8n open to ['']"]
+    assert data.database_drift(cfg, {**good, "dbs": {"n8n": {"owner": "n8n", "grantees": {""}}}}) == [
+        "database n8n open to ['']"
+    ]
     assert data.database_drift(cfg, data.DatabaseState.default()) == ["role n8n", "database n8n"]
     assert "extension vector" in data.database_drift(load(), good)
 
 
 def test_database_state_parsing():
-    state = data.DatabaseState().process([
-        "role|n8n|true|false", "db|n8n|n8n|{n8n=CTc/n8n}", "db|template1|postgres|{=c/postgres,postgres=CTc/postgres}",
-        "db|open|open|", "ext|vector||",
-    ])
+    state = data.DatabaseState().process(
+        [
+            "role|n8n|true|false",
+            "db|n8n|n8n|{n8n=CTc/n8n}",
+            "db|template1|postgres|{=c/postgres,postgres=CTc/postgres}",
+            "db|open|open|",
+            "ext|vector||",
+        ]
+    )
     assert state["roles"]["n8n"] == {"login": True, "super": False}
     assert state["dbs"]["n8n"]["grantees"] == {"n8n"}
     assert state["dbs"]["template1"]["grantees"] == {"", "postgres"}
@@ -149,13 +186,24 @@ def test_database_state_parsing():
 
 
 def test_stack_state_parsing():
-    state = stack_state.StackState().process([
-        "secret redis_password", "prepared img:1", "pg-upgrade 20270101T031500Z", "pangolin-config",
-        "service postgres pg:15 running Up 5 minutes (healthy)", "service n8n n8n:2 running Up 3 seconds (health: starting)",
-        "service redis redis:7 running Up 1 hour (unhealthy)", "service directus d:1 exited Exited (1) 2 minutes ago",
-    ])
+    state = stack_state.StackState().process(
+        [
+            "secret redis_password",
+            "prepared img:1",
+            "pg-upgrade 20270101T031500Z",
+            "pangolin-config",
+            "service postgres pg:15 running Up 5 minutes (healthy)",
+            "service n8n n8n:2 running Up 3 seconds (health: starting)",
+            "service redis redis:7 running Up 1 hour (unhealthy)",
+            "service directus d:1 exited Exited (1) 2 minutes ago",
+        ]
+    )
     assert state["secrets"] == {"redis_password"} and state["prepared"] == "img:1" and state["pangolin_config"]
     assert state["pg_upgrade"] == "20270101T031500Z"
-    assert state["services"] == {"postgres": ("running", "healthy"), "n8n": ("running", "starting"),
-                                 "redis": ("running", "unhealthy"), "directus": ("exited", "")}
+    assert state["services"] == {
+        "postgres": ("running", "healthy"),
+        "n8n": ("running", "starting"),
+        "redis": ("running", "unhealthy"),
+        "directus": ("exited", ""),
+    }
     assert state["images"] == {"postgres": "pg:15", "n8n": "n8n:2", "redis": "redis:7", "directus": "d:1"}

@@ -18,7 +18,10 @@ from pathlib import Path
 import pytest
 
 SIMULATOR = Path(__file__).resolve().parents[2] / "sandbox" / "simulators" / "vendors.py"
-TOKENS = {name: f"test-{secrets.token_hex(8)}" for name in ("SIM_FACEBOOK_PAGE_TOKEN", "SIM_INSTAGRAM_TOKEN", "SIM_SMTP_PASSWORD")}
+TOKENS = {
+    name: f"test-{secrets.token_hex(8)}"
+    for name in ("SIM_FACEBOOK_PAGE_TOKEN", "SIM_INSTAGRAM_TOKEN", "SIM_SMTP_PASSWORD")
+}
 
 
 def free_port():
@@ -30,8 +33,16 @@ def free_port():
 @pytest.fixture(scope="module")
 def sim():
     ports = {"SIM_PORT": free_port(), "SIM_SMTP_PORT": free_port()}
-    env = {**os.environ, **TOKENS, **{k: str(v) for k, v in ports.items()}, "SIM_BIND": "127.0.0.1", "SIM_SMTP_USER": "platform"}
-    process = subprocess.Popen([sys.executable, str(SIMULATOR)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        **TOKENS,
+        **{k: str(v) for k, v in ports.items()},
+        "SIM_BIND": "127.0.0.1",
+        "SIM_SMTP_USER": "platform",
+    }
+    process = subprocess.Popen(
+        [sys.executable, str(SIMULATOR)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{ports['SIM_PORT']}"
     for _ in range(100):
         try:
@@ -52,7 +63,9 @@ def call(sim):
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            with urllib.request.urlopen(urllib.request.Request(sim[0] + path, body, headers, method=method), timeout=5) as answer:
+            with urllib.request.urlopen(
+                urllib.request.Request(sim[0] + path, body, headers, method=method), timeout=5
+            ) as answer:
                 return answer.status, json.load(answer)
         except urllib.error.HTTPError as error:
             return error.code, json.load(error)
@@ -68,18 +81,27 @@ def test_feed_post(call):
     status, answer = call("POST", "/v21.0/1234/feed", {"message": "Weekend promo", "link": "https://example.org"}, FB)
     assert status == 200 and answer["id"].startswith("1234_")
     [record] = [r for r in call("GET", "/_sim/requests")[1] if r["service"] == "facebook"]
-    assert record["params"] == {"message": "Weekend promo", "link": "https://example.org"} and record["token"] == "valid"
+    assert (
+        record["params"] == {"message": "Weekend promo", "link": "https://example.org"} and record["token"] == "valid"
+    )
     assert FB not in json.dumps(call("GET", "/_sim/requests")[1])
 
 
 def test_photo_post_as_form_and_query_token(call):
-    status, answer = call("POST", f"/v25.0/1234/photos?access_token={FB}", {"url": "https://example.org/a.jpg", "caption": "New"}, form=True)
+    status, answer = call(
+        "POST",
+        f"/v25.0/1234/photos?access_token={FB}",
+        {"url": "https://example.org/a.jpg", "caption": "New"},
+        form=True,
+    )
     assert status == 200 and answer["post_id"].startswith("1234_") and answer["id"].isdigit()
     assert call("GET", "/_sim/graph")[1]["posts"][0]["caption"] == "New"
 
 
 def test_instagram_container_polls_then_publish(call):
-    status, container = call("POST", "/v21.0/1784/media", {"image_url": "https://example.org/a.jpg", "caption": "Promo"}, IG)
+    status, container = call(
+        "POST", "/v21.0/1784/media", {"image_url": "https://example.org/a.jpg", "caption": "Promo"}, IG
+    )
     assert status == 200
     assert call("POST", "/v21.0/1784/media_publish", {"creation_id": container["id"]}, IG)[1]["error"]["code"] == 9007
     polls = [call("GET", f"/v21.0/{container['id']}?fields=status_code", token=IG)[1]["status_code"] for _ in range(2)]
@@ -115,26 +137,45 @@ def test_smtp_round_trip(sim, call):
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "n8n@platform.test", "supervisor@example.com", "Weekly report"
     message.set_content("3 posts published.")
-    with smtplib.SMTP("127.0.0.1", sim[1], timeout=5) as smtp, pytest.raises(smtplib.SMTPSenderRefused):  # AUTH required
+    with (
+        smtplib.SMTP("127.0.0.1", sim[1], timeout=5) as smtp,
+        pytest.raises(smtplib.SMTPSenderRefused),
+    ):  # AUTH required
         smtp.send_message(message)
     with smtplib.SMTP("127.0.0.1", sim[1], timeout=5) as smtp:
         smtp.login("platform", TOKENS["SIM_SMTP_PASSWORD"])
         smtp.send_message(message)
     [mail] = call("GET", "/_sim/mail")[1]
-    assert (mail["from"], mail["to"], mail["subject"], mail["body"]) == ("n8n@platform.test", ["supervisor@example.com"], "Weekly report", "3 posts published.\n")
+    assert (mail["from"], mail["to"], mail["subject"], mail["body"]) == (
+        "n8n@platform.test",
+        ["supervisor@example.com"],
+        "Weekly report",
+        "3 posts published.\n",
+    )
     assert mail["login"] == "platform" and mail["received_at"]
 
 
 def test_messenger_send_api_json_and_form_and_profiles(call):
     """Chatwoot's Messenger send (JSON) and Instagram send (a form), the token in the query; a profile only when set."""
     q = f"?access_token={FB}"
-    status, answer = call("POST", f"/v3.2/me/messages{q}", {"recipient": {"id": "77"}, "message": {"text": "hi"}, "messaging_type": "RESPONSE"})
+    status, answer = call(
+        "POST",
+        f"/v3.2/me/messages{q}",
+        {"recipient": {"id": "77"}, "message": {"text": "hi"}, "messaging_type": "RESPONSE"},
+    )
     assert status == 200 and answer["recipient_id"] == "77" and answer["message_id"]
     status, answer = call("POST", f"/v11.0/me/messages{q}", {"recipient[id]": "88", "message[text]": "hey"}, form=True)
     assert status == 200 and answer["recipient_id"] == "88"
-    assert call("POST", "/v3.2/me/messages?access_token=wrong", {"recipient": {"id": "77"}, "message": {"text": "hi"}})[1]["error"]["code"] == 190
+    assert (
+        call("POST", "/v3.2/me/messages?access_token=wrong", {"recipient": {"id": "77"}, "message": {"text": "hi"}})[1][
+            "error"
+        ]["code"]
+        == 190
+    )
     assert call("GET", f"/88{q}")[1]["error"]["error_subcode"] == 2018218
     call("POST", "/_sim/messenger", {"profiles": {"88": {"id": "88", "name": "Ana", "username": "ana.ig"}}})
     assert call("GET", f"/88{q}") == (200, {"id": "88", "name": "Ana", "username": "ana.ig"})
-    sent = [r["body"] for r in call("GET", "/_sim/requests")[1] if r["service"] == "messenger" and r["method"] == "POST"]
+    sent = [
+        r["body"] for r in call("GET", "/_sim/requests")[1] if r["service"] == "messenger" and r["method"] == "POST"
+    ]
     assert sent[1] == {"recipient": {"id": "88"}, "message": {"text": "hey"}} and FB not in json.dumps(sent)

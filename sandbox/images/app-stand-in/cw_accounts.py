@@ -32,12 +32,19 @@ def agents_create(ctx):
     check("agent_create", body, prefix)
     email = body["email"].strip().lower()
     user = next(iter(ctx.st.find("user", email=email)), None) or ctx.st.add(
-        "user", name=body["name"], email=email, confirmed=False, access_token=new_token())
+        "user", name=body["name"], email=email, confirmed=False, access_token=new_token()
+    )
     if ctx.st.find("account_user", account_id=ctx.aid, user_id=user["id"]):
         raise invalid("user_id", "User has already been taken")
     # AgentBuilder: availability offline and auto_offline false unless given
-    ctx.st.add("account_user", account_id=ctx.aid, user_id=user["id"], role=body.get("role", "agent"),
-               availability=body.get("availability", "offline"), auto_offline=body.get("auto_offline", False))
+    ctx.st.add(
+        "account_user",
+        account_id=ctx.aid,
+        user_id=user["id"],
+        role=body.get("role", "agent"),
+        availability=body.get("availability", "offline"),
+        auto_offline=body.get("auto_offline", False),
+    )
     return 200, agent_json(ctx.st, ctx.aid, user)
 
 
@@ -78,8 +85,14 @@ def labels_create_account(ctx):  # Label: title downcased, unique per account, l
         raise invalid("title", "Title is invalid")
     if ctx.st.find("label", account_id=ctx.aid, title=title):
         raise invalid("title", "Title has already been taken")
-    label = ctx.st.add("label", account_id=ctx.aid, title=title, description=body.get("description"),
-                       color=body.get("color") or "#1f93ff", show_on_sidebar=body.get("show_on_sidebar", True))
+    label = ctx.st.add(
+        "label",
+        account_id=ctx.aid,
+        title=title,
+        description=body.get("description"),
+        color=body.get("color") or "#1f93ff",
+        show_on_sidebar=body.get("show_on_sidebar", True),
+    )
     return 200, label_json(label)
 
 
@@ -107,8 +120,13 @@ def teams_create(ctx):
         raise invalid("name", "Name must not be blank")
     if ctx.st.find("team", account_id=ctx.aid, name=name):
         raise invalid("name", "Name has already been taken")
-    team = ctx.st.add("team", account_id=ctx.aid, name=name, description=body.get("description"),
-                      allow_auto_assign=body.get("allow_auto_assign", True))
+    team = ctx.st.add(
+        "team",
+        account_id=ctx.aid,
+        name=name,
+        description=body.get("description"),
+        allow_auto_assign=body.get("allow_auto_assign", True),
+    )
     return 200, team_json(ctx.st, team, ctx.uid)
 
 
@@ -124,7 +142,10 @@ def teams_update(ctx, team_id):
 @route("GET", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members")
 def team_members_index(ctx, team_id):
     team = need(ctx, "team", team_id)
-    return 200, [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("team_member", team_id=team["id"])]
+    return 200, [
+        agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"]))
+        for m in ctx.st.find("team_member", team_id=team["id"])
+    ]
 
 
 @route("POST", ACCOUNT + r"/teams/(?P<team_id>\d+)/team_members", admin=True)
@@ -154,10 +175,21 @@ def team_members_update(ctx, team_id):  # TeamMembersController#update: the list
 def bootstrap():
     """`rails runner` with AccountBuilder: the admin (by e-mail) and its account, made once; one JSON line on stdout."""
     name, email = ENV.get("CW_ACCOUNT_NAME"), (ENV.get("CW_ADMIN_EMAIL") or "").strip().lower()
-    if not all(ENV.get(k) for k in ("CW_ACCOUNT_NAME", "CW_ADMIN_NAME", "CW_ADMIN_EMAIL", "CW_ADMIN_PASSWORD",
-                                    "CW_AUTOMATION_NAME", "CW_AUTOMATION_EMAIL")):
-        sys.exit("rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD, CW_AUTOMATION_NAME and "
-                 "CW_AUTOMATION_EMAIL are required")
+    if not all(
+        ENV.get(k)
+        for k in (
+            "CW_ACCOUNT_NAME",
+            "CW_ADMIN_NAME",
+            "CW_ADMIN_EMAIL",
+            "CW_ADMIN_PASSWORD",
+            "CW_AUTOMATION_NAME",
+            "CW_AUTOMATION_EMAIL",
+        )
+    ):
+        sys.exit(
+            "rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD, CW_AUTOMATION_NAME and "
+            "CW_AUTOMATION_EMAIL are required"
+        )
     for attempt in range(30):
         try:
             ensure_schema()
@@ -172,16 +204,40 @@ def bootstrap():
             account_id = memberships[0]["account_id"]
             _log(f"user {email} exists (id {user['id']}): reused with its account {account_id}")
         else:
-            user = user or st.add("user", name=ENV["CW_ADMIN_NAME"], email=email, confirmed=True, type="SuperAdmin",
-                                  access_token=new_token())
+            user = user or st.add(
+                "user",
+                name=ENV["CW_ADMIN_NAME"],
+                email=email,
+                confirmed=True,
+                type="SuperAdmin",
+                access_token=new_token(),
+            )
             account_id = st.add("account", name=name)["id"]
             st.add("account_user", account_id=account_id, user_id=user["id"], role="administrator")
             _log(f"created account {account_id} with administrator {email} (user {user['id']})")
         # The automation agent (files/chatwoot/bootstrap.rb): User.create!, then an agent of the account.
         bot_email = ENV["CW_AUTOMATION_EMAIL"].strip().lower()
         agent = next(iter(st.find("user", email=bot_email)), None) or st.add(
-            "user", name=ENV["CW_AUTOMATION_NAME"], email=bot_email, confirmed=True, access_token=new_token())
+            "user", name=ENV["CW_AUTOMATION_NAME"], email=bot_email, confirmed=True, access_token=new_token()
+        )
         if not st.find("account_user", account_id=account_id, user_id=agent["id"]):
-            st.add("account_user", account_id=account_id, user_id=agent["id"], role="agent", availability="offline", auto_offline=False)
-    print(json.dumps({"account_id": account_id, "user_id": user["id"], "access_token": user["access_token"],
-                      "automation_user_id": agent["id"], "automation_token": agent["access_token"]}), flush=True)
+            st.add(
+                "account_user",
+                account_id=account_id,
+                user_id=agent["id"],
+                role="agent",
+                availability="offline",
+                auto_offline=False,
+            )
+    print(
+        json.dumps(
+            {
+                "account_id": account_id,
+                "user_id": user["id"],
+                "access_token": user["access_token"],
+                "automation_user_id": agent["id"],
+                "automation_token": agent["access_token"],
+            }
+        ),
+        flush=True,
+    )

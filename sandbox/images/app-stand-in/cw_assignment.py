@@ -19,7 +19,9 @@ def team_member_ids(st, team_id):
 def round_robin(st, inbox, candidates):
     """AutoAssignment::InboxRoundRobinService: the first candidate in the inbox's queue, which then goes to its end."""
     members = inbox_member_ids(st, inbox)
-    rr = next(iter(st.find("round_robin", inbox_id=inbox["id"])), None) or st.add("round_robin", inbox_id=inbox["id"], queue=[])
+    rr = next(iter(st.find("round_robin", inbox_id=inbox["id"])), None) or st.add(
+        "round_robin", inbox_id=inbox["id"], queue=[]
+    )
     queue = [u for u in rr["queue"] if u in members] + [u for u in members if u not in rr["queue"]]
     chosen = next((u for u in queue if u in candidates), None)
     if chosen is not None:
@@ -52,7 +54,10 @@ def team_assignee(ctx, conv, team_id, changes):
         changes["assignee_id"] = assignee = None
     if not assignee and team["allow_auto_assign"]:
         inbox = ctx.st.get("inbox", conv["inbox_id"])
-        chosen = round_robin(ctx.st, inbox, {u for u in set(inbox_member_ids(ctx.st, inbox)) & members
-                                              if online(ctx.st, conv["account_id"], u)})
+        chosen = round_robin(
+            ctx.st,
+            inbox,
+            {u for u in set(inbox_member_ids(ctx.st, inbox)) & members if online(ctx.st, conv["account_id"], u)},
+        )
         if chosen is not None:
             changes["assignee_id"] = chosen

@@ -26,11 +26,18 @@ def trigger(url, payload, secret, kind):
         return refused
     body = json.dumps(payload, separators=(",", ":"))
     for attempt in range(3 if kind == "agent_bot_webhook" else 1):
-        headers = {"Content-Type": "application/json", "Accept": "application/json", "X-Chatwoot-Delivery": str(uuid.uuid4())}
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "X-Chatwoot-Delivery": str(uuid.uuid4()),
+        }
         if secret:
             stamp = str(int(time.time()))
-            headers |= {"X-Chatwoot-Timestamp": stamp, "X-Chatwoot-Signature": "sha256=" + hmac.new(
-                secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()}
+            headers |= {
+                "X-Chatwoot-Timestamp": stamp,
+                "X-Chatwoot-Signature": "sha256="
+                + hmac.new(secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest(),
+            }
         try:
             request = urllib.request.Request(url, data=body.encode(), method="POST", headers=headers)
             with urllib.request.urlopen(request, timeout=5) as answer:
@@ -65,8 +72,14 @@ def bot_failed(payload):
             return
         ctx = Ctx(st, st.get("account", found[0]["account_id"]))
         update_conversation(ctx, found[0], status="open")
-        create_message(ctx, found[0], "Conversation was marked open by system due to an error with the agent bot.",
-                       "activity", None, None)
+        create_message(
+            ctx,
+            found[0],
+            "Conversation was marked open by system due to an error with the agent bot.",
+            "activity",
+            None,
+            None,
+        )
     ctx.after_commit()
 
 
@@ -74,5 +87,8 @@ def send_reply(message_id):  # SendReplyJob: the channel's send service; a Page'
     with transaction() as st:
         m = st.get("message", message_id)
         facebook = st.get("inbox", m["inbox_id"])["channel_type"] == "Channel::FacebookPage"
-        instagram = st.get("conversation", m["conversation_id"])["additional_attributes"].get("type") == "instagram_direct_message"
+        instagram = (
+            st.get("conversation", m["conversation_id"])["additional_attributes"].get("type")
+            == "instagram_direct_message"
+        )
     (send_instagram if facebook and instagram else send_facebook if facebook else send_whatsapp)(message_id)

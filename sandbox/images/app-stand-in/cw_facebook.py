@@ -30,13 +30,21 @@ def send_facebook(message_id):
             conv, inbox = st.get("conversation", m["conversation_id"]), st.get("inbox", m["inbox_id"])
             psid = st.get("contact_inbox", conv["contact_inbox_id"])["source_id"]
         query = urllib.parse.urlencode({"access_token": inbox["page_access_token"]})
-        status, body = http("POST", f"{graph_base()}/v3.2/me/messages?{query}",
-                            {"recipient": {"id": psid}, "message": {"text": m["content"]}, "messaging_type": "RESPONSE"})
+        status, body = http(
+            "POST",
+            f"{graph_base()}/v3.2/me/messages?{query}",
+            {"recipient": {"id": psid}, "message": {"text": m["content"]}, "messaging_type": "RESPONSE"},
+        )
         error = body.get("error") if isinstance(body, dict) else None
         ok = 200 <= status < 300 and isinstance(body, dict) and not error and body.get("message_id")
         # ErrorParser raises FacebookError: Messages::StatusUpdateService(message, 'failed', e.message)
-        sent(message_id, "Messenger", status, body["message_id"] if ok else None,
-             None if ok else (error.get("message") if isinstance(error, dict) else None) or f"HTTP {status}")
+        sent(
+            message_id,
+            "Messenger",
+            status,
+            body["message_id"] if ok else None,
+            None if ok else (error.get("message") if isinstance(error, dict) else None) or f"HTTP {status}",
+        )
     except Exception as e:  # a background job: log, never raise
         _log(f"sending message {message_id} to Messenger failed: {e!r}")
 
@@ -56,11 +64,18 @@ def process_facebook(messaging):
     redelivery makes a second message, as in Chatwoot."""
     try:
         with transaction() as st:
-            pages = st.find("inbox", channel_type="Channel::FacebookPage", page_id=str((messaging.get("recipient") or {}).get("id")))
-        names = {inbox["id"]: facebook_profile_name(inbox, str(messaging["sender"]["id"])) for inbox in pages
-                 if not inbox.get("reauthorization_required")}
+            pages = st.find(
+                "inbox", channel_type="Channel::FacebookPage", page_id=str((messaging.get("recipient") or {}).get("id"))
+            )
+        names = {
+            inbox["id"]: facebook_profile_name(inbox, str(messaging["sender"]["id"]))
+            for inbox in pages
+            if not inbox.get("reauthorization_required")
+        }
         with transaction() as st:
-            ctxs = [_process_facebook(st, st.get("inbox", inbox_id), messaging, name) for inbox_id, name in names.items()]
+            ctxs = [
+                _process_facebook(st, st.get("inbox", inbox_id), messaging, name) for inbox_id, name in names.items()
+            ]
         for ctx in ctxs:
             ctx.after_commit()
     except Exception as e:  # a background job: log, never raise
@@ -73,12 +88,27 @@ def _process_facebook(st, inbox, messaging, name):
     ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=psid)), None)
     if not ci:  # ContactInboxWithContactBuilder: a new contact per new sender
         contact = new_contact(ctx, name=name)
-        ci = st.add("contact_inbox", account_id=ctx.aid, contact_id=contact["id"], inbox_id=inbox["id"], source_id=psid,
-                    hmac_verified=False, pubsub_token=secrets.token_urlsafe(18))
+        ci = st.add(
+            "contact_inbox",
+            account_id=ctx.aid,
+            contact_id=contact["id"],
+            inbox_id=inbox["id"],
+            source_id=psid,
+            hmac_verified=False,
+            pubsub_token=secrets.token_urlsafe(18),
+        )
     open_convs = [c for c in st.find("conversation", contact_inbox_id=ci["id"]) if c["status"] != "resolved"]
     conv = open_convs[-1] if open_convs else create_conversation(ctx, ci)  # lock_to_single_conversation is off
-    create_message(ctx, conv, message.get("text"), "incoming", "Contact", ci["contact_id"], source_id=message.get("mid"),
-                   content_attributes={"in_reply_to_external_id": (message.get("reply_to") or {}).get("mid")})
+    create_message(
+        ctx,
+        conv,
+        message.get("text"),
+        "incoming",
+        "Contact",
+        ci["contact_id"],
+        source_id=message.get("mid"),
+        content_attributes={"in_reply_to_external_id": (message.get("reply_to") or {}).get("mid")},
+    )
     _log(f"messenger message {message.get('mid')} from {psid} -> conversation {conv['display_id']}")
     return ctx
 
@@ -97,8 +127,16 @@ def process_instagram(entries):
                 if not isinstance(message, dict) or message.get("is_echo") or message.get("is_deleted"):
                     continue
                 with transaction() as st:
-                    inbox = next(iter(st.find("inbox", channel_type="Channel::FacebookPage",
-                                              instagram_id=str(messaging["recipient"]["id"]))), None)
+                    inbox = next(
+                        iter(
+                            st.find(
+                                "inbox",
+                                channel_type="Channel::FacebookPage",
+                                instagram_id=str(messaging["recipient"]["id"]),
+                            )
+                        ),
+                        None,
+                    )
                     igsid = str(messaging["sender"]["id"])
                     known = inbox and st.find("contact_inbox", inbox_id=inbox["id"], source_id=igsid)
                 if not inbox or inbox.get("reauthorization_required"):
@@ -113,7 +151,9 @@ def process_instagram(entries):
 
 def instagram_user(inbox, igsid):
     """Instagram::Messenger::MessageText#fetch_instagram_user: Koala get_object(igsid) with the Page's token; {} on error."""
-    status, user = http("GET", f"{graph_base()}/{igsid}?{urllib.parse.urlencode({'access_token': inbox['page_access_token']})}")
+    status, user = http(
+        "GET", f"{graph_base()}/{igsid}?{urllib.parse.urlencode({'access_token': inbox['page_access_token']})}"
+    )
     return user if 200 <= status < 300 and isinstance(user, dict) else {}
 
 
@@ -128,22 +168,47 @@ def _process_instagram(st, inbox, messaging, user):
     if not ci and inbox.get("instagram_id") and user:
         ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=str(user.get("id")))), None)
         if not ci:  # Channel::FacebookPage#create_contact_inbox
-            attributes = ({"social_profiles": {"instagram": user["username"]}, "social_instagram_user_name": user["username"]}
-                          if user.get("username") else {})
+            attributes = (
+                {"social_profiles": {"instagram": user["username"]}, "social_instagram_user_name": user["username"]}
+                if user.get("username")
+                else {}
+            )
             contact = new_contact(ctx, name=user.get("name") or "", additional_attributes=attributes)
-            ci = st.add("contact_inbox", account_id=ctx.aid, contact_id=contact["id"], inbox_id=inbox["id"],
-                        source_id=str(user.get("id")), hmac_verified=False, pubsub_token=secrets.token_urlsafe(18))
+            ci = st.add(
+                "contact_inbox",
+                account_id=ctx.aid,
+                contact_id=contact["id"],
+                inbox_id=inbox["id"],
+                source_id=str(user.get("id")),
+                hmac_verified=False,
+                pubsub_token=secrets.token_urlsafe(18),
+            )
     if not ci:
         _log(f"instagram message {message.get('mid')}: no contact for {igsid} (Graph gave no profile); dropped")
         return ctx
     if message.get("mid") and st.find("message", source_id=message["mid"]):
         _log(f"instagram message {message['mid']}: already exists; skipped")
         return ctx
-    open_convs = [c for c in st.find("conversation", contact_inbox_id=ci["id"]) if c["status"] != "resolved"
-                  and c["additional_attributes"].get("type") == "instagram_direct_message"]
-    conv = open_convs[-1] if open_convs else create_conversation(ctx, ci, additional_attributes={"type": "instagram_direct_message"})
-    create_message(ctx, conv, message.get("text"), "incoming", "Contact", ci["contact_id"], source_id=message.get("mid"),
-                   content_attributes={"in_reply_to_external_id": (message.get("reply_to") or {}).get("mid")})
+    open_convs = [
+        c
+        for c in st.find("conversation", contact_inbox_id=ci["id"])
+        if c["status"] != "resolved" and c["additional_attributes"].get("type") == "instagram_direct_message"
+    ]
+    conv = (
+        open_convs[-1]
+        if open_convs
+        else create_conversation(ctx, ci, additional_attributes={"type": "instagram_direct_message"})
+    )
+    create_message(
+        ctx,
+        conv,
+        message.get("text"),
+        "incoming",
+        "Contact",
+        ci["contact_id"],
+        source_id=message.get("mid"),
+        content_attributes={"in_reply_to_external_id": (message.get("reply_to") or {}).get("mid")},
+    )
     _log(f"instagram message {message.get('mid')} from {igsid} -> conversation {conv['display_id']}")
     return ctx
 
@@ -161,10 +226,16 @@ def send_instagram(message_id):
         token = inbox["page_access_token"]
         query = {"access_token": token}
         if ENV.get("FB_APP_SECRET"):
-            query["appsecret_proof"] = hmac.new(ENV["FB_APP_SECRET"].encode(), token.encode(), hashlib.sha256).hexdigest()
+            query["appsecret_proof"] = hmac.new(
+                ENV["FB_APP_SECRET"].encode(), token.encode(), hashlib.sha256
+            ).hexdigest()
         form = urllib.parse.urlencode({"recipient[id]": igsid, "message[text]": m["content"]}).encode()
-        request = urllib.request.Request(f"{graph_base()}/v11.0/me/messages?{urllib.parse.urlencode(query)}", data=form, method="POST",
-                                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+        request = urllib.request.Request(
+            f"{graph_base()}/v11.0/me/messages?{urllib.parse.urlencode(query)}",
+            data=form,
+            method="POST",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as r:
                 status, body = r.status, json.loads(r.read() or b"null")
@@ -172,8 +243,13 @@ def send_instagram(message_id):
             status, body = e.code, json.loads(e.read() or b"null")
         error = (body.get("error") if isinstance(body, dict) else None) or {}
         ok = 200 <= status < 300 and isinstance(body, dict) and not error
-        sent(message_id, "Instagram", status, body.get("message_id") if ok else None,
-             None if ok else f"{error.get('code')} - {error.get('message')}")
+        sent(
+            message_id,
+            "Instagram",
+            status,
+            body.get("message_id") if ok else None,
+            None if ok else f"{error.get('code')} - {error.get('message')}",
+        )
     except Exception as e:  # a background job: log, never raise
         _log(f"sending message {message_id} to Instagram failed: {e!r}")
 
@@ -198,7 +274,9 @@ def facebook_receive(request):
     given, secret = request.headers.get("X-Hub-Signature") or "", ENV.get("FB_APP_SECRET")
     if secret and not given.startswith("sha1="):
         return 400, "Error getting integrity signature"
-    if secret and not hmac.compare_digest(given, "sha1=" + hmac.new(secret.encode(), request.raw, hashlib.sha1).hexdigest()):
+    if secret and not hmac.compare_digest(
+        given, "sha1=" + hmac.new(secret.encode(), request.raw, hashlib.sha1).hexdigest()
+    ):
         return 400, "Error checking message integrity"
     for entry in body["entry"]:
         for messaging in entry.get("messaging") or []:
@@ -226,7 +304,9 @@ def instagram_receive(request):
     given = request.headers.get("X-Hub-Signature-256") or ""
     keys = [ENV.get(k) for k in ("INSTAGRAM_APP_SECRET", "FB_APP_SECRET") if ENV.get(k)]
     if not given.startswith("sha256=") or not any(
-            hmac.compare_digest(given, "sha256=" + hmac.new(k.encode(), request.raw, hashlib.sha256).hexdigest()) for k in keys):
+        hmac.compare_digest(given, "sha256=" + hmac.new(k.encode(), request.raw, hashlib.sha256).hexdigest())
+        for k in keys
+    ):
         return 401, ""
     if str((request.body or {}).get("object", "")).lower() != "instagram":
         return 422, ""
@@ -240,16 +320,34 @@ def register_facebook_page(ctx):
     and its inbox in one transaction, then instagram_business_account read from Graph; answered by
     register_facebook_page.json.jbuilder. A failed create is rescued and the view then fails on the missing inbox: 500."""
     b = ctx.body
-    if (not all(isinstance(b.get(k), str) and b.get(k) for k in ("page_id", "page_access_token", "user_access_token", "inbox_name"))
-            or ctx.st.find("inbox", account_id=ctx.aid, channel_type="Channel::FacebookPage", page_id=b["page_id"])):
+    if not all(
+        isinstance(b.get(k), str) and b.get(k)
+        for k in ("page_id", "page_access_token", "user_access_token", "inbox_name")
+    ) or ctx.st.find("inbox", account_id=ctx.aid, channel_type="Channel::FacebookPage", page_id=b["page_id"]):
         raise Reply(500, {"status": 500, "error": "Internal Server Error"})
-    inbox = ctx.st.add("inbox", account_id=ctx.aid, name=b["inbox_name"], secret=new_token(), enable_auto_assignment=True,
-                       channel_type="Channel::FacebookPage", page_id=b["page_id"], page_access_token=b["page_access_token"],
-                       user_access_token=b["user_access_token"], instagram_id=None)
+    inbox = ctx.st.add(
+        "inbox",
+        account_id=ctx.aid,
+        name=b["inbox_name"],
+        secret=new_token(),
+        enable_auto_assignment=True,
+        channel_type="Channel::FacebookPage",
+        page_id=b["page_id"],
+        page_access_token=b["page_access_token"],
+        user_access_token=b["user_access_token"],
+        instagram_id=None,
+    )
     query = urllib.parse.urlencode({"fields": "instagram_business_account", "access_token": b["page_access_token"]})
     status, answer = http("GET", f"{graph_base()}/me?{query}")  # set_instagram_id: errors only logged
     if 200 <= status < 300 and isinstance(answer, dict) and (answer.get("instagram_business_account") or {}).get("id"):
         inbox["instagram_id"] = answer["instagram_business_account"]["id"]
         ctx.st.save("inbox", inbox)
-    return 200, {"id": inbox["id"], "channel_id": inbox["id"], "name": inbox["name"], "channel_type": inbox["channel_type"],
-                 "avatar_url": "", "page_id": inbox["page_id"], "enable_auto_assignment": inbox["enable_auto_assignment"]}
+    return 200, {
+        "id": inbox["id"],
+        "channel_id": inbox["id"],
+        "name": inbox["name"],
+        "channel_type": inbox["channel_type"],
+        "avatar_url": "",
+        "page_id": inbox["page_id"],
+        "enable_auto_assignment": inbox["enable_auto_assignment"],
+    }

@@ -17,15 +17,21 @@ ACCOUNT = r"/api/v1/accounts/(?P<account_id>\d+)"
 def route(method, pattern, admin=False, bot=False):
     """`admin`: administrators only (the resource's Pundit policy); `bot`: in BOT_ACCESSIBLE_ENDPOINTS
     (app/controllers/concerns/access_token_auth_helper.rb)."""
+
     def register(fn):
         fn.admin_only, fn.bot_ok = admin, bot
         ROUTES.append((method, re.compile(f"^{pattern}/?$"), fn))
         return fn
+
     return register
 
 
 def handles(path):
-    return (path.startswith("/api/v1/") or path.startswith("/webhooks/whatsapp/") or path.rstrip("/") in ("/bot", "/webhooks/instagram"))
+    return (
+        path.startswith("/api/v1/")
+        or path.startswith("/webhooks/whatsapp/")
+        or path.rstrip("/") in ("/bot", "/webhooks/instagram")
+    )
 
 
 class Request:
@@ -61,7 +67,11 @@ def serve_request(handler, method):
     except Exception as e:  # a database outage or a stand-in bug: answer 500 like Rails would, and log it
         _log(f"{method} {url.path} failed: {e!r}")
         status, body = 500, {"error": f"stand-in error: {e}".strip()}
-    out = b"" if body is None and status == 200 or body == "" else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))).encode()
+    out = (
+        b""
+        if body is None and status == 200 or body == ""
+        else (body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))).encode()
+    )
     handler.send_response(status)
     handler.send_header("Content-Type", "application/json; charset=utf-8")
     handler.send_header("Content-Length", str(len(out)))
@@ -80,7 +90,9 @@ def authenticate(st, headers, account_id, fn):
     if not account:
         raise not_found()
     if bot:
-        if bot["account_id"] != account_id and not st.find("agent_bot_inbox", agent_bot_id=bot["id"], account_id=account_id):
+        if bot["account_id"] != account_id and not st.find(
+            "agent_bot_inbox", agent_bot_id=bot["id"], account_id=account_id
+        ):
             raise Reply(401, {"error": "Bot is not authorized to access this account"})
         if not fn.bot_ok:
             raise Reply(401, {"error": "Access to this endpoint is not authorized for bots"})
@@ -107,8 +119,11 @@ def need(ctx, kind, id_):
 
 def may_see(ctx, conv):
     """ConversationPolicy#show?: administrators, bots, and agents of its inbox or team."""
-    return ctx.role != "agent" or ctx.uid in inbox_member_ids(ctx.st, ctx.st.get("inbox", conv["inbox_id"])) or (
-        conv["team_id"] and ctx.uid in team_member_ids(ctx.st, conv["team_id"]))
+    return (
+        ctx.role != "agent"
+        or ctx.uid in inbox_member_ids(ctx.st, ctx.st.get("inbox", conv["inbox_id"]))
+        or (conv["team_id"] and ctx.uid in team_member_ids(ctx.st, conv["team_id"]))
+    )
 
 
 def conversation(ctx, display_id):
@@ -127,4 +142,4 @@ def wrapped(ctx, key):
 
 def page_of(ctx, items, size):  # Kaminari's ?page=N (1 when absent or not a number)
     page = int(ctx.query["page"]) if ctx.query.get("page", "").isdigit() and int(ctx.query["page"]) > 0 else 1
-    return page, items[(page - 1) * size:page * size]
+    return page, items[(page - 1) * size : page * size]

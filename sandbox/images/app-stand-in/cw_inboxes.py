@@ -26,24 +26,50 @@ def inboxes_create(ctx):
     channel, fields = ctx.body["channel"], {}
     if channel.get("type") == "api":
         check("channel_api", channel, "channel.")
-        fields = {"channel_type": "Channel::Api", "webhook_url": channel.get("webhook_url"), "identifier": new_token(),
-                  "hmac_token": new_token()}
+        fields = {
+            "channel_type": "Channel::Api",
+            "webhook_url": channel.get("webhook_url"),
+            "identifier": new_token(),
+            "hmac_token": new_token(),
+        }
     elif channel.get("type") == "whatsapp":
         check("channel_whatsapp", channel, "channel.")
         if channel.get("provider", "default") != "whatsapp_cloud":
             raise invalid("channel.provider", "this stand-in implements only the whatsapp_cloud provider")
-        fields = {"channel_type": "Channel::Whatsapp", "provider": "whatsapp_cloud", "phone_number": channel["phone_number"]}
+        fields = {
+            "channel_type": "Channel::Whatsapp",
+            "provider": "whatsapp_cloud",
+            "phone_number": channel["phone_number"],
+        }
         fields |= whatsapp_config(ctx, channel, None)
     elif channel.get("type") == "web_widget":
         check("channel_web_widget", channel, "channel.")
-        fields = {"channel_type": "Channel::WebWidget", "website_token": new_token(), "hmac_token": new_token(),  # has_secure_token
-                  "widget_color": "#1f93ff", "reply_time": "in_a_few_minutes", "pre_chat_form_enabled": False,
-                  "continuity_via_email": True, "hmac_mandatory": False, "allowed_domains": "", "selected_feature_flags":
-                  ["attachments", "emoji_picker", "end_conversation"], **{k: v for k, v in channel.items() if k in WIDGET_ATTRS}}  # unpermitted: dropped
+        fields = {
+            "channel_type": "Channel::WebWidget",
+            "website_token": new_token(),
+            "hmac_token": new_token(),  # has_secure_token
+            "widget_color": "#1f93ff",
+            "reply_time": "in_a_few_minutes",
+            "pre_chat_form_enabled": False,
+            "continuity_via_email": True,
+            "hmac_mandatory": False,
+            "allowed_domains": "",
+            "selected_feature_flags": ["attachments", "emoji_picker", "end_conversation"],
+            **{k: v for k, v in channel.items() if k in WIDGET_ATTRS},
+        }  # unpermitted: dropped
     else:
-        raise invalid("channel.type", f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp, web_widget)")
-    inbox = ctx.st.add("inbox", account_id=ctx.aid, name=ctx.body["name"], secret=new_token(),
-                       enable_auto_assignment=ctx.body.get("enable_auto_assignment", True), **fields)
+        raise invalid(
+            "channel.type",
+            f"channel type {channel.get('type')!r} is not implemented by this stand-in (api, whatsapp, web_widget)",
+        )
+    inbox = ctx.st.add(
+        "inbox",
+        account_id=ctx.aid,
+        name=ctx.body["name"],
+        secret=new_token(),
+        enable_auto_assignment=ctx.body.get("enable_auto_assignment", True),
+        **fields,
+    )
     if inbox["channel_type"] == "Channel::Whatsapp":
         setup_webhooks(ctx, inbox)
     return 200, inbox_json(inbox, ctx.admin)
@@ -73,8 +99,11 @@ def inboxes_update(ctx, inbox_id):
 
 
 def inbox_agents(ctx, inbox):
-    return [agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"])) for m in ctx.st.find("inbox_member", inbox_id=inbox["id"])
-            if ctx.st.find("account_user", account_id=ctx.aid, user_id=m["user_id"])]
+    return [
+        agent_json(ctx.st, ctx.aid, ctx.st.get("user", m["user_id"]))
+        for m in ctx.st.find("inbox_member", inbox_id=inbox["id"])
+        if ctx.st.find("account_user", account_id=ctx.aid, user_id=m["user_id"])
+    ]
 
 
 @route("POST", ACCOUNT + r"/inboxes/(?P<inbox_id>\d+)/set_agent_bot", admin=True)
@@ -115,9 +144,17 @@ def agent_bots_create(ctx):  # AgentBot: an access token after create, a secret 
     check("agent_bot", body, prefix)
     if body.get("outgoing_url") and not re.match(r"^https?://[^\s/]+", body["outgoing_url"]):
         raise invalid("outgoing_url", "Outgoing url is invalid")
-    bot = ctx.st.add("agent_bot", account_id=ctx.aid, name=body["name"], description=body.get("description"),
-                     outgoing_url=body.get("outgoing_url"), bot_type="webhook", bot_config=body.get("bot_config") or {},
-                     access_token=new_token(), secret=new_token())
+    bot = ctx.st.add(
+        "agent_bot",
+        account_id=ctx.aid,
+        name=body["name"],
+        description=body.get("description"),
+        outgoing_url=body.get("outgoing_url"),
+        bot_type="webhook",
+        bot_config=body.get("bot_config") or {},
+        access_token=new_token(),
+        secret=new_token(),
+    )
     return 200, agent_bot_json(ctx, bot)
 
 

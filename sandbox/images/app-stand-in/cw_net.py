@@ -17,7 +17,9 @@ def http(method, url, body=None, headers=None, timeout=10):
     data = None if body is None else json.dumps(body).encode()
     hdrs = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {}), **(headers or {})}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, data=data, method=method, headers=hdrs), timeout=timeout) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data=data, method=method, headers=hdrs), timeout=timeout
+        ) as r:
             status, raw = r.status, r.read()
     except urllib.error.HTTPError as e:
         status, raw = e.code, e.read()

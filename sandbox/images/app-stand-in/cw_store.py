@@ -24,6 +24,7 @@ def _log(msg):  # the log function configure() was given (print until then): oth
 
 # ---- storage: one table, one JSON document per object, ids per kind; every change under one lock ----
 
+
 class Store:
     def __init__(self, cur):
         self.cur = cur
@@ -34,18 +35,24 @@ class Store:
         return row[0] if row and (account_id is None or row[0].get("account_id") == account_id) else None
 
     def find(self, kind, **match):
-        self.cur.execute("select data from cw_objects where kind = %s and data @> %s::jsonb order by id", (kind, json.dumps(match)))
+        self.cur.execute(
+            "select data from cw_objects where kind = %s and data @> %s::jsonb order by id", (kind, json.dumps(match))
+        )
         return [row[0] for row in self.cur.fetchall()]
 
     def add(self, kind, **data):
         self.cur.execute("select coalesce(max(id), 0) + 1 from cw_objects where kind = %s", (kind,))
         data = {"id": self.cur.fetchone()[0], **data, "created_at": time.time(), "updated_at": time.time()}
-        self.cur.execute("insert into cw_objects (kind, id, data) values (%s, %s, %s)", (kind, data["id"], json.dumps(data)))
+        self.cur.execute(
+            "insert into cw_objects (kind, id, data) values (%s, %s, %s)", (kind, data["id"], json.dumps(data))
+        )
         return data
 
     def save(self, kind, obj):
         obj["updated_at"] = time.time()
-        self.cur.execute("update cw_objects set data = %s where kind = %s and id = %s", (json.dumps(obj), kind, obj["id"]))
+        self.cur.execute(
+            "update cw_objects set data = %s where kind = %s and id = %s", (json.dumps(obj), kind, obj["id"])
+        )
 
     def delete(self, kind, id_):
         self.cur.execute("delete from cw_objects where kind = %s and id = %s", (kind, id_))
@@ -60,8 +67,10 @@ class transaction:
         cur = self.conn.cursor()
         cur.execute("select pg_advisory_xact_lock(7470001)")
         if not _schema_ready:
-            cur.execute("create table if not exists cw_objects (kind text not null, id integer not null, "
-                        "data jsonb not null, primary key (kind, id))")
+            cur.execute(
+                "create table if not exists cw_objects (kind text not null, id integer not null, "
+                "data jsonb not null, primary key (kind, id))"
+            )
             _schema_ready = True
         return Store(cur)
 

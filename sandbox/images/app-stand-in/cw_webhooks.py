@@ -8,8 +8,14 @@ from cw_store import new_token
 
 
 def webhook_json(w):
-    return {"id": w["id"], "name": w["name"], "url": w["url"], "account_id": w["account_id"], "subscriptions": w["subscriptions"],
-            "secret": w.get("secret")}
+    return {
+        "id": w["id"],
+        "name": w["name"],
+        "url": w["url"],
+        "account_id": w["account_id"],
+        "subscriptions": w["subscriptions"],
+        "secret": w.get("secret"),
+    }
 
 
 def validate_webhook(ctx, w):  # Webhook validations
@@ -32,8 +38,13 @@ def webhooks_create(ctx):
     check("webhook", body, prefix)
     hook = {"url": body["url"], "name": body.get("name"), "subscriptions": list(dict.fromkeys(body["subscriptions"]))}
     validate_webhook(ctx, hook)
-    return 200, {"payload": {"webhook": webhook_json(ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type",
-                                                                secret=new_token(), **hook))}}
+    return 200, {
+        "payload": {
+            "webhook": webhook_json(
+                ctx.st.add("webhook", account_id=ctx.aid, webhook_type="account_type", secret=new_token(), **hook)
+            )
+        }
+    }
 
 
 @route("PATCH", ACCOUNT + r"/webhooks/(?P<webhook_id>\d+)", admin=True)

@@ -20,8 +20,10 @@ def whatsapp_base():
 
 def verify_whatsapp(config):
     """WhatsappCloudService#validate_provider_config?; gives the templates (what sync_templates stores)."""
-    status, body = http("GET", f"{whatsapp_base()}/v14.0/{config['business_account_id']}/message_templates"
-                               f"?access_token={config['api_key']}")
+    status, body = http(
+        "GET",
+        f"{whatsapp_base()}/v14.0/{config['business_account_id']}/message_templates?access_token={config['api_key']}",
+    )
     if not 200 <= status < 300:
         _log(f"whatsapp credentials refused: {status}")
         raise invalid("provider_config", "Provider config Invalid Credentials")
@@ -38,13 +40,27 @@ def send_whatsapp(message_id):
         if m["additional_attributes"].get("template_params"):
             _log(f"message {message_id}: WhatsApp templates are not sent by this stand-in")
             return
-        status, body = http("POST", f"{whatsapp_base()}/v13.0/{config['phone_number_id']}/messages",
-                            {"messaging_product": "whatsapp", "context": None, "to": to, "text": {"body": m["content"]}, "type": "text"},
-                            headers={"Authorization": f"Bearer {config['api_key']}"})
+        status, body = http(
+            "POST",
+            f"{whatsapp_base()}/v13.0/{config['phone_number_id']}/messages",
+            {
+                "messaging_product": "whatsapp",
+                "context": None,
+                "to": to,
+                "text": {"body": m["content"]},
+                "type": "text",
+            },
+            headers={"Authorization": f"Bearer {config['api_key']}"},
+        )
         ok = 200 <= status < 300 and isinstance(body, dict) and not body.get("error") and body.get("messages")
         error = body.get("error") if isinstance(body, dict) else None
-        sent(message_id, "WhatsApp", status, body["messages"][0]["id"] if ok else None,
-             None if ok else (error.get("message") if isinstance(error, dict) else None) or f"HTTP {status}")
+        sent(
+            message_id,
+            "WhatsApp",
+            status,
+            body["messages"][0]["id"] if ok else None,
+            None if ok else (error.get("message") if isinstance(error, dict) else None) or f"HTTP {status}",
+        )
     except Exception as e:  # a background job: log, never raise
         _log(f"sending message {message_id} to WhatsApp failed: {e!r}")
 
@@ -75,14 +91,19 @@ def _process_whatsapp(st, phone_number, params):
     ctx = Ctx(st, st.get("account", inbox["account_id"]))
     if value.get("statuses"):  # IncomingMessageBaseService#process_statuses: the first status only; messages ignored
         status = value["statuses"][0]
-        m = next(iter(st.find("message", source_id=status.get("id"))), None) if status.get("id") else None  # not inbox-scoped
+        m = (
+            next(iter(st.find("message", source_id=status.get("id"))), None) if status.get("id") else None
+        )  # not inbox-scoped
         if m and status.get("status") in ("sent", "delivered", "read", "failed"):  # no ordering guard, as there
             m["status"] = status["status"]
             errors = status.get("errors") or []
             if status["status"] == "failed" and errors:
                 m["content_attributes"]["external_error"] = f"{errors[0].get('code')}: {errors[0].get('title')}"
             st.save("message", m)
-            ctx.emit(inbox, message_webhook(st, m, st.get("conversation", m["conversation_id"])) | {"event": "message_updated"})
+            ctx.emit(
+                inbox,
+                message_webhook(st, m, st.get("conversation", m["conversation_id"])) | {"event": "message_updated"},
+            )
         return ctx
     message = (value.get("messages") or [None])[0]
     contact_params = (value.get("contacts") or [None])[0]
@@ -95,14 +116,25 @@ def _process_whatsapp(st, phone_number, params):
     ci = next(iter(st.find("contact_inbox", inbox_id=inbox["id"], source_id=wa_id)), None)
     if not ci:  # ContactInboxWithContactBuilder
         contact = next(iter(st.find("contact", account_id=ctx.aid, phone_number=phone)), None) or new_contact(
-            ctx, name=(contact_params.get("profile") or {}).get("name") or phone, phone_number=phone)
-        ci = st.add("contact_inbox", account_id=ctx.aid, contact_id=contact["id"], inbox_id=inbox["id"], source_id=wa_id,
-                    hmac_verified=False, pubsub_token=secrets.token_urlsafe(18))
+            ctx, name=(contact_params.get("profile") or {}).get("name") or phone, phone_number=phone
+        )
+        ci = st.add(
+            "contact_inbox",
+            account_id=ctx.aid,
+            contact_id=contact["id"],
+            inbox_id=inbox["id"],
+            source_id=wa_id,
+            hmac_verified=False,
+            pubsub_token=secrets.token_urlsafe(18),
+        )
     open_convs = [c for c in st.find("conversation", contact_inbox_id=ci["id"]) if c["status"] != "resolved"]
     conv = open_convs[-1] if open_convs else create_conversation(ctx, ci)
     kind = message.get("type")
-    content = ((message.get("text") or {}).get("body") or (message.get("button") or {}).get("text")
-               or (message.get(kind) if isinstance(message.get(kind), dict) else {}).get("caption"))
+    content = (
+        (message.get("text") or {}).get("body")
+        or (message.get("button") or {}).get("text")
+        or (message.get(kind) if isinstance(message.get(kind), dict) else {}).get("caption")
+    )
     create_message(ctx, conv, content, "incoming", "Contact", ci["contact_id"], source_id=str(message.get("id")))
     _log(f"whatsapp message {message.get('id')} from {wa_id} -> conversation {conv['display_id']}")
     return ctx
@@ -116,9 +148,16 @@ def setup_webhooks(ctx, inbox):
     if inbox.get("provider") != "whatsapp_cloud" or inbox["provider_config"].get("source") == "embedded_signup":
         return
     callback = f"{ENV.get('FRONTEND_URL', '')}/webhooks/whatsapp/{inbox['phone_number']}"
-    ctx.st.add("meta_registration", account_id=ctx.aid, inbox_id=inbox["id"], override_callback_uri=callback,
-               business_account_id=inbox["provider_config"].get("business_account_id"))
-    _log(f"[WHATSAPP] Webhook setup failed: would register {callback} with graph.facebook.com (not reachable from a stand-in)")
+    ctx.st.add(
+        "meta_registration",
+        account_id=ctx.aid,
+        inbox_id=inbox["id"],
+        override_callback_uri=callback,
+        business_account_id=inbox["provider_config"].get("business_account_id"),
+    )
+    _log(
+        f"[WHATSAPP] Webhook setup failed: would register {callback} with graph.facebook.com (not reachable from a stand-in)"
+    )
     inbox["reauthorization_required"] = True
     ctx.st.save("inbox", inbox)
 
@@ -126,11 +165,19 @@ def setup_webhooks(ctx, inbox):
 def whatsapp_config(ctx, channel, inbox):
     """Channel::Whatsapp validations: unique phone_number, credentials that Meta accepts, a webhook_verify_token."""
     out = {}
-    if "phone_number" in channel and any(i["id"] != (inbox or {}).get("id") for i in ctx.st.find("inbox", phone_number=channel["phone_number"])):
+    if "phone_number" in channel and any(
+        i["id"] != (inbox or {}).get("id") for i in ctx.st.find("inbox", phone_number=channel["phone_number"])
+    ):
         raise invalid("phone_number", "Phone number has already been taken")
     if "provider_config" not in channel and inbox is None:
-        raise Reply(422, {"message": "channel.provider_config is required for whatsapp_cloud", "attributes": ["channel.provider_config"],
-                          "contract": CONTRACT["provider_config"][0]})
+        raise Reply(
+            422,
+            {
+                "message": "channel.provider_config is required for whatsapp_cloud",
+                "attributes": ["channel.provider_config"],
+                "contract": CONTRACT["provider_config"][0],
+            },
+        )
     if "provider_config" in channel:  # replaced whole, as ActiveRecord does; a missing token is made anew
         config = dict(channel["provider_config"])
         out["message_templates"] = verify_whatsapp(config)
@@ -161,7 +208,9 @@ def payload_channel(st, phone_number, body):
             meta = {}
         number = "+" + str(meta.get("display_phone_number", "")).lstrip("+")
         inbox = next(iter(st.find("inbox", phone_number=number)), None)
-        return inbox if inbox and inbox["provider_config"].get("phone_number_id") == meta.get("phone_number_id") else None
+        return (
+            inbox if inbox and inbox["provider_config"].get("phone_number_id") == meta.get("phone_number_id") else None
+        )
     return next(iter(st.find("inbox", phone_number=phone_number)), None)
 
 

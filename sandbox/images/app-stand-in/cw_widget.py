@@ -18,6 +18,7 @@ from cw_views import MESSAGE_TYPES, conv_messages, sender_of, sender_push, to_i
 def widget_token(payload):  # Widget::TokenService#generate_token: a JWT, HS256 with the secret key base
     def part(data):
         return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).rstrip(b"=").decode()
+
     head = part({"alg": "HS256", "typ": "JWT"}) + "." + part(payload)
     sig = hmac.new(ENV.get("SECRET_KEY_BASE", "").encode(), head.encode(), hashlib.sha256).digest()
     return head + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
@@ -36,7 +37,10 @@ def widget_claims(token):  # Widget::TokenService#decode_token: {} when the toke
 
 
 def web_widget(st, req):  # WebsiteTokenHelper#set_web_widget: find_by! website_token (404)
-    inbox = next(iter(st.find("inbox", channel_type="Channel::WebWidget", website_token=req.query.get("website_token") or "")), None)
+    inbox = next(
+        iter(st.find("inbox", channel_type="Channel::WebWidget", website_token=req.query.get("website_token") or "")),
+        None,
+    )
     if not inbox:
         raise not_found()
     return inbox
@@ -62,13 +66,31 @@ def widget_config(req):
             contact = new_contact(ctx, name=f"visitor-{secrets.token_hex(3)}")
             ci = contact_inbox_for(ctx, contact, inbox, None)
         now = int(time.time())  # BaseTokenService: iat, and exp after WIDGET_TOKEN_EXPIRY (180 days)
-        token = widget_token({"source_id": ci["source_id"], "inbox_id": inbox["id"], "iat": now, "exp": now + 180 * 86400})
+        token = widget_token(
+            {"source_id": ci["source_id"], "inbox_id": inbox["id"], "iat": now, "exp": now + 180 * 86400}
+        )
         contact = st.get("contact", ci["contact_id"])
-        body = {"website_channel_config": {"auth_token": token, "website_name": inbox["name"], **{
-                    k: inbox.get(k) for k in ("website_token", "widget_color", "welcome_title", "welcome_tagline", "reply_time",
-                                              "pre_chat_form_enabled", "pre_chat_form_options")}},
-                "contact": {k: contact[k] for k in ("id", "name", "email", "phone_number", "identifier")} | {"pubsub_token": ci["pubsub_token"]},
-                "global_config": {}}
+        body = {
+            "website_channel_config": {
+                "auth_token": token,
+                "website_name": inbox["name"],
+                **{
+                    k: inbox.get(k)
+                    for k in (
+                        "website_token",
+                        "widget_color",
+                        "welcome_title",
+                        "welcome_tagline",
+                        "reply_time",
+                        "pre_chat_form_enabled",
+                        "pre_chat_form_options",
+                    )
+                },
+            },
+            "contact": {k: contact[k] for k in ("id", "name", "email", "phone_number", "identifier")}
+            | {"pubsub_token": ci["pubsub_token"]},
+            "global_config": {},
+        }
     ctx.after_commit()
     return 200, body
 
@@ -83,7 +105,13 @@ def widget_message_create(req):
         check("widget_message", params, "message.")
         ctx = Ctx(st, st.get("account", inbox["account_id"]))
         conv = (st.find("conversation", contact_inbox_id=ci["id"]) or [None])[-1] or create_conversation(
-            ctx, ci, additional_attributes={"referer": params.get("referer_url"), "initiated_at": {"timestamp": params.get("timestamp")}})
+            ctx,
+            ci,
+            additional_attributes={
+                "referer": params.get("referer_url"),
+                "initiated_at": {"timestamp": params.get("timestamp")},
+            },
+        )
         m = create_message(ctx, conv, params.get("content"), "incoming", "Contact", ci["contact_id"])
         body = widget_message_json(st, m)
     ctx.after_commit()
@@ -102,8 +130,15 @@ def widget_messages_index(req):
 
 def widget_message_json(st, m):  # api/v1/widget/messages/create.json.jbuilder (message_type as its integer)
     sender = sender_of(st, m)
-    return {"id": m["id"], "content": m["content"], "inbox_id": m["inbox_id"],
-            "conversation_id": st.get("conversation", m["conversation_id"])["display_id"],
-            "message_type": MESSAGE_TYPES.index(m["message_type"]), "created_at": to_i(m["created_at"]), "private": m["private"],
-            "source_id": m["source_id"], "content_attributes": m["content_attributes"],
-            "sender": sender_push(m, sender) if sender else None}
+    return {
+        "id": m["id"],
+        "content": m["content"],
+        "inbox_id": m["inbox_id"],
+        "conversation_id": st.get("conversation", m["conversation_id"])["display_id"],
+        "message_type": MESSAGE_TYPES.index(m["message_type"]),
+        "created_at": to_i(m["created_at"]),
+        "private": m["private"],
+        "source_id": m["source_id"],
+        "content_attributes": m["content_attributes"],
+        "sender": sender_push(m, sender) if sender else None,
+    }

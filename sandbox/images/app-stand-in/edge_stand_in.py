@@ -39,7 +39,7 @@ def option(argv, name, default):
 def host_rule(rule):
     """`Host(`a`)` (optionally `&& ...`) -> a."""
     start = rule.index("Host(`") + len("Host(`")
-    return rule[start:rule.index("`", start)]
+    return rule[start : rule.index("`", start)]
 
 
 def serve(port, handler):
@@ -106,8 +106,12 @@ def healthcheck(argv):
 
 def pangolin():
     config = yaml.safe_load(open("/app/config/config.yml"))
-    missing = [f"{section}.{key}" if key else section for section, keys in PANGOLIN_REQUIRED.items()
-               for key in (keys or ("",)) if section not in config or (key and key not in config[section])]
+    missing = [
+        f"{section}.{key}" if key else section
+        for section, keys in PANGOLIN_REQUIRED.items()
+        for key in (keys or ("",))
+        if section not in config or (key and key not in config[section])
+    ]
     if missing:
         sys.exit(f"config.yml lacks {missing}")
 

@@ -16,10 +16,9 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
+import chatwoot_api
 import psycopg2
 import redis
-
-import chatwoot_api
 
 APP = os.environ["STAND_IN_APP"]
 VERSION = os.environ.get("STAND_IN_VERSION", "stand-in")
@@ -36,25 +35,55 @@ def log(msg):
 
 def db_params():
     if APP == "chatwoot":
-        return dict(host=ENV["POSTGRES_HOST"], port=int(ENV.get("POSTGRES_PORT", 5432)), user=ENV["POSTGRES_USERNAME"],
-                    password=ENV["POSTGRES_PASSWORD"], dbname=ENV["POSTGRES_DATABASE"])
+        return dict(
+            host=ENV["POSTGRES_HOST"],
+            port=int(ENV.get("POSTGRES_PORT", 5432)),
+            user=ENV["POSTGRES_USERNAME"],
+            password=ENV["POSTGRES_PASSWORD"],
+            dbname=ENV["POSTGRES_DATABASE"],
+        )
     if APP == "n8n":
-        return dict(host=ENV["DB_POSTGRESDB_HOST"], port=int(ENV.get("DB_POSTGRESDB_PORT", 5432)), user=ENV["DB_POSTGRESDB_USER"],
-                    password=ENV["DB_POSTGRESDB_PASSWORD"], dbname=ENV["DB_POSTGRESDB_DATABASE"])
-    return dict(host=ENV["DB_HOST"], port=int(ENV.get("DB_PORT", 5432)), user=ENV["DB_USER"],
-                password=ENV["DB_PASSWORD"], dbname=ENV["DB_DATABASE"])
+        return dict(
+            host=ENV["DB_POSTGRESDB_HOST"],
+            port=int(ENV.get("DB_POSTGRESDB_PORT", 5432)),
+            user=ENV["DB_POSTGRESDB_USER"],
+            password=ENV["DB_POSTGRESDB_PASSWORD"],
+            dbname=ENV["DB_POSTGRESDB_DATABASE"],
+        )
+    return dict(
+        host=ENV["DB_HOST"],
+        port=int(ENV.get("DB_PORT", 5432)),
+        user=ENV["DB_USER"],
+        password=ENV["DB_PASSWORD"],
+        dbname=ENV["DB_DATABASE"],
+    )
 
 
 def redis_client():
     if APP == "chatwoot":
         url = urlparse(ENV["REDIS_URL"])
-        return redis.Redis(host=url.hostname, port=url.port or 6379, db=int(url.path.lstrip("/") or 0),
-                           password=ENV.get("REDIS_PASSWORD"), socket_timeout=3)
+        return redis.Redis(
+            host=url.hostname,
+            port=url.port or 6379,
+            db=int(url.path.lstrip("/") or 0),
+            password=ENV.get("REDIS_PASSWORD"),
+            socket_timeout=3,
+        )
     if APP == "n8n":
-        return redis.Redis(host=ENV["QUEUE_BULL_REDIS_HOST"], port=int(ENV.get("QUEUE_BULL_REDIS_PORT", 6379)),
-                           db=int(ENV.get("QUEUE_BULL_REDIS_DB", 0)), password=ENV.get("QUEUE_BULL_REDIS_PASSWORD"), socket_timeout=3)
-    return redis.Redis(host=ENV["REDIS_HOST"], port=int(ENV.get("REDIS_PORT", 6379)), db=int(ENV.get("REDIS_DB", 0)),
-                       password=ENV.get("REDIS_PASSWORD"), socket_timeout=3)
+        return redis.Redis(
+            host=ENV["QUEUE_BULL_REDIS_HOST"],
+            port=int(ENV.get("QUEUE_BULL_REDIS_PORT", 6379)),
+            db=int(ENV.get("QUEUE_BULL_REDIS_DB", 0)),
+            password=ENV.get("QUEUE_BULL_REDIS_PASSWORD"),
+            socket_timeout=3,
+        )
+    return redis.Redis(
+        host=ENV["REDIS_HOST"],
+        port=int(ENV.get("REDIS_PORT", 6379)),
+        db=int(ENV.get("REDIS_DB", 0)),
+        password=ENV.get("REDIS_PASSWORD"),
+        socket_timeout=3,
+    )
 
 
 def check():
@@ -110,8 +139,14 @@ class Handler(BaseHTTPRequestHandler):
         if path == health_path or (APP == "n8n" and path == "/healthz"):
             db_ok, redis_ok = check()
             if APP == "chatwoot":
-                status, body = 200, {"version": VERSION, "data_services": "ok" if db_ok else "failing",
-                                     "queue_services": "ok" if redis_ok else "failing"}
+                status, body = (
+                    200,
+                    {
+                        "version": VERSION,
+                        "data_services": "ok" if db_ok else "failing",
+                        "queue_services": "ok" if redis_ok else "failing",
+                    },
+                )
             else:
                 ok = db_ok and redis_ok
                 status, body = (200 if ok else 503), {"status": "ok" if ok else "error", "stand_in": True}
@@ -166,8 +201,11 @@ def sidekiq():
     while True:
         db_ok, redis_ok = check()
         # What a booted Sidekiq shows in its process title; the compose healthcheck looks for it.
-        setproctitle.setproctitle(f"sidekiq stand-in chatwoot [0 of {concurrency} busy]" if db_ok and redis_ok
-                                  else "sidekiq stand-in chatwoot [waiting]")
+        setproctitle.setproctitle(
+            f"sidekiq stand-in chatwoot [0 of {concurrency} busy]"
+            if db_ok and redis_ok
+            else "sidekiq stand-in chatwoot [waiting]"
+        )
         time.sleep(5)
 
 

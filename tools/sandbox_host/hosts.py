@@ -1,0 +1,205 @@
+"""The sandbox hosts: real Debian 13 systemd hosts in containers, reached over SSH on 127.0.0.1."""
+
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .acme import ensure_acme, ensure_network
+from .common import (
+    GROUP_DATA,
+    IMAGE,
+    KEY,
+    NETWORK,
+    REGISTRY,
+    STATE,
+    SUDO_USER,
+    container_state,
+    docker_ok,
+    log,
+    privileged,
+    run,
+)
+from .images import ensure_service_images
+from .registry import registry_address, trust_registry
+from .vendors import ensure_vendors
+
+
+def ensure_docker():
+    """A Docker engine answering on this machine; install and start one if none does."""
+    if docker_ok():
+        return
+    if not shutil.which("dockerd"):
+        log("no Docker engine: installing docker.io from the distribution")
+        run(privileged(["apt-get", "update", "-qq"]))
+        run(privileged(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-qq", "docker.io"]))
+    if docker_ok():
+        return
+    if (
+        shutil.which("systemctl")
+        and run(privileged(["systemctl", "start", "docker"]), check=False, capture_output=True).returncode == 0
+        and docker_ok()
+    ):
+        return
+    STATE.mkdir(exist_ok=True)
+    log(f"starting dockerd in the background (log: {STATE / 'dockerd.log'})")
+    with open(STATE / "dockerd.log", "ab") as out:
+        subprocess.Popen(privileged(["dockerd"]), stdout=out, stderr=out, start_new_session=True)
+    for _ in range(60):
+        if docker_ok():
+            return
+        time.sleep(1)
+    sys.exit(f"dockerd did not answer within 60 s; see {STATE / 'dockerd.log'}")
+
+
+def ensure_key():
+    if KEY.exists():
+        return
+    STATE.mkdir(exist_ok=True)
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    KEY.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    KEY.chmod(0o600)
+    public = private.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    Path(f"{KEY}.pub").write_text(public.decode() + " platform-sandbox\n")
+
+
+def run_flags():
+    """systemd in a container without --privileged (it fails on this kind of machine)."""
+    return [
+        "--cap-add",
+        "ALL",
+        "--cap-drop",
+        "SYS_RESOURCE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
+        "--security-opt",
+        "systempaths=unconfined",
+        "--cgroupns=host",
+        "-v",
+        "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+        "--tmpfs",
+        "/run",
+        "--tmpfs",
+        "/run/lock",
+        "--stop-signal",
+        "SIGRTMIN+3",  # systemd's signal for a clean shutdown
+        # The host's own Docker keeps its layers on a volume: overlay on overlay fails.
+        "-v",
+        "/var/lib/docker",
+    ]
+
+
+def wait_for_ssh(name, port, timeout=90):
+    """Until the host's sshd lets the sandbox key in. Docker's port forward accepts TCP before
+    sshd runs, so the banner is read first; paramiko's own retry noise is kept quiet."""
+    import logging
+    import socket
+
+    import paramiko
+
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    deadline, last = time.time() + timeout, "no answer"
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as probe:
+                if not probe.recv(64).startswith(b"SSH-"):
+                    raise OSError("no SSH banner yet")
+            client = paramiko.SSHClient()
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            client.connect(
+                "127.0.0.1",
+                port=port,
+                username="root",
+                key_filename=str(KEY),
+                timeout=5,
+                allow_agent=False,
+                look_for_keys=False,
+            )
+            client.exec_command("true")
+            client.close()
+            return
+        except (OSError, paramiko.SSHException) as e:
+            last = str(e) or type(e).__name__
+            time.sleep(1)
+    sys.exit(f"SSH on 127.0.0.1:{port} did not answer within {timeout} s (last: {last}); see `docker logs {name}`")
+
+
+# make sandbox-cluster: inventory/sandbox_cluster.py's hosts, and one that is no peer.
+CLUSTER = {"sandbox-primary": 2241, "sandbox-replica": 2242, "sandbox-worker": 2243, "sandbox-outsider": 2244}
+
+
+def up(name, port, companions=True):
+    """The host; `companions`: its ACME server and vendors' simulator (the cluster's peers have none)."""
+    ensure_docker()
+    ensure_key()
+    ensure_service_images()
+    ensure_network()
+    state = container_state(name)
+    if state is None:
+        log(f"starting host {name} (SSH on 127.0.0.1:{port})")
+        (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
+        run(
+            [
+                "docker",
+                "run",
+                "-d",
+                "--name",
+                name,
+                "--hostname",
+                name,
+                *run_flags(),
+                "-p",
+                f"127.0.0.1:{port}:22",
+                "--add-host",
+                f"{REGISTRY.split(':')[0]}:{registry_address()}",
+                IMAGE,
+                "/lib/systemd/systemd",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        # Its address on the sandbox network, where its Pebble validates it.
+        run(["docker", "network", "connect", "--ip", GROUP_DATA["_sandbox_addresses"](port)[0], NETWORK, name])
+    elif not state:
+        log(f"starting the stopped host {name}")
+        run(["docker", "start", name], stdout=subprocess.DEVNULL)
+    public = Path(f"{KEY}.pub").read_text()
+    for user, home in (("root", "/root"), (SUDO_USER, f"/home/{SUDO_USER}")):
+        run(
+            [
+                "docker",
+                "exec",
+                "-i",
+                name,
+                "sh",
+                "-c",
+                f"install -d -m 700 -o {user} -g {user} {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
+                f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys",
+            ],
+            input=public.encode(),
+        )
+    trust_registry(name)
+    if companions:
+        ensure_acme(name, port)
+        ensure_vendors(name, port)
+    wait_for_ssh(name, port)
+    log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
+
+
+def destroy(name):
+    if docker_ok() and container_state(name) is not None:
+        log(f"removing host {name} and its volumes")
+        run(["docker", "rm", "-f", "-v", name], stdout=subprocess.DEVNULL)
+    for companion in (f"{name}-acme", f"{name}-vendors"):
+        if docker_ok() and container_state(companion) is not None:
+            run(["docker", "rm", "-f", "-v", companion], stdout=subprocess.DEVNULL)
+    (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
