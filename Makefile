@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test test-cluster test-unit audit bench bench-quick docker-bench demo venv settings-reference
+.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test lint test-cluster test-unit audit bench bench-quick docker-bench demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -32,12 +32,19 @@ sandbox-cluster: venv
 sandbox-cluster-destroy: venv
 	$(PY) tools/sandbox.py cluster-destroy
 
-# All tests: unit, then end-to-end against a fresh sandbox host of their own (the images
-# are built first, outside the tests' time limits).
+# All tests: lint and types, unit, then end-to-end against sandbox hosts of their own, the
+# scale-out tests beside the one-host tests (the images are built first, outside the tests'
+# time limits). Prints each part's time.
 test: venv
 	$(PY) tools/sandbox.py images --upgrades
 	$(PY) tools/browser.py install
-	$(PY) -m pytest tests/unit tests/e2e
+	$(PY) tools/run_suite.py
+
+# ruff (lint and format) and mypy, as make test runs them first.
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
 
 # The scale-out tests alone (they are part of make test too): four sandbox hosts of their own.
 test-cluster: venv

@@ -56,7 +56,8 @@ def converge():
     fresh_cluster()
     three = timed(PYINFRA)
     print(
-        f"fresh converge: primary alone {one:.0f} s, primary + replica + worker {three:.0f} s: ratio {three / one:.2f} (target <= 1.3)"
+        f"fresh converge: primary alone {one:.0f} s, primary + replica + worker {three:.0f} s: "
+        f"ratio {three / one:.2f} (target <= 1.3)"
     )
     reruns = {
         name: [timed([*PYINFRA, *extra]) for _ in range(3)]
@@ -99,8 +100,8 @@ def lag(rows):
     ordered = sorted(samples)
     p95 = ordered[int(0.95 * (len(ordered) - 1))]
     print(
-        f"{rows} single-row transactions on the primary in {burst:.1f} s ({rows / burst:.0f}/s); the replica had them all "
-        f"{caught_up:.1f} s after the first"
+        f"{rows} single-row transactions on the primary in {burst:.1f} s ({rows / burst:.0f}/s); "
+        f"the replica had them all {caught_up:.1f} s after the first"
     )
     print(f"replay lag over {len(samples)} samples: p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms")
 

@@ -106,7 +106,8 @@ def main():
         print(f"  {name:<34}{rss:>7.0f} / {loaded.get(name, (0, 0))[0]:>5.0f}  of {limit:>5.0f}")
     print()
     print(
-        f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, audit {'ok' if minimum['audited'] else 'FAILED'}"
+        f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, "
+        f"audit {'ok' if minimum['audited'] else 'FAILED'}"
     )
     for name, (rss, limit) in sorted(minimum["memory"].items()):
         print(f"  {name:<34}{rss:>7.0f}          of {limit:>5.0f}")
@@ -198,7 +199,8 @@ def small_load():
     host_sh(
         f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([PROBE])}\nEOF\n"
         # Through stdin into the container's /tmp (a tmpfs): `docker cp` cannot write to a read-only root file system.
-        f"{DC} exec -T n8n sh -c 'cat > /tmp/probe.json' < /tmp/probe.json && {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
+        f"{DC} exec -T n8n sh -c 'cat > /tmp/probe.json' < /tmp/probe.json "
+        f"&& {DC} exec -T n8n n8n import:workflow --input=/tmp/probe.json "
         f"&& {DC} exec -T n8n n8n publish:workflow --id={PROBE['id']} && {DC} restart n8n && {DC} up -d --wait n8n"
     )
     scripts = {
@@ -208,7 +210,8 @@ def small_load():
         f'wget -qO- --header "$auth" --header "$json" --post-data=\'{json.dumps(COLLECTION)}\' '
         "http://127.0.0.1:8055/collections >/dev/null || exit 1\n"
         'for i in $(seq 100); do wget -qO- --header "$auth" --header "$json" '
-        '--post-data="{\\"note\\": \\"item $i\\"}" http://127.0.0.1:8055/items/bench_items >/dev/null || echo failed; done',
+        '--post-data="{\\"note\\": \\"item $i\\"}" http://127.0.0.1:8055/items/bench_items '
+        ">/dev/null || echo failed; done",
     }
     start, failed = time.monotonic(), 0
     for service, script in scripts.items():

@@ -18,9 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from tools.inbound_client import GROUP_DATA, Host
 
+ROOT = Path(__file__).resolve().parents[1]
 NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 
 

@@ -18,9 +18,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 from tools.inbound_client import Host
 
+ROOT = Path(__file__).resolve().parents[1]
 NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 
 
@@ -57,7 +57,7 @@ def main():
     host = Host(NAME, PORT)
     host.simulator("POST", "/_sim/reset")
     made = []
-    for i in range(args.promotions):
+    for _ in range(args.promotions):
         status, answer = host.directus_as(
             "directus_admin_token",
             "POST",
@@ -83,7 +83,8 @@ def main():
         wall, took, _ = timed_run(host)
         again = sum(len(host.post_logs(i)) for i in made) - rows
         print(
-            f"second run in the same slot: command {wall:.1f} s, execution {took:.1f} s, {again} new log rows (target: 0)"
+            f"second run in the same slot: command {wall:.1f} s, execution {took:.1f} s, "
+            f"{again} new log rows (target: 0)"
         )
     finally:
         for i in made:

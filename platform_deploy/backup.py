@@ -68,7 +68,8 @@ class Settings(Section):
         "PLATFORM_RESTIC_AWS_ACCESS_KEY_ID, PLATFORM_RESTIC_AWS_SECRET_ACCESS_KEY). None: no off-host copy.",
         problem="not a restic repository",
         pattern=r"^(sftp:|s3:|rest:|/)[^\s'\"]+$",
-        fix='use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or "s3:https://s3.example.org/bucket/msgplatform" '
+        fix='use e.g. "sftp:backup@host.example.org:/srv/restic/msgplatform" or '
+        '"s3:https://s3.example.org/bucket/msgplatform" '
         "(credentials come from PLATFORM_RESTIC_* secrets, never the URL), or None",
     )
 

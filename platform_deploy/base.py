@@ -11,9 +11,9 @@ from pydantic import field_validator, model_validator
 from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.facts.server import Sysctl
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, server
 
-from . import converge
+from . import access, converge
 from .converge import ensure_packages
 from .model import ConfigError, Items, Port, Section, refuse, setting
 
@@ -167,31 +167,6 @@ UNUSED_PROTOCOLS = ("dccp", "sctp", "rds", "tipc")
 LOGIN_DEFS = {"UMASK": "027", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
 BANNER_FILES = ("/etc/issue", "/etc/issue.net")
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"
-# sshd keeps the first value it reads. The drop-in is included from sshd_config's first
-# line, so no other drop-in (whatever its name) and nothing further down can override it.
-SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-platform-hardening.conf"
-SSHD_CONFIG = "/etc/ssh/sshd_config"
-SSHD_INCLUDE = f"Include {SSHD_DROPIN}"
-# The dev-sec ssh-baseline's algorithms that OpenSSH 8.9 (Ubuntu 22.04) to 10 (Debian 13)
-# and paramiko (pyinfra, testinfra) share; no CBC, no SHA-1, no NIST curves.
-SSHD_BASELINE = {
-    "Ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,aes256-ctr,aes192-ctr,aes128-ctr",
-    "KexAlgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
-    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
-    "MACs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
-    # 3, not the baseline's 2: an agent offering several keys would be refused before the right one.
-    "MaxAuthTries": "3",
-    "LoginGraceTime": "30",
-    "ClientAliveInterval": "300",
-    "ClientAliveCountMax": "3",
-    "AllowAgentForwarding": "no",
-    "AllowTcpForwarding": "no",
-    "X11Forwarding": "no",
-    "PermitUserEnvironment": "no",
-    "PermitEmptyPasswords": "no",
-    "LogLevel": "VERBOSE",
-    "Banner": "/etc/issue.net",
-}
 SWAP_FILE = "/swapfile"
 FSTAB_LINE = f"{SWAP_FILE} none swap sw 0 0"
 # Timers that fetch and apply the security updates unattended-upgrades selects.
@@ -227,27 +202,6 @@ def modprobe_file():
     )
 
 
-def sshd_settings(cfg):
-    """What sshd must run with: the baseline, and with ssh_hardening key-only log-in."""
-    settings = dict(SSHD_BASELINE)
-    if cfg.host.ssh_hardening:
-        settings.update(
-            PasswordAuthentication="no", KbdInteractiveAuthentication="no", PermitRootLogin=cfg.host.ssh_root_login
-        )
-    return settings
-
-
-def sshd_dropin(cfg):
-    return "# Managed by the platform deploy (base layer): edit group data, not this file.\n" + "".join(
-        f"{key} {value}\n" for key, value in sshd_settings(cfg).items()
-    )
-
-
-def sshd_effective(settings):
-    """sshd_settings as `sshd -T` prints them (lower-case keys; prohibit-password is without-password)."""
-    return {key.lower(): {"prohibit-password": "without-password"}.get(value, value) for key, value in settings.items()}
-
-
 # Another time daemon already keeping the clock: leave it (timesyncd would replace it).
 TIME_DAEMONS = ("chrony", "ntp", "ntpsec", "openntpd")
 
@@ -261,7 +215,10 @@ def packages(installed):
 def managed_dirs():
     """The directories this layer writes files into (converge.scan reads each once a run)."""
     return sorted(
-        {os.path.dirname(path) for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)}
+        {
+            os.path.dirname(path)
+            for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, access.SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)
+        }
         | {"/etc/sudoers.d"}
     )
 
@@ -308,8 +265,8 @@ def apply(cfg, installed):
     state = host.get_fact(HostState, user=cfg.host.admin_user)
     _login_defs(state)
     _swap(cfg, state)
-    _admin_user(cfg, state)
-    _ssh(cfg, state)
+    access.admin_user(cfg, state)
+    access.sshd(cfg, state)
     return state
 
 
@@ -320,7 +277,8 @@ def _login_defs(state):
         server.shell(
             name="login.defs: umask 027 and password ageing for new accounts",
             commands=[
-                f"sed -i '/^#*[[:space:]]*{key}[[:space:]]/d' /etc/login.defs && echo '{key} {value}' >> /etc/login.defs"
+                f"sed -i '/^#*[[:space:]]*{key}[[:space:]]/d' /etc/login.defs && "
+                f"echo '{key} {value}' >> /etc/login.defs"
                 for key, value in wrong.items()
             ],
         )
@@ -338,7 +296,7 @@ class HostState(FactBase):
         keys = "|".join(LOGIN_DEFS)
         script += (
             f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
-            f"head -n 1 {SSHD_CONFIG} | sed 's/^/sshd-first /'; "
+            f"head -n 1 {access.SSHD_CONFIG} | sed 's/^/sshd-first /'; "
             "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; "
         )
         if user:
@@ -391,25 +349,13 @@ class HostState(FactBase):
         return state
 
 
-def admin_user_drift(cfg, state):
-    """Whether the admin user differs from what server.user would make of it."""
-    user = cfg.host.admin_user
-    return not (
-        state["passwd"]
-        and state["passwd"][6] == "/bin/bash"
-        and "sudo" in state["groups"]
-        and state["modes"].get(".ssh") == ("700", user)
-        and state["modes"].get("authorized_keys") == ("600", user)
-        and state["keys"] == list(cfg.host.admin_ssh_keys)
-    )
-
-
 def _swap(cfg, state):
     if cfg.host.swap_mb and not state["swap"]:
         server.shell(
             name=f"Swap file of {cfg.host.swap_mb} MB",
             commands=[
-                f"fallocate -l {cfg.host.swap_mb}M {SWAP_FILE} || dd if=/dev/zero of={SWAP_FILE} bs=1M count={cfg.host.swap_mb}",
+                f"fallocate -l {cfg.host.swap_mb}M {SWAP_FILE} || "
+                f"dd if=/dev/zero of={SWAP_FILE} bs=1M count={cfg.host.swap_mb}",
                 f"chmod 600 {SWAP_FILE}",
                 f"mkswap {SWAP_FILE}",
                 f"swapon {SWAP_FILE}",
@@ -417,50 +363,3 @@ def _swap(cfg, state):
         )
     if bool(cfg.host.swap_mb) != state["fstab"]:
         files.line(name="Swap file in fstab", path="/etc/fstab", line=FSTAB_LINE, present=bool(cfg.host.swap_mb))
-
-
-def _admin_user(cfg, state):
-    if not cfg.host.admin_user or not admin_user_drift(cfg, state):
-        return
-    server.user(
-        name=f"Admin user {cfg.host.admin_user}",
-        user=cfg.host.admin_user,
-        shell="/bin/bash",
-        groups=["sudo"],
-        create_home=True,
-        public_keys=list(cfg.host.admin_ssh_keys),
-        delete_keys=True,
-    )
-    converge.put(
-        name=f"{cfg.host.admin_user} may sudo without a password (key-only log-in)",
-        src=StringIO(f"{cfg.host.admin_user} ALL=(ALL) NOPASSWD:ALL\n"),
-        dest=f"/etc/sudoers.d/90-{cfg.host.admin_user}",
-        mode="440",
-    )
-
-
-def sshd_drift(cfg, effective):
-    """Settings whose effective value (`sshd -T`) differs from sshd_settings."""
-    return {
-        key: (effective.get(key), value)
-        for key, value in sshd_effective(sshd_settings(cfg)).items()
-        if effective.get(key) != value
-    }
-
-
-def _ssh(cfg, state):
-    dropin = converge.put(name="SSH hardening", src=StringIO(sshd_dropin(cfg)), dest=SSHD_DROPIN, mode="644")
-    # The drop-in first in sshd_config; whatever else includes it too reads it again, harmlessly.
-    first = server.shell(
-        name="sshd reads the platform's settings first",
-        commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
-        _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])),
-    )
-    changed = lambda: dropin.did_change() or first.did_change()  # noqa: E731
-    # A configuration sshd refuses is taken out again, so sshd's next start (an upgrade, a reboot) still works.
-    rollback = (
-        f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}; rm -f {SSHD_DROPIN}; "
-        "echo 'sshd -t refused the platform settings (above): they were taken out, sshd keeps its own' >&2; exit 1"
-    )
-    server.shell(name="sshd configuration valid", commands=[f"sshd -t || {{ {rollback}; }}"], _if=changed)
-    systemd.service(name="sshd reloaded", service="ssh", reloaded=True, _if=changed)

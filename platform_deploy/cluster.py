@@ -76,8 +76,8 @@ class Settings(Section):
     )
     max_slot_wal_keep_size_mb: PositiveInt = setting(
         2048,
-        doc="WAL the primary keeps for a replica that is behind or down (MB); beyond it the replica's slot is given up, "
-        "so a dead replica cannot fill the primary's disk (it then needs a new base backup).",
+        doc="WAL the primary keeps for a replica that is behind or down (MB); beyond it the replica's slot is given "
+        "up, so a dead replica cannot fill the primary's disk (it then needs a new base backup).",
         fix="set max_slot_wal_keep_size_mb = 2048",
     )
     chatwoot_sidekiq_on_workers: bool = setting(

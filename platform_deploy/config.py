@@ -18,7 +18,7 @@ from .apps import chatwoot, n8n, social
 from .model import ConfigError, problem_line
 from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
 from .services import compose_services
-from .topology import Topology
+from .topology import ONE_HOST, Topology
 
 SECTIONS = {
     "host": base.Settings,
@@ -71,7 +71,7 @@ def keys():
     return {name: (section, f) for section, model in SECTIONS.items() for name, f in model.model_fields.items()}
 
 
-def load(values, ram_mb, supplied=None, require_secrets=True, topology=Topology()):
+def load(values, ram_mb, supplied=None, require_secrets=True, topology=ONE_HOST):
     """Validate group data (a dict) for a host with `ram_mb` of RAM; return a Config.
     `supplied`: the operator's secrets (supplied_secrets()); the audit, which reads no
     secret of the operator's, passes require_secrets=False. `topology`: the host's role
@@ -286,8 +286,9 @@ def _operator_secrets(sections, supplied, problems):
                     variable,
                     None,
                     f"missing, and {feature} needs it",
-                    f"export {variable}=... before the deploy, or add a {variable}=... line to {sections['stack'].secrets_file} "
-                    "(secrets_file; git-ignored if secrets.env); it is stored on the host root-only and never printed",
+                    f"export {variable}=... before the deploy, or add a {variable}=... line to "
+                    f"{sections['stack'].secrets_file} (secrets_file; git-ignored if secrets.env); "
+                    "it is stored on the host root-only and never printed",
                 )
             )
     return {

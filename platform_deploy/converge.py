@@ -42,7 +42,10 @@ class UnitStates(FactBase):
     (SystemdStatus and SystemdEnabled, which would take one call each): {unit: (running, enabled)}."""
 
     def command(self, units):
-        return f"systemctl show --all --property Id --property SubState --property UnitFileState {' '.join(map(shlex.quote, units))}"
+        return (
+            "systemctl show --all --property Id --property SubState --property UnitFileState "
+            f"{' '.join(map(shlex.quote, units))}"
+        )
 
     @staticmethod
     def default():
@@ -86,8 +89,10 @@ class ManagedTree(FactBase):
     def command(self, dirs):
         quoted = " ".join(shlex.quote(d) for d in dirs)
         return (
-            f"find {quoted} -maxdepth 1 \\( -type d -printf 'd %m %u %g %p\\n' \\) -o \\( -type f -printf 'f %m %u %g %p\\n' \\) "
-            f"2>/dev/null; find {quoted} -maxdepth 1 -type f -size -1024k -exec sha1sum {{}} + 2>/dev/null | sed 's/^/sha1 /'; true"
+            f"find {quoted} -maxdepth 1 \\( -type d -printf 'd %m %u %g %p\\n' \\) "
+            "-o \\( -type f -printf 'f %m %u %g %p\\n' \\) "
+            f"2>/dev/null; find {quoted} -maxdepth 1 -type f -size -1024k -exec sha1sum {{}} + 2>/dev/null | "
+            "sed 's/^/sha1 /'; true"
         )
 
     @staticmethod

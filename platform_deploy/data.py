@@ -33,7 +33,7 @@ class Settings(Section):
     )
     postgres_major_upgrade: bool = setting(
         False,
-        doc='True: carry out the README\'s "PostgreSQL major upgrade" when the major version changes; '
+        doc='True: carry out docs/operations.md "PostgreSQL major upgrade" when the major version changes; '
         "a deploy never changes it by itself.",
         problem="not a boolean",
         fix="set postgres_major_upgrade = True or False",
@@ -64,7 +64,8 @@ class DatabaseState(SuperuserQueries):
         (
             "postgres",
             "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
-            "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') from pg_database",
+            "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') "
+            "from pg_database",
         ),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
         ("postgres", "select 'slot', slot_name, coalesce(wal_status, ''), '' from pg_replication_slots"),
@@ -120,11 +121,11 @@ def check_postgres_major(cfg, stack_state):
     data_major = stack_state["pg_version"]
     if data_major and data_major != cfg.data.postgres_major and not cfg.data.postgres_major_upgrade:
         raise ConfigError(
-            f"images['postgres'] = {cfg.stack.images['postgres']!r} is PostgreSQL {cfg.data.postgres_major}, but the data on "
-            f"this host is PostgreSQL {data_major}; nothing was changed on the host.\n"
+            f"images['postgres'] = {cfg.stack.images['postgres']!r} is PostgreSQL {cfg.data.postgres_major}, "
+            f"but the data on this host is PostgreSQL {data_major}; nothing was changed on the host.\n"
             f"  A new major version cannot open the old data directory.\n"
-            f'  Fix: put back a PostgreSQL {data_major} image, or upgrade by the README\'s "PostgreSQL major upgrade" '
-            "procedure (backup, new cluster, restore): rerun with postgres_major_upgrade = True."
+            f"  Fix: put back a PostgreSQL {data_major} image, or upgrade by the procedure in docs/operations.md\n"
+            '  "PostgreSQL major upgrade" (backup, new cluster, restore): rerun with postgres_major_upgrade = True.'
         )
     return data_major
 
@@ -240,7 +241,8 @@ def apply(cfg, rollout: Rollout) -> list[str]:
     )
     if rollout.major_upgrade or rollout.resume_backup:
         server.shell(
-            name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} from the backup taken before the upgrade",
+            name=f"Databases restored into PostgreSQL {cfg.data.postgres_major} "
+            "from the backup taken before the upgrade",
             commands=[
                 rollout.explain_failure(f'{root}/bin/restore.sh "$(cat {rollout.marker})" databases'),
                 f"rm -f {rollout.marker}",
@@ -265,6 +267,7 @@ def _set_old_data_aside(cfg, rollout):
             f'basename "$(ls -1d {cfg.backup.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)" > {rollout.marker}',
             f"{dc} stop",
             f"{dc} rm -f postgres",
-            f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 -exec mv -t {mountpoint % aside} {{}} +",
+            f"find {mountpoint % (project + '_postgres-data')} -mindepth 1 -maxdepth 1 "
+            f"-exec mv -t {mountpoint % aside} {{}} +",
         ],
     )

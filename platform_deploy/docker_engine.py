@@ -83,7 +83,10 @@ DOCKER_AUDIT_DROPIN_TEXT = (
     "# Managed by the platform deploy: audit watches on Docker's runtime paths.\n[Service]\n"
     "ExecStartPost=-/bin/sh -c 'systemd-detect-virt -q -c || augenrules --load'\n"
 )
-AUDITD_DROPIN_TEXT = "# Managed by the platform deploy: a container's host owns the kernel's audit.\n[Unit]\nConditionVirtualization=!container\n"
+AUDITD_DROPIN_TEXT = (
+    "# Managed by the platform deploy: a container's host owns the kernel's audit.\n[Unit]\n"
+    "ConditionVirtualization=!container\n"
+)
 KEYRING = "/etc/apt/keyrings/docker.asc"
 SOURCE_FILE = "/etc/apt/sources.list.d/docker.sources"
 
@@ -145,7 +148,10 @@ class DaemonStale(FactBase):
     """Whether the running dockerd started before daemon.json last changed (it runs other settings)."""
 
     def command(self):
-        started = '$(date -d "$(systemctl show -p ActiveEnterTimestamp --value docker 2>/dev/null)" +%s 2>/dev/null || echo 0)'
+        started = (
+            '$(date -d "$(systemctl show -p ActiveEnterTimestamp --value docker 2>/dev/null)" +%s 2>/dev/null '
+            "|| echo 0)"
+        )
         return f'[ -f {DAEMON_JSON} ] && [ "$(stat -c %Y {DAEMON_JSON})" -gt "{started}" ] && echo stale; true'
 
     def process(self, output):

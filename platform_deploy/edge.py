@@ -27,7 +27,8 @@ class Settings(Section):
     )
     edge_hostnames: dict[str, str] = setting(
         {},
-        doc='Hostnames under domain, by service; the defaults are chat, n8n, cms and pangolin. E.g. {"chatwoot": "support"}.',
+        doc="Hostnames under domain, by service; the defaults are chat, n8n, cms and pangolin. "
+        'E.g. {"chatwoot": "support"}.',
         problem="not a mapping",
         fix='set edge_hostnames = {"chatwoot": "support"}',
     )

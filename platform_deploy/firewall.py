@@ -19,7 +19,8 @@ from .topology import Role
 class Settings(Section):
     ssh_allow_cidrs: Items[Cidr] = setting(
         (),
-        doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. SSH always stays open, or you lock yourself out.',
+        doc='Networks allowed to SSH, e.g. ["203.0.113.0/24"]; empty: anywhere. '
+        "SSH always stays open, or you lock yourself out.",
         problem="not a list",
         fix='set ssh_allow_cidrs = ["203.0.113.0/24"], or [] for anywhere',
     )
@@ -138,13 +139,16 @@ class FirewallState(FactBase):
             "if command -v ufw >/dev/null; then LANG=C ufw status verbose && LANG=C ufw show added; fi; "
             "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
             # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
-            "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' | sed 's/^:/port /'; "
+            "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' "
+            "| sed 's/^:/port /'; "
             f"grep '^IPT_SYSCTL=' {UFW_DEFAULTS} 2>/dev/null | sed 's/^/ufw-sysctl /'; "
             "iptables -S DOCKER-USER 2>/dev/null; "
             # What the kernel filters with: UFW's chains loaded, INPUT's policy.
-            "iptables -S INPUT 2>/dev/null | head -n 1; iptables -S ufw-user-input >/dev/null 2>&1 && echo ufw-chains-loaded; "
+            "iptables -S INPUT 2>/dev/null | head -n 1; "
+            "iptables -S ufw-user-input >/dev/null 2>&1 && echo ufw-chains-loaded; "
             # The guard's block in after.rules, between its markers.
-            f"sed -n '/^{GUARD_MARKER.format(mark='BEGIN')}$/,/^{GUARD_MARKER.format(mark='END')}$/p' {AFTER_RULES} 2>/dev/null "
+            f"sed -n '/^{GUARD_MARKER.format(mark='BEGIN')}$/,"
+            f"/^{GUARD_MARKER.format(mark='END')}$/p' {AFTER_RULES} 2>/dev/null "
             "| sed 's/^/guard /'; true"
         )
 

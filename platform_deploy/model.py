@@ -119,7 +119,7 @@ def _cidr(value):
         raise refuse(
             f"not a network in CIDR notation: {e}{hint}",
             'write each entry as address/prefix with no host bits, e.g. "203.0.113.0/24"',
-        )
+        ) from None
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]

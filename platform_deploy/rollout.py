@@ -30,7 +30,8 @@ def explain_failure(cfg: Config, command: str) -> str:
         f"{command} || {{ status=$?; echo 'DEPLOY FAILED. The images that last ran healthy ({images}):' >&2; "
         f"cat {images} >&2 2>/dev/null || echo '  (none recorded yet: the stack never came up)' >&2; "
         "echo 'To go back: set those in group data (images) and rerun the deploy. A backup taken before any "
-        f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; exit $status; }}"
+        f"upgrade of data is the newest in {cfg.backup.backup_dir}; {root}/bin/restore.sh restores it.' >&2; "
+        "exit $status; }"
     )
 
 

@@ -20,7 +20,8 @@ class StackState(FactBase):
     def command(self, root, project):
         stale = "".join(
             f"s=$(docker inspect -f '{{{{.State.StartedAt}}}}' {project}-{service}-1 2>/dev/null) && "
-            f'[ "$(date -r {root}/{path} +%s%N 2>/dev/null || echo 0)" -gt "$(date -d "$s" +%s%N)" ] && echo \'stale {service}\'; '
+            f'[ "$(date -r {root}/{path} +%s%N 2>/dev/null || echo 0)" -gt "$(date -d "$s" +%s%N)" ] '
+            f"&& echo 'stale {service}'; "
             for service, paths in MOUNTED_CONFIG.items()
             for path in paths
         )
@@ -28,11 +29,14 @@ class StackState(FactBase):
         return (
             stale +
             # Secret files anyone but root could read (or that root does not own).
-            f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f \\( ! -user root -o ! -group root -o -perm /077 \\) "
+            f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f "
+            "\\( ! -user root -o ! -group root -o -perm /077 \\) "
             "2>/dev/null | sed 's/^/loose /'; "
-            f'echo "pg-version $(cat "$(docker volume inspect -f \'{{{{.Mountpoint}}}}\' {volume} 2>/dev/null)/PG_VERSION" 2>/dev/null)"; '
+            f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)"
+            '/PG_VERSION" 2>/dev/null)"; '
             # A hot standby's data (scale-out): a replica whose data is not one is seeded again.
-            f"[ -f \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/standby.signal\" ] && echo standby; "
+            f"[ -f \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/standby.signal\" ] "
+            "&& echo standby; "
             "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f'echo "prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)"; '
@@ -40,7 +44,8 @@ class StackState(FactBase):
             f"[ -s {root}/edge/pangolin/config.yml ] && echo pangolin-config; "
             # docker ps, not compose ps: the same answer without compose's start-up cost.
             f"docker ps -a --filter label=com.docker.compose.project={shlex.quote(project)} "
-            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.Image}} {{.State}} {{.Status}}' 2>/dev/null || true"
+            "--format 'service {{.Label \"com.docker.compose.service\"}} {{.Image}} {{.State}} {{.Status}}' "
+            "2>/dev/null || true"
         )
 
     @staticmethod

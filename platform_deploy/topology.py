@@ -52,6 +52,9 @@ class Topology:
         return (*self.replicas, *self.workers)
 
 
+ONE_HOST = Topology()  # a one-host inventory's topology: config.load's default
+
+
 def _role_of(groups) -> Role:
     return Role.REPLICA if "replicas" in groups else Role.WORKER if "workers" in groups else Role.PRIMARY
 

@@ -54,7 +54,7 @@ def inbound(host):
         # Handed over: out of the bot's hands (open), to a team or, for "Any available", to any online agent.
         conversation = wait_for(
             f"the message to {department['number']}",
-            lambda: [
+            lambda sender=sender: [
                 c
                 for c in host.conversations_of(sender, messages=False)
                 if c.get("status") == "open" and c.get("labels")
@@ -96,7 +96,8 @@ def outbound(host):
     print(f"{'platform':<10} {'status':<9} {'external id / error':<48} note")
     for row in host.post_logs(promotion["id"]):
         print(
-            f"{row['platform']:<10} {row['status']:<9} {(row['external_id'] or row['error'] or '-')[:48]:<48} {row['note'] or ''}"
+            f"{row['platform']:<10} {row['status']:<9} {(row['external_id'] or row['error'] or '-')[:48]:<48} "
+            f"{row['note'] or ''}"
         )
     # An archived promotion is not posted again.
     host.directus_as("directus_admin_token", "PATCH", f"/items/promotions/{promotion['id']}", {"status": "archived"})

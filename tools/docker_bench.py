@@ -82,7 +82,8 @@ def bench(src, container):
     )
     if copy.returncode:
         sys.exit(
-            f"could not copy docker-bench-security into {container} (make sandbox first?): {copy.stderr.decode().strip()}"
+            f"could not copy docker-bench-security into {container} (make sandbox first?): "
+            f"{copy.stderr.decode().strip()}"
         )
     # The script sources ./functions and ./tests, so it runs from its own directory.
     run = subprocess.run(
@@ -108,7 +109,8 @@ def bench(src, container):
     )
     if run.returncode or log.returncode:
         sys.exit(
-            f"docker-bench-security failed on {container} (exit {run.returncode}):\n{run.stdout}{run.stderr}{log.stderr}"
+            f"docker-bench-security failed on {container} (exit {run.returncode}):\n"
+            f"{run.stdout}{run.stderr}{log.stderr}"
         )
     # The script writes its JSON with printf: strict=False lets control characters in details through.
     return json.loads(log.stdout, strict=False)

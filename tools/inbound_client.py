@@ -177,7 +177,10 @@ class Host:
             'headers: {Authorization: "Bearer " + process.env.T, "Content-Type": "application/json"}})'
             '.then(async (r) => console.log(r.status + " " + await r.text()))'
         )
-        env = f"T=$(cat /opt/msgplatform/secrets/{token}) M={method} P={shlex.quote(path)} B={shlex.quote(json.dumps(body) if body is not None else '')}"
+        env = (
+            f"T=$(cat /opt/msgplatform/secrets/{token}) M={method} P={shlex.quote(path)} "
+            f"B={shlex.quote(json.dumps(body) if body is not None else '')}"
+        )
         out = self.sh(f"{env} {DC} exec -T -e T -e M -e P -e B directus node -e {shlex.quote(script)}").strip()
         status, _, text = out.partition(" ")
         return int(status), json.loads(text) if text.strip() else None

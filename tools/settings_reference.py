@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from platform_deploy import config
+
+ROOT = Path(__file__).resolve().parent.parent
 
 (ROOT / "docs" / "settings.md").write_text(config.reference() + "\n")
 print("docs/settings.md written")

@@ -51,7 +51,8 @@ class Chatwoot:
                 )
             )
             sys.exit(0)
-        # Chatwoot's own tools make the account, its admin and n8n's automation agent: no sign-up page, no set-up by hand.
+        # Chatwoot's own tools make the account, its admin and n8n's automation agent: no sign-up page, no set-up by
+        # hand.
         cw = common.SETTINGS["chatwoot"]
         env = {
             **os.environ,
@@ -187,8 +188,8 @@ class Chatwoot:
         return ids
 
     def facebook_inbox(self, fb, have, auto):
-        """The Page's inbox, by CallbacksController#register_facebook_page (the dashboard's Facebook login ends there). A
-        Page token stands for the user token too: Chatwoot keeps that one only to reauthorise through the login."""
+        """The Page's inbox, by CallbacksController#register_facebook_page (the dashboard's Facebook login ends there).
+        A Page token stands for the user token too: Chatwoot keeps that one only to reauthorise through the login."""
         inbox = have.get(fb["inbox"])
         other = next(
             (i["name"] for i in have.values() if i.get("page_id") == fb["page_id"] and i["name"] != fb["inbox"]), None
@@ -220,7 +221,8 @@ class Chatwoot:
             )
         if inbox.get("reauthorization_required"):
             print(
-                f"[apps] WARNING: Chatwoot inbox {fb['inbox']} needs the Page reauthorised: Chatwoot, Settings > Inboxes",
+                f"[apps] WARNING: Chatwoot inbox {fb['inbox']} needs the Page reauthorised: "
+                "Chatwoot, Settings > Inboxes",
                 flush=True,
             )
         if inbox.get("enable_auto_assignment") != auto:
@@ -305,8 +307,8 @@ class Chatwoot:
 
     def bot(self, cw, url, inbox_ids):
         """The platform's agent bot: n8n acts in Chatwoot as it, with its own token (never the admin's). Connected to
-        the department inboxes (WhatsApp, web chat, Messenger), it gets their events, and their new conversations stay `pending` (offered to
-        nobody) until triage hands them over."""
+        the department inboxes (WhatsApp, web chat, Messenger), it gets their events, and their new conversations stay
+        `pending` (offered to nobody) until triage hands them over."""
         name = cw["bot_name"]
         bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)
         if bot is None:

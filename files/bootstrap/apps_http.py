@@ -26,7 +26,7 @@ def call(method, url, body=None, headers=None, ok=(200, 201, 204)):
             if e.code >= 500 and attempt < 29:
                 time.sleep(2)
                 continue
-            raise SystemExit(f"{method} {url.split('/', 3)[-1]}: HTTP {e.code}: {redacted(detail)}")
+            raise SystemExit(f"{method} {url.split('/', 3)[-1]}: HTTP {e.code}: {redacted(detail)}") from e
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             if attempt == 29:
                 raise

@@ -2,8 +2,9 @@
 
 The work is done on the host by bin/apps-bootstrap.py (files/bootstrap/), through the
 apps' own tools and APIs on the stack's network: Chatwoot's account, inboxes, teams and
-webhook; Directus's schema (files/directus/) and n8n's user there; n8n's credentials and workflows (files/n8n/). Here: its
-inputs (no secret among them), and one step that runs it when an input changed.
+webhook; Directus's schema (files/directus/) and n8n's user there; n8n's credentials and
+workflows (files/n8n/). Here: its inputs (no secret among them), and one step that runs it
+when an input changed.
 """
 
 import json
@@ -55,7 +56,8 @@ class AppState(data.SuperuserQueries):
         ("n8n", "select 'published', id from workflow_entity where active"),
         (
             "n8n",
-            f"select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity where id = '{POSTER}') w",
+            "select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity "
+            f"where id = '{POSTER}') w",
         ),
         (
             "directus",
@@ -100,7 +102,8 @@ class ChatwootState(FactBase):
         script = f"{root}/bin/apps-bootstrap.py"
         # An older script has no --check and would set everything up: only a script that has one is asked.
         return (
-            f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; then python3 {script} {root} --check 2>&1 | tail -n 1; "
+            f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; "
+            f"then python3 {script} {root} --check 2>&1 | tail -n 1; "
             "else echo '{\"drift\": null}'; fi"
         )
 
@@ -139,7 +142,8 @@ def app_drift(cfg, state):
     email = n8n_directus_email(cfg)
     if state["users"].get(email) != [("-", N8N_POLICY)]:
         drift["user"] = (
-            f"n8n's Directus user {email}: (role, policy) {state['users'].get(email)}, wanted no role and {N8N_POLICY!r} only"
+            f"n8n's Directus user {email}: (role, policy) {state['users'].get(email)}, "
+            f"wanted no role and {N8N_POLICY!r} only"
         )
     if state["permissions"] != set(N8N_DIRECTUS_PERMISSIONS) or state["policy_access"] != {("f", "f")}:
         drift["permissions"] = (
@@ -155,10 +159,29 @@ def enabled(cfg):
 
 def settings_document(cfg):
     """config/apps.json: what the bootstrap and the workflows need to know; never a secret."""
-    cw, n8n, social = cfg.chatwoot, cfg.n8n, cfg.social
-    # A department's inboxes: its WhatsApp number's, then its web chats', then the Facebook Page's.
+    departments = _departments(cfg.chatwoot)
+    return {
+        "stack_name": cfg.stack.stack_name,
+        "chatwoot": _chatwoot_settings(cfg, departments),
+        "directus": {
+            "service_user": {
+                "email": n8n_directus_email(cfg),
+                "policy": N8N_POLICY,
+                "permissions": N8N_DIRECTUS_PERMISSIONS,
+            }
+        },
+        "n8n": {
+            "redis_db": data.REDIS_DB["n8n"],
+            "smtp": smtp_credential(cfg.stack.smtp),
+            "workflow_settings": _workflow_settings(cfg, departments),
+        },
+    }
+
+
+def _departments(cw):
+    """A department's inboxes: its WhatsApp number's, then its web chats', then the Facebook Page's."""
     fb = cw.facebook_inbox
-    departments = [
+    return [
         {
             **d.model_dump(),
             "label": d.label,
@@ -170,65 +193,59 @@ def settings_document(cfg):
         }
         for d in cw.departments
     ]
+
+
+def _chatwoot_settings(cfg, departments):
+    cw, fb = cfg.chatwoot, cfg.chatwoot.facebook_inbox
     return {
-        "stack_name": cfg.stack.stack_name,
-        "chatwoot": {
-            "account_name": cw.chatwoot_account_name,
-            "admin_name": cw.chatwoot_admin_name,
-            "admin_email": cfg.stack.admin_email,
-            "teams": list(cw.teams),
-            "supervisors": list(cw.supervisors),
-            "departments": departments,
-            "default_inbox": cw.default_inbox,
-            "web_chats": [w.model_dump() for w in cw.web_chats],
-            "business_account_id": cw.whatsapp_business_account_id,
-            "facebook_inbox": fb and {**fb.model_dump(), "page_id": social.facebook_page_id},
-            "agents": cw.agents(),
-            "team_members": {t: cw.members(t) for t in cw.teams},
-            "team_auto_assign": {
-                t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
-                for t in cw.teams
-            },
-            "any_available": chatwoot.ANY_AVAILABLE,
-            "labels": labels(cfg),
-            "bot_name": BOT_NAME,
-            "automation": {"name": "n8n automation", "email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"},
+        "account_name": cw.chatwoot_account_name,
+        "admin_name": cw.chatwoot_admin_name,
+        "admin_email": cfg.stack.admin_email,
+        "teams": list(cw.teams),
+        "supervisors": list(cw.supervisors),
+        "departments": departments,
+        "default_inbox": cw.default_inbox,
+        "web_chats": [w.model_dump() for w in cw.web_chats],
+        "business_account_id": cw.whatsapp_business_account_id,
+        "facebook_inbox": fb and {**fb.model_dump(), "page_id": cfg.social.facebook_page_id},
+        "agents": cw.agents(),
+        "team_members": {t: cw.members(t) for t in cw.teams},
+        "team_auto_assign": {
+            t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
+            for t in cw.teams
         },
-        "directus": {
-            "service_user": {
-                "email": n8n_directus_email(cfg),
-                "policy": N8N_POLICY,
-                "permissions": N8N_DIRECTUS_PERMISSIONS,
-            }
-        },
-        "n8n": {
-            "redis_db": data.REDIS_DB["n8n"],
-            "smtp": smtp_credential(cfg.stack.smtp),
-            "workflow_settings": {
-                # The apps by name on the stack's network; the vendors by their base URLs.
-                "chatwoot_url": "http://chatwoot-web:3000",
-                "directus_url": "http://directus:8055",
-                "anthropic_url": n8n.anthropic_api_base_url,
-                "whatsapp_url": cw.whatsapp_api_base_url,
-                "ai_replies": n8n.ai_replies,
-                "triage_model": n8n.triage_model,
-                "triage_confidence_threshold": n8n.triage_confidence_threshold,
-                "escalate_intents": list(n8n.triage_escalate_intents),
-                "departments": departments,
-                "default_inbox": cw.default_inbox,
-                # The auto-poster (02): a post per promotion, platform and slot of the schedule.
-                "timezone": n8n.timezone,
-                "social_schedule": social.social_schedule,
-                "caption_model": social.caption_model,
-                "graph_url": f"{social.graph_api_base_url}/{social.graph_api_version}",
-                "facebook_page_id": social.facebook_page_id,
-                "instagram_user_id": social.instagram_user_id,
-                "tiktok_notify_email": social.tiktok_notify_email,
-                "claude_key": "claude_api_key" in cfg.supplied_secrets,
-                "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
-                "social_key_prefix": f"{cfg.stack.stack_name}:social",
-            },
-        },
+        "any_available": chatwoot.ANY_AVAILABLE,
+        "labels": labels(cfg),
+        "bot_name": BOT_NAME,
+        "automation": {"name": "n8n automation", "email": f"n8n-automation@{cfg.stack.admin_email.split('@')[1]}"},
+    }
+
+
+def _workflow_settings(cfg, departments):
+    cw, n8n, social = cfg.chatwoot, cfg.n8n, cfg.social
+    return {
+        # The apps by name on the stack's network; the vendors by their base URLs.
+        "chatwoot_url": "http://chatwoot-web:3000",
+        "directus_url": "http://directus:8055",
+        "anthropic_url": n8n.anthropic_api_base_url,
+        "whatsapp_url": cw.whatsapp_api_base_url,
+        "ai_replies": n8n.ai_replies,
+        "triage_model": n8n.triage_model,
+        "triage_confidence_threshold": n8n.triage_confidence_threshold,
+        "escalate_intents": list(n8n.triage_escalate_intents),
+        "departments": departments,
+        "default_inbox": cw.default_inbox,
+        # The auto-poster (02): a post per promotion, platform and slot of the schedule.
+        "timezone": n8n.timezone,
+        "social_schedule": social.social_schedule,
+        "caption_model": social.caption_model,
+        "graph_url": f"{social.graph_api_base_url}/{social.graph_api_version}",
+        "facebook_page_id": social.facebook_page_id,
+        "instagram_user_id": social.instagram_user_id,
+        "tiktok_notify_email": social.tiktok_notify_email,
+        "claude_key": "claude_api_key" in cfg.supplied_secrets,
+        "mail_from": cfg.stack.smtp["sender"] if cfg.stack.smtp else cfg.stack.admin_email,
+        "social_key_prefix": f"{cfg.stack.stack_name}:social",
     }
 
 
@@ -264,68 +281,7 @@ def apply(cfg, rollout):
         logger.info(f"{host.name}: application bootstrap skipped: it needs chatwoot, n8n and directus in apps")
         return
     root = cfg.stack.stack_root
-    converge.directory(
-        name=f"Directory {root}/config/n8n", path=f"{root}/config/n8n", user="root", group="root", mode="700"
-    )
-    inputs = [
-        converge.put(
-            name="Application bootstrap script",
-            src="files/bootstrap/apps_bootstrap.py",
-            dest=f"{root}/bin/apps-bootstrap.py",
-            mode="700",
-            create_remote_dir=False,
-        ),
-        # Its modules, beside it: run by its path, the script has bin/ on its sys.path.
-        *(
-            converge.put(
-                name=f"Application bootstrap module {name}",
-                src=f"files/bootstrap/{name}",
-                dest=f"{root}/bin/{name}",
-                mode="600",
-                create_remote_dir=False,
-            )
-            for name in sorted(os.listdir("files/bootstrap"))
-            if name.startswith("apps_") and name.endswith(".py") and name != "apps_bootstrap.py"
-        ),
-        converge.put(
-            name="Chatwoot account bootstrap (rails runner)",
-            src="files/chatwoot/bootstrap.rb",
-            dest=f"{root}/bin/chatwoot_bootstrap.rb",
-            mode="600",
-            create_remote_dir=False,
-        ),
-        converge.put(
-            name="Directus schema snapshot",
-            src=SCHEMA,
-            dest=f"{root}/config/directus-schema.json",
-            mode="600",
-            create_remote_dir=False,
-        ),
-        converge.put(
-            name="Application settings",
-            src=StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
-            dest=f"{root}/config/apps.json",
-            mode="600",
-            create_remote_dir=False,
-        ),
-        *(
-            converge.put(
-                name=f"n8n workflow {name}",
-                src=os.path.join(WORKFLOWS_DIR, name),
-                dest=f"{root}/config/n8n/{name}",
-                mode="600",
-                create_remote_dir=False,
-            )
-            for name in sorted(os.listdir(WORKFLOWS_DIR))
-            if name.endswith(".json")
-        ),
-    ]
-    stale = [
-        f"{root}/config/n8n/{name}"
-        for name in converge.entries(f"{root}/config/n8n")
-        if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))
-    ]
-    inputs += [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
+    inputs = _inputs(cfg, root)
     drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
     drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
@@ -350,3 +306,50 @@ def apply(cfg, rollout):
             or bool(drift)
         ),
     )
+
+
+def _inputs(cfg, root):
+    """The files the bootstrap reads, uploaded; retired workflow files removed."""
+    converge.directory(
+        name=f"Directory {root}/config/n8n", path=f"{root}/config/n8n", user="root", group="root", mode="700"
+    )
+    inputs = [
+        _upload(
+            "Application bootstrap script",
+            "files/bootstrap/apps_bootstrap.py",
+            f"{root}/bin/apps-bootstrap.py",
+            mode="700",
+        ),
+        # Its modules, beside it: run by its path, the script has bin/ on its sys.path.
+        *(
+            _upload(f"Application bootstrap module {name}", f"files/bootstrap/{name}", f"{root}/bin/{name}")
+            for name in sorted(os.listdir("files/bootstrap"))
+            if name.startswith("apps_") and name.endswith(".py") and name != "apps_bootstrap.py"
+        ),
+        _upload(
+            "Chatwoot account bootstrap (rails runner)",
+            "files/chatwoot/bootstrap.rb",
+            f"{root}/bin/chatwoot_bootstrap.rb",
+        ),
+        _upload("Directus schema snapshot", SCHEMA, f"{root}/config/directus-schema.json"),
+        _upload(
+            "Application settings",
+            StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),
+            f"{root}/config/apps.json",
+        ),
+        *(
+            _upload(f"n8n workflow {name}", os.path.join(WORKFLOWS_DIR, name), f"{root}/config/n8n/{name}")
+            for name in sorted(os.listdir(WORKFLOWS_DIR))
+            if name.endswith(".json")
+        ),
+    ]
+    stale = [
+        f"{root}/config/n8n/{name}"
+        for name in converge.entries(f"{root}/config/n8n")
+        if not os.path.exists(os.path.join(WORKFLOWS_DIR, name))
+    ]
+    return inputs + [converge.absent(name=f"Retired workflow file {path}", path=path) for path in stale]
+
+
+def _upload(name, src, dest, mode="600"):
+    return converge.put(name=name, src=src, dest=dest, mode=mode, create_remote_dir=False)

@@ -133,8 +133,8 @@ class Settings(Section):
     )
     team_members: dict[Name, Items[Email]] = setting(
         {},
-        doc="Members of a team besides the agents of the departments it serves, by e-mail (each an agent of a department "
-        'or a supervisor), e.g. {"Technical leads": ["lead@example.org"]}. Every escalation team needs one.',
+        doc="Members of a team besides the agents of the departments it serves, by e-mail (each an agent of a "
+        'department or a supervisor), e.g. {"Technical leads": ["lead@example.org"]}. Every escalation team needs one.',
         problem="not a mapping of team name to e-mail addresses",
         fix='set team_members = {"Technical leads": ["lead@example.org"]}',
     )
@@ -164,8 +164,8 @@ class Settings(Section):
     )
     facebook_inbox: FacebookInbox | None = setting(
         None,
-        doc="Messenger conversations of the Facebook Page (facebook_page_id, PLATFORM_FACEBOOK_PAGE_TOKEN) in a Chatwoot "
-        "inbox: inbox (its name), department (whose triage and people serve it). Meta's Messenger webhook: "
+        doc="Messenger conversations of the Facebook Page (facebook_page_id, PLATFORM_FACEBOOK_PAGE_TOKEN) in a "
+        "Chatwoot inbox: inbox (its name), department (whose triage and people serve it). Meta's Messenger webhook: "
         "https://<chatwoot domain>/bot, signed with PLATFORM_META_APP_SECRET. None: no Facebook inbox.",
         problem="not a valid Facebook inbox",
         fix='write it as {"inbox": "facebook", "department": "Support"}',
@@ -257,8 +257,8 @@ class Settings(Section):
                 known = people.setdefault(agent.email, (agent, d.name))
                 if known[0] != agent:
                     raise refuse(
-                        f"agent {agent.email} is {agent.name!r} ({agent.role}) here and {known[0].name!r} ({known[0].role}) "
-                        f"in department {known[1]!r}",
+                        f"agent {agent.email} is {agent.name!r} ({agent.role}) here and "
+                        f"{known[0].name!r} ({known[0].role}) in department {known[1]!r}",
                         "give the agent the same name and role in every department",
                         key=f"departments[{i}].agents",
                         value=agent.email,
@@ -297,7 +297,8 @@ class Settings(Section):
             if d.escalation_team != ANY_AVAILABLE and not self.members(d.escalation_team):
                 raise refuse(
                     f"escalation team {d.escalation_team!r} has no members: escalations would reach nobody",
-                    f"list its people in team_members[{d.escalation_team!r}], or give it a department whose agents it holds",
+                    f"list its people in team_members[{d.escalation_team!r}], "
+                    "or give it a department whose agents it holds",
                     key=f"departments[{i}].escalation_team",
                     value=d.escalation_team,
                 )

@@ -36,7 +36,7 @@ def cron_problem(expression):
     if len(fields) != 5:
         return f"has {len(fields)} fields, not 5"
     sets = []
-    for text, (name, low, high) in zip(fields, CRON_FIELDS):
+    for text, (name, low, high) in zip(fields, CRON_FIELDS, strict=True):
         values = cron_values(text, low, high)
         if values is None:
             return f"{name} field {text!r} does not parse"

@@ -10,9 +10,6 @@ import json
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
 from pyinfra.api import State
 from pyinfra.context import ctx_state
 from pyinfra.facts.hardware import Memory
@@ -20,6 +17,7 @@ from pyinfra_cli.inventory import make_inventory
 
 from platform_deploy import config, topology
 
+ROOT = Path(__file__).resolve().parents[2]
 _TARGETS: dict[str, dict] = {}  # testinfra host name -> that host's group data
 _TOPOLOGY: dict[str, topology.Topology] = {}  # testinfra host name -> its role and peers (topology.py)
 

@@ -3,9 +3,10 @@ schedule and time zone, and n8n's Directus user no wider than the deploy made it
 deploy reads the same state (bootstrap.AppState) and runs the bootstrap again when it drifted."""
 
 import pytest
-from conftest import run_fact
 
 from platform_deploy.apps import bootstrap
+
+from conftest import run_fact
 
 pytestmark = pytest.mark.roles("primary")
 

@@ -1,9 +1,10 @@
 """Backups: the timer, the last run, how old the newest backup is, every backup's checksums."""
 
 import pytest
-from conftest import run_fact
 
 from platform_deploy import backup
+
+from conftest import run_fact
 
 pytestmark = pytest.mark.roles("primary")  # replicas and worker hosts hold nothing of their own
 
@@ -29,7 +30,8 @@ def test_newest_backup_is_fresh(backups, cfg):
     newest = backups["backups"][-1]
     age = backup.age_hours(newest, backups["now"])
     assert age <= cfg.backup.backup_max_age_hours, (
-        f"the newest backup, {newest}, is {age:.0f} h old (backup_max_age_hours = {cfg.backup.backup_max_age_hours}): stale"
+        f"the newest backup, {newest}, is {age:.0f} h old "
+        f"(backup_max_age_hours = {cfg.backup.backup_max_age_hours}): stale"
     )
 
 

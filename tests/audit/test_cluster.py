@@ -50,7 +50,8 @@ def test_replica_is_a_streaming_hot_standby(host, cfg):
 @pytest.mark.roles("replica")
 def test_redis_replicates_the_primary(host, cfg):
     info = host.check_output(
-        f"docker exec {cfg.stack.stack_name}-redis-1 sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli info replication'"
+        f"docker exec {cfg.stack.stack_name}-redis-1 "
+        "sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli info replication'"
     )
     fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
     assert fields.get("role") == "slave" and fields.get("master_host") == cfg.topology.primary.address, (

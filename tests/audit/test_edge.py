@@ -3,9 +3,10 @@ the host listens on nothing else, certificates and secrets are private."""
 
 import pytest
 import yaml
-from conftest import run_fact
 
 from platform_deploy import cluster, edge, firewall
+
+from conftest import run_fact
 
 
 def _published(host):

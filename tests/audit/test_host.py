@@ -3,11 +3,12 @@
 import json
 
 import pytest
-from conftest import ROOT, run_fact
 from pyinfra.facts.deb import DebArch
 from pyinfra.facts.server import LinuxDistribution, Sysctl
 
-from platform_deploy import base, docker_engine, firewall
+from platform_deploy import access, base, docker_engine, firewall
+
+from conftest import ROOT, run_fact
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def test_time_sync_and_security_upgrades(host):
 
 def test_ssh_hardening(host, cfg):
     effective = run_fact(host, base.HostState, None)["sshd"]
-    drift = base.sshd_drift(cfg, effective)
+    drift = access.sshd_drift(cfg, effective)
     assert not drift, f"sshd's effective settings (sshd -T) differ (live, wanted): {drift}"
 
 

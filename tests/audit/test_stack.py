@@ -3,7 +3,6 @@
 import json
 
 import pytest
-from conftest import run_fact
 
 from platform_deploy import cluster, data, services, stack, stack_state
 from platform_deploy.containers import (
@@ -14,6 +13,8 @@ from platform_deploy.containers import (
     capability_names,
     runtime_drift,
 )
+
+from conftest import run_fact
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,8 @@ def test_least_privilege_per_container(host, cfg, containers):
         assert capability_names(hc["CapDrop"]) == ["ALL"] and capability_names(hc["CapAdd"]) == sorted(
             CAPABILITIES[service]
         ), (
-            f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, wanted all dropped and {CAPABILITIES[service]} added"
+            f"{service} capabilities: drop {hc['CapDrop']}, add {hc['CapAdd']}, "
+            f"wanted all dropped and {CAPABILITIES[service]} added"
         )
         assert hc["ReadonlyRootfs"] == (service in READ_ONLY_WRITABLE), (
             f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
@@ -168,7 +170,8 @@ def test_no_secret_value_outside_the_secrets_directory(host, cfg):
     # grep -f reads the secrets as patterns from the files themselves, on the host.
     leaks = host.run(
         f"cd {cfg.stack.stack_root} && for s in {' '.join(cluster.secret_names(cfg))}; do "
-        f"grep -rlF -f secrets/$s compose.yaml env config bin state edge/traefik edge/pangolin-config.yml.in 2>/dev/null; done"
+        "grep -rlF -f secrets/$s compose.yaml env config bin state edge/traefik edge/pangolin-config.yml.in "
+        "2>/dev/null; done"
     )
     assert not leaks.stdout.strip(), f"secret values found in: {leaks.stdout.split()}"
 

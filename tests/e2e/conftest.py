@@ -125,13 +125,13 @@ def wait_healthy(sandbox, timeout=240):
 def write_marks(sandbox, mark):
     for app in APPS:
         psql(sandbox, app, f"create table if not exists marks (v text); insert into marks values ('{mark}')", user=app)
-    for app, index in zip(APPS, (0, 1, 2)):
+    for index in range(len(APPS)):  # each app's Redis database
         redis(sandbox, "-n", str(index), "set", "mark", mark)
 
 
 def read_marks(sandbox):
     rows = {app: psql(sandbox, app, "select string_agg(v, ',') from marks", user=app) for app in APPS}
-    keys = {app: redis(sandbox, "-n", str(index), "get", "mark") for app, index in zip(APPS, (0, 1, 2))}
+    keys = {app: redis(sandbox, "-n", str(index), "get", "mark") for index, app in enumerate(APPS)}
     return rows, keys
 
 

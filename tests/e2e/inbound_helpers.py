@@ -6,9 +6,10 @@ import shlex
 import time
 
 import pytest
-from conftest import DC, GROUP_DATA, NAME, PORT
 
 from tools.inbound_client import Host
+
+from conftest import DC, GROUP_DATA, NAME, PORT
 
 DEPARTMENTS = {d["name"]: d for d in GROUP_DATA["departments"]}
 AUTOMATION = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
@@ -60,3 +61,14 @@ def chatwoot_objects(sandbox, kind):
     sql = f"select data from cw_objects where kind = '{kind}'"
     out = sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)}")
     return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def lead_captures(sandbox, *fragments, status=None):
+    """Executions of 03-whatsapp-lead-capture whose data holds every fragment (n8n's own records)."""
+    sql = (
+        'select count(*) from execution_entity e join execution_data d on d."executionId" = e.id '
+        "where e.\"workflowId\" = 'platformLeadCapt'"
+        + (f" and e.status = '{status}'" if status else "")
+        + "".join(f" and d.data like '%{f}%'" for f in fragments)
+    )
+    return int(sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d n8n -tAc {shlex.quote(sql)}").strip() or 0)

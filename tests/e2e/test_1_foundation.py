@@ -1,12 +1,29 @@
 """Foundation end to end, in order: bad group data refused on an untouched host, a fresh
 deploy, the audit, a clean rerun as a sudo user, and three kinds of drift caught and repaired."""
 
+import json
+
 import pytest
+
 from conftest import changed
 
+
+def department(number, phone_number_id, inbox, team, **more):
+    """A department of group data, as --data gives it."""
+    return json.dumps(
+        {
+            "name": "Sales",
+            "number": number,
+            "phone_number_id": phone_number_id,
+            "inbox": inbox,
+            "team": team,
+            "escalation_team": "Any available",
+            **more,
+        }
+    )
+
+
 # Files that any operation of the deploy would create or change.
-# A department of group data, as --data gives it (number, phone_number_id, inbox, team).
-D = '{"name": "Sales", "number": "%s", "phone_number_id": "%s", "inbox": "%s", "team": "%s", "escalation_team": "Any available"}'
 FOOTPRINT = (
     "/etc/ufw/user.rules /etc/docker/daemon.json /etc/sysctl.d/60-platform.conf /etc/apt/apt.conf.d/20auto-upgrades"
 )
@@ -24,25 +41,22 @@ FOOTPRINT = (
         ('ssh_allow_cidrs=["10.0.0.1/8"]', "ssh_allow_cidrs"),
         ('whatsapp_numbers={"sales": "+5922221111"}', "renamed to departments"),
         (
-            "departments=[%s]" % D % ("592-222-1111", "1100000001", "sales-whatsapp", "Sales Team"),
+            f"departments=[{department('592-222-1111', '1100000001', 'sales-whatsapp', 'Sales Team')}]",
             "departments[0]['number']",
         ),
         (
-            "departments=[%s, %s]"
-            % (
-                D % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
-                D % ("+5922221111", "1100000002", "other-whatsapp", "Sales Team"),
-            ),
+            f"departments=[{department('+5922221111', '1100000001', 'sales-whatsapp', 'Sales Team')}, "
+            f"{department('+5922221111', '1100000002', 'other-whatsapp', 'Sales Team')}]",
             "already used by department",
         ),
         (
-            "departments=[%s]" % D % ("+5922221111", "1100000001", "sales-whatsapp", "Nobody"),
+            f"departments=[{department('+5922221111', '1100000001', 'sales-whatsapp', 'Nobody')}]",
             "team 'Nobody' is not defined",
         ),
         (
-            "departments=[%s]"
-            % D.replace('"Any available"', '"Any available", "auto_assignment": "first_come"')
-            % ("+5922221111", "1100000001", "sales-whatsapp", "Sales Team"),
+            "departments=["
+            + department("+5922221111", "1100000001", "sales-whatsapp", "Sales Team", auto_assignment="first_come")
+            + "]",
             "departments[0]['auto_assignment']",
         ),
         ('team_members={"Technical leads": ["lead-at-example"]}', "team_members"),
@@ -109,7 +123,8 @@ DRIFTS = {
         False,
     ),
     "daemon.json changed": (
-        """sed -i 's/"live-restore": true/"live-restore": false/' /etc/docker/daemon.json && systemctl restart docker""",
+        """sed -i 's/"live-restore": true/"live-restore": false/' /etc/docker/daemon.json """
+        "&& systemctl restart docker",
         {"test_docker_daemon_settings"},
         False,
     ),

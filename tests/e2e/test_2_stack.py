@@ -7,6 +7,7 @@ import secrets
 import time
 
 import pytest
+
 from conftest import APPS, DC, SANDBOX_IMAGES, UPGRADES, changed, psql, read_marks, wait_healthy, write_marks
 
 
@@ -93,7 +94,9 @@ def test_no_secret_ever_shown(sandbox):
     assert len(values) >= 9 and all(len(v) >= 24 for v in values)
     names.append("PLATFORM_SMTP_PASSWORD")
     values.append(SMTP_PASSWORD)
-    shown = [name for name, value in zip(names, values) if any(value in output for output in sandbox.outputs)]
+    shown = [
+        name for name, value in zip(names, values, strict=True) if any(value in output for output in sandbox.outputs)
+    ]
     assert not shown, f"secrets printed by pyinfra or the audit: {shown}"
     in_args = sandbox.sh("cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' '", check=False)
-    assert not [n for n, v in zip(names, values) if v in in_args], "a secret is in a process's arguments"
+    assert not [n for n, v in zip(names, values, strict=True) if v in in_args], "a secret is in a process's arguments"

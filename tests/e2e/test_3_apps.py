@@ -7,6 +7,7 @@ import re
 import time
 
 import pytest
+
 from conftest import DC, N8N_CLI
 
 # A webhook whose answer is computed by the execution: in queue mode a worker runs it.

@@ -9,9 +9,10 @@ import shlex
 import subprocess
 
 import pytest
-from conftest import DC, GROUP_DATA, NAME, PORT
 
 from tools.inbound_client import Host, signed, whatsapp_message
+
+from conftest import DC, GROUP_DATA, NAME, PORT
 
 HOST = Host(NAME, PORT)
 ADMIN, BOT = "chatwoot_api_token", "chatwoot_bot_token"
@@ -25,7 +26,10 @@ def call(method, path, body=None, token=ADMIN):
 
 @pytest.fixture(scope="module")
 def ids(sandbox):
-    sql = f"select data->>'access_token' from cw_objects where kind = 'user' and data->>'email' = '{SALES['agents'][0]['email']}'"
+    sql = (
+        "select data->>'access_token' from cw_objects where kind = 'user' "
+        f"and data->>'email' = '{SALES['agents'][0]['email']}'"
+    )
     sandbox.sh(f"umask 077; {DC} exec -T postgres psql -U postgres -d chatwoot -tAc {shlex.quote(sql)} > {AGENT}")
     inboxes = {i["name"]: i["id"] for i in call("GET", "/inboxes")[1]["payload"]}
     teams = {t["name"]: t["id"] for t in call("GET", "/teams")[1]}
@@ -50,7 +54,8 @@ def ids(sandbox):
         # spec/controllers/api/v1/accounts/webhook_controller_spec.rb: agents may not list or create webhooks
         ("GET", "/webhooks", None),
         ("POST", "/webhooks", {"url": "https://example.org/hook", "subscriptions": ["message_created"]}),
-        # agents_controller_spec.rb, teams_controller_spec.rb, inbox_members_controller_spec.rb, labels_controller_spec.rb
+        # agents_controller_spec.rb, teams_controller_spec.rb, inbox_members_controller_spec.rb,
+        # labels_controller_spec.rb
         ("POST", "/agents", {"name": "X", "email": "x@example.org", "role": "agent"}),
         ("POST", "/teams", {"name": "nope"}),
         ("POST", "/labels", {"title": "nope"}),

@@ -13,6 +13,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from conftest import (
     DC,
     GROUP_DATA,

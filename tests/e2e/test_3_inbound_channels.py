@@ -7,20 +7,20 @@ import hmac
 import json
 import time
 
+from tools.inbound_client import signed, vendor_secret, wait_for
+
 from conftest import GROUP_DATA
-from inbound_helpers import (  # noqa: F401
+from inbound_helpers import (
     DEPARTMENTS,
     HOST,
     chatwoot,
     chatwoot_objects,
-    fresh_simulator,
+    fresh_simulator,  # noqa: F401 (an autouse fixture: pytest finds it in the module, unreferenced)
     host_secret,
     inbox_ids,
     new_sender,
     simulator,
 )
-
-from tools.inbound_client import signed, vendor_secret, wait_for
 
 
 def widget(method, token, path="messages", body=None, auth=None):

@@ -10,9 +10,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
 from tools.inbound_client import POSTER, Host
+
+from conftest import DC, GROUP_DATA, N8N_CLI, NAME, PORT, ROOT, assert_no_secret_in_the_apps, changed
 
 HOST = Host(NAME, PORT)
 simulator = HOST.simulator
@@ -87,7 +88,10 @@ def test_the_schema_snapshot_is_applied(sandbox):
 
 def test_n8n_can_read_promotions_and_write_logs_and_nothing_else(sandbox, promotion):
     item = promotion()
-    as_n8n = lambda method, path, body=None: HOST.directus_as("directus_n8n_token", method, path, body)[0]  # noqa: E731
+
+    def as_n8n(method, path, body=None):
+        return HOST.directus_as("directus_n8n_token", method, path, body)[0]
+
     assert as_n8n("GET", f"/items/promotions/{item['id']}") == 200
     assert as_n8n("POST", "/items/social_post_logs", {"platform": "test", "status": "skipped", "note": "e2e"}) in (
         200,
@@ -174,11 +178,13 @@ def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion):
         {"rules": [{"match": i["title"], "reply": f"Caption for {i['title']}"} for i in items]},
     )
     simulator(
-        "POST", "/_sim/graph", {"rules": [{**fault, "match": i["title"]} for i, (fault, _, _) in zip(items, FAULTS)]}
+        "POST",
+        "/_sim/graph",
+        {"rules": [{**fault, "match": i["title"]} for i, (fault, _, _) in zip(items, FAULTS, strict=True)]},
     )
     HOST.run_poster()
     first = {}
-    for item, (fault, platform, error) in zip(items, FAULTS):
+    for item, (fault, platform, error) in zip(items, FAULTS, strict=True):
         rows = first[item["id"]] = logs(item)
         assert rows[platform]["status"] == "failed" and error in rows[platform]["error"], (fault, rows[platform])
         assert {p: r["status"] for p, r in rows.items() if p != platform} == {
@@ -189,7 +195,7 @@ def test_one_platform_failing_does_not_stop_the_others(sandbox, promotion):
     # The failures released their claims: once the faults are gone, a rerun in the same slot posts those only.
     simulator("POST", "/_sim/graph", {"rules": []})
     HOST.run_poster()
-    for item, (fault, platform, _) in zip(items, FAULTS):
+    for item, (fault, platform, _) in zip(items, FAULTS, strict=True):
         again = [
             r for r in HOST.post_logs(item["id"]) if r["id"] not in {row["id"] for row in first[item["id"]].values()}
         ]
@@ -236,7 +242,8 @@ def test_a_new_schedule_is_stored_and_its_slot_posts_again(sandbox, promotion):
     item = promotion(channels=["facebook"])
     HOST.run_poster()
     assert [r["status"] for r in HOST.post_logs(item["id"])] == ["posted"]
-    # New Year's Day at 08:00: its latest occurrence is a slot no other test uses, and it does not fire during the tests.
+    # New Year's Day at 08:00: its latest occurrence is a slot no other test uses,
+    # and it does not fire during the tests.
     try:
         rc, results, log = sandbox.deploy("--data", "social_schedule=0 8 1 1 *")
         assert rc == 0, log[-3000:]
@@ -283,7 +290,8 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
 
 
 def test_no_secret_in_the_poster_its_executions_or_the_logs(sandbox):
-    """After the poster's runs: no token of Meta's, Claude's key, the SMTP or Directus password in what n8n exports or logs."""
+    """After the poster's runs: no token of Meta's, Claude's key, the SMTP or Directus password
+    in what n8n exports or logs."""
     assert_no_secret_in_the_apps(sandbox)
     executions = sandbox.sh(
         f"{DC} exec -T postgres psql -U postgres -d n8n -tAc \"select string_agg(data, '') from execution_data\""

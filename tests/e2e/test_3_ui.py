@@ -4,12 +4,13 @@ the Directus admin and the n8n editor let the admin in and show what the deploy 
 Screenshots go to .sandbox/screenshots/, on success and on failure."""
 
 import pytest
-from conftest import GROUP_DATA, NAME, PORT, ROOT
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tools.browser import chrome
+
+from conftest import GROUP_DATA, NAME, PORT, ROOT
 
 COLLECTIONS = ("promotions", "social_post_logs")
 WORKFLOWS = ("01-inbound-message-triage", "02-social-media-auto-poster", "03-whatsapp-lead-capture")

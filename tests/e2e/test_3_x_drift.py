@@ -10,9 +10,10 @@ import json
 
 import paramiko
 import pytest
-from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed, directus_api, psql, redis
 
 from tools.inbound_client import Host
+
+from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed, directus_api, psql, redis
 
 ROOT_DIR = "/opt/msgplatform"
 N8N_DIRECTUS_USER = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
@@ -27,7 +28,8 @@ def traefik_with_default_capabilities():
     """Traefik recreated by hand from a compose file without its least-privilege lines."""
     return (
         f"grep -v -e 'cap_drop' -e 'cap_add' {ROOT_DIR}/compose.yaml > /tmp/drift-compose.yaml && "
-        f"docker compose -p msgplatform --project-directory {ROOT_DIR} -f /tmp/drift-compose.yaml up -d --no-deps traefik "
+        f"docker compose -p msgplatform --project-directory {ROOT_DIR} -f /tmp/drift-compose.yaml "
+        "up -d --no-deps traefik "
         ">/dev/null 2>&1 && rm /tmp/drift-compose.yaml"
     )
 
@@ -46,7 +48,8 @@ BATCH_HOST_AND_STACK = [
     ),
     (
         "an sshd drop-in that would win, and ours no longer first",
-        "sed -i '1d' /etc/ssh/sshd_config && printf 'PasswordAuthentication yes\\nX11Forwarding yes\\n' > /etc/ssh/sshd_config.d/00-drift.conf",
+        "sed -i '1d' /etc/ssh/sshd_config && "
+        "printf 'PasswordAuthentication yes\\nX11Forwarding yes\\n' > /etc/ssh/sshd_config.d/00-drift.conf",
         {"test_ssh_hardening"},
     ),
     (

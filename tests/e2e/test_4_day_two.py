@@ -6,6 +6,9 @@ import json
 import secrets
 
 import pytest
+
+from tools.inbound_client import Host
+
 from conftest import (
     APPS,
     DC,
@@ -22,8 +25,6 @@ from conftest import (
     wait_healthy,
     write_app_items,
 )
-
-from tools.inbound_client import Host
 
 pytestmark = pytest.mark.usefixtures("upgrade_images")
 ROOT = "/opt/msgplatform"
@@ -154,7 +155,8 @@ def test_postgres_major_version_change_is_refused_before_anything(sandbox):
 # The README's way back from a major upgrade: the old data, kept aside, put back.
 MAJOR_ROLLBACK = f"""{DC} stop
 mp() {{ docker volume inspect -f '{{{{.Mountpoint}}}}' msgplatform_$1; }}
-[ -f "$(mp postgres-data-pg15)/PG_VERSION" ] || {{ echo "no PostgreSQL 15 data set aside: nothing to go back to"; exit 1; }}
+[ -f "$(mp postgres-data-pg15)/PG_VERSION" ] ||
+  {{ echo "no PostgreSQL 15 data set aside: nothing to go back to"; exit 1; }}
 find "$(mp postgres-data)" -mindepth 1 -delete
 find "$(mp postgres-data-pg15)" -mindepth 1 -maxdepth 1 -exec mv -t "$(mp postgres-data)" {{}} +
 docker volume rm msgplatform_postgres-data-pg15

@@ -7,82 +7,33 @@ reach neither database, and the README's promotion ends with the apps on the rep
 import json
 import os
 import re
-import sys
 import time
 
 import pytest
-from conftest import BIN, DC, changed, run
+
+from cluster_helpers import (
+    ADDRESS,
+    OUTSIDER,
+    PRIMARY,
+    QUEUED,
+    REPLICA,
+    TOOL,
+    WORKER,
+    audit,
+    audit_failed,
+    booted,
+    call_webhook,
+    deploy,
+    finished,
+    psql,
+    publish,
+    reaches,
+    redis,
+    sh,
+    wait_until,
+)
+from conftest import DC, changed, run
 from test_3_apps import WORKFLOW
-
-INVENTORY = "inventory/sandbox_cluster.py"
-TOOL = [sys.executable, "tools/sandbox.py"]
-PRIMARY, REPLICA, WORKER, OUTSIDER = "sandbox-primary", "sandbox-replica", "sandbox-worker", "sandbox-outsider"
-ADDRESS = {
-    name: f"10.213.77.{3 * (port - 2200) + 10}"
-    for name, port in ((PRIMARY, 2241), (REPLICA, 2242), (WORKER, 2243), (OUTSIDER, 2244))
-}
-# A probe that answers at once and runs later: its executions wait in the queue while no worker runs.
-QUEUED = {
-    **WORKFLOW,
-    "id": "e2eQueuedProbe1",
-    "name": "e2e queued probe",
-    "nodes": [
-        {
-            **WORKFLOW["nodes"][0],
-            "parameters": {"httpMethod": "POST", "path": "e2e-queued", "responseMode": "onReceived"},
-            "webhookId": "e2e-queued",
-        },
-        WORKFLOW["nodes"][1],
-    ],
-}
-
-
-def sh(name, script, check=True):
-    out = run(["docker", "exec", name, "sh", "-c", script])
-    if check and out.returncode:
-        raise AssertionError(f"{script!r} failed on {name}: {out.stderr}")
-    return out.stdout.strip()
-
-
-def psql(name, sql, db="n8n"):
-    return sh(name, f'{DC} exec -T postgres psql -U postgres -d {db} -tAc "{sql}"')
-
-
-def redis(name, *args):
-    return sh(
-        name, f"{DC} exec -T redis sh -c 'REDISCLI_AUTH=\"$REDIS_PASSWORD\" redis-cli {' '.join(args)}'", check=False
-    )
-
-
-def deploy(env=None):
-    out = run([str(BIN / "pyinfra"), INVENTORY, "deploy.py", "-y", "--json"], env=env, timeout=1800)
-    try:
-        results = json.loads(out.stdout)["results"]
-    except (ValueError, KeyError, TypeError):
-        results = None
-    return out.returncode, results, out.stdout + out.stderr
-
-
-def audit(env=None):
-    for _ in range(2):
-        out = run(
-            [sys.executable, "-m", "pytest", "tests/audit", "-q", "-p", "no:cacheprovider", "--inventory", INVENTORY],
-            env=env,
-            timeout=600,
-        )
-        # Once more only when a `docker exec` of the audit hit runc's transient "read init-p" (seen under load here).
-        if out.returncode == 0 or "read init-p" not in out.stdout + out.stderr:
-            break
-    return out.returncode, out.stdout + out.stderr
-
-
-def wait_until(check, what, timeout=60):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(1)
-    raise AssertionError(f"not within {timeout} s: {what}")
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +96,8 @@ def test_the_replica_refuses_writes(cluster):
 def test_a_vector_query_works_on_the_replica(cluster):
     psql(
         PRIMARY,
-        "create table if not exists e2e_vectors (id int, v vector(3)); insert into e2e_vectors values (1, '[1,0,0]'), (2, '[0,1,0]'); "
+        "create table if not exists e2e_vectors (id int, v vector(3)); "
+        "insert into e2e_vectors values (1, '[1,0,0]'), (2, '[0,1,0]'); "
         "create index if not exists e2e_vectors_hnsw on e2e_vectors using hnsw (v vector_l2_ops)",
         db="chatwoot",
     )
@@ -164,16 +116,6 @@ def test_a_redis_key_replicates_and_the_replica_is_read_only(cluster):
 
 
 def test_strangers_reach_neither_database_while_the_peers_do(cluster):
-    def reaches(name, port):
-        return (
-            sh(
-                name,
-                f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed",
-                check=False,
-            )
-            == "open"
-        )
-
     for port in (5432, 6379):
         assert reaches(WORKER, port) and reaches(REPLICA, port), f"a peer cannot reach port {port} on the primary"
         assert not reaches(OUTSIDER, port), f"the outsider reaches port {port} on the primary"
@@ -208,9 +150,6 @@ def test_a_peer_logs_in_to_the_primary_only_as_its_role_needs(cluster):
 def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
     """As tests/e2e/test_3_x_drift.py, on the cluster: a Redis replica detached, a queue worker
     stopped, a peer's hole in the primary's guard closed by hand."""
-    audit_failed = lambda log: sorted(
-        {line.split("::")[1].split("[")[0] for line in log.splitlines() if line.startswith("FAILED ")}
-    )  # noqa: E731
     expected = [
         "test_docker_user_guard_in_place",
         "test_every_service_running_and_healthy",
@@ -240,51 +179,24 @@ def test_drift_on_each_role_fails_its_checks_and_one_run_repairs_it(cluster):
 
 
 def test_a_host_taken_out_of_the_inventory_loses_access_on_the_next_run(cluster):
-    def reaches(port):
-        return (
-            sh(
-                WORKER,
-                f"timeout 3 bash -c '</dev/tcp/{ADDRESS[PRIMARY]}/{port}' && echo open || echo closed",
-                check=False,
-            )
-            == "open"
-        )
-
     rc, results, log = deploy(env={"CLUSTER_WITHOUT_WORKER": "1"})
     try:
         assert rc == 0, log[-3000:]
-        assert not reaches(5432) and not reaches(6379), (
+        assert not reaches(WORKER, 5432) and not reaches(WORKER, 6379), (
             "the worker host, out of the inventory, still reaches the primary"
         )
     finally:
         rc, results, log = deploy()
-    assert rc == 0 and reaches(5432) and reaches(6379), log[-3000:]
-
-
-def _publish(workflow):
-    sh(
-        PRIMARY,
-        f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
-        f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
-        f"n8n publish:workflow --id={workflow['id']}' < /tmp/wf.json",
-    )
-
-
-def _call(path, timeout=60):
-    call = (
-        f"{DC} exec -T n8n wget -T {timeout} -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
-        f"http://127.0.0.1:5678/webhook/{path}"
-    )
-    return sh(PRIMARY, f"{call} || {call}")
+    assert rc == 0 and reaches(WORKER, 5432) and reaches(WORKER, 6379), log[-3000:]
 
 
 def test_an_execution_runs_on_the_worker_host(cluster):
-    _publish(WORKFLOW)
-    _publish(QUEUED)
+    publish(WORKFLOW)
+    publish(QUEUED)
     sh(PRIMARY, f"{DC} restart n8n && {DC} up -d --wait n8n")
     sh(PRIMARY, f"{DC} stop n8n-worker")  # the primary's own worker: only the worker host's can take it
     try:
-        assert json.loads(_call("e2e-queue-probe"))["sum"] == "42"
+        assert json.loads(call_webhook("e2e-queue-probe"))["sum"] == "42"
         execution = re.findall(r"Enqueued execution (\d+)", sh(PRIMARY, f"{DC} logs --no-log-prefix n8n"))[-1]
         logs = sh(WORKER, f"{DC} logs --no-log-prefix n8n-worker")
         assert f"Worker finished execution {execution} " in logs, logs[-2000:]
@@ -292,41 +204,17 @@ def test_an_execution_runs_on_the_worker_host(cluster):
         sh(PRIMARY, f"{DC} up -d --wait n8n-worker")
 
 
-def _finished(count_before):
-    return (
-        int(
-            psql(
-                PRIMARY,
-                f"select count(*) from execution_entity where \\\"workflowId\\\" = '{QUEUED['id']}' and status = 'success'",
-            )
-        )
-        - count_before
-    )
-
-
-def booted(name):
-    """A sandbox host started again: until its systemd has booted (sshd, Docker, the containers' restart policies)."""
-    run(["docker", "start", name])
-    wait_until(
-        lambda: (
-            run(["docker", "exec", name, "systemctl", "is-system-running"]).stdout.strip() in ("running", "degraded")
-        ),
-        f"{name} booted",
-        timeout=120,
-    )
-
-
 def test_webhooks_are_taken_while_the_worker_host_is_down_and_finish_when_it_is_back(cluster):
-    before = _finished(0)
+    before = finished(0)
     sh(PRIMARY, f"{DC} stop n8n-worker")  # the primary's own worker: the worker host is the only one
     run(["docker", "stop", WORKER])
     try:
         for _ in range(3):
-            _call("e2e-queued", timeout=20)  # answered at once: the primary keeps taking webhooks
+            call_webhook("e2e-queued", timeout=20)  # answered at once: the primary keeps taking webhooks
         time.sleep(5)
-        assert _finished(before) == 0, "an execution finished with every worker down"
+        assert finished(before) == 0, "an execution finished with every worker down"
         booted(WORKER)
-        wait_until(lambda: _finished(before) == 3, "the 3 queued executions finished on the worker host", timeout=180)
+        wait_until(lambda: finished(before) == 3, "the 3 queued executions finished on the worker host", timeout=180)
     finally:
         booted(WORKER)
         sh(PRIMARY, f"{DC} up -d --wait n8n-worker")
@@ -334,7 +222,8 @@ def test_webhooks_are_taken_while_the_worker_host_is_down_and_finish_when_it_is_
 
 def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun_seeds_it_again(cluster):
     run(["docker", "stop", REPLICA])
-    # ~150 MB of WAL, past max_slot_wal_keep_size_mb = 64 (group_data/sandbox_cluster.py); the primary keeps taking writes.
+    # ~150 MB of WAL, past max_slot_wal_keep_size_mb = 64 (group_data/sandbox_cluster.py);
+    # the primary keeps taking writes.
     psql(
         PRIMARY,
         "create table e2e_wal (v text); insert into e2e_wal select repeat('x', 1000) from generate_series(1, 150000)",

@@ -3,7 +3,7 @@ tests/e2e/test_3_x_drift.py): containers, Redis, sshd, backups, the apps, audit 
 
 import pytest
 
-from platform_deploy import backup, base, containers, data, docker_engine, firewall, stack
+from platform_deploy import access, backup, base, containers, data, docker_engine, firewall, stack
 from platform_deploy.apps import bootstrap
 from tests.unit.test_config import load, refused
 
@@ -101,20 +101,20 @@ def test_redis_drift():
 
 
 def test_sshd_baseline_always_and_key_only_with_hardening():
-    plain = base.sshd_settings(load())
+    plain = access.sshd_settings(load())
     assert (
         plain["MaxAuthTries"] == "3" and plain["AllowTcpForwarding"] == "no" and "PasswordAuthentication" not in plain
     )
     assert "cbc" not in plain["Ciphers"] and "sha1" not in plain["MACs"]
-    hardened = base.sshd_settings(load(ssh_hardening=True))
+    hardened = access.sshd_settings(load(ssh_hardening=True))
     assert (hardened["PasswordAuthentication"], hardened["PermitRootLogin"]) == ("no", "prohibit-password")
-    assert base.sshd_effective(hardened)["permitrootlogin"] == "without-password"
-    effective = base.sshd_effective(hardened)
-    assert base.sshd_drift(load(ssh_hardening=True), effective) == {}
-    assert base.sshd_drift(load(ssh_hardening=True), {**effective, "passwordauthentication": "yes"}) == {
+    assert access.sshd_effective(hardened)["permitrootlogin"] == "without-password"
+    effective = access.sshd_effective(hardened)
+    assert access.sshd_drift(load(ssh_hardening=True), effective) == {}
+    assert access.sshd_drift(load(ssh_hardening=True), {**effective, "passwordauthentication": "yes"}) == {
         "passwordauthentication": ("yes", "no")
     }
-    assert base.sshd_dropin(load()).splitlines()[1] == f"Ciphers {plain['Ciphers']}"
+    assert access.sshd_dropin(load()).splitlines()[1] == f"Ciphers {plain['Ciphers']}"
 
 
 KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOps ops@laptop"
@@ -126,7 +126,7 @@ def test_root_login_off_only_with_an_admin_user_the_deploy_logs_in_as():
     message = refused(ssh_root_login="no", ssh_hardening=True, admin_user="ops", admin_ssh_keys=[KEY])
     assert "locks root out while this deploy logs in as root" in message and "--user ... --sudo" in message
     cfg = load(ssh_root_login="no", ssh_hardening=True, admin_user="ops", admin_ssh_keys=[KEY], ssh_user="ops")
-    assert base.sshd_settings(cfg)["PermitRootLogin"] == "no"
+    assert access.sshd_settings(cfg)["PermitRootLogin"] == "no"
 
 
 def test_a_backup_is_taken_when_none_stale_or_the_last_run_failed():

@@ -31,8 +31,8 @@ from .registry import ensure_registry, in_registry
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r9",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r9",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r10",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r10",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version
@@ -78,7 +78,8 @@ def build_host_image():
         HOST_INCLUDE,
         setup=(
             f"useradd --create-home --shell /bin/bash --groups sudo {SUDO_USER}",
-            f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{SUDO_USER} && chmod 440 /etc/sudoers.d/90-{SUDO_USER}",
+            f"echo '{SUDO_USER} ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/90-{SUDO_USER} && "
+            f"chmod 440 /etc/sudoers.d/90-{SUDO_USER}",
             # No kernel modules to load in a container; keep systemd from reporting "degraded".
             "systemctl mask systemd-modules-load.service",
         ),

@@ -121,8 +121,10 @@ def trust_registry(name):
             "sh",
             "-c",
             # /etc/hosts is a bind mount: rewritten in place, not replaced.
-            f"hosts=$(grep -v ' {REGISTRY.split(':')[0]}$' /etc/hosts); printf '%s\\n{registry_address()} {REGISTRY.split(':')[0]}\\n' \"$hosts\" > /etc/hosts && "
-            f"install -d /etc/docker/certs.d/{REGISTRY} && cat > /etc/docker/certs.d/{REGISTRY}/ca.crt && chmod 444 /etc/docker/certs.d/{REGISTRY}/ca.crt",
+            f"hosts=$(grep -v ' {REGISTRY.split(':')[0]}$' /etc/hosts); "
+            f"printf '%s\\n{registry_address()} {REGISTRY.split(':')[0]}\\n' \"$hosts\" > /etc/hosts && "
+            f"install -d /etc/docker/certs.d/{REGISTRY} && cat > /etc/docker/certs.d/{REGISTRY}/ca.crt && "
+            f"chmod 444 /etc/docker/certs.d/{REGISTRY}/ca.crt",
         ],
         input=CA.read_bytes(),
     )

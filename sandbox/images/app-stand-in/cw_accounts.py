@@ -190,7 +190,7 @@ def bootstrap():
             "rails runner: CW_ACCOUNT_NAME, CW_ADMIN_NAME, CW_ADMIN_EMAIL, CW_ADMIN_PASSWORD, CW_AUTOMATION_NAME and "
             "CW_AUTOMATION_EMAIL are required"
         )
-    for attempt in range(30):
+    for _ in range(30):
         try:
             ensure_schema()
             break

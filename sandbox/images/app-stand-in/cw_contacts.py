@@ -63,7 +63,8 @@ def contacts_search(ctx):
 
 @route("GET", ACCOUNT + r"/contacts/(?P<contact_id>\d+)/conversations")
 def contact_conversations(ctx, contact_id):
-    """Contacts::ConversationsController#index: the contact's conversations in the inboxes the user may see, by last activity."""
+    """Contacts::ConversationsController#index: the contact's conversations in the inboxes the user may see,
+    by last activity."""
     contact = need(ctx, "contact", contact_id)
     convs = [
         c

@@ -1,7 +1,7 @@
 """The Chatwoot stand-in's request contract (see chatwoot_api.py): what each endpoint accepts, transcribed
 from Chatwoot's swagger and controllers, its check (422 naming the field), and the error answers."""
 
-S, I, N, B, O, A, NULL = "string", "integer", "number", "boolean", "object", "array", "null"
+STR, INT, NUM, BOOL, OBJ, ARR, NULL = "string", "integer", "number", "boolean", "object", "array", "null"
 WEBHOOK_EVENTS = [
     "conversation_created",
     "conversation_status_changed",
@@ -27,51 +27,51 @@ def F(type_, required=False, enum=None, items=None, schema=None):
 CONTRACT = {
     "inbox_create": (
         "app/controllers/api/v1/accounts/inboxes_controller.rb#permitted_params (name, channel: Inbox validations)",
-        {"name": F(S, True), "channel": F(O, True), "enable_auto_assignment": F(B)},
+        {"name": F(STR, True), "channel": F(OBJ, True), "enable_auto_assignment": F(BOOL)},
     ),
     "channel_api": (
         "swagger/definitions/request/inbox/channels/create_api_channel_payload.yml",
-        {"type": F(S, True, ["api"]), "webhook_url": F(S)},
+        {"type": F(STR, True, ["api"]), "webhook_url": F(STR)},
     ),
     "channel_whatsapp": (
         "swagger/definitions/request/inbox/channels/create_whatsapp_channel_payload.yml",
         {
-            "type": F(S, True, ["whatsapp"]),
-            "phone_number": F(S, True),
-            "provider": F(S, False, ["default", "whatsapp_cloud"]),
-            "provider_config": F(O, schema="provider_config"),
+            "type": F(STR, True, ["whatsapp"]),
+            "phone_number": F(STR, True),
+            "provider": F(STR, False, ["default", "whatsapp_cloud"]),
+            "provider_config": F(OBJ, schema="provider_config"),
         },
     ),
     "provider_config": (
         "swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml (cloud keys); "
         "webhook_verify_token, app_secret, source: app/models/channel/whatsapp.rb, meta_token_verify_concern.rb",
         {
-            "api_key": F(S, True),
-            "phone_number_id": F(S, True),
-            "business_account_id": F(S, True),
-            "webhook_verify_token": F(S),
-            "app_secret": F(S),
-            "source": F(S),
+            "api_key": F(STR, True),
+            "phone_number_id": F(STR, True),
+            "business_account_id": F(STR, True),
+            "webhook_verify_token": F(STR),
+            "app_secret": F(STR),
+            "source": F(STR),
         },
     ),
     "channel_web_widget": (
         "app/models/channel/web_widget.rb EDITABLE_ATTRS (website_url: its presence validation), "
         "inboxes_controller.rb#permitted_params",
         {
-            "type": F(S, True, ["web_widget"]),
+            "type": F(STR, True, ["web_widget"]),
             **(
                 WIDGET_ATTRS := {
-                    "website_url": F(S, True),
-                    "widget_color": F(S),
-                    "welcome_title": F(S),
-                    "welcome_tagline": F(S),
-                    "reply_time": F(S, False, ["in_a_few_minutes", "in_a_few_hours", "in_a_day"]),
-                    "pre_chat_form_enabled": F(B),
-                    "continuity_via_email": F(B),
-                    "hmac_mandatory": F(B),
-                    "allowed_domains": F(S),
-                    "pre_chat_form_options": F(O),
-                    "selected_feature_flags": F(A, items=F(S)),
+                    "website_url": F(STR, True),
+                    "widget_color": F(STR),
+                    "welcome_title": F(STR),
+                    "welcome_tagline": F(STR),
+                    "reply_time": F(STR, False, ["in_a_few_minutes", "in_a_few_hours", "in_a_day"]),
+                    "pre_chat_form_enabled": F(BOOL),
+                    "continuity_via_email": F(BOOL),
+                    "hmac_mandatory": F(BOOL),
+                    "allowed_domains": F(STR),
+                    "pre_chat_form_options": F(OBJ),
+                    "selected_feature_flags": F(ARR, items=F(STR)),
                 }
             ),
         },
@@ -82,135 +82,141 @@ CONTRACT = {
     ),
     "widget_message": (
         "app/controllers/api/v1/widget/messages_controller.rb#permitted_params (message)",
-        {"content": F(S), "referer_url": F(S), "timestamp": F((S, N)), "echo_id": F(S), "reply_to": F((I, NULL))},
+        {
+            "content": F(STR),
+            "referer_url": F(STR),
+            "timestamp": F((STR, NUM)),
+            "echo_id": F(STR),
+            "reply_to": F((INT, NULL)),
+        },
     ),
     "inbox_update": (
         "app/controllers/api/v1/accounts/inboxes_controller.rb#permitted_params",
-        {"name": F(S), "channel": F(O), "enable_auto_assignment": F(B)},
+        {"name": F(STR), "channel": F(OBJ), "enable_auto_assignment": F(BOOL)},
     ),
     "channel_api_update": (
         "swagger/definitions/request/inbox/channels/update_api_channel_payload.yml",
-        {"webhook_url": F(S)},
+        {"webhook_url": F(STR)},
     ),
     "channel_whatsapp_update": (
         "swagger/definitions/request/inbox/channels/update_whatsapp_channel_payload.yml",
         {
-            "phone_number": F(S),
-            "provider": F(S, False, ["whatsapp_cloud", "default"]),
-            "provider_config": F(O, schema="provider_config"),
+            "phone_number": F(STR),
+            "provider": F(STR, False, ["whatsapp_cloud", "default"]),
+            "provider_config": F(OBJ, schema="provider_config"),
         },
     ),
     "inbox_members": (
         "swagger/paths/application/inboxes/inbox_members/create.yml",
-        {"inbox_id": F(I, True), "user_ids": F(A, True, items=F(I))},
+        {"inbox_id": F(INT, True), "user_ids": F(ARR, True, items=F(INT))},
     ),
     "agent_create": (
         "swagger/definitions/request/agent/create_payload.yml",
         {
-            "name": F(S, True),
-            "email": F(S, True),
-            "role": F(S, False, ["agent", "administrator"]),
-            "availability": F(S, False, ["online", "offline", "busy"]),
-            "auto_offline": F(B),
+            "name": F(STR, True),
+            "email": F(STR, True),
+            "role": F(STR, False, ["agent", "administrator"]),
+            "availability": F(STR, False, ["online", "offline", "busy"]),
+            "auto_offline": F(BOOL),
         },
     ),
     "team": (
         "swagger/definitions/request/team/create_update_payload.yml (name: Team validations)",
-        {"name": F(S, True), "description": F(S), "allow_auto_assign": F(B)},
+        {"name": F(STR, True), "description": F(STR), "allow_auto_assign": F(BOOL)},
     ),
     "agent_update": (
         "app/controllers/api/v1/accounts/agents_controller.rb#agent_params",
         {
-            "name": F(S),
-            "role": F(S, False, ["agent", "administrator"]),
-            "availability": F(S, False, ["online", "offline", "busy"]),
-            "auto_offline": F(B),
+            "name": F(STR),
+            "role": F(STR, False, ["agent", "administrator"]),
+            "availability": F(STR, False, ["online", "offline", "busy"]),
+            "auto_offline": F(BOOL),
         },
     ),
-    "team_members": ("swagger/paths/application/team_members/create.yml", {"user_ids": F(A, True, items=F(I))}),
+    "team_members": ("swagger/paths/application/team_members/create.yml", {"user_ids": F(ARR, True, items=F(INT))}),
     "label": (
         "app/controllers/api/v1/accounts/labels_controller.rb#permitted_params",
-        {"title": F(S, True), "description": F((S, NULL)), "color": F(S), "show_on_sidebar": F(B)},
+        {"title": F(STR, True), "description": F((STR, NULL)), "color": F(STR), "show_on_sidebar": F(BOOL)},
     ),
     "agent_bot": (
         "app/controllers/api/v1/accounts/agent_bots_controller.rb#permitted_params",
         {
-            "name": F(S, True),
-            "description": F((S, NULL)),
-            "outgoing_url": F((S, NULL)),
-            "bot_type": F(S, False, ["webhook"]),
-            "bot_config": F(O),
+            "name": F(STR, True),
+            "description": F((STR, NULL)),
+            "outgoing_url": F((STR, NULL)),
+            "bot_type": F(STR, False, ["webhook"]),
+            "bot_config": F(OBJ),
         },
     ),
     "set_agent_bot": (
         "app/controllers/api/v1/accounts/inboxes_controller.rb#set_agent_bot",
-        {"agent_bot": F((I, NULL), True)},
+        {"agent_bot": F((INT, NULL), True)},
     ),
     "webhook": (
         "swagger/definitions/request/webhooks/create_update_payload.yml (url, subscriptions: Webhook validations)",
-        {"url": F(S, True), "name": F((S, NULL)), "subscriptions": F(A, True, items=F(S, enum=WEBHOOK_EVENTS))},
+        {"url": F(STR, True), "name": F((STR, NULL)), "subscriptions": F(ARR, True, items=F(STR, enum=WEBHOOK_EVENTS))},
     ),
     "webhook_update": (
         "swagger/definitions/request/webhooks/create_update_payload.yml",
-        {"url": F(S), "name": F((S, NULL)), "subscriptions": F(A, items=F(S, enum=WEBHOOK_EVENTS))},
+        {"url": F(STR), "name": F((STR, NULL)), "subscriptions": F(ARR, items=F(STR, enum=WEBHOOK_EVENTS))},
     ),
     "contact_create": (
         "swagger/definitions/request/contact/create_payload.yml",
         {
-            "inbox_id": F(N, True),
-            "name": F(S),
-            "email": F(S),
-            "phone_number": F(S),
-            "identifier": F(S),
-            "blocked": F(B),
-            "avatar_url": F(S),
-            "additional_attributes": F(O),
-            "custom_attributes": F(O),
+            "inbox_id": F(NUM, True),
+            "name": F(STR),
+            "email": F(STR),
+            "phone_number": F(STR),
+            "identifier": F(STR),
+            "blocked": F(BOOL),
+            "avatar_url": F(STR),
+            "additional_attributes": F(OBJ),
+            "custom_attributes": F(OBJ),
         },
     ),
     "conversation_create": (
         "swagger/definitions/request/conversation/create_payload.yml",
         {
-            "source_id": F(S, True),
-            "inbox_id": F(I),
-            "contact_id": F(I),
-            "additional_attributes": F(O),
-            "custom_attributes": F(O),
-            "status": F(S, False, ["open", "resolved", "pending"]),
-            "assignee_id": F(I),
-            "team_id": F(I),
-            "snoozed_until": F(S),
-            "message": F(O, schema="conversation_message"),
+            "source_id": F(STR, True),
+            "inbox_id": F(INT),
+            "contact_id": F(INT),
+            "additional_attributes": F(OBJ),
+            "custom_attributes": F(OBJ),
+            "status": F(STR, False, ["open", "resolved", "pending"]),
+            "assignee_id": F(INT),
+            "team_id": F(INT),
+            "snoozed_until": F(STR),
+            "message": F(OBJ, schema="conversation_message"),
         },
     ),
     "conversation_message": (
         "swagger/definitions/request/conversation/create_payload.yml (message)",
-        {"content": F(S, True), "template_params": F(O)},
+        {"content": F(STR, True), "template_params": F(OBJ)},
     ),
     "message_create": (
         "swagger/definitions/request/conversation/create_message_payload.yml",
         {
-            "content": F(S, True),
-            "message_type": F(S, False, ["outgoing", "incoming"]),
-            "private": F(B),
-            "content_type": F(S, False, ["text", "input_email", "cards", "input_select", "form", "article"]),
-            "content_attributes": F(O),
-            "campaign_id": F(I),
-            "template_params": F(O),
+            "content": F(STR, True),
+            "message_type": F(STR, False, ["outgoing", "incoming"]),
+            "private": F(BOOL),
+            "content_type": F(STR, False, ["text", "input_email", "cards", "input_select", "form", "article"]),
+            "content_attributes": F(OBJ),
+            "campaign_id": F(INT),
+            "template_params": F(OBJ),
         },
     ),
-    "labels": ("swagger/paths/application/conversation/labels/create.yml", {"labels": F(A, True, items=F(S))}),
+    "labels": ("swagger/paths/application/conversation/labels/create.yml", {"labels": F(ARR, True, items=F(STR))}),
     "toggle_status": (
         "swagger/paths/application/conversation/toggle_status.yml",
-        {"status": F(S, True, ["open", "resolved", "pending", "snoozed"]), "snoozed_until": F(N)},
+        {"status": F(STR, True, ["open", "resolved", "pending", "snoozed"]), "snoozed_until": F(NUM)},
     ),
     "toggle_priority": (
         "swagger/paths/application/conversation/toggle_priority.yml",
-        {"priority": F((S, NULL), False, ["urgent", "high", "medium", "low", None])},
+        {"priority": F((STR, NULL), False, ["urgent", "high", "medium", "low", None])},
     ),
     "assignment": (
         "swagger/paths/application/conversation/assignments.yml",
-        {"assignee_id": F((N, NULL)), "team_id": F((N, NULL))},
+        {"assignee_id": F((NUM, NULL)), "team_id": F((NUM, NULL))},
     ),
 }
 
@@ -234,19 +240,19 @@ def _type_ok(value, types):
         if (
             t == NULL
             and value is None
-            or t == S
+            or t == STR
             and isinstance(value, str)
-            or t == B
+            or t == BOOL
             and isinstance(value, bool)
-            or t == I
+            or t == INT
             and isinstance(value, int)
             and not isinstance(value, bool)
-            or t == N
+            or t == NUM
             and isinstance(value, (int, float))
             and not isinstance(value, bool)
-            or t == O
+            or t == OBJ
             and isinstance(value, dict)
-            or t == A
+            or t == ARR
             and isinstance(value, list)
         ):
             return True

@@ -185,7 +185,8 @@ def create_message(
     source_id=None,
     additional_attributes=None,
 ):
-    """Message#execute_after_create_commit_callbacks, in order: reopen, last activity, message_created, waiting/first reply, send."""
+    """Message#execute_after_create_commit_callbacks, in order: reopen, last activity, message_created,
+    waiting/first reply, send."""
     st = ctx.st
     m = st.add(
         "message",
@@ -231,7 +232,8 @@ def create_message(
 
 
 def sent(message_id, channel, status, source_id, error):
-    """The outcome of a send on the message: its source_id, or status failed with the external error; message_updated."""
+    """The outcome of a send on the message: its source_id, or status failed with the external error;
+    message_updated."""
     with transaction() as st:
         m = st.get("message", message_id)
         ctx = Ctx(st, st.get("account", m["account_id"]))

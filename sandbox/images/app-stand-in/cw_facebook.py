@@ -150,7 +150,8 @@ def process_instagram(entries):
 
 
 def instagram_user(inbox, igsid):
-    """Instagram::Messenger::MessageText#fetch_instagram_user: Koala get_object(igsid) with the Page's token; {} on error."""
+    """Instagram::Messenger::MessageText#fetch_instagram_user: Koala get_object(igsid) with the Page's token;
+    {} on error."""
     status, user = http(
         "GET", f"{graph_base()}/{igsid}?{urllib.parse.urlencode({'access_token': inbox['page_access_token']})}"
     )
@@ -257,7 +258,8 @@ def send_instagram(message_id):
 @route("GET", r"/bot")
 def facebook_verify(request):
     """Facebook::Messenger::Server#verify with ChatwootFbProvider#valid_verify_token?, which returns FB_VERIFY_TOKEN
-    itself (GlobalConfigService.load: nil when unset): when set, any hub.verify_token gets hub.challenge back; 200 always."""
+    itself (GlobalConfigService.load: nil when unset): when set, any hub.verify_token gets hub.challenge back;
+    200 always."""
     return 200, request.query.get("hub.challenge", "") if ENV.get("FB_VERIFY_TOKEN") else "Error; wrong verify token"
 
 
@@ -288,8 +290,8 @@ def facebook_receive(request):
 
 @route("GET", r"/webhooks/instagram")
 def instagram_verify(request):
-    """Webhooks::InstagramController#valid_token?: IG_VERIFY_TOKEN or INSTAGRAM_VERIFY_TOKEN (nil when unset, so no token
-    at all matches an unset one); MetaTokenVerifyConcern#verify: the challenge, else 401."""
+    """Webhooks::InstagramController#valid_token?: IG_VERIFY_TOKEN or INSTAGRAM_VERIFY_TOKEN (nil when unset, so
+    no token at all matches an unset one); MetaTokenVerifyConcern#verify: the challenge, else 401."""
     given = request.query.get("hub.verify_token")
     if any(given == (ENV.get(k) or None) for k in ("IG_VERIFY_TOKEN", "INSTAGRAM_VERIFY_TOKEN")):
         return 200, request.query.get("hub.challenge", "")
@@ -298,9 +300,9 @@ def instagram_verify(request):
 
 @route("POST", r"/webhooks/instagram")
 def instagram_receive(request):
-    """Webhooks::InstagramController#events: verify_meta_signature! (X-Hub-Signature-256, sha256= HMAC of the raw body with
-    INSTAGRAM_APP_SECRET or FB_APP_SECRET; a Page channel has no secret of its own; blank ones skipped; else 401);
-    object instagram (any case), else 422; then the job; answered `render json: :ok`."""
+    """Webhooks::InstagramController#events: verify_meta_signature! (X-Hub-Signature-256, sha256= HMAC of the raw
+    body with INSTAGRAM_APP_SECRET or FB_APP_SECRET; a Page channel has no secret of its own; blank ones skipped;
+    else 401); object instagram (any case), else 422; then the job; answered `render json: :ok`."""
     given = request.headers.get("X-Hub-Signature-256") or ""
     keys = [ENV.get(k) for k in ("INSTAGRAM_APP_SECRET", "FB_APP_SECRET") if ENV.get(k)]
     if not given.startswith("sha256=") or not any(
@@ -316,9 +318,10 @@ def instagram_receive(request):
 
 @route("POST", ACCOUNT + r"/callbacks/register_facebook_page")
 def register_facebook_page(ctx):
-    """CallbacksController#register_facebook_page (any user of the account): the channel (page_id unique per account)
-    and its inbox in one transaction, then instagram_business_account read from Graph; answered by
-    register_facebook_page.json.jbuilder. A failed create is rescued and the view then fails on the missing inbox: 500."""
+    """CallbacksController#register_facebook_page (any user of the account): the channel (page_id unique per
+    account) and its inbox in one transaction, then instagram_business_account read from Graph; answered by
+    register_facebook_page.json.jbuilder. A failed create is rescued and the view then fails on the missing
+    inbox: 500."""
     b = ctx.body
     if not all(
         isinstance(b.get(k), str) and b.get(k)

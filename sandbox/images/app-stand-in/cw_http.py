@@ -46,8 +46,8 @@ def serve_request(handler, method):
     try:
         try:
             data = json.loads(raw) if raw.strip() and "json" in (handler.headers.get("Content-Type") or "") else {}
-        except ValueError:
-            raise Reply(400, {"error": "the request body is not valid JSON"})
+        except ValueError as e:
+            raise Reply(400, {"error": "the request body is not valid JSON"}) from e
         query = dict(urllib.parse.parse_qsl(url.query))
         for m, pattern, fn in ROUTES:
             match = pattern.match(url.path)

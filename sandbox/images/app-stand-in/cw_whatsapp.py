@@ -156,7 +156,8 @@ def setup_webhooks(ctx, inbox):
         business_account_id=inbox["provider_config"].get("business_account_id"),
     )
     _log(
-        f"[WHATSAPP] Webhook setup failed: would register {callback} with graph.facebook.com (not reachable from a stand-in)"
+        f"[WHATSAPP] Webhook setup failed: would register {callback} with graph.facebook.com "
+        "(not reachable from a stand-in)"
     )
     inbox["reauthorization_required"] = True
     ctx.st.save("inbox", inbox)
@@ -200,7 +201,8 @@ APP_SECRET_KEYS = ("app_secret", "app_secret_key", "client_secret", "api_secret"
 
 
 def payload_channel(st, phone_number, body):
-    """WhatsappController#whatsapp_business_payload_channel: by the payload's number and phone_number_id, else the URL's."""
+    """WhatsappController#whatsapp_business_payload_channel: by the payload's number and phone_number_id,
+    else the URL's."""
     if isinstance(body, dict) and body.get("object") == "whatsapp_business_account":
         try:
             meta = body["entry"][0]["changes"][0]["value"]["metadata"]

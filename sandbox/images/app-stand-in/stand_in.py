@@ -1,4 +1,5 @@
-"""STAND-IN for Chatwoot, n8n and Directus (and, in edge_stand_in.py, Traefik and Pangolin) in the sandbox (their images cannot be fetched here).
+"""STAND-IN for Chatwoot, n8n and Directus (and, in edge_stand_in.py, Traefik and Pangolin) in the sandbox
+(their images cannot be fetched here).
 
 It proves the deploy's wiring, never the app's behaviour: it starts with the command the
 compose file gives the real image, reads the real app's environment variables, really
