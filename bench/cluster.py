@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from tools.sandbox_host.common import run_exec
+
 ROOT = Path(__file__).resolve().parents[1]
 PYINFRA = [str(ROOT / ".venv" / "bin" / "pyinfra"), "inventory/sandbox_cluster.py", "deploy.py", "-y"]
 TOOL = [sys.executable, "tools/sandbox.py"]
@@ -46,9 +48,8 @@ def fresh_cluster():
 
 
 def psql(host, sql, stdin=None):
-    return run(
-        ["docker", "exec", "-i", host, "sh", "-c", f'{PSQL} -c "{sql}"' if sql else f"{PSQL} -q"], input=stdin
-    ).stdout.strip()
+    command = ["docker", "exec", "-i", host, "sh", "-c", f'{PSQL} -c "{sql}"' if sql else f"{PSQL} -q"]
+    return run_exec(command, input=stdin, cwd=ROOT).stdout.strip()
 
 
 def converge():
