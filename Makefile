@@ -64,9 +64,12 @@ bench: venv
 	$(PY) bench/poster.py
 	$(PY) bench/cluster.py
 
-# The quick mode (the suite runs it too): on the host of `make sandbox`, rerun / floor and memory.
+# The quick modes (the suite runs them too), on the host of `make sandbox` as it is: rerun / floor
+# and memory, 6 inbound messages, one promotion posted. bench/cluster.py --quick needs make sandbox-cluster.
 bench-quick: venv
 	$(PY) bench/converge.py --quick
+	$(PY) bench/inbound.py --quick
+	$(PY) bench/poster.py --quick
 
 # CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
 docker-bench: venv

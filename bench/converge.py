@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from tools.sandbox_host.common import run_exec
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME, PORT = "sandbox-bench", "2224"
 ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
@@ -42,7 +44,7 @@ def timed(cmd):
 
 
 def host_sh(script):
-    out = subprocess.run(["docker", "exec", NAME, "sh", "-c", script], capture_output=True, text=True)
+    out = run_exec(["docker", "exec", NAME, "sh", "-c", script])
     if out.returncode:
         sys.exit(f"{script} failed on {NAME}: {out.stderr}")
     return out.stdout

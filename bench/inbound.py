@@ -1,6 +1,9 @@
 """Inbound burst benchmark on the sandbox host (make sandbox); not a test: it prints figures.
 
-    .venv/bin/python bench/inbound.py [--messages 200] [--concurrency 10]
+    .venv/bin/python bench/inbound.py [--messages 200] [--concurrency 10] [--no-deploy]
+    .venv/bin/python bench/inbound.py --quick [--name sandbox-1 --port 2222]
+
+The quick mode (6 messages, 3 at a time, on the host as it is) is what the suite runs.
 
 Sends a burst of signed WhatsApp messages across the configured numbers (one new
 customer each) to n8n over TLS, and reports: the webhook's answer time (p50, p95, max),
@@ -21,7 +24,6 @@ from pathlib import Path
 from tools.inbound_client import GROUP_DATA, Host
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 
 
 def percentile(values, p):
@@ -40,8 +42,13 @@ def main():
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--no-deploy", action="store_true", help="use the host as it is")
+    parser.add_argument("--quick", action="store_true", help="6 messages, 3 at a time, on the host as it is")
+    parser.add_argument("--name", default=os.environ.get("SANDBOX_NAME", "sandbox-1"), help="the sandbox host")
+    parser.add_argument("--port", default=os.environ.get("SANDBOX_SSH_PORT", "2222"), help="its SSH port")
     args = parser.parse_args()
-    env = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
+    if args.quick:
+        args.messages, args.concurrency, args.no_deploy = 6, 3, True
+    env = {**os.environ, "SANDBOX_NAME": args.name, "SANDBOX_SSH_PORT": args.port}
     if not args.no_deploy:
         subprocess.run([sys.executable, "tools/sandbox.py", "up"], cwd=ROOT, env=env, check=True)
         subprocess.run(
@@ -51,7 +58,8 @@ def main():
             check=True,
             capture_output=True,
         )
-    host = Host(NAME, PORT)
+    host = Host(args.name, args.port)
+    host.simulator("POST", "/_sim/reset")  # the vendors' default answers, whatever a test scripted before
     departments = GROUP_DATA["departments"]
     stamp = str(int(time.time()))[-4:]
     senders = {f"5927{stamp}{i:04d}": departments[i % len(departments)] for i in range(args.messages)}

@@ -1,6 +1,9 @@
 """Auto-poster benchmark on the sandbox host (make sandbox); not a test: it prints figures.
 
     .venv/bin/python bench/poster.py [--promotions 20]
+    .venv/bin/python bench/poster.py --quick [--name sandbox-1 --port 2222]
+
+The quick mode (one promotion) is what the suite runs.
 
 Writes N active promotions (Facebook, Instagram and TikTok each) to Directus and times
 one run of 02-social-media-auto-poster by n8n's CLI: the whole command (a one-off n8n
@@ -16,12 +19,8 @@ import os
 import threading
 import time
 from datetime import datetime
-from pathlib import Path
 
 from tools.inbound_client import Host
-
-ROOT = Path(__file__).resolve().parents[1]
-NAME, PORT = os.environ.get("SANDBOX_NAME", "sandbox-1"), os.environ.get("SANDBOX_SSH_PORT", "2222")
 
 
 def peak_memory(host, stop, found):
@@ -53,8 +52,13 @@ def timed_run(host):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--promotions", type=int, default=20)
+    parser.add_argument("--quick", action="store_true", help="one promotion")
+    parser.add_argument("--name", default=os.environ.get("SANDBOX_NAME", "sandbox-1"), help="the sandbox host")
+    parser.add_argument("--port", default=os.environ.get("SANDBOX_SSH_PORT", "2222"), help="its SSH port")
     args = parser.parse_args()
-    host = Host(NAME, PORT)
+    if args.quick:
+        args.promotions = 1
+    host = Host(args.name, args.port)
     host.simulator("POST", "/_sim/reset")
     made = []
     for _ in range(args.promotions):

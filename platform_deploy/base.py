@@ -247,7 +247,7 @@ def apply(cfg, installed):
         mode="644",
         create_remote_dir=False,
     )
-    live = host.get_fact(Sysctl)
+    live = host.get_fact(Sysctl, keys=sorted(SYSCTLS))  # only ours: sysctl -a is thousands of lines
     live_differs = any(key in live and live[key] != value for key, value in SYSCTLS.items())
     server.shell(
         name="sysctl settings applied",

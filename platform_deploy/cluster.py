@@ -23,7 +23,7 @@ from pyinfra.operations import python
 
 from . import converge
 from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
-from .secrets import GENERATED_SECRETS, UPLOAD_DIR
+from .secrets import GENERATED_SECRETS, UPLOAD_DIR, SecretDigests
 from .services import PG_PORT, REDIS_PORT
 from .topology import Role
 
@@ -200,20 +200,6 @@ def secret_names(cfg):
 
 
 # Peers' secrets: copied from the primary.
-
-
-class SecretDigests(FactBase):
-    """name -> sha256 of each named file in a secrets directory (missing files left out)."""
-
-    def command(self, directory, names):
-        return f"cd {directory} 2>/dev/null && sha256sum {' '.join(names)} 2>/dev/null; true"
-
-    @staticmethod
-    def default():
-        return {}
-
-    def process(self, output):
-        return {name: digest for digest, name in (line.split() for line in output if len(line.split()) == 2)}
 
 
 def env_file_text(mapping, values):

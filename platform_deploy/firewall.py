@@ -88,9 +88,15 @@ def wanted_rules(cfg, sshd_ports):
     return rules
 
 
+# ufw's default policies as `ufw default` names them (ufw's backend: accept, reject, else deny).
+UFW_POLICY = {"accept": "allow", "reject": "reject"}
+
+
 def parse_state(lines):
-    """`ufw status verbose`, `ufw show added`, sshd's `port` lines and the DOCKER-USER
-    chain -> {active, defaults, rules, sshd_ports, docker_user}."""
+    """UFW's settings files, `ufw show added`, sshd's `port` lines and the DOCKER-USER
+    chain -> {active, defaults, rules, sshd_ports, docker_user}. UFW's settings are read as
+    ufw reads them (KEY=value, the later file winning), which saves the Python start-up of
+    `ufw status` on every run."""
     state = {
         "active": False,
         "defaults": {},
@@ -102,18 +108,15 @@ def parse_state(lines):
         "input_policy": "",
         "sysctl_file": "",
     }
+    settings = {}
     for line in lines:
         if line.startswith("guard "):
             state["guard_block"].append(line[len("guard ") :])
             continue
         line = line.strip()
-        if line.startswith("Status:"):
-            state["active"] = line.split(":", 1)[1].strip() == "active"
-        elif line.startswith("Default:"):
-            # Default: deny (incoming), allow (outgoing), deny (routed)
-            for part in line.split(":", 1)[1].split(","):
-                policy, _, direction = part.strip().partition(" ")
-                state["defaults"][direction.strip("()")] = policy
+        if line.startswith("ufw-setting "):
+            key, _, value = line[len("ufw-setting ") :].partition("=")
+            settings[key.lower()] = value.strip().strip("\"'").lower()
         elif line.startswith("ufw "):
             state["rules"].append(line[len("ufw ") :])
         elif line.startswith("port "):
@@ -127,6 +130,10 @@ def parse_state(lines):
         elif line.startswith("-N DOCKER-USER") or line.startswith("-A DOCKER-USER"):
             state["docker_user"].append(line)
     state["sshd_ports"] = sorted(set(state["sshd_ports"]))
+    if settings:
+        state["active"] = settings.get("enabled") == "yes"
+        for direction, key in (("incoming", "default_input_policy"), ("outgoing", "default_output_policy")):
+            state["defaults"][direction] = UFW_POLICY.get(settings.get(key, ""), "deny")
     return state
 
 
@@ -136,7 +143,9 @@ class FirewallState(FactBase):
 
     def command(self):
         return (
-            "if command -v ufw >/dev/null; then LANG=C ufw status verbose && LANG=C ufw show added; fi; "
+            "if command -v ufw >/dev/null; then "
+            f"grep -h '^[A-Z_]*=' {UFW_DEFAULTS} /etc/ufw/ufw.conf 2>/dev/null | sed 's/^/ufw-setting /'; "
+            "LANG=C ufw show added; fi; "
             "$(command -v sshd || echo /usr/sbin/sshd) -T | grep '^port '; "
             # Ubuntu 24.04 starts sshd from ssh.socket, whose ports sshd -T does not show.
             "systemctl show ssh.socket -p Listen --value 2>/dev/null | tr ' ' '\\n' | grep -o ':[0-9]*$' "

@@ -7,7 +7,7 @@ import os
 from io import BytesIO
 
 from pyinfra import host
-from pyinfra.api import FileUploadCommand, operation
+from pyinfra.api import FactBase, FileUploadCommand, operation
 from pyinfra.facts.files import Sha256File
 
 from . import converge
@@ -155,12 +155,26 @@ def secret_file(secret_name: str, dest: str, cfg=None):
     yield f"rm -f {temp}; chown root:root {dest} && chmod 600 {dest}"
 
 
+class SecretDigests(FactBase):
+    """name -> sha256 of each named file in a secrets directory (missing files left out)."""
+
+    def command(self, directory, names):
+        return f"cd {directory} 2>/dev/null && sha256sum {' '.join(names)} 2>/dev/null; true"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        return {name: digest for digest, name in (line.split() for line in output if len(line.split()) == 2)}
+
+
 def operator_secret_files(cfg, directory):
-    """The operator's secrets stored in `directory`, each only when it differs."""
-    if any(
-        host.get_fact(Sha256File, path=f"{directory}/{name}") != hashlib.sha256(value.encode()).hexdigest()
-        for name, value in cfg.supplied_secrets.items()
-    ):
+    """The operator's secrets stored in `directory`, each only when it differs (one read for all)."""
+    supplied = cfg.supplied_secrets
+    stored = host.get_fact(SecretDigests, directory=directory, names=sorted(supplied)) if supplied else {}
+    differ = [n for n in sorted(supplied) if stored.get(n) != hashlib.sha256(supplied[n].encode()).hexdigest()]
+    if differ:
         # Only when one is to be uploaded: the directory belongs to whoever logs in, and a
         # rerun as another user (root, then a sudo user) must not change it for nothing.
         converge.directory(
@@ -168,5 +182,5 @@ def operator_secret_files(cfg, directory):
         )
     return [
         secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{directory}/{name}", cfg=cfg)
-        for name in sorted(cfg.supplied_secrets)
+        for name in differ
     ]

@@ -14,7 +14,6 @@ from typing import Literal
 import yaml
 from pydantic import field_validator, model_validator
 from pyinfra import host
-from pyinfra.api.util import get_template
 from pyinfra.operations import server
 
 from . import cluster, containers, converge, data, edge, memory, upgrade
@@ -192,7 +191,7 @@ def template_vars(cfg):
 
 def compose_document(cfg):
     """compose.yaml as the deploy writes it, parsed."""
-    return yaml.safe_load(get_template(str(COMPOSE_TEMPLATE)).render(**template_vars(cfg)))
+    return yaml.safe_load(converge.render(COMPOSE_TEMPLATE, **template_vars(cfg)))
 
 
 def urls(cfg):

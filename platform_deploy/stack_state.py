@@ -18,12 +18,17 @@ class StackState(FactBase):
     images the host has, and the PostgreSQL major version of the data (its PG_VERSION)."""
 
     def command(self, root, project):
-        stale = "".join(
-            f"s=$(docker inspect -f '{{{{.State.StartedAt}}}}' {project}-{service}-1 2>/dev/null) && "
-            f'[ "$(date -r {root}/{path} +%s%N 2>/dev/null || echo 0)" -gt "$(date -d "$s" +%s%N)" ] '
-            f"&& echo 'stale {service}'; "
+        # One docker inspect for every container with mounted configuration: a service is
+        # stale when one of its files is newer than the container's start.
+        cases = "".join(
+            f"/{project}-{service}-1) for f in {' '.join(paths)}; do "
+            f'[ "$(date -r {root}/$f +%s%N 2>/dev/null || echo 0)" -gt "$t" ] && echo \'stale {service}\'; done;; '
             for service, paths in MOUNTED_CONFIG.items()
-            for path in paths
+        )
+        containers = " ".join(f"{project}-{service}-1" for service in MOUNTED_CONFIG)
+        stale = (
+            f"docker inspect -f '{{{{.Name}}}} {{{{.State.StartedAt}}}}' {containers} 2>/dev/null | "
+            f'while read -r name started; do t=$(date -d "$started" +%s%N); case "$name" in {cases}esac; done; '
         )
         root, volume = shlex.quote(root), shlex.quote(f"{project}_postgres-data")
         return (
@@ -32,11 +37,10 @@ class StackState(FactBase):
             f"find {root}/secrets {root}/edge/pangolin/config.yml -maxdepth 1 -type f "
             "\\( ! -user root -o ! -group root -o -perm /077 \\) "
             "2>/dev/null | sed 's/^/loose /'; "
-            f"echo \"pg-version $(cat \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)"
-            '/PG_VERSION" 2>/dev/null)"; '
+            f"data=$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null); "
+            'echo "pg-version $(cat "$data/PG_VERSION" 2>/dev/null)"; '
             # A hot standby's data (scale-out): a replica whose data is not one is seeded again.
-            f"[ -f \"$(docker volume inspect -f '{{{{.Mountpoint}}}}' {volume} 2>/dev/null)/standby.signal\" ] "
-            "&& echo standby; "
+            '[ -n "$data" ] && [ -f "$data/standby.signal" ] && echo standby; '
             "docker image ls --format 'image {{.Repository}}:{{.Tag}}' 2>/dev/null; "
             f"ls -1 {root}/secrets 2>/dev/null | sed 's/^/secret /'; "
             f'echo "prepared $(cat {root}/state/chatwoot-prepared 2>/dev/null)"; '

@@ -11,10 +11,11 @@ import runpy
 import shlex
 import socket
 import ssl
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
+
+from tools.sandbox_host.common import run_exec
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
@@ -79,7 +80,7 @@ class Host:
         self.simulator_url = f"http://{vendors}:8090"
 
     def sh(self, script):
-        out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True)
+        out = run_exec(["docker", "exec", self.name, "sh", "-c", script])
         if out.returncode:
             raise RuntimeError(f"{script[:80]!r} failed on {self.name}: {out.stderr[-500:]}")
         return out.stdout
@@ -188,7 +189,7 @@ class Host:
     def run_poster(self):
         """One run of 02-social-media-auto-poster now, by n8n's CLI (its "Run now" trigger)."""
         script = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c 'n8n execute --id={POSTER} --rawOutput'"
-        out = subprocess.run(["docker", "exec", self.name, "sh", "-c", script], capture_output=True, text=True)
+        out = run_exec(["docker", "exec", self.name, "sh", "-c", script])
         if out.returncode:  # n8n prints the execution's error after its data, on stdout
             raise RuntimeError(
                 f"the poster's run failed: {out.stdout.rpartition('Execution error:')[2][:800]} {out.stderr[-300:]}"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tools.sandbox_host.common import run_exec
 from tools.sandbox_host.images import OFFLINE_ARCHIVE, UPGRADES, ensure_upgrade_images  # noqa: F401 (for the tests)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +28,11 @@ SANDBOX_IMAGES = GROUP_DATA["images"]
 
 
 def run(cmd, check=False, env=None, **kw):
+    if cmd[:2] == ["docker", "exec"]:
+        out = run_exec(cmd, cwd=ROOT, env={**ENV, **(env or {})}, **kw)
+        if check:
+            out.check_returncode()
+        return out
     return subprocess.run(cmd, cwd=ROOT, env={**ENV, **(env or {})}, capture_output=True, text=True, check=check, **kw)
 
 

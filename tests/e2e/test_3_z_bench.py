@@ -1,5 +1,6 @@
-"""`make bench`'s quick mode on the suite's host: it runs to the end and prints its figures
-(the figures themselves are read by people, never asserted as times)."""
+"""The benchmarks' quick modes on the suite's host: each runs to the end and prints its figures
+in the formats docs/benchmarks.md quotes (the figures are read by people, never asserted as
+times), so a change that breaks a benchmark fails here."""
 
 import re
 import subprocess
@@ -8,9 +9,9 @@ import sys
 from conftest import NAME, PORT, ROOT
 
 
-def test_the_quick_benchmark_prints_its_figures(sandbox):
+def quick(bench):
     out = subprocess.run(
-        [sys.executable, "bench/converge.py", "--quick", "--name", NAME, "--port", str(PORT)],
+        [sys.executable, f"bench/{bench}.py", "--quick", "--name", NAME, "--port", str(PORT)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -18,6 +19,24 @@ def test_the_quick_benchmark_prints_its_figures(sandbox):
     )
     print(out.stdout)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    return out
+
+
+def test_the_quick_converge_benchmark_prints_its_figures(sandbox):
+    out = quick("converge")
     assert re.search(r"^rerun / floor: +\d+\.\d\d", out.stdout, re.M), out.stdout
     assert re.search(r"^changed on reruns: +0 ", out.stdout, re.M), out.stdout  # idempotence, as the suite's own rerun
     assert re.search(r"^  \S+-postgres-1 +\d+  of +\d+", out.stdout, re.M), out.stdout
+
+
+def test_the_quick_inbound_benchmark_prints_its_figures(sandbox):
+    out = quick("inbound")
+    assert re.search(r"^webhook answered: p50 \d+\.\d\d s, p95 \d+\.\d\d s, max \d+\.\d\d s$", out.stdout, re.M)
+    assert re.search(r"^conversation routed .*: p50 \d+\.\d\d s, p95 \d+\.\d\d s", out.stdout, re.M), out.stdout
+    assert re.search(r"^routed: 6 of 6; lost: 0; duplicated conversations: 0$", out.stdout, re.M), out.stdout
+
+
+def test_the_quick_poster_benchmark_prints_its_figures(sandbox):
+    out = quick("poster")
+    assert re.search(r"^first run, 1 promotions x 3 platforms: .* 3/3 logged, .* peak \d+ MiB$", out.stdout, re.M)
+    assert re.search(r"^second run in the same slot: .* 0 new log rows", out.stdout, re.M), out.stdout

@@ -7,6 +7,7 @@ reach neither database, and the README's promotion ends with the apps on the rep
 import json
 import os
 import re
+import sys
 import time
 
 import pytest
@@ -263,6 +264,15 @@ def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun
     )
     rc, log = audit()
     assert rc == 0, log[-3000:]
+
+
+def test_the_quick_cluster_benchmark_prints_its_figures(cluster):
+    """`bench/cluster.py --quick` on this cluster, so a change that breaks the benchmark fails here."""
+    out = run([sys.executable, "bench/cluster.py", "--quick"], timeout=600)
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert re.search(r"^200 single-row transactions on the primary in \d+\.\d s", out.stdout, re.M), out.stdout
+    assert re.search(r"^replay lag over \d+ samples: p95 \d+ ms, max \d+ ms$", out.stdout, re.M), out.stdout
 
 
 def test_promotion_ends_with_the_apps_on_the_replica_with_every_row(cluster):

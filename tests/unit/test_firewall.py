@@ -5,17 +5,14 @@ import pytest
 from platform_deploy import config, firewall
 from tests.unit.test_config import load
 
-# Captured from ufw 0.36.2 on Debian 13.
-UFW_OUTPUT = """Status: active
-Logging: on (low)
-Default: deny (incoming), allow (outgoing), deny (routed)
-New profiles: skip
-
-To                         Action      From
---                         ------      ----
-22/tcp                     LIMIT IN    Anywhere
-80/tcp                     ALLOW IN    Anywhere
-
+# Captured from ufw 0.36.2 on Debian 13: the settings files (grep) and `ufw show added`.
+UFW_OUTPUT = """ufw-setting IPV6=yes
+ufw-setting DEFAULT_INPUT_POLICY="DROP"
+ufw-setting DEFAULT_OUTPUT_POLICY="ACCEPT"
+ufw-setting DEFAULT_FORWARD_POLICY="DROP"
+ufw-setting MANAGE_BUILTINS=no
+ufw-setting ENABLED=yes
+ufw-setting LOGLEVEL=low
 Added user rules (see 'ufw status' for running firewall):
 ufw limit 22/tcp
 ufw allow 80/tcp
@@ -46,7 +43,7 @@ def test_parse_state():
     state = firewall.parse_state(UFW_OUTPUT)
     assert state == {
         "active": True,
-        "defaults": {"incoming": "deny", "outgoing": "allow", "routed": "deny"},
+        "defaults": {"incoming": "deny", "outgoing": "allow"},
         "rules": ["limit 22/tcp", "allow 80/tcp", "allow 8080/tcp"],
         "sshd_ports": [22],
         "docker_user": [],
@@ -73,7 +70,7 @@ def test_fresh_host_without_ufw():
 
 def test_unknown_sshd_port_stops_the_deploy():
     with pytest.raises(config.ConfigError, match="lock SSH out"):
-        firewall.FirewallState().process(["Status: inactive"])
+        firewall.FirewallState().process(["ufw-setting ENABLED=no"])
 
 
 def test_converge_adds_before_it_deletes():

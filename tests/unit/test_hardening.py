@@ -227,6 +227,12 @@ def test_unused_protocols_never_load(module):
 
 def test_the_kernel_state_of_ufw_is_read():
     state = firewall.parse_state(
-        ["Status: active", "-P INPUT ACCEPT", "ufw-chains-loaded", "port 22", f"ufw-sysctl {firewall.UFW_SYSCTL}"]
+        [
+            "ufw-setting ENABLED=yes",
+            "-P INPUT ACCEPT",
+            "ufw-chains-loaded",
+            "port 22",
+            f"ufw-sysctl {firewall.UFW_SYSCTL}",
+        ]
     )
     assert (state["input_policy"], state["loaded"], state["sysctl_file"]) == ("ACCEPT", True, firewall.UFW_SYSCTL)

@@ -38,6 +38,21 @@ def run(cmd, **kw):
     return subprocess.run(cmd, **kw)
 
 
+# runc's transient under load: the exec's process was never started ("read init-p:
+# connection reset by peer"), so running the same command again is safe.
+RUNC_TRANSIENT = ("read init-p", "OCI runtime exec failed: exec failed: unable to start container process")
+
+
+def run_exec(cmd, tries=3, **kw):
+    """subprocess.run of a `docker exec` (captured), again when runc failed to start its process."""
+    for attempt in range(tries):
+        out = subprocess.run(cmd, capture_output=True, text=True, **kw)
+        if out.returncode == 0 or attempt == tries - 1 or not any(t in out.stderr for t in RUNC_TRANSIENT):
+            return out
+        log(f"runc did not start the process ({out.stderr.strip()[-200:]}); again: {' '.join(cmd)[:120]}")
+    raise AssertionError("unreachable")
+
+
 def privileged(cmd):
     return cmd if os.geteuid() == 0 else ["sudo", *cmd]
 
