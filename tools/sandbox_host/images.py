@@ -116,15 +116,20 @@ def egress_ca():
 
 def ensure_service_images():
     """The images the sandbox's stack runs (group_data/sandbox.py), built here and pushed to the
-    registry: all that `make sandbox` needs."""
-    _ensure_host_images()
-    _ensure_built(recipes(GROUP_DATA["images"]), push=True)
+    registry, and the sandbox host's own: all that `make sandbox` needs. The host's root is
+    bootstrapped beside the builds, which need only the base image."""
+    _ensure_base_and_registry()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        host = pool.submit(_ensure_host_image)
+        _ensure_built(recipes(GROUP_DATA["images"]), push=True)
+        host.result()
 
 
 def ensure_upgrade_images():
     """The other releases the upgrade tests use, built when they are needed; the offline ones
     saved in an archive the deploy uploads, never pushed."""
-    _ensure_host_images()
+    _ensure_base_and_registry()
+    _ensure_host_image()  # PostgreSQL 17 is built on it
     specs = recipes(UPGRADES)
     built = _ensure_built({ref: spec for ref, spec in specs.items() if ref not in OFFLINE}, push=True)
     built |= _ensure_built({ref: spec for ref, spec in specs.items() if ref in OFFLINE}, push=False)
@@ -134,29 +139,38 @@ def ensure_upgrade_images():
         run(["docker", "save", "-o", str(OFFLINE_ARCHIVE), *OFFLINE])
 
 
-def _ensure_host_images():
+def _ensure_base_and_registry():
     if not image_exists(BASE_IMAGE):
         debootstrap_image("bookworm", BASE_IMAGE, "ca-certificates")
+    ensure_registry()
+
+
+def _ensure_host_image():
     if not image_exists(IMAGE):
         build_host_image()
-    ensure_registry()
 
 
 def _ensure_built(specs, push):
     """Builds what is missing (in parallel: the npm installs wait on the network as much as on
-    the CPU), pushes to the registry what it lacks; returns the references built."""
+    the CPU), each pushed to the registry as soon as it is built (if it is not there already);
+    returns the references built."""
     missing = {ref: spec for ref, spec in specs.items() if not image_exists(ref)}
-    if missing:
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            list(pool.map(lambda item: build(item[0], *item[1]), missing.items()))
-    for ref in specs if push else ():
-        if not in_registry(ref):
+
+    def ensure(ref):
+        if ref in missing:
+            build(ref, *missing[ref])
+        if push and not in_registry(ref):
             log(f"pushing {ref} to the sandbox registry")
             local = ref.replace(REGISTRY, REGISTRY_LOCAL, 1)
             run(["docker", "tag", ref, local])
             run(["docker", "push", "-q", local], stdout=subprocess.DEVNULL)
             # Another checkout pushing the same image may have removed the tag already.
             run(["docker", "rmi", local], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+    # The longest builds first: the three workers then finish closer together.
+    order = sorted(specs, key=lambda ref: ref not in missing or missing[ref][0] not in REAL_APPS)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        list(pool.map(ensure, order))
     return set(missing)
 
 
