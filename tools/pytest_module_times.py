@@ -1,7 +1,7 @@
 """A pytest plugin, loaded by pytest.ini: where the suite's time goes, and what failed as soon
 as it fails.
 
-- each test's outcome and time, one line as it ends, in `.sandbox/test-times.log` (a run cut
+- each test's outcome and time (a second or more), one line as it ends, in `.sandbox/test-times.log` (a run cut
   short, by CI's time limit say, still says where its time went);
 - a failure's report printed at once, not only in the summary at the end;
 - each test module's total (setup, call and teardown), printed at the end, slowest first."""
@@ -16,7 +16,7 @@ _LOG = Path(__file__).resolve().parents[1] / ".sandbox" / "test-times.log"
 
 def pytest_runtest_logreport(report):
     _MODULE_SECONDS[report.nodeid.split("::")[0]] += report.duration
-    if report.when == "call" or report.failed:
+    if (report.when == "call" and report.duration >= 1) or report.failed:
         _LOG.parent.mkdir(exist_ok=True)
         with open(_LOG, "a") as log:
             log.write(f"{time.strftime('%H:%M:%S')} {report.duration:7.1f} s {report.outcome:8} {report.nodeid}\n")
