@@ -1,6 +1,6 @@
 """Day two, end to end: upgrades by rerun that keep every row, a failed upgrade and the way
 back, the PostgreSQL major-version guard, faults (Docker daemon restart, disk full during a
-backup), and a backup restored onto a fresh host and service by service."""
+backup), and a backup restored over a destroyed stack and service by service."""
 
 import json
 import secrets
@@ -13,15 +13,12 @@ from conftest import (
     APPS,
     DC,
     OFFLINE_ARCHIVE,
-    PORT,
     SANDBOX_IMAGES,
     UPGRADES,
-    Sandbox,
     changed,
     psql,
     read_app_items,
     redis,
-    run,
     wait_healthy,
     write_app_items,
 )
@@ -299,56 +296,47 @@ def upgrade_the_real_apps(fresh):
     print(f"migrations before and after the upgrade: {before} -> {after}")
 
 
-def test_restore_onto_a_fresh_host(sandbox):
-    """Another host of its own (its own Docker, volumes, secrets and state): the real apps upgraded from their
-    previous releases, then a backup of the first host copied over and restored: every row, key and file, the
-    secrets, and the apps' own data as the apps read it."""
-    fresh = Sandbox(name=f"{sandbox.name}-fresh", port=int(PORT) + 10).up()
-    try:
-        upgrade_the_real_apps(fresh)
-        mark = secrets.token_hex(4)
-        write_data(sandbox, mark)
-        write_app_items(sandbox, mark)
-        sandbox.sh(BACKUP)
-        taken, data = backups(sandbox)[-1], read_data(sandbox)
-        assert psql(fresh, "n8n", "select count(*) from pg_tables where tablename = 'day_two'") == "0"
-        copied = run(
-            [
-                "sh",
-                "-c",
-                f"docker exec {sandbox.name} tar -C {BACKUPS} -c {taken} "
-                f"| docker exec -i {fresh.name} tar -C {BACKUPS} -x",
-            ]
-        )
-        assert copied.returncode == 0, copied.stderr
-        out = fresh.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1; echo rc=$?")
-        assert "restored (secrets chatwoot n8n directus redis edge)" in out and out.endswith("rc=0\n"), out[-3000:]
-        wait_healthy(fresh)
-        assert read_data(fresh) == data
-        # The real apps read their own data back: n8n exports the workflow, Directus serves the item.
-        assert read_app_items(fresh) == (f"e2e {mark}", mark)
-        assert fresh.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == sandbox.sh(
-            f"cat {ROOT}/secrets/n8n_encryption_key"
-        )
-        rc, failed, log = fresh.audit()
-        assert rc == 0, log[-3000:]
-        rc, results, log = fresh.deploy()
-        assert rc == 0 and changed(results) == [], f"a rerun after the restore changed: {changed(results)}"
+def test_the_stack_destroyed_the_real_apps_upgraded_and_the_backup_restored(sandbox):
+    """A backup, then everything of the stack gone (containers, databases, volumes, secrets, state), as on a new
+    host; the real apps deployed at their previous releases and upgraded by a rerun (their migrations run); then the
+    backup restored over them: every row, key and file, the secrets, the apps' own data as the apps read it."""
+    mark = secrets.token_hex(4)
+    write_data(sandbox, mark)
+    write_app_items(sandbox, mark)
+    sandbox.sh(BACKUP)
+    taken, data = backups(sandbox)[-1], read_data(sandbox)
+    encryption_key = sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key")
 
-        # The tokens the backed-up Chatwoot issued came back with its database: it takes them. One it
-        # refuses (a backup of an older release holds none) is asked of Chatwoot again by the next bootstrap.
-        chatwoot = Host(fresh.name, fresh.port).chatwoot
-        assert "payload" in chatwoot("GET", "/inboxes")
-        fresh.sh(f"echo not-a-token > {ROOT}/secrets/chatwoot_api_token && rm {ROOT}/state/apps-bootstrapped")
-        assert "error" in chatwoot("GET", "/inboxes")
-        rc, results, log = fresh.deploy()
-        assert rc == 0, log[-3000:]
-        assert "payload" in chatwoot("GET", "/inboxes")
-    finally:
-        fresh.destroy()
+    sandbox.sh(f"{DC} down -v && rm -rf {ROOT}")
+    upgrade_the_real_apps(sandbox)
+    assert psql(sandbox, "n8n", "select count(*) from pg_tables where tablename = 'day_two'") == "0"
+    assert sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key") != encryption_key
+
+    out = sandbox.sh(f"{ROOT}/bin/restore.sh {taken} 2>&1; echo rc=$?")
+    assert "restored (secrets chatwoot n8n directus redis edge)" in out and out.endswith("rc=0\n"), out[-3000:]
+    wait_healthy(sandbox)
+    assert read_data(sandbox) == data
+    # The real apps read their own data back: n8n exports the workflow, Directus serves the item.
+    assert read_app_items(sandbox) == (f"e2e {mark}", mark)
+    assert sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key") == encryption_key
+    rc, failed, log = sandbox.audit()
+    assert rc == 0, log[-3000:]
+    rc, results, log = sandbox.deploy()
+    assert rc == 0 and changed(results) == [], f"a rerun after the restore changed: {changed(results)}"
+
+    # The tokens the backed-up Chatwoot issued came back with its database: it takes them. One it
+    # refuses (a backup of an older release holds none) is asked of Chatwoot again by the next bootstrap.
+    chatwoot = Host(sandbox.name, sandbox.port).chatwoot
+    assert "payload" in chatwoot("GET", "/inboxes")
+    sandbox.sh(f"echo not-a-token > {ROOT}/secrets/chatwoot_api_token && rm {ROOT}/state/apps-bootstrapped")
+    assert "error" in chatwoot("GET", "/inboxes")
+    rc, results, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    assert "payload" in chatwoot("GET", "/inboxes")
 
 
 def test_restore_of_one_service_leaves_the_others_alone(sandbox):
+    sandbox.sh(BACKUP)
     before = read_data(sandbox)
     psql(sandbox, "n8n", "delete from day_two", user="n8n")
     psql(sandbox, "chatwoot", "insert into day_two values (0, 'after the backup')", user="chatwoot")
