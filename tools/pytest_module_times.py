@@ -6,6 +6,7 @@ as it fails.
 - a failure's report printed at once, not only in the summary at the end;
 - each test module's total (setup, call and teardown), printed at the end, slowest first."""
 
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -16,6 +17,8 @@ _LOG = Path(__file__).resolve().parents[1] / ".sandbox" / "test-times.log"
 
 def pytest_runtest_logreport(report):
     _MODULE_SECONDS[report.nodeid.split("::")[0]] += report.duration
+    if os.environ.get("PYTEST_NESTED"):
+        return
     if (report.when == "call" and report.duration >= 1) or report.failed:
         _LOG.parent.mkdir(exist_ok=True)
         with open(_LOG, "a") as log:

@@ -1,7 +1,7 @@
 """The sandbox: a real Debian 13 systemd host in a container, reached over SSH on 127.0.0.1.
 
     python tools/sandbox.py up        # Docker engine, images, host container, SSH key
-    python tools/sandbox.py destroy   # remove the host container and its state
+    python tools/sandbox.py destroy [--in-background]   # remove the host container and its state
     python tools/sandbox.py images [--upgrades]   # the images the sandbox runs [and those the upgrade tests use]
 
 The host image is built once with debootstrap and cached in the local Docker engine.
@@ -22,17 +22,20 @@ def main():
     parser.add_argument("--name", default=os.environ.get("SANDBOX_NAME", "sandbox-1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_SSH_PORT", "2222")))
     parser.add_argument("--upgrades", action="store_true", help="images: also those the upgrade tests use")
+    parser.add_argument(
+        "--in-background", action="store_true", help="destroy: free the names at once, delete the files after"
+    )
     args = parser.parse_args()
     if args.action == "up":
         up(args.name, args.port)
     elif args.action == "destroy":
-        destroy(args.name)
+        destroy(args.name, args.in_background)
     elif args.action == "cluster-up":
         for name, port in CLUSTER.items():
             up(name, port, companions=name == "sandbox-primary")
     elif args.action == "cluster-destroy":
         for name in CLUSTER:
-            destroy(name)
+            destroy(name, args.in_background)
     elif args.action == "images":
         ensure_docker()
         ensure_service_images()

@@ -17,7 +17,8 @@ from tools.sandbox_host.images import OFFLINE_ARCHIVE, UPGRADES, ensure_upgrade_
 ROOT = Path(__file__).resolve().parents[2]
 NAME = os.environ.get("E2E_SANDBOX_NAME", "sandbox-e2e")
 PORT = os.environ.get("E2E_SANDBOX_SSH_PORT", "2223")
-ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT}
+# PYTEST_NESTED: the audit's runs inside these tests (failing on purpose for drift) stay out of the time log.
+ENV = {**os.environ, "SANDBOX_NAME": NAME, "SANDBOX_SSH_PORT": PORT, "PYTEST_NESTED": "1"}
 BIN = Path(sys.executable).parent
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
 # n8n's CLI in a one-off container (as the bootstrap runs it): an exec beside the main process can hit its memory limit.
@@ -47,14 +48,14 @@ class Sandbox:
 
     def up(self):
         if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
-            run([*self.tool, "destroy"])
+            run([*self.tool, "destroy", "--in-background"])
         up = run([*self.tool, "up"], timeout=3600)
         assert up.returncode == 0, f"sandbox host {self.name} did not come up:\n{up.stdout}\n{up.stderr}"
         return self
 
     def destroy(self):
         if not os.environ.get("KEEP_SANDBOX"):  # KEEP_SANDBOX=1: leave it for a look after the tests
-            run([*self.tool, "destroy"])
+            run([*self.tool, "destroy", "--in-background"])
 
     def deploy(self, *args, env=None):
         """pyinfra with --json: returns (returncode, results or None, log text)."""

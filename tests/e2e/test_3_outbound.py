@@ -238,32 +238,14 @@ def test_a_log_row_directus_refuses_fails_the_run_after_every_post_and_the_deplo
     assert not HOST.post_logs(item["id"])
 
 
-def test_a_new_schedule_is_stored_and_its_slot_posts_again(sandbox, promotion):
+def test_a_new_schedule_and_a_changed_snapshot_are_applied_by_the_next_deploy_and_undone_by_the_one_after(
+    sandbox, promotion
+):
+    """One deploy with both changes (each restarts what it must once): the schedule is stored and its slot posts
+    again; the snapshot's new field is applied and the rows are kept. The deploy after it undoes both."""
     item = promotion(channels=["facebook"])
     HOST.run_poster()
     assert [r["status"] for r in HOST.post_logs(item["id"])] == ["posted"]
-    # New Year's Day at 08:00: its latest occurrence is a slot no other test uses,
-    # and it does not fire during the tests.
-    try:
-        rc, results, log = sandbox.deploy("--data", "social_schedule=0 8 1 1 *")
-        assert rc == 0, log[-3000:]
-        assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 8 1 1 *"}]
-        HOST.run_poster()
-    finally:
-        rc, results, log = sandbox.deploy()
-        assert rc == 0, log[-3000:]
-    rows = HOST.post_logs(item["id"])
-    assert [r["status"] for r in rows] == ["posted", "posted"]
-    now = datetime.now(ZoneInfo(GROUP_DATA["timezone"]))
-    new_year = datetime(now.year, 1, 1, 8, 0, tzinfo=ZoneInfo(GROUP_DATA["timezone"]))
-    assert datetime.fromisoformat(rows[1]["slot"]) == (
-        new_year if new_year <= now else new_year.replace(year=now.year - 1)
-    )
-    assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
-
-
-def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sandbox, promotion):
-    item = promotion()
     original = SCHEMA.read_text()
     snapshot = json.loads(original)
     hashtags = {
@@ -274,14 +256,26 @@ def test_a_changed_snapshot_is_applied_by_the_next_deploy_and_rows_are_kept(sand
     hashtags["schema"] = {**hashtags["schema"], "name": "hashtags", "is_nullable": True}
     try:
         SCHEMA.write_text(json.dumps({**snapshot, "fields": snapshot["fields"] + [hashtags]}))
-        rc, results, log = sandbox.deploy()
+        # New Year's Day at 08:00: its latest occurrence is a slot no other test uses,
+        # and it does not fire during the tests.
+        rc, results, log = sandbox.deploy("--data", "social_schedule=0 8 1 1 *")
         assert rc == 0, log[-3000:]
         assert "hashtags" in {f["field"] for f in admin("GET", "/fields/promotions")["data"]}
         assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
+        assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 8 1 1 *"}]
+        HOST.run_poster()
     finally:
         SCHEMA.write_text(original)
-    rc, results, log = sandbox.deploy()
-    assert rc == 0, log[-3000:]
+        rc, results, log = sandbox.deploy()
+        assert rc == 0, log[-3000:]
+    rows = HOST.post_logs(item["id"])
+    assert [r["status"] for r in rows] == ["posted", "posted"]
+    now = datetime.now(ZoneInfo(GROUP_DATA["timezone"]))
+    new_year = datetime(now.year, 1, 1, 8, 0, tzinfo=ZoneInfo(GROUP_DATA["timezone"]))
+    assert datetime.fromisoformat(rows[1]["slot"]) == (
+        new_year if new_year <= now else new_year.replace(year=now.year - 1)
+    )
+    assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 9 * * 1,4"}]
     assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
     # The snapshot's collections are as shipped again; a rerun applies nothing new.
     rc, results, log = sandbox.deploy()

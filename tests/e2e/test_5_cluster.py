@@ -40,14 +40,14 @@ from test_3_apps import WORKFLOW
 @pytest.fixture(scope="module")
 def cluster():
     if not os.environ.get("E2E_REUSE"):
-        run([*TOOL, "cluster-destroy"])
+        run([*TOOL, "cluster-destroy", "--in-background"])
     up = run([*TOOL, "cluster-up"], timeout=3600)
     assert up.returncode == 0, f"the cluster did not come up:\n{up.stdout}\n{up.stderr}"
     rc, results, log = deploy()
     assert rc == 0, log[-5000:]
     yield results
     if not os.environ.get("KEEP_SANDBOX"):
-        run([*TOOL, "cluster-destroy"])
+        run([*TOOL, "cluster-destroy", "--in-background"])
 
 
 def test_one_run_converges_every_host_and_a_rerun_changes_nothing(cluster):

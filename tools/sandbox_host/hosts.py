@@ -195,11 +195,25 @@ def up(name, port, companions=True):
     log(f"host {name} is up: ssh -i {KEY} -p {port} root@127.0.0.1")
 
 
-def destroy(name):
-    if docker_ok() and container_state(name) is not None:
-        log(f"removing host {name} and its volumes")
-        run(["docker", "rm", "-f", "-v", name], stdout=subprocess.DEVNULL)
-    for companion in (f"{name}-acme", f"{name}-vendors"):
-        if docker_ok() and container_state(companion) is not None:
-            run(["docker", "rm", "-f", "-v", companion], stdout=subprocess.DEVNULL)
+def destroy(name, in_background=False):
+    """The host and its companions removed with their volumes. In the background: each container is killed and
+    renamed at once (its name and port are free again), and the deletion of its files, a minute or more for a host's
+    Docker images, goes on in a process of its own."""
+    for container in (name, f"{name}-acme", f"{name}-vendors"):
+        if not docker_ok() or container_state(container) is None:
+            continue
+        if container == name:
+            log(f"removing host {name} and its volumes" + (" (in the background)" if in_background else ""))
+        if not in_background:
+            run(["docker", "rm", "-f", "-v", container], stdout=subprocess.DEVNULL)
+            continue
+        run(["docker", "kill", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        removed = f"{container}-removed-{time.time_ns()}"
+        run(["docker", "rename", container, removed])
+        subprocess.Popen(
+            ["docker", "rm", "-f", "-v", removed],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
