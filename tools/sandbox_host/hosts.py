@@ -212,6 +212,7 @@ def destroy(name, in_background=False):
         run(["docker", "rename", container, removed])
         subprocess.Popen(
             ["docker", "rm", "-f", "-v", removed],
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
