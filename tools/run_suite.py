@@ -1,7 +1,5 @@
 """`make test`: lint and types first, then the unit tests, then the end-to-end tests: the
-one-host modules on one sandbox host and, beside them once that host is deployed and has passed
-test_1_foundation, the scale-out module on four hosts of its own (its output goes to
-.sandbox/cluster-tests.log and is printed when it ends).
+one-host modules on one sandbox host, then the scale-out module on four hosts of its own.
 
 Prints the time of each part and of the whole suite. The end-to-end tests get what is left of
 SUITE_BUDGET_MINUTES (default 80, under CI's 90 with the set-up before): past it, pytest is
@@ -20,8 +18,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CLUSTER_TESTS = "tests/e2e/test_5_cluster.py"
-CLUSTER_LOG = ROOT / ".sandbox" / "cluster-tests.log"
-TIMES_LOG = ROOT / ".sandbox" / "test-times.log"
 CHECKS = {
     "ruff check": [PY, "-m", "ruff", "check", "."],
     "ruff format": [PY, "-m", "ruff", "format", "--check", "."],
@@ -34,13 +30,9 @@ DEADLINE = START + 60 * float(os.environ.get("SUITE_BUDGET_MINUTES", "80"))
 def step(name, cmd):
     """Runs `cmd`; interrupted (SIGINT, as Ctrl-C) when the suite's budget runs out."""
     start = time.monotonic()
-    return name, finish(name, subprocess.Popen(cmd, cwd=ROOT)), time.monotonic() - start
-
-
-def finish(name, process):
-    """The process's exit code, once it ends or, past the suite's budget, once interrupted (124)."""
+    process = subprocess.Popen(cmd, cwd=ROOT)
     try:
-        return process.wait(timeout=max(1.0, DEADLINE - time.monotonic()))
+        code = process.wait(timeout=max(1.0, DEADLINE - start))
     except subprocess.TimeoutExpired:
         print(f"\n[suite] the budget of the suite ran out during {name}: interrupting it", flush=True)
         process.send_signal(signal.SIGINT)
@@ -49,39 +41,8 @@ def finish(name, process):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        return 124
-
-
-def end_to_end(args):
-    """The one-host modules; the scale-out module started beside them once the first host's fresh deploy and
-    foundation tests are done (the two fresh deploys, CPU-bound image extraction both, do not overlap; the rest
-    of each waits on its hosts about half the time, measured on 2 cores)."""
-    one_host_name, cluster_name = "one-host end-to-end tests", "scale-out end-to-end tests"
-    start = time.monotonic()
-    one_host = subprocess.Popen([PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, *args], cwd=ROOT)
-    while one_host.poll() is None and not past_foundation() and time.monotonic() < DEADLINE:
-        time.sleep(5)
-    cluster_start = time.monotonic()
-    with open(CLUSTER_LOG, "w") as log:
-        cluster = subprocess.Popen([PY, "-m", "pytest", CLUSTER_TESTS], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        print(f"\n[suite] {cluster_name} started beside, output in {CLUSTER_LOG.relative_to(ROOT)}", flush=True)
-        one_host_code = finish(one_host_name, one_host)
-        one_host_took = time.monotonic() - start
-        cluster_code = finish(cluster_name, cluster)
-    print(f"\n[suite] {cluster_name}:\n{CLUSTER_LOG.read_text()}", flush=True)
-    return [
-        (one_host_name, one_host_code, one_host_took),
-        (cluster_name, cluster_code, time.monotonic() - cluster_start),
-    ]
-
-
-def past_foundation():
-    """Whether a test after test_1_foundation has ended (tools/pytest_module_times.py logs each)."""
-    try:
-        lines = TIMES_LOG.read_text().splitlines()
-    except FileNotFoundError:
-        return False
-    return any("tests/e2e/" in line and "test_1_foundation" not in line for line in lines)
+        code = 124
+    return name, code, time.monotonic() - start
 
 
 def main():
@@ -90,14 +51,17 @@ def main():
     args = [a for a in args if a != "--e2e-only"]
     results = []
     (ROOT / ".sandbox").mkdir(exist_ok=True)
-    TIMES_LOG.unlink(missing_ok=True)
+    (ROOT / ".sandbox" / "test-times.log").unlink(missing_ok=True)
     if not e2e_only:
         for name, cmd in CHECKS.items():
             results.append(step(name, cmd))
         results.append(step("unit tests", [PY, "-m", "pytest", "tests/unit", "-q", "-p", "no:cacheprovider"]))
         if any(code for _, code, _ in results):
             return report(results)
-    results += end_to_end(args)
+    results.append(
+        step("one-host end-to-end tests", [PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, *args])
+    )
+    results.append(step("scale-out end-to-end tests", [PY, "-m", "pytest", CLUSTER_TESTS]))
     return report(results)
 
 
