@@ -42,15 +42,41 @@ def ensure_docker():
         and docker_ok()
     ):
         return
+    clear_stale_pid_files()
     STATE.mkdir(exist_ok=True)
     log(f"starting dockerd in the background (log: {STATE / 'dockerd.log'})")
     with open(STATE / "dockerd.log", "ab") as out:
-        subprocess.Popen(privileged(["dockerd"]), stdout=out, stderr=out, start_new_session=True)
-    for _ in range(60):
+        daemon = subprocess.Popen(privileged(["dockerd"]), stdout=out, stderr=out, start_new_session=True)
+    for _ in range(DOCKERD_WAIT):
         if docker_ok():
             return
+        if daemon.poll() is not None:
+            break
         time.sleep(1)
-    sys.exit(f"dockerd did not answer within 60 s; see {STATE / 'dockerd.log'}")
+    tail = (STATE / "dockerd.log").read_text(errors="replace").splitlines()[-15:]
+    why = f"exited with {daemon.returncode}" if daemon.poll() is not None else f"did not answer within {DOCKERD_WAIT} s"
+    sys.exit(f"dockerd {why}; the end of its log:\n" + "\n".join(tail))
+
+
+DOCKERD_WAIT = 300
+# A machine image taken while Docker ran keeps its pid files; dockerd refuses to start when the pid
+# they name is alive, and its containerd supervisor would signal that unrelated process.
+PID_FILES = {Path("/var/run/docker.pid"): "dockerd", Path("/var/run/docker/containerd/containerd.pid"): "containerd"}
+
+
+def clear_stale_pid_files():
+    for pid_file, program in PID_FILES.items():
+        try:
+            pid = pid_file.read_text().strip()
+        except OSError:
+            continue
+        try:
+            running = Path(f"/proc/{pid}/comm").read_text().strip()
+        except OSError:
+            running = ""
+        if running != program:
+            log(f"removing the stale {pid_file} (pid {pid} is not {program})")
+            run(privileged(["rm", "-f", str(pid_file)]))
 
 
 def ensure_key():
