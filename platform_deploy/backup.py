@@ -29,7 +29,8 @@ ISSUED = {
         "secrets/chatwoot_bot_token",
         "state/chatwoot-account-id",
         "state/chatwoot-automation-user-id",
-    ]
+    ],
+    "n8n": ["secrets/n8n_api_key"],
 }
 
 

@@ -1,13 +1,15 @@
 """The application bootstrap's n8n part (bin/apps_n8n.py): the credentials (encrypted by n8n on import)
-and the workflows of files/n8n/, with this deploy's settings, imported and published through n8n's CLI."""
+and the workflows of files/n8n/, with this deploy's settings, imported through n8n's CLI and published
+through its public API, so the running n8n takes them without a restart."""
 
 import hashlib
 import json
 import os
-import subprocess
+import urllib.request
 
 import apps_common as common
-from apps_common import changed, compose, secret
+import apps_http as http
+from apps_common import changed, compose, container_url, keep_secret, secret
 
 LEAD_CAPTURE = "platformLeadCapt"  # 03-whatsapp-lead-capture's id
 
@@ -114,27 +116,60 @@ def workflows(ids):
     return result
 
 
+def api_key(base):
+    """The deploy's own n8n API key (secrets/n8n_api_key), made once through the owner's login; a key
+    n8n no longer knows (its database restored from elsewhere, say) is replaced."""
+    key = secret("n8n_api_key")
+    if key and "data" in (
+        http.call("GET", f"{base}/api/v1/workflows?limit=1", None, {"X-N8N-API-KEY": key}, ok=(401,)) or {}
+    ):
+        return key
+    login = urllib.request.Request(
+        f"{base}/rest/login",
+        data=json.dumps(
+            {"emailOrLdapLoginId": common.SETTINGS["n8n"]["owner_email"], "password": secret("n8n_owner_password")}
+        ).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=30) as answer:
+        cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+    made = http.call(
+        "POST",
+        f"{base}/rest/api-keys",
+        {"label": "platform deploy", "scopes": API_KEY_SCOPES, "expiresAt": None},
+        {"Cookie": cookie},
+    )
+    keep_secret("n8n_api_key", made["data"]["rawApiKey"])
+    return made["data"]["rawApiKey"]
+
+
+API_KEY_SCOPES = ["workflow:read", "workflow:list", "workflow:activate", "workflow:deactivate"]
+
+
 def setup_n8n(ids):
     state = f"{common.ROOT}/state/n8n-imported"
     creds, flows = credentials(), workflows(ids)
     digest = hashlib.sha256(json.dumps([creds, flows], sort_keys=True).encode()).hexdigest()
     if os.path.exists(state) and open(state).read().strip() == digest:
         return
-    # Through stdin into the container's private /tmp, removed at once: never on the host's disk.
-    script = 'f=$(mktemp) && cat > "$f" && n8n {cmd} --input="$f"; s=$?; rm -f "$f"; exit $s'
-    n8n(script.format(cmd="import:credentials"), stdin=json.dumps(creds))
-    n8n(script.format(cmd="import:workflow"), stdin=json.dumps(flows))
-    commands = []
+    base = container_url("n8n", 5678)
+    key = {"X-N8N-API-KEY": api_key(base)}
+    # Unpublished through the running n8n first, so that it drops their webhooks and schedules
+    # itself (the CLI's own unpublish reaches only the database); published again after the import,
+    # which gives each workflow a new version. Webhooks answer 404 in between, for seconds.
+    for workflow in flows:
+        http.call("POST", f"{base}/api/v1/workflows/{workflow['id']}/deactivate", {}, key, ok=(404,))
+    # Through stdin (one line each) into the container's private /tmp, removed at once: never on the host's disk.
+    n8n(
+        'd=$(mktemp -d) && { IFS= read -r c && printf "%s" "$c" > "$d/c" && cat > "$d/w"; }'
+        ' && n8n import:credentials --input="$d/c" && n8n import:workflow --input="$d/w"; s=$?; rm -rf "$d"; exit $s',
+        stdin=json.dumps(creds) + "\n" + json.dumps(flows),
+    )
     for workflow in flows:
         if workflow["id"] == LEAD_CAPTURE and not common.SETTINGS["chatwoot"]["departments"]:
-            # No WhatsApp numbers, so no Meta app secret to check signatures with: not published.
-            n8n(f"n8n unpublish:workflow --id={LEAD_CAPTURE} || true")
-            continue
-        commands.append(f"n8n publish:workflow --id={workflow['id']}")
-    n8n(" && ".join(commands))
-    # CLI writes reach the running n8n only through a restart (n8n's CLI docs).
-    subprocess.run([*common.DC, "restart", "n8n"], check=True, capture_output=True)
-    subprocess.run([*common.DC, "up", "-d", "--wait", "--wait-timeout", "180", "n8n"], check=True, capture_output=True)
+            continue  # no WhatsApp numbers, so no Meta app secret to check signatures with: not published
+        http.call("POST", f"{base}/api/v1/workflows/{workflow['id']}/activate", {}, key)
     with open(state, "w") as f:
         f.write(digest)
     changed(f"n8n: {len(creds)} credentials and {len(flows)} workflows imported and published")

@@ -171,6 +171,7 @@ def settings_document(cfg):
             }
         },
         "n8n": {
+            "owner_email": cfg.n8n.n8n_owner_email,
             "redis_db": data.REDIS_DB["n8n"],
             "smtp": smtp_credential(cfg.stack.smtp),
             "workflow_settings": _workflow_settings(cfg, departments),

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from conftest import BIN, DC, run
+from conftest import BIN, DC, publish_workflow, run
 from test_3_apps import WORKFLOW
 
 INVENTORY = "inventory/sandbox_cluster.py"
@@ -110,13 +110,7 @@ def booted(name):
 
 
 def publish(workflow):
-    sh(
-        PRIMARY,
-        f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
-        f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c "
-        "'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json && "
-        f"n8n publish:workflow --id={workflow['id']}' < /tmp/wf.json",
-    )
+    sh(PRIMARY, publish_workflow(workflow))
 
 
 def call_webhook(path, timeout=60):

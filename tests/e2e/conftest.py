@@ -23,6 +23,20 @@ BIN = Path(sys.executable).parent
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
 # n8n's CLI in a one-off container (as the bootstrap runs it): an exec beside the main process can hit its memory limit.
 N8N_CLI = f"{DC} run --rm --no-deps -T --entrypoint sh n8n -c"
+
+
+def publish_workflow(workflow):
+    """A host command that imports `workflow` with n8n's CLI and publishes it through the running n8n's
+    public API (with the deploy's key, as the bootstrap does), so no restart is needed."""
+    return (
+        f"cat > /tmp/wf.json <<'EOF'\n{json.dumps([workflow])}\nEOF\n"
+        f"{N8N_CLI} 'cat > /tmp/wf.json && n8n import:workflow --input=/tmp/wf.json' < /tmp/wf.json && "
+        f"{DC} exec -T n8n wget -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
+        '--header "X-N8N-API-KEY: $(cat /opt/msgplatform/secrets/n8n_api_key)" '
+        f"http://127.0.0.1:5678/api/v1/workflows/{workflow['id']}/activate >/dev/null"
+    )
+
+
 APPS = ("chatwoot", "n8n", "directus")
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 SANDBOX_IMAGES = GROUP_DATA["images"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import DC, N8N_CLI
+from conftest import DC, publish_workflow
 
 # A webhook whose answer is computed by the execution: in queue mode a worker runs it.
 WORKFLOW = {
@@ -60,16 +60,10 @@ def wait_for(sandbox, containers, status, timeout=180):
 
 
 def test_a_workflow_execution_is_carried_out_by_a_worker(sandbox):
-    sandbox.sh(
-        f"cat > /tmp/probe.json <<'EOF'\n{json.dumps([WORKFLOW])}\nEOF\n"
-        f"{N8N_CLI} 'cat > /tmp/probe.json && n8n import:workflow --input=/tmp/probe.json && "
-        f"n8n publish:workflow --id={WORKFLOW['id']}' < /tmp/probe.json"
-    )
-    # A running main process does not pick up what the CLI published: restarted, as the bootstrap will.
-    sandbox.sh(f"{DC} restart n8n && {DC} up -d --wait n8n")
-    # Seen right after the restart: a first call enqueued, run by the worker and logged finished by the main
-    # process, yet never answered; and, under load, refused while the main process, already ready, was still
-    # registering its webhooks. So a call gets a time-out and further tries; every one goes through the queue.
+    sandbox.sh(publish_workflow(WORKFLOW))
+    # Seen right after n8n restarted: a first call enqueued, run by the worker and logged finished by the main
+    # process, yet never answered; and, under load, refused while webhooks were still being registered.
+    # So a call gets a time-out and further tries; every one goes through the queue.
     call = (
         f"{DC} exec -T n8n wget -T 60 -qO- --post-data='{{}}' --header 'Content-Type: application/json' "
         "http://127.0.0.1:5678/webhook/e2e-queue-probe"
