@@ -113,6 +113,14 @@ class Host:
             "POST", "whatsapp", *signed(whatsapp_message(d["number"], d["phone_number_id"], text, sender, wamid))
         )
 
+    def deliver_like_meta(self, department, texts_by_sender, **timing):
+        """The simulator delivers one message per sender to n8n's webhook as Meta would: signed, and again
+        with growing pauses while not answered 2xx in time (sandbox/simulators/sim_meta.py)."""
+        d = next(d for d in GROUP_DATA["departments"] if d["name"] == department)
+        payloads = [whatsapp_message(d["number"], d["phone_number_id"], text, s) for s, text in texts_by_sender]
+        spec = {"address": self.address, "host": "n8n.sandbox.test", "path": "/webhook/whatsapp", "payloads": payloads}
+        return self.simulator("POST", "/_sim/meta/deliver", spec | timing)["ids"]
+
     def simulator(self, method, path, body=None):
         request = urllib.request.Request(
             f"{self.simulator_url}{path}",

@@ -12,6 +12,7 @@ import apps_http as http
 from apps_common import changed, compose, container_url, keep_secret, secret
 
 LEAD_CAPTURE = "platformLeadCapt"  # 03-whatsapp-lead-capture's id
+POSTER = "platformPoster02"  # 02-social-media-auto-poster's: its schedule is group data's
 
 
 def n8n(script, stdin=None, check=True):
@@ -102,7 +103,7 @@ def workflows(ids):
         for node in workflow["nodes"]:
             if node["name"].startswith("Settings"):
                 node["parameters"]["jsonOutput"] = json.dumps(settings, indent=1, sort_keys=True)
-            if node["type"] == "n8n-nodes-base.scheduleTrigger":
+            if node["type"] == "n8n-nodes-base.scheduleTrigger" and workflow["id"] == POSTER:
                 node["parameters"]["rule"]["interval"] = [
                     {"field": "cronExpression", "expression": settings["social_schedule"]}
                 ]

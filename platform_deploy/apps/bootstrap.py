@@ -234,6 +234,7 @@ def _workflow_settings(cfg, departments):
         "triage_model": n8n.triage_model,
         "triage_confidence_threshold": n8n.triage_confidence_threshold,
         "escalate_intents": list(n8n.triage_escalate_intents),
+        "triage_deadline_s": n8n.triage_deadline_s,
         "departments": departments,
         "default_inbox": cw.default_inbox,
         # The auto-poster (02): a post per promotion, platform and slot of the schedule.

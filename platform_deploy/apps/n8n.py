@@ -54,6 +54,16 @@ class Settings(Section):
         problem="not a list of intent names",
         fix='set triage_escalate_intents = ["complaint", "refund", "legal", "human"]',
     )
+    triage_deadline_s: int = setting(
+        300,
+        doc="A conversation still waiting for triage (pending in a department's inbox) this many seconds after "
+        "its last activity is escalated by the inbound safety net (04): a private note, its department's "
+        "team, status open. It catches what a crash, an error or an outage kept from being triaged.",
+        problem="not a number of seconds from 60 to 86400",
+        fix="set triage_deadline_s = 300",
+        ge=60,
+        le=86400,
+    )
     anthropic_api_base_url: str = setting(
         "https://api.anthropic.com",
         doc="Anthropic Messages API base URL; change only for a test double.",

@@ -20,6 +20,7 @@ STATE = {
     "containers": {},
     "mail": [],
     "profiles": {},
+    "deliveries": {},
     "facebook_token": os.environ.get("SIM_FACEBOOK_PAGE_TOKEN", ""),
     "instagram_token": os.environ.get("SIM_INSTAGRAM_TOKEN", ""),
 }
@@ -87,6 +88,7 @@ class SimHandler(BaseHTTPRequestHandler):
                 for key in ("requests", "posts", "mail", "profiles"):
                     STATE[key].clear()
                 STATE["containers"].clear()
+                STATE["deliveries"].clear()
                 STATE["rules"], STATE["graph_rules"] = [], []
                 return 200, {"ok": True}
             if path == "/_sim/anthropic" and method == "POST":
@@ -105,4 +107,10 @@ class SimHandler(BaseHTTPRequestHandler):
                 return 200, {key: STATE[key] for key in ("graph_rules", "posts", "containers")}
             if path == "/_sim/mail":
                 return 200, STATE["mail"]
+            if path == "/_sim/meta/deliveries":
+                return 200, list(STATE["deliveries"].values())
+        if path == "/_sim/meta/deliver" and method == "POST":
+            from sim_meta import start_deliveries  # its threads take LOCK: not while holding it
+
+            return 200, {"ids": start_deliveries(body)}
         return 404, {"error": f"no control endpoint {method} {path}"}

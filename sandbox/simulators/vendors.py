@@ -28,6 +28,8 @@ tests assert on what the platform sent, not only on what it got back:
 - Anthropic Messages API (api.anthropic.com): `POST /v1/messages`, answering the forced
   `classify` tool call with scripted intent, confidence and reply, or a scripted error
   (429, 500, 529) or delay.
+- Meta's webhook deliveries to the platform (sim_meta.py): signed like Meta, delivered again like
+  Meta when not answered 2xx in time, in compressed time.
 - An SMTP sink (aiosmtpd, port SIM_SMTP_PORT, 25 by default; no TLS) that takes any sender and
   recipient; with SIM_SMTP_USER/SIM_SMTP_PASSWORD set it requires AUTH PLAIN or LOGIN with them.
 
@@ -44,10 +46,11 @@ HTTP 400; `status`: a 5xx with Graph's code 2; `container_status`, `polls`: the 
 new containers and how many IN_PROGRESS polls come first; optional `edge` (feed, photos, media,
 media_publish, status), `match` (in the message or caption) and `times` narrow a rule),
 `GET /_sim/graph` (rules, posts, containers), `GET /_sim/mail` (the messages received:
-from, to, subject, body (text/plain), html, login, received_at).
+from, to, subject, body (text/plain), html, login, received_at), `POST /_sim/meta/deliver` and
+`GET /_sim/meta/deliveries` (see sim_meta.py).
 
 Environment: SIM_BIND (0.0.0.0), SIM_PORT (8090), SIM_SMTP_PORT (25), and the credentials
-SIM_WHATSAPP_TOKEN, SIM_FACEBOOK_PAGE_TOKEN, SIM_INSTAGRAM_TOKEN, SIM_SMTP_USER, SIM_SMTP_PASSWORD.
+SIM_WHATSAPP_TOKEN, SIM_META_APP_SECRET, SIM_FACEBOOK_PAGE_TOKEN, SIM_INSTAGRAM_TOKEN, SIM_SMTP_USER, SIM_SMTP_PASSWORD.
 Without aiosmtpd importable (tools/sandbox.py mounts it) the HTTP part runs alone.
 
 This file is the entry point (run by path, so its siblings import): each vendor's part is a

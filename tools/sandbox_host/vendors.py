@@ -57,6 +57,7 @@ def ensure_vendors(name, port):
     secret = vendor_secrets()
     env = {
         "SIM_WHATSAPP_TOKEN": secret["PLATFORM_WHATSAPP_ACCESS_TOKEN"],
+        "SIM_META_APP_SECRET": secret["PLATFORM_META_APP_SECRET"],
         "SIM_FACEBOOK_PAGE_TOKEN": secret["PLATFORM_FACEBOOK_PAGE_TOKEN"],
         "SIM_INSTAGRAM_TOKEN": secret["PLATFORM_INSTAGRAM_ACCESS_TOKEN"],
         "SIM_INSTAGRAM_BUSINESS_ACCOUNT": GROUP_DATA["instagram_user_id"],

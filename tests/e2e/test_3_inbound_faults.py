@@ -1,0 +1,141 @@
+"""Inbound loses nothing: a burst of WhatsApp messages, delivered by the simulator as Meta delivers them
+(again while not answered 2xx in time), with a fault in the middle. For each fault, once it is over:
+every message was answered 2xx, is in Chatwoot once, in one conversation per customer, and that
+conversation was triaged or escalated (open, with a team), with at most one automatic reply.
+
+The faults are real: processes killed, containers stopped and restarted on the sandbox host."""
+
+import time
+
+import pytest
+
+from conftest import DC
+from inbound_helpers import (
+    HOST,
+    fresh_simulator,  # noqa: F401 (an autouse fixture: pytest finds it in the module, unreferenced)
+    new_sender,
+    simulator,
+)
+
+BURST = 12
+WORKER = "msgplatform-n8n-worker-1"
+
+
+def burst(department="Sales", text="Do you deliver on Sundays?"):
+    senders = [new_sender() for _ in range(BURST)]
+    ids = HOST.deliver_like_meta(
+        department, [(s, f"{text} ({i})") for i, s in enumerate(senders)], timeout=20, first_pause=1, max_pause=10
+    )
+    return senders, ids
+
+
+def settled(senders, ids, timeout):
+    """Waits until every delivery was answered 2xx and every customer's conversation is open with a team;
+    then checks that nothing was lost or done twice."""
+    deadline, state = time.time() + timeout, "no poll yet"
+    while time.time() < deadline:
+        deliveries = [d for d in simulator("GET", "/_sim/meta/deliveries") if d["id"] in ids]
+        by_sender = {s: [] for s in senders}
+        for c in HOST.conversations():
+            phone = str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
+            if phone in by_sender:
+                by_sender[phone].append(c)
+        undelivered = [d for d in deliveries if not d["delivered"]]
+        handled = {s for s, cs in by_sender.items() if any(c["status"] == "open" and c["meta"].get("team") for c in cs)}
+        waiting = set(senders) - handled
+        state = f"{len(undelivered)} deliveries not answered 2xx, {len(waiting)} customers not triaged nor escalated"
+        if not undelivered and not waiting and len(deliveries) == len(ids):
+            break
+        time.sleep(3)
+    else:
+        raise AssertionError(f"not settled within {timeout} s: {state}")
+    replies = {s: 0 for s in senders}
+    for r in simulator("GET", "/_sim/requests"):
+        to = (r.get("body") or {}).get("to") if r["service"] == "whatsapp" and r["method"] == "POST" else None
+        if to in replies:
+            replies[to] += 1
+    for sender, conversations in by_sender.items():
+        assert len(conversations) == 1, f"{sender}: {len(conversations)} conversations"
+        messages = HOST.chatwoot("GET", f"/conversations/{conversations[0]['id']}/messages")["payload"]
+        incoming = [m for m in messages if m["message_type"] in (0, "incoming")]
+        assert len(incoming) == 1, f"{sender}: the message is there {len(incoming)} times"
+        assert replies[sender] <= 1, f"{sender}: {replies[sender]} automatic replies"
+    return deliveries
+
+
+def sh(script):
+    return HOST.sh(script)
+
+
+def test_the_worker_killed_with_sigkill_mid_burst(sandbox):
+    senders, ids = burst()
+    time.sleep(3)
+    # The container's first process, killed as a crash would: Docker's restart policy brings it back.
+    sh(f"kill -9 $(docker inspect -f '{{{{.State.Pid}}}}' {WORKER})")
+    settled(senders, ids, timeout=300)
+    assert sh(f"docker inspect -f '{{{{.RestartCount}}}}' {WORKER}").strip() != "0", "the worker was not restarted"
+
+
+def test_n8n_main_restarted_mid_burst(sandbox):
+    senders, ids = burst()
+    time.sleep(2)
+    sh(f"{DC} restart n8n")
+    deliveries = settled(senders, ids, timeout=300)
+    assert any(len(d["attempts"]) > 1 for d in deliveries), "no delivery was refused while n8n restarted"
+
+
+def test_chatwoot_unavailable_for_60_s(sandbox):
+    sh(f"{DC} stop chatwoot-web")
+    try:
+        senders, ids = burst()
+        time.sleep(60)
+        attempts = {d["id"]: len(d["attempts"]) for d in simulator("GET", "/_sim/meta/deliveries") if d["id"] in ids}
+        assert all(n > 1 for n in attempts.values()), f"answered 2xx while Chatwoot was down: {attempts}"
+    finally:
+        sh(f"{DC} start chatwoot-web")
+    settled(senders, ids, timeout=300)
+
+
+def test_redis_restarted_mid_burst(sandbox):
+    senders, ids = burst()
+    time.sleep(2)
+    sh(f"{DC} restart redis")
+    settled(senders, ids, timeout=300)
+
+
+def test_directus_unavailable(sandbox):
+    sh(f"{DC} stop directus")
+    try:
+        senders, ids = burst(department="Support", text="What are your opening hours?")
+        time.sleep(20)
+    finally:
+        sh(f"{DC} start directus")
+    settled(senders, ids, timeout=300)
+
+
+@pytest.mark.parametrize("status", [529, 429])
+def test_claude_busy_for_a_minute(sandbox, status):
+    simulator("POST", "/_sim/anthropic", {"rules": [{"match": "", "error": status}]})
+    try:
+        senders, ids = burst(department="Support", text="What are your opening hours?")
+        time.sleep(60)
+    finally:
+        simulator("POST", "/_sim/anthropic", {"rules": []})
+    settled(senders, ids, timeout=300)
+
+
+def test_the_worker_oom_killed_mid_burst(sandbox):
+    limit = sh(f"docker inspect -f '{{{{.HostConfig.Memory}}}}' {WORKER}").strip()
+    senders, ids = burst()
+    time.sleep(2)
+    # A limit far under what the worker uses: the kernel's OOM killer ends it, as under a real burst.
+    sh(f"docker update --memory 64m --memory-swap 64m {WORKER} >/dev/null")
+    try:
+        wait = time.time() + 60
+        while time.time() < wait and sh(f"docker inspect -f '{{{{.State.OOMKilled}}}}' {WORKER}").strip() != "true":
+            time.sleep(1)
+        assert sh(f"docker inspect -f '{{{{.State.OOMKilled}}}}' {WORKER}").strip() == "true"
+    finally:
+        sh(f"docker update --memory {limit} --memory-swap {limit} {WORKER} >/dev/null")
+        sh(f"docker start {WORKER} >/dev/null")
+    settled(senders, ids, timeout=300)
