@@ -27,6 +27,7 @@ ISSUED = {
         "secrets/chatwoot_api_token",
         "secrets/chatwoot_automation_token",
         "secrets/chatwoot_bot_token",
+        "secrets/chatwoot_bot_secret",
         "state/chatwoot-account-id",
         "state/chatwoot-automation-user-id",
     ],

@@ -130,23 +130,31 @@ def hosts(cfg):
     return {name: f"{sub}.{cfg.edge.domain}" for name, sub in cfg.edge.edge_hostnames.items()}
 
 
-# Webhooks only the stack's own services call, refused at the edge (403) from outside:
-# Chatwoot's events to n8n, and Chatwoot's WhatsApp endpoint, which checks no signature
-# (Meta calls n8n, which checks it and forwards).
-INTERNAL_WEBHOOKS = {"n8n": "/webhook/chatwoot-events", "chatwoot": "/webhooks/whatsapp"}
+# Paths refused at the edge (403) from outside, whatever their letter case or doubled slashes
+# (n8n matches /webhook/... in any case; Traefik cleans dot segments and decodes %xx before
+# matching). n8n: every webhook, form, MCP and public-API path but the one Meta calls; its editor,
+# /rest and /healthz stay open. Chatwoot: its WhatsApp endpoint, which only n8n forwards to.
+INTERNAL_PATHS = {
+    "n8n": "PathRegexp(`(?i)^/+(webhook|webhook-test|webhook-waiting|form|form-test|form-waiting|mcp|mcp-test|api)"
+    "(/|$)`) && !Path(`/webhook/whatsapp`)",
+    "chatwoot": "PathRegexp(`(?i)^/+webhooks/+whatsapp(/|$)`)",
+}
+# Above the app's own router whatever the rules' lengths (Traefik's default priority).
+INTERNAL_PRIORITY = 1000
 
 
 def routes(cfg):
     """Router name -> {host, path, service, badger[, internal]}; and service name -> upstream URL."""
     names = hosts(cfg)
     routers = {app: {"host": names[app], "path": "", "service": app, "badger": False} for app in cfg.stack.apps}
-    for app in (a for a in INTERNAL_WEBHOOKS if a in cfg.stack.apps):
-        routers[f"{app}-internal-webhooks"] = {
+    for app in (a for a in INTERNAL_PATHS if a in cfg.stack.apps):
+        routers[f"{app}-internal"] = {
             "host": names[app],
-            "path": f"PathPrefix(`{INTERNAL_WEBHOOKS[app]}`)",
+            "path": INTERNAL_PATHS[app],
             "service": app,
             "badger": False,
             "internal": True,
+            "priority": INTERNAL_PRIORITY,
         }
     # Pangolin's dashboard: the Next.js front end, its API, and the API's websockets.
     routers["pangolin-api"] = {

@@ -94,7 +94,7 @@ class Host:
         context = ssl.create_default_context(cafile=str(ROOT / ".sandbox" / f"{self.name}.acme-root.pem"))
         with (
             socket.create_connection((self.address, 443), timeout=30) as raw,
-            context.wrap_socket(raw, server_hostname=name) as tls,
+            context.wrap_socket(raw, server_hostname=name.rstrip(".")) as tls,  # a trailing dot: in Host only
         ):
             head = {"Host": name, "Connection": "close", "Content-Length": str(len(body)), **(headers or {})}
             tls.sendall(

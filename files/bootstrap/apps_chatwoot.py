@@ -331,6 +331,11 @@ class Chatwoot:
         if secret("chatwoot_bot_token") != bot["access_token"]:
             keep_secret("chatwoot_bot_token", bot["access_token"])
             changed(f"Chatwoot agent bot {name}: token stored")
+        # What Chatwoot signs the bot's webhooks with (X-Chatwoot-Signature): n8n checks it, so that an event
+        # forged from inside the stack's networks is dropped too.
+        if bot.get("secret") and secret("chatwoot_bot_secret") != bot["secret"]:
+            keep_secret("chatwoot_bot_secret", bot["secret"])
+            changed(f"Chatwoot agent bot {name}: signing secret stored")
         for inbox in (inbox for d in cw["departments"] for inbox in d["inboxes"]):
             if inbox not in inbox_ids:  # --check
                 continue

@@ -34,6 +34,9 @@ N8N_DIRECTUS_PERMISSIONS = [
 
 
 LEAD_CAPTURE, POSTER = "platformLeadCapt", "platformPoster02"
+TRIAGE, SAFETY_NET = "platformTriage01", "platformSafetyNt"
+# 01's check of Chatwoot's X-Chatwoot-Signature: its node, and the credential with the bot's secret.
+SIGNATURE_CHECK, SIGNING_CREDENTIAL = "Signed by Chatwoot?", "Chatwoot bot signing secret"
 N8N_POLICY = "n8n automation"
 
 
@@ -54,6 +57,12 @@ class AppState(data.SuperuserQueries):
 
     QUERIES = (
         ("n8n", "select 'published', id from workflow_entity where active"),
+        ("n8n", "select 'error_workflow', id, coalesce(settings::json->>'errorWorkflow', '-') from workflow_entity"),
+        (
+            "n8n",
+            "select 'checks_signature', id from workflow_entity where nodes::text like "
+            f"'%{SIGNATURE_CHECK}%' and exists (select 1 from credentials_entity where name = '{SIGNING_CREDENTIAL}')",
+        ),
         (
             "n8n",
             "select 'poster', row_to_json(w) from (select nodes, settings from workflow_entity "
@@ -73,7 +82,15 @@ class AppState(data.SuperuserQueries):
 
     @staticmethod
     def default():
-        return {"published": set(), "poster": None, "users": {}, "permissions": set(), "policy_access": set()}
+        return {
+            "published": set(),
+            "error_workflows": {},
+            "checks_signature": set(),
+            "poster": None,
+            "users": {},
+            "permissions": set(),
+            "policy_access": set(),
+        }
 
     def process(self, output):
         state = self.default()
@@ -81,6 +98,11 @@ class AppState(data.SuperuserQueries):
             kind, _, rest = line.partition("|")
             if kind == "published":
                 state["published"].add(rest)
+            elif kind == "error_workflow":
+                workflow, _, target = rest.partition("|")
+                state["error_workflows"][workflow] = target
+            elif kind == "checks_signature":
+                state["checks_signature"].add(rest)
             elif kind == "poster":
                 stored = json.loads(rest)
                 state["poster"] = {k: json.loads(v) if isinstance(v, str) else v for k, v in stored.items()}
@@ -126,6 +148,14 @@ def app_drift(cfg, state):
     wanted = {i for i in shipped_workflows() if i != LEAD_CAPTURE or cfg.chatwoot.departments}
     if wanted - state["published"]:
         drift["published"] = f"n8n workflows not published: {sorted(wanted - state['published'])}"
+    shipped = shipped_workflows()
+    unsafe = sorted(
+        i for i in wanted if shipped[i]["settings"].get("errorWorkflow", "-") != state["error_workflows"].get(i, "-")
+    )
+    if unsafe:
+        drift["error_workflow"] = f"n8n workflows whose failures do not reach {SAFETY_NET}: {unsafe}"
+    if TRIAGE in wanted and TRIAGE not in state["checks_signature"]:
+        drift["signature"] = f"{TRIAGE} does not check Chatwoot's signature ({SIGNING_CREDENTIAL})"
     poster = state["poster"] or {"nodes": [], "settings": {}}
     schedule = next(
         (n["parameters"]["rule"]["interval"] for n in poster["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger"),
@@ -287,7 +317,11 @@ def apply(cfg, rollout):
     drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
     drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
-    reimport = [f"rm -f {root}/state/n8n-imported"] if {"published", "schedule"} & set(drift) else []
+    reimport = (
+        [f"rm -f {root}/state/n8n-imported"]
+        if {"published", "schedule", "error_workflow", "signature"} & set(drift)
+        else []
+    )
     server.shell(
         name="Apps set up for the business (Chatwoot, Directus, n8n)"
         + (f" (drifted: {', '.join(sorted(drift))})" if drift else ""),

@@ -22,6 +22,14 @@ def test_shipped_workflows_are_published(drift):
     assert "published" not in drift, drift.get("published")
 
 
+def test_failed_executions_reach_the_inbound_safety_net(drift):
+    assert "error_workflow" not in drift, drift.get("error_workflow")
+
+
+def test_chatwoot_events_are_taken_only_with_chatwoots_signature(drift):
+    assert "signature" not in drift, drift.get("signature")
+
+
 def test_the_poster_runs_on_the_configured_schedule_and_time_zone(drift):
     assert "schedule" not in drift, drift.get("schedule")
 

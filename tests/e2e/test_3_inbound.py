@@ -5,10 +5,13 @@ and Claude and records what it was sent; the real Directus holds the triage log.
 Here: what the deploy set up, and who may post what (signatures, internal webhooks);
 triage itself is in test_3_inbound_a_triage.py, which runs next on the same host."""
 
+import hashlib
+import hmac
 import json
 import shlex
 import subprocess
 import time
+import uuid
 
 from tools.inbound_client import signed, wait_for, whatsapp_message
 
@@ -24,6 +27,7 @@ from inbound_helpers import (
     labelled,
     lead_captures,
     new_sender,
+    simulator,
 )
 
 
@@ -96,9 +100,22 @@ def test_meta_verification_handshake(sandbox):
 
 def test_internal_webhooks_are_refused_from_outside(sandbox):
     """Chatwoot's events to n8n, and Chatwoot's own WhatsApp endpoint (only n8n forwards to it)."""
-    for path in ("chatwoot-events", "chatwoot-events/unrouted"):
-        status, _ = HOST.webhook("POST", path, b'{"event": "message_created"}', {"Content-Type": "application/json"})
+    event, json_type = b'{"event": "message_created"}', {"Content-Type": "application/json"}
+    for path in (
+        "/webhook/chatwoot-events",
+        "/webhook/chatwoot-events/unrouted",
+        # n8n matches /webhook/ in any letter case; Traefik decodes %xx and cleans dot segments and doubled slashes.
+        "/WEBHOOK/chatwoot-events",
+        "/Webhook/chatwoot-events/unrouted",
+        "//webhook/chatwoot-events",
+        "/%57ebhook/chatwoot-events",
+        "/./WebHook/chatwoot-events",
+        "/webhook-test/chatwoot-events",
+        "/api/v1/workflows",
+    ):
+        status, _ = HOST.https("n8n.sandbox.test", "POST", path, event, json_type)
         assert status == 403, path
+    assert HOST.https("n8n.sandbox.test.", "POST", "/WEBHOOK/chatwoot-events", event, json_type)[0] == 403
     raw, headers = signed(
         whatsapp_message(DEPARTMENTS["Sales"]["number"], DEPARTMENTS["Sales"]["phone_number_id"], "hi", new_sender())
     )
@@ -190,3 +207,81 @@ def test_chatwoot_refuses_an_unsigned_or_wrongly_signed_forward(sandbox):
     assert HOST.conversations_of(sender) == []
     assert forward(sandbox, d["number"], raw, headers["X-Hub-Signature-256"]) == 200
     wait_for("the signed forward's conversation", lambda: HOST.conversations_of(sender))
+
+
+def post_bot_event(body, headers):
+    """A POST to n8n's bot webhook from inside the stack (Chatwoot's container), as Chatwoot calls it."""
+    options = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
+    script = (
+        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' {options} "
+        "--data-binary @- http://n8n:5678/webhook/chatwoot-events"
+    )
+    out = subprocess.run(
+        ["docker", "exec", "-i", NAME, "sh", "-c", f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}"],
+        input=body,
+        capture_output=True,
+    )
+    return int(out.stdout.decode().strip() or 0)
+
+
+def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
+    """n8n acts on a Chatwoot event only with Chatwoot's signature (the bot's secret over "<timestamp>.<body>")
+    from the last 5 minutes: a forged one, unsigned, wrongly signed or replayed, reaches no one; the same
+    event signed with the bot's secret reaches triage (Claude), so the signature is what stopped the others."""
+    sender = new_sender()
+    HOST.send("Sales", "What are your opening hours?", sender)
+    conversation = wait_for("triaged", lambda: labelled(sender, "ai-replied"))[0]
+    sales = DEPARTMENTS["Sales"]
+    inbox = next(i["id"] for i in chatwoot("GET", "/inboxes")["payload"] if i["name"] == sales["inbox"])
+
+    def event(marker):
+        return json.dumps(
+            {
+                "event": "message_created",
+                "id": 10**9 + int(time.time() * 1000) % 10**8,
+                "message_type": "incoming",
+                "private": False,
+                "content": f"forged {marker}: give me a refund to this account",
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+                "sender": {"id": 1, "name": "Mallory"},
+                "inbox": {"id": inbox, "name": sales["inbox"]},
+                "conversation": {"id": conversation["id"], "inbox_id": inbox, "status": "pending", "labels": []},
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def signature(body, stamp, key):
+        return "sha256=" + hmac.new(key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+    def reached_claude(marker):
+        return [
+            r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic" and marker in str(r["body"])
+        ]
+
+    key, now = host_secret(sandbox, "chatwoot_bot_secret"), int(time.time())
+    run = uuid.uuid4().hex[:8]
+    forged = {
+        f"unsigned-{run}": {},
+        f"guessed-{run}": {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": "sha256=" + "0" * 64},
+        f"replayed-{run}": {"X-Chatwoot-Timestamp": now - 600},
+    }
+    for marker, headers in forged.items():
+        body = event(marker)
+        if marker.startswith("replayed"):
+            headers["X-Chatwoot-Signature"] = signature(body, now - 600, key)
+        assert post_bot_event(body, headers) == 200, marker  # answered on receipt, as Chatwoot's events are
+    marker = f"genuine-{run}"
+    body = event(marker)
+    assert post_bot_event(body, {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": signature(body, now, key)}) == 200
+    wait_for("the signed event reaches Claude", lambda: reached_claude(marker), timeout=90)
+    for forged_marker in forged:
+        wait_for(f"{forged_marker}: its execution finished", lambda m=forged_marker: triage_runs(sandbox, m))
+        assert not reached_claude(forged_marker), forged_marker
+
+
+def triage_runs(sandbox, fragment):
+    sql = (
+        'select count(*) from execution_entity e join execution_data d on d."executionId" = e.id '
+        f"where e.\"workflowId\" = 'platformTriage01' and e.status = 'success' and d.data like '%{fragment}%'"
+    )
+    return int(sandbox.sh(f"{DC} exec -T postgres psql -U postgres -d n8n -tAc {shlex.quote(sql)}").strip() or 0)

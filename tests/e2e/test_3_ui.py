@@ -13,7 +13,7 @@ from tools.browser import chrome
 from conftest import GROUP_DATA, NAME, PORT, ROOT
 
 COLLECTIONS = ("promotions", "social_post_logs")
-WORKFLOWS = ("01-inbound-message-triage", "02-social-media-auto-poster", "03-whatsapp-lead-capture")
+WORKFLOWS = tuple(sorted(p.stem for p in (ROOT / "files" / "n8n").glob("*.json")))
 ACME_ROOT = ROOT / ".sandbox" / f"{NAME}.acme-root.pem"
 SHOTS = ROOT / ".sandbox" / "screenshots"
 HOSTNAMES = {"n8n": "n8n", "directus": "cms", **GROUP_DATA.get("edge_hostnames", {})}  # the edge's defaults

@@ -124,6 +124,14 @@ BATCH_HOST_AND_STACK = [
         ),
         {"test_the_poster_runs_on_the_configured_schedule_and_time_zone"},
     ),
+    (
+        "triage's failures no longer reach the safety net",
+        n8n_sql(
+            "update workflow_entity set settings = (settings::jsonb - 'errorWorkflow')::json "
+            "where id = 'platformTriage01'"
+        ),
+        {"test_failed_executions_reach_the_inbound_safety_net"},
+    ),
     # Through Directus's API with the admin's token, as in its admin app (SQL would bypass its cache).
     ("n8n's Directus user given the admin role", None, {"test_n8ns_directus_user_has_no_role_and_only_its_policy"}),
     ("n8n's Directus policy widened", None, {"test_n8ns_directus_user_has_only_its_permissions"}),

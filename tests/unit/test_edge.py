@@ -127,9 +127,35 @@ def test_bad_edge_hostnames_refused(value, fragment):
     assert fragment in refused(edge_hostnames=value)
 
 
-@pytest.mark.parametrize("app, path", [("n8n", "/webhook/chatwoot-events"), ("chatwoot", "/webhooks/whatsapp")])
-def test_internal_webhooks_are_refused_from_outside(app, path):
+@pytest.mark.parametrize(
+    "app, refused, allowed",
+    [
+        (
+            "n8n",
+            [
+                "/webhook/chatwoot-events",
+                "/WEBHOOK/chatwoot-events",
+                "//Webhook/x",
+                "/webhook-test/x",
+                "/api/v1/x",
+                "/form/x",
+                "/mcp/x",
+                "/webhook",
+            ],
+            ["/webhook/whatsapp", "/", "/rest/login", "/healthz", "/webhooks", "/apidocs"],
+        ),
+        ("chatwoot", ["/webhooks/whatsapp/+1", "/WebHooks//WhatsApp"], ["/", "/webhooks/instagram", "/api/v1/x"]),
+    ],
+)
+def test_internal_paths_are_refused_from_outside_in_any_letter_case(app, refused, allowed):
+    """The rule as Traefik reads it: Go's regexp syntax ((?i) works the same in Python's re for these)."""
+    import re
+
     config = dynamic(load())
-    router = config["http"]["routers"][f"{app}-internal-webhooks"]
-    assert f"PathPrefix(`{path}`)" in router["rule"] and router["service"] == app
+    router = config["http"]["routers"][f"{app}-internal"]
+    assert router["service"] == app and router["priority"] > 100
     assert config["http"]["middlewares"][router["middlewares"][0]]["ipAllowList"]["sourceRange"] == ["127.0.0.1/32"]
+    pattern = re.search(r"PathRegexp\(`(.*?)`\)", router["rule"]).group(1)
+    exempt = re.findall(r"!Path\(`(.*?)`\)", router["rule"])
+    assert all(re.search(pattern, path) and path not in exempt for path in refused)
+    assert not any(re.search(pattern, path) and path not in exempt for path in allowed)

@@ -156,6 +156,10 @@ def test_app_drift_names_each_departure():
     email = bootstrap.n8n_directus_email(cfg)
     good = {
         "published": {i for i in bootstrap.shipped_workflows() if i != bootstrap.LEAD_CAPTURE},
+        "error_workflows": {
+            i: w["settings"].get("errorWorkflow", "-") for i, w in bootstrap.shipped_workflows().items()
+        },
+        "checks_signature": {bootstrap.TRIAGE},
         "poster": poster(cfg.social.social_schedule, cfg.n8n.timezone),
         "users": {email: [("-", bootstrap.N8N_POLICY)]},
         "permissions": set(bootstrap.N8N_DIRECTUS_PERMISSIONS),
@@ -165,28 +169,30 @@ def test_app_drift_names_each_departure():
     bad = {
         **good,
         "published": good["published"] - {bootstrap.POSTER},
+        "error_workflows": {**good["error_workflows"], bootstrap.TRIAGE: "-"},
+        "checks_signature": set(),
         "poster": poster(cfg.social.social_schedule, "Asia/Tokyo"),
         "users": {email: [("some-role", bootstrap.N8N_POLICY)]},
         "permissions": good["permissions"] | {("directus_users", "read")},
     }
-    assert set(bootstrap.app_drift(cfg, bad)) == {"published", "schedule", "user", "permissions"}
-    assert set(bootstrap.app_drift(cfg, bootstrap.AppState.default())) == {
-        "published",
-        "schedule",
-        "user",
-        "permissions",
-    }
+    departures = {"published", "error_workflow", "signature", "schedule", "user", "permissions"}
+    assert set(bootstrap.app_drift(cfg, bad)) == departures
+    assert set(bootstrap.app_drift(cfg, bootstrap.AppState.default())) == departures
 
 
 def test_app_state_reads_psql_rows():
     rows = [
         "published|platformPoster02",
+        "error_workflow|platformTriage01|platformSafetyNt",
+        "checks_signature|platformTriage01",
         'poster|{"nodes": [], "settings": "{\\"timezone\\": \\"UTC\\"}"}',
         "user|n8n-automation@example.com|-|n8n automation",
         "permission|f|f|promotions|read",
     ]
     state = bootstrap.AppState().process(rows)
     assert state["published"] == {"platformPoster02"} and state["poster"]["settings"] == {"timezone": "UTC"}
+    assert state["error_workflows"] == {"platformTriage01": "platformSafetyNt"}
+    assert state["checks_signature"] == {"platformTriage01"}
     assert state["users"] == {"n8n-automation@example.com": [("-", "n8n automation")]}
     assert state["permissions"] == {("promotions", "read")} and state["policy_access"] == {("f", "f")}
 
