@@ -108,7 +108,7 @@ team_members = {"Technical leads": ["lee.lead@example.com"], "Accounts team": ["
 supervisors = ["supervisor@example.com"]
 ai_replies = True
 # The fault tests' bound: a conversation triage never finished goes to people this long after it went quiet.
-triage_deadline_s = 90
+triage_deadline_s = 60
 _simulator = f"http://{_addresses[2]}:8090"
 whatsapp_api_base_url = _simulator
 anthropic_api_base_url = _simulator
