@@ -146,15 +146,14 @@ def test_claude_busy_for_a_minute(sandbox):
 
 
 def test_the_worker_oom_killed_mid_burst(sandbox):
-    """A real kernel OOM kill of the worker at its memory limit: a memory hog inside its container, shielded from
-    the OOM killer (oom_score_adj -1000, set from the host), fills the limit, so the kernel kills the worker's
-    own processes instead; Docker records the OOM kill and its restart policy starts the worker again."""
+    """A real kernel OOM kill of the worker at its memory limit: the worker's process is made the OOM killer's
+    first choice (oom_score_adj 1000, set from the host) and a memory hog inside its container fills the limit,
+    so the kernel kills the worker; Docker records the OOM and its restart policy starts the worker again."""
     restarts, started = sh(f"docker inspect -f '{{{{.RestartCount}}}}' {WORKER}").strip(), int(time.time()) - 1
-    hog = "setTimeout(() => { const a = []; setInterval(() => a.push(Buffer.alloc(16 << 20, 1)), 100); }, 4000)"
-    sh(f"docker exec -d {WORKER} node -e {shlex.quote(hog)}")
-    pid = sh("pgrep -f '[B]uffer.alloc.16' | head -n 1").strip()  # [B]: not this shell's own command line
-    sh(f"echo -1000 > /proc/{pid}/oom_score_adj")
+    sh("for p in $(pgrep -f '[n]8n worker'); do echo 1000 > /proc/$p/oom_score_adj; done")
+    hog = "setTimeout(() => { const a = []; setInterval(() => a.push(Buffer.alloc(16 << 20, 1)), 100); }, 2000)"
     senders, ids = burst()
+    sh(f"docker exec -d {WORKER} node -e {shlex.quote(hog)}")
     wait = time.time() + 90
     while time.time() < wait and sh(f"docker inspect -f '{{{{.RestartCount}}}}' {WORKER}").strip() == restarts:
         time.sleep(1)
