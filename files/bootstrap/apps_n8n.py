@@ -136,16 +136,22 @@ def api_key(base):
     )
     with urllib.request.urlopen(login, timeout=30) as answer:
         cookie = answer.headers["Set-Cookie"].split(";", 1)[0]
+    # n8n keeps labels unique: a key of ours it still has (its database promoted or restored from another
+    # host, whose secrets/ kept the key) is deleted, and the new one takes its label.
+    for old in http.call("GET", f"{base}/rest/api-keys", None, {"Cookie": cookie})["data"]["items"]:
+        if old.get("label") == API_KEY_LABEL:
+            http.call("DELETE", f"{base}/rest/api-keys/{old['id']}", None, {"Cookie": cookie})
     made = http.call(
         "POST",
         f"{base}/rest/api-keys",
-        {"label": "platform deploy", "scopes": API_KEY_SCOPES, "expiresAt": None},
+        {"label": API_KEY_LABEL, "scopes": API_KEY_SCOPES, "expiresAt": None},
         {"Cookie": cookie},
     )
     keep_secret("n8n_api_key", made["data"]["rawApiKey"])
     return made["data"]["rawApiKey"]
 
 
+API_KEY_LABEL = "platform deploy"
 API_KEY_SCOPES = ["workflow:read", "workflow:list", "workflow:activate", "workflow:deactivate"]
 
 

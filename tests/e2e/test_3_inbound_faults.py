@@ -17,7 +17,7 @@ from inbound_helpers import (
     simulator,
 )
 
-BURST = 8
+BURST = 6
 WORKER = "msgplatform-n8n-worker-1"
 
 
