@@ -144,19 +144,25 @@ def test_a_bad_or_missing_signature_is_refused_and_creates_nothing(sandbox):
     assert HOST.conversations_of(sender) == []
 
 
-def forward(sandbox, number, raw, signature=None):
-    """HTTP status of a POST to Chatwoot's WhatsApp webhook from inside the stack, as n8n forwards."""
-    header = f"-H 'X-Hub-Signature-256: {signature}'" if signature else ""
+def post_from_chatwoot(url, body, headers):
+    """HTTP status of a POST from inside the stack (Chatwoot's container), the body on stdin."""
+    options = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
     script = (
-        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' {header} "
-        f"--data-binary @- http://127.0.0.1:3000/webhooks/whatsapp/{number}"
+        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' {options} "
+        f"--data-binary @- {url}"
     )
     out = subprocess.run(
         ["docker", "exec", "-i", NAME, "sh", "-c", f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}"],
-        input=raw,
+        input=body,
         capture_output=True,
     )
     return int(out.stdout.decode().strip() or 0)
+
+
+def forward(sandbox, number, raw, signature=None):
+    """HTTP status of a POST to Chatwoot's WhatsApp webhook from inside the stack, as n8n forwards."""
+    headers = {"X-Hub-Signature-256": signature} if signature else {}
+    return post_from_chatwoot(f"http://127.0.0.1:3000/webhooks/whatsapp/{number}", raw, headers)
 
 
 def test_delivery_statuses_reach_chatwoot_signed(sandbox):
@@ -210,18 +216,8 @@ def test_chatwoot_refuses_an_unsigned_or_wrongly_signed_forward(sandbox):
 
 
 def post_bot_event(body, headers):
-    """A POST to n8n's bot webhook from inside the stack (Chatwoot's container), as Chatwoot calls it."""
-    options = " ".join(f"-H {shlex.quote(f'{k}: {v}')}" for k, v in headers.items())
-    script = (
-        f"curl -s -o /dev/null -w '%{{http_code}}' -X POST -H 'Content-Type: application/json' {options} "
-        "--data-binary @- http://n8n:5678/webhook/chatwoot-events"
-    )
-    out = subprocess.run(
-        ["docker", "exec", "-i", NAME, "sh", "-c", f"{DC} exec -T chatwoot-web sh -c {shlex.quote(script)}"],
-        input=body,
-        capture_output=True,
-    )
-    return int(out.stdout.decode().strip() or 0)
+    """A POST to n8n's bot webhook from inside the stack, as Chatwoot calls it."""
+    return post_from_chatwoot("http://n8n:5678/webhook/chatwoot-events", body, headers)
 
 
 def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
