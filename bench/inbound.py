@@ -8,8 +8,10 @@ The quick mode (6 messages, 3 at a time, on the host as it is) is what the suite
 Sends a burst of signed WhatsApp messages across the configured numbers (one new
 customer each) to n8n over TLS, and reports: the webhook's answer time (p50, p95, max),
 the time until each conversation is routed (in its department's inbox with its label;
-p50, p95, max), and how many were lost or duplicated (targets: none; answer < 1 s and
-routed < 5 s at p95).
+p50, p95, max), how many were lost or duplicated (targets: none; answer < 1 s and
+routed < 5 s at p95), and the memory the n8n containers took: the peak of each one's cgroup
+against its limit, and how many times the kernel OOM-killed it (the figures the memory
+profile's worker limit and concurrency are set from, platform_deploy/memory.py).
 """
 
 import argparse
@@ -17,6 +19,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +38,34 @@ def figures(label, values):
     return (
         f"{label}: p50 {statistics.median(values):.2f} s, p95 {percentile(values, 95):.2f} s, max {max(values):.2f} s"
     )
+
+
+N8N_CONTAINERS = ("msgplatform-n8n-1", "msgplatform-n8n-worker-1")
+# Each container's memory cgroup (v1, as on the sandbox): its anonymous memory (RSS, what the
+# limit must hold; the page cache is given back under pressure), its limit and its restarts.
+MEMORY = """for c in {names}; do
+  pid=$(docker inspect -f '{{{{.State.Pid}}}}' $c)
+  cg=/sys/fs/cgroup/memory$(awk -F: '$2 ~ /memory/ {{print $3}}' /proc/$pid/cgroup)
+  echo $c $(awk '$1 == "total_rss" {{print $2}}' $cg/memory.stat) $(cat $cg/memory.limit_in_bytes) \\
+    $(docker inspect -f '{{{{.RestartCount}}}}' $c)
+done"""
+
+
+def memory(host):
+    """container -> (RSS bytes, limit bytes, restarts)."""
+    out = host.sh(MEMORY.format(names=" ".join(N8N_CONTAINERS)))
+    return {name: tuple(map(int, rest)) for name, *rest in (line.split() for line in out.splitlines() if line.strip())}
+
+
+def sample_memory(host, stop, peaks):
+    """Until `stop` is set: the highest RSS seen of each n8n container, sampled every second."""
+    while not stop.is_set():
+        try:
+            for name, (rss, _, _) in memory(host).items():
+                peaks[name] = max(peaks.get(name, 0), rss)
+        except (RuntimeError, ValueError):  # a container being restarted has no cgroup for a moment
+            pass
+        stop.wait(1)
 
 
 def main():
@@ -84,7 +115,10 @@ def main():
             time.sleep(pause)
             pause = min(pause * 2, 10)
 
-    burst_start = time.monotonic()
+    before, peaks, stop = memory(host), {}, threading.Event()
+    sampler = threading.Thread(target=sample_memory, args=(host, stop, peaks), daemon=True)
+    sampler.start()
+    burst_start, since = time.monotonic(), int(time.time()) - 5
     with ThreadPoolExecutor(args.concurrency) as pool:
         statuses = list(pool.map(one, senders))
     print(
@@ -94,7 +128,7 @@ def main():
     routed, deadline = {}, time.monotonic() + 300
     while len(routed) < len(senders) and time.monotonic() < deadline:
         now = time.monotonic()
-        for conversation in host.conversations():
+        for conversation in host.conversations(since=since):
             phone = str(((conversation.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
             if (
                 phone in senders
@@ -104,7 +138,7 @@ def main():
                 routed[phone] = now - sent[phone]
         time.sleep(0.5)
     counts = {}
-    for conversation in host.conversations():
+    for conversation in host.conversations(since=since):
         phone = str(((conversation.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
         if phone in senders:
             counts[phone] = counts.get(phone, 0) + 1
@@ -115,6 +149,13 @@ def main():
         figures("conversation routed (inbox, team, label; polled every 0.5 s)", list(routed.values()) or [float("nan")])
     )
     print(f"routed: {len(routed)} of {len(senders)}; lost: {len(lost)}; duplicated conversations: {len(duplicated)}")
+    stop.set()
+    sampler.join()
+    for name, (_, limit, restarts) in memory(host).items():
+        print(
+            f"{name}: peak RSS {peaks.get(name, 0) >> 20} MiB of its {limit >> 20} MiB limit, "
+            f"restarted {restarts - before[name][2]} times (OOM-killed or crashed)"
+        )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Limits are in MB. Chatwoot's share is split between its web and sidekiq containers.
 n8n's share is its main process (its first start's migrations need it: n8n 2.39 was
 killed at 768 MB); each queue worker is budgeted beside the table, one limit per worker
-(`counts`), like the edge. 384 MB carries a worker at rest (340 MiB with its JS task
-runner) but not a burst of messages (killed again and again; 600 MiB used at 768 MB).
+(`counts`), like the edge. bench/inbound.py measures it: a worker takes 320-370 MiB of
+RSS at rest with its JS task runner. At 768 MB (6 executions at once) a 200-message burst
+peaked at 605 MiB; at 608 MB (4 at once) and at 384 MB (3 at once) the kernel killed it
+during the burst (its heaps are sized as fractions of its limit, its other memory is not).
 The edge (Pangolin + Traefik) is not in the seed's table; it is budgeted here
 explicitly so the total the operator sees is the real one.
 """
@@ -24,12 +26,12 @@ RAM_TABLE_MB = {
     "postgres": (2048, 512),
     "redis": (512, 128),
     "n8n": (1024, 512),
-    "n8n-worker": (384, 384),
+    "n8n-worker": (768, 384),
     "directus": (512, 256),
     "chatwoot-web": (1280, 640),
     "chatwoot-sidekiq": (768, 384),
-    "pangolin": (384, 256),
-    "traefik": (128, 128),  # measured: 12 MiB idle (real Traefik 3.5)
+    "pangolin": (256, 256),
+    "traefik": (64, 64),  # measured (real Traefik 3.5): 15 MiB RSS, 37 MiB at most through a 200-message burst
 }
 
 # Left to the kernel, sshd, dockerd and the page cache outside the containers.

@@ -152,23 +152,28 @@ class Host:
         answer = json.loads(text) if text.strip() else None
         return (int(code), answer) if status else answer
 
-    def conversations(self):
-        """Every conversation, page by page (Chatwoot pages its lists)."""
+    def conversations(self, since=None):
+        """Every conversation, page by page (Chatwoot pages its lists, most recent activity first); with
+        `since` (a Unix time), only those active since then: the pages stop at the first older one."""
         found, page = [], 1
         while True:
-            data = self.chatwoot("GET", f"/conversations?status=all&page={page}")["data"]
-            found += data["payload"]
-            if not data["payload"] or len(found) >= data.get("meta", {}).get("all_count", 0):
+            code, answer = self.chatwoot("GET", f"/conversations?status=all&page={page}", status=True)
+            if code != 200:
+                raise RuntimeError(f"Chatwoot answered {code} to a conversations list: {str(answer)[:300]}")
+            data = answer["data"]
+            found += [c for c in data["payload"] if since is None or c["last_activity_at"] >= since]
+            older = since is not None and any(c["last_activity_at"] < since for c in data["payload"])
+            if older or not data["payload"] or page * 25 >= data.get("meta", {}).get("all_count", 0):
                 return found
             page += 1
 
     def conversations_of(self, sender, messages=True):
-        """Conversations of the contact with this WhatsApp id (with their messages)."""
-        found = [
-            c
-            for c in self.conversations()
-            if sender in str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", ""))
-        ]
+        """Conversations of the contact with this WhatsApp id (with their messages): the contact found by
+        Chatwoot's search, then its conversations."""
+        found = []
+        for contact in self.chatwoot("GET", f"/contacts/search?q={sender}")["payload"]:
+            if sender in str(contact.get("phone_number") or ""):
+                found += self.chatwoot("GET", f"/contacts/{contact['id']}/conversations")["payload"]
         for conversation in found if messages else ():
             conversation["messages"] = self.chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
         return found

@@ -51,6 +51,19 @@ def run(cmd, check=False, env=None, **kw):
     return subprocess.run(cmd, cwd=ROOT, env={**ENV, **(env or {})}, capture_output=True, text=True, check=check, **kw)
 
 
+def run_detached(cmd):
+    """A teardown nothing waits for: the hosts' removal goes on while the next tests run (or after the suite)."""
+    subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=ENV,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
 class Sandbox:
     # Everything pyinfra and the audit printed (on any host), to check that no secret ever shows.
     outputs: list[str] = []
@@ -69,7 +82,7 @@ class Sandbox:
 
     def destroy(self):
         if not os.environ.get("KEEP_SANDBOX"):  # KEEP_SANDBOX=1: leave it for a look after the tests
-            run([*self.tool, "destroy", "--in-background"])
+            run_detached([*self.tool, "destroy", "--in-background"])
 
     def deploy(self, *args, env=None):
         """pyinfra with --json: returns (returncode, results or None, log text)."""

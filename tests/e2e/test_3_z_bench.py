@@ -34,6 +34,8 @@ def test_the_quick_inbound_benchmark_prints_its_figures(sandbox):
     assert re.search(r"^webhook answered: p50 \d+\.\d\d s, p95 \d+\.\d\d s, max \d+\.\d\d s$", out.stdout, re.M)
     assert re.search(r"^conversation routed .*: p50 \d+\.\d\d s, p95 \d+\.\d\d s", out.stdout, re.M), out.stdout
     assert re.search(r"^routed: 6 of 6; lost: 0; duplicated conversations: 0$", out.stdout, re.M), out.stdout
+    worker = r"^msgplatform-n8n-worker-1: peak RSS [1-9]\d* MiB of its \d+ MiB limit, restarted 0 times"
+    assert re.search(worker, out.stdout, re.M), out.stdout
 
 
 def test_the_quick_poster_benchmark_prints_its_figures(sandbox):

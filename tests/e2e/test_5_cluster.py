@@ -33,7 +33,7 @@ from cluster_helpers import (
     sh,
     wait_until,
 )
-from conftest import DC, changed, run
+from conftest import DC, changed, run, run_detached
 from test_3_apps import WORKFLOW
 
 
@@ -47,7 +47,7 @@ def cluster():
     assert rc == 0, log[-5000:]
     yield results
     if not os.environ.get("KEEP_SANDBOX"):
-        run([*TOOL, "cluster-destroy", "--in-background"])
+        run_detached([*TOOL, "cluster-destroy", "--in-background"])
 
 
 def test_one_run_converges_every_host_and_a_rerun_changes_nothing(cluster):

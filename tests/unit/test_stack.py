@@ -39,12 +39,12 @@ def test_compose_services_follow_apps_and_tunnels():
 def test_n8n_queue_mode_with_its_workers():
     cfg = load(n8n_workers=2, ram_mb=16000)
     worker = compose(cfg)["services"]["n8n-worker"]
-    assert worker["command"] == ["worker", "--concurrency=3"] and worker["deploy"]["replicas"] == 2
+    assert worker["command"] == ["worker", "--concurrency=6"] and worker["deploy"]["replicas"] == 2
     # The worker's Node heap and its task runner's fit its limit together.
     assert (
         int(worker["environment"]["NODE_OPTIONS"].split("=")[1])
         + int(worker["environment"]["N8N_RUNNERS_MAX_OLD_SPACE_SIZE"])
-        < 384
+        < cfg.memory_limits_mb["n8n-worker"]
     )
     assert (
         worker["image"] == cfg.stack.images["n8n"] and worker["env_file"] == compose(cfg)["services"]["n8n"]["env_file"]

@@ -5,12 +5,21 @@ change under one lock."""
 import json
 import os
 import secrets
+import threading
 import time
 
 import psycopg2
 
 ENV = os.environ
 _db_params, _logger, _schema_ready = None, print, False
+# As Rails' connection pools (config/database.yml: RAILS_MAX_THREADS for each Puma worker,
+# SIDEKIQ_CONCURRENCY for Sidekiq): this one process answers the API and runs the jobs, so it
+# holds at most what Chatwoot's web and Sidekiq processes would together; a request or job
+# past that waits for a connection.
+_pool = threading.BoundedSemaphore(
+    max(1, int(ENV.get("WEB_CONCURRENCY") or 1)) * int(ENV.get("RAILS_MAX_THREADS") or 5)
+    + int(ENV.get("SIDEKIQ_CONCURRENCY") or 10)
+)
 
 
 def configure(db_params, log):
@@ -62,21 +71,38 @@ class transaction:
     """One database transaction holding the stand-in's lock (so requests from all threads are serialised)."""
 
     def __enter__(self):
+        _pool.acquire()
+        try:
+            self.conn = psycopg2.connect(connect_timeout=5, **_db_params())
+        except BaseException:
+            _pool.release()
+            raise
+        try:
+            return self._locked(self.conn.cursor())
+        except BaseException:
+            self.__exit__(True)
+            raise
+
+    def _locked(self, cur):
         global _schema_ready
-        self.conn = psycopg2.connect(connect_timeout=5, **_db_params())
-        cur = self.conn.cursor()
         cur.execute("select pg_advisory_xact_lock(7470001)")
         if not _schema_ready:
             cur.execute(
                 "create table if not exists cw_objects (kind text not null, id integer not null, "
                 "data jsonb not null, primary key (kind, id))"
             )
+            # Chatwoot's tables are indexed on the columns it looks up by (conversation_id, contact_id...);
+            # without this every lookup reads the whole table and the stand-in slows down as the tests add data.
+            cur.execute("create index if not exists cw_objects_data on cw_objects using gin (data jsonb_path_ops)")
             _schema_ready = True
         return Store(cur)
 
     def __exit__(self, exc_type, *_):
-        (self.conn.rollback if exc_type else self.conn.commit)()
-        self.conn.close()
+        try:
+            (self.conn.rollback if exc_type else self.conn.commit)()
+            self.conn.close()
+        finally:
+            _pool.release()
 
 
 def ensure_schema():
