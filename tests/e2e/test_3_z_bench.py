@@ -36,6 +36,10 @@ def test_the_quick_inbound_benchmark_prints_its_figures(sandbox):
     assert re.search(r"^routed: 6 of 6; lost: 0; duplicated conversations: 0$", out.stdout, re.M), out.stdout
     worker = r"^msgplatform-n8n-worker-1: peak RSS [1-9]\d* MiB of its \d+ MiB limit, restarted 0 times"
     assert re.search(worker, out.stdout, re.M), out.stdout
+    steady = r"^steady AI reply on WhatsApp .*: p50 \d+\.\d\d s, p95 \d+\.\d\d s"
+    assert re.search(steady, out.stdout, re.M), out.stdout
+    last = r"lost 0, duplicated 0, steady routed p95 \d+\.\d s, burst routed p95 \d+\.\d s, drain \d+\.\d\d msg/s"
+    assert re.fullmatch(last, out.stdout.strip().splitlines()[-1]), out.stdout
 
 
 def test_the_quick_poster_benchmark_prints_its_figures(sandbox):
