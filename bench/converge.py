@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from tools import inbound_client
 from tools.sandbox_host.common import run_exec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -78,7 +79,7 @@ def main():
         idle = container_memory()
         load_seconds = small_load()
         loaded = container_memory()
-        print(f"memory (MiB RSS, limit) idle: {idle}\nafter the load: {loaded}", flush=True)
+        print(f"memory (MiB RSS, limit, restarts) idle: {idle}\nafter the load: {loaded}", flush=True)
         backups = [
             timed(["docker", "exec", NAME, "systemctl", "start", "msgplatform-backup.service"])[0] for _ in range(3)
         ]
@@ -104,14 +105,14 @@ def main():
     print(f"full restore:          {restore:7.1f} s  (then a rerun changed {len(changed_after_restore)} operations)")
     print()
     print(f"memory per container, RSS in MiB (idle / after the load of {load_seconds:.0f} s) of its limit:")
-    for name, (rss, limit) in sorted(idle.items()):
-        print(f"  {name:<34}{rss:>7.0f} / {loaded.get(name, (0, 0))[0]:>5.0f}  of {limit:>5.0f}")
+    for name, (rss, limit, _) in sorted(idle.items()):
+        print(f"  {name:<34}{rss:>7.0f} / {loaded.get(name, (0, 0, 0))[0]:>5.0f}  of {limit:>5.0f}")
     print()
     print(
         f"minimum profile: deploy {'ok' if minimum['deployed'] else 'FAILED'}, "
         f"audit {'ok' if minimum['audited'] else 'FAILED'}"
     )
-    for name, (rss, limit) in sorted(minimum["memory"].items()):
+    for name, (rss, limit, _) in sorted(minimum["memory"].items()):
         print(f"  {name:<34}{rss:>7.0f}          of {limit:>5.0f}")
 
 
@@ -129,24 +130,12 @@ def quick(name, port):
     print(f"rerun / floor:             {rerun / floor:7.2f}   (target <= 3)")
     print(f"changed on reruns:         {len(rerun_changed):7d}   (target 0) {rerun_changed or ''}")
     print("memory per container, RSS in MiB of its limit:")
-    for container, (rss, limit) in sorted(memory.items()):
+    for container, (rss, limit, _) in sorted(memory.items()):
         print(f"  {container:<34}{rss:>7.0f}  of {limit:>5.0f}")
 
 
 def container_memory():
-    """{container: (RSS MiB, limit MiB)} from each container's memory cgroup (v1 or v2)."""
-    script = r"""for id in $(docker ps -q --no-trunc); do
-  name=$(docker inspect -f '{{.Name}}' $id | tr -d /)
-  dir=$(dirname "$(find /sys/fs/cgroup -path "*$id*" \( -name memory.stat \) 2>/dev/null | head -n 1)")
-  rss=$(awk '$1 == "total_rss" || $1 == "anon" {print $2; exit}' $dir/memory.stat)
-  limit=$(cat $dir/memory.limit_in_bytes 2>/dev/null || cat $dir/memory.max)
-  echo "$name $rss $limit"
-done"""
-    memory = {}
-    for line in host_sh(script).splitlines():
-        name, rss, limit = line.split()
-        memory[name] = (int(rss) / 2**20, int(limit) / 2**20 if limit.isdigit() else 0)
-    return memory
+    return inbound_client.container_memory(host_sh)
 
 
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"

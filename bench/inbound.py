@@ -29,7 +29,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tools.inbound_client import GROUP_DATA, Host
+from tools.inbound_client import GROUP_DATA, Host, container_memory
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,20 +46,11 @@ def figures(label, values):
 
 
 N8N_CONTAINERS = ("msgplatform-n8n-1", "msgplatform-n8n-worker-1")
-# Each container's memory cgroup (v1, as on the sandbox): its anonymous memory (RSS, what the
-# limit must hold; the page cache is given back under pressure), its limit and its restarts.
-MEMORY = """for c in {names}; do
-  pid=$(docker inspect -f '{{{{.State.Pid}}}}' $c)
-  cg=/sys/fs/cgroup/memory$(awk -F: '$2 ~ /memory/ {{print $3}}' /proc/$pid/cgroup)
-  echo $c $(awk '$1 == "total_rss" {{print $2}}' $cg/memory.stat) $(cat $cg/memory.limit_in_bytes) \\
-    $(docker inspect -f '{{{{.RestartCount}}}}' $c)
-done"""
 
 
 def memory(host):
-    """container -> (RSS bytes, limit bytes, restarts)."""
-    out = host.sh(MEMORY.format(names=" ".join(N8N_CONTAINERS)))
-    return {name: tuple(map(int, rest)) for name, *rest in (line.split() for line in out.splitlines() if line.strip())}
+    """n8n's containers: (RSS MiB, limit MiB, restarts) of each."""
+    return {name: m for name, m in container_memory(host.sh).items() if name in N8N_CONTAINERS}
 
 
 def sample_memory(host, stop, peaks):
@@ -71,15 +62,6 @@ def sample_memory(host, stop, peaks):
         except (RuntimeError, ValueError):  # a container being restarted has no cgroup for a moment
             pass
         stop.wait(1)
-
-
-def conversations_by_sender(host, senders, since):
-    found = {}
-    for conversation in host.conversations(since=since):
-        phone = str(((conversation.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
-        if phone in senders:
-            found.setdefault(phone, []).append(conversation)
-    return found
 
 
 class Phase:
@@ -120,7 +102,7 @@ class Phase:
                 if len(waiting) <= 5:
                     found = {s: self.host.conversations_of(s, messages=False) for s in waiting}
                 else:
-                    found = conversations_by_sender(self.host, self.senders, self.since)
+                    found = self.host.conversations_by_sender(self.senders, self.since)
             except RuntimeError as e:  # Chatwoot busy: the next poll
                 print(f"a poll failed: {str(e)[:200]}", file=sys.stderr)
                 found = {}
@@ -152,8 +134,8 @@ class Phase:
         return list(first.values()) or [float("nan")]
 
     def lost_and_duplicated(self):
-        found = conversations_by_sender(self.host, self.senders, self.since)
-        return [s for s in self.senders if s not in found], [s for s, cs in found.items() if len(cs) > 1]
+        found = self.host.conversations_by_sender(self.senders, self.since)
+        return [s for s, cs in found.items() if not cs], [s for s, cs in found.items() if len(cs) > 1]
 
 
 def steady(host, seconds, rate=1.0):
@@ -237,7 +219,7 @@ def main():
     sampler.join()
     for name, (_, limit, restarts) in memory(host).items():
         print(
-            f"{name}: peak RSS {peaks.get(name, 0) >> 20} MiB of its {limit >> 20} MiB limit, "
+            f"{name}: peak RSS {peaks.get(name, 0):.0f} MiB of its {limit:.0f} MiB limit, "
             f"restarted {restarts - before[name][2]} times (OOM-killed or crashed)"
         )
     (calm_lost, calm_twice), (rush_lost, rush_twice) = calm.lost_and_duplicated(), rush.lost_and_duplicated()

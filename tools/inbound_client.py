@@ -167,6 +167,15 @@ class Host:
                 return found
             page += 1
 
+    def conversations_by_sender(self, senders, since=None):
+        """{WhatsApp id: its conversations} for these senders, among those active since `since`."""
+        found = {s: [] for s in senders}
+        for conversation in self.conversations(since=since):
+            phone = str(((conversation.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
+            if phone in found:
+                found[phone].append(conversation)
+        return found
+
     def conversations_of(self, sender, messages=True):
         """Conversations of the contact with this WhatsApp id (with their messages): the contact found by
         Chatwoot's search, then its conversations."""
@@ -224,6 +233,25 @@ class Host:
             and r["path"].endswith("/messages")
             and (r["body"] or {}).get("to") == sender
         ]
+
+
+CONTAINER_MEMORY = r"""for id in $(docker ps -q --no-trunc); do
+  info=$(docker inspect -f '{{.Name}} {{.RestartCount}}' $id | tr -d /)
+  dir=$(dirname "$(find /sys/fs/cgroup -path "*$id*" -name memory.stat -print -quit 2>/dev/null)")
+  rss=$(awk '$1 == "total_rss" || $1 == "anon" {print $2; exit}' $dir/memory.stat)
+  limit=$(cat $dir/memory.limit_in_bytes 2>/dev/null || cat $dir/memory.max)
+  echo "$info $rss $limit"
+done"""
+
+
+def container_memory(sh):
+    """{container: (RSS MiB, limit MiB, restarts)} of the host's running containers, from each one's memory
+    cgroup (v1 or v2); `sh` runs a script on the host."""
+    memory = {}
+    for line in sh(CONTAINER_MEMORY).splitlines():
+        name, restarts, rss, limit = line.split()
+        memory[name] = (int(rss) / 2**20, int(limit) / 2**20 if limit.isdigit() else 0, int(restarts))
+    return memory
 
 
 def wait_for(what, probe, timeout=60):

@@ -46,17 +46,12 @@ def settled(senders, ids, timeout):
     deadline, state, since = time.time() + timeout, "no poll yet", int(time.time()) - 900
     while time.time() < deadline:
         deliveries = [d for d in simulator("GET", "/_sim/meta/deliveries") if d["id"] in ids]
-        by_sender = {s: [] for s in senders}
         try:
-            conversations = HOST.conversations(since=since)
+            by_sender = HOST.conversations_by_sender(senders, since=since)
         except RuntimeError as e:  # Chatwoot still starting after its fault
             state = f"Chatwoot not answering: {str(e)[-200:]}"
             time.sleep(3)
             continue
-        for c in conversations:
-            phone = str(((c.get("meta") or {}).get("sender") or {}).get("phone_number", "")).lstrip("+")
-            if phone in by_sender:
-                by_sender[phone].append(c)
         undelivered = [d for d in deliveries if not d["delivered"]]
         handled = {s for s, cs in by_sender.items() if any(handed_over(c) for c in cs)}
         waiting = set(senders) - handled
