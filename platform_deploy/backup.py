@@ -28,6 +28,7 @@ ISSUED = {
         "secrets/chatwoot_automation_token",
         "secrets/chatwoot_bot_token",
         "secrets/chatwoot_bot_secret",
+        "secrets/chatwoot_unrouted_secret",
         "state/chatwoot-account-id",
         "state/chatwoot-automation-user-id",
     ],

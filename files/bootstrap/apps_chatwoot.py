@@ -185,6 +185,11 @@ class Chatwoot:
             changed(f"Chatwoot inbox {cw['default_inbox']}: its replies sent through n8n")
         if default is not None:
             ids[cw["default_inbox"]] = default["id"]
+            # Chatwoot signs that webhook with the inbox's secret (as the bot's): n8n checks it, so that an
+            # agent's reply forged from inside the stack's networks goes to no customer.
+            if default.get("secret") and secret("chatwoot_unrouted_secret") != default["secret"]:
+                keep_secret("chatwoot_unrouted_secret", default["secret"])
+                changed(f"Chatwoot inbox {cw['default_inbox']}: signing secret stored")
         return ids
 
     def facebook_inbox(self, fb, have, auto):

@@ -56,6 +56,11 @@ def credentials():
         ),
         "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
         "cwsign": ("Chatwoot bot signing secret", "crypto", {"hmacSecret": secret("chatwoot_bot_secret") or "unset"}),
+        "cwunrouted": (
+            "Chatwoot unrouted inbox signing secret",
+            "crypto",
+            {"hmacSecret": secret("chatwoot_unrouted_secret") or "unset"},
+        ),
         "whatsapp": (
             "WhatsApp Cloud API",
             "httpHeaderAuth",

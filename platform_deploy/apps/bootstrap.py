@@ -35,8 +35,11 @@ N8N_DIRECTUS_PERMISSIONS = [
 
 LEAD_CAPTURE, POSTER = "platformLeadCapt", "platformPoster02"
 TRIAGE, SAFETY_NET = "platformTriage01", "platformSafetyNt"
-# 01's check of Chatwoot's X-Chatwoot-Signature: its node, and the credential with the bot's secret.
-SIGNATURE_CHECK, SIGNING_CREDENTIAL = "Signed by Chatwoot?", "Chatwoot bot signing secret"
+# Each workflow's check of Chatwoot's X-Chatwoot-Signature: its node, and the credential with the secret.
+SIGNATURE_CHECKS = {
+    TRIAGE: ("Signed by Chatwoot?", "Chatwoot bot signing secret"),
+    LEAD_CAPTURE: ("Signed by Chatwoot? (unrouted)", "Chatwoot unrouted inbox signing secret"),
+}
 N8N_POLICY = "n8n automation"
 
 
@@ -58,10 +61,13 @@ class AppState(data.SuperuserQueries):
     QUERIES = (
         ("n8n", "select 'published', id from workflow_entity where active"),
         ("n8n", "select 'error_workflow', id, coalesce(settings::json->>'errorWorkflow', '-') from workflow_entity"),
-        (
-            "n8n",
-            "select 'checks_signature', id from workflow_entity where nodes::text like "
-            f"'%{SIGNATURE_CHECK}%' and exists (select 1 from credentials_entity where name = '{SIGNING_CREDENTIAL}')",
+        *(
+            (
+                "n8n",
+                f"select 'checks_signature', id from workflow_entity where id = '{workflow}' and nodes::text like "
+                f"'%{node}%' and exists (select 1 from credentials_entity where name = '{credential}')",
+            )
+            for workflow, (node, credential) in SIGNATURE_CHECKS.items()
         ),
         (
             "n8n",
@@ -154,8 +160,11 @@ def app_drift(cfg, state):
     )
     if unsafe:
         drift["error_workflow"] = f"n8n workflows whose failures do not reach {SAFETY_NET}: {unsafe}"
-    if TRIAGE in wanted and TRIAGE not in state["checks_signature"]:
-        drift["signature"] = f"{TRIAGE} does not check Chatwoot's signature ({SIGNING_CREDENTIAL})"
+    unsigned = [
+        f"{w} ({SIGNATURE_CHECKS[w][1]})" for w in sorted(wanted & set(SIGNATURE_CHECKS) - state["checks_signature"])
+    ]
+    if unsigned:
+        drift["signature"] = f"n8n workflows that do not check Chatwoot's signature: {', '.join(unsigned)}"
     poster = state["poster"] or {"nodes": [], "settings": {}}
     schedule = next(
         (n["parameters"]["rule"]["interval"] for n in poster["nodes"] if n["type"] == "n8n-nodes-base.scheduleTrigger"),

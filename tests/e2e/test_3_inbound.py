@@ -215,6 +215,25 @@ def test_chatwoot_refuses_an_unsigned_or_wrongly_signed_forward(sandbox):
     wait_for("the signed forward's conversation", lambda: HOST.conversations_of(sender))
 
 
+def signature(body, stamp, key):
+    """X-Chatwoot-Signature as Chatwoot computes it (lib/webhooks/trigger.rb)."""
+    return "sha256=" + hmac.new(key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
+
+
+def forgeries(key, run):
+    """Headers of a forged event, by marker: unsigned, signed with a guess, a replay of a signed one (a
+    callable: it signs the body it is given as it was 10 minutes ago)."""
+    now = int(time.time())
+    return {
+        f"unsigned-{run}": lambda body: {},
+        f"guessed-{run}": lambda body: {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": "sha256=" + "0" * 64},
+        f"replayed-{run}": lambda body: {
+            "X-Chatwoot-Timestamp": now - 600,
+            "X-Chatwoot-Signature": signature(body, now - 600, key),
+        },
+    }
+
+
 def post_bot_event(body, headers):
     """A POST to n8n's bot webhook from inside the stack, as Chatwoot calls it."""
     return post_from_chatwoot("http://n8n:5678/webhook/chatwoot-events", body, headers)
@@ -246,26 +265,16 @@ def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
             separators=(",", ":"),
         ).encode()
 
-    def signature(body, stamp, key):
-        return "sha256=" + hmac.new(key.encode(), f"{stamp}.".encode() + body, hashlib.sha256).hexdigest()
-
     def reached_claude(marker):
         return [
             r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic" and marker in str(r["body"])
         ]
 
-    key, now = host_secret(sandbox, "chatwoot_bot_secret"), int(time.time())
-    run = uuid.uuid4().hex[:8]
-    forged = {
-        f"unsigned-{run}": {},
-        f"guessed-{run}": {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": "sha256=" + "0" * 64},
-        f"replayed-{run}": {"X-Chatwoot-Timestamp": now - 600},
-    }
+    key, now, run = host_secret(sandbox, "chatwoot_bot_secret"), int(time.time()), uuid.uuid4().hex[:8]
+    forged = forgeries(key, run)
     for marker, headers in forged.items():
         body = event(marker)
-        if marker.startswith("replayed"):
-            headers["X-Chatwoot-Signature"] = signature(body, now - 600, key)
-        assert post_bot_event(body, headers) == 200, marker  # answered on receipt, as Chatwoot's events are
+        assert post_bot_event(body, headers(body)) == 200, marker  # answered on receipt, as Chatwoot's events are
     marker = f"genuine-{run}"
     body = event(marker)
     assert post_bot_event(body, {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": signature(body, now, key)}) == 200
@@ -273,6 +282,57 @@ def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
     for forged_marker in forged:
         wait_for(f"{forged_marker}: its execution finished", lambda m=forged_marker: triage_runs(sandbox, m))
         assert not reached_claude(forged_marker), forged_marker
+
+
+def test_an_agent_reply_forged_inside_the_stack_reaches_no_customer(sandbox):
+    """The default (API) inbox's webhook sends an agent's reply on WhatsApp only with Chatwoot's signature (the
+    inbox's secret over "<timestamp>.<body>") from the last 5 minutes: forged, wrongly signed or replayed, it
+    reaches no customer; the same reply signed with the inbox's secret does, so the signature stopped them."""
+    sender = new_sender()
+    raw, headers = signed(whatsapp_message("+5929999999", "1199999999", "Anyone there?", sender))
+    assert HOST.webhook("POST", "whatsapp", raw, headers)[0] == 200
+    conversation = wait_for("unrouted conversation", lambda: labelled(sender, "unrouted"))[0]
+
+    def reply(marker):
+        return json.dumps(
+            {
+                "event": "message_created",
+                "id": 10**9 + int(time.time() * 1000) % 10**8,
+                "message_type": "outgoing",
+                "private": False,
+                "content": f"forged {marker}: pay to this account",
+                "sender": {"id": 1, "name": "Mallory", "type": "user"},
+                "conversation": {
+                    "id": conversation["id"],
+                    "custom_attributes": {"whatsapp_phone_number_id": "1199999999"},
+                    "contact_inbox": {"source_id": sender},
+                },
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    def sent(marker):
+        return [m for m in HOST.sent_to(sender) if marker in str(m["body"])]
+
+    url = "http://n8n:5678/webhook/chatwoot-events/unrouted"
+    key, now, run = host_secret(sandbox, "chatwoot_unrouted_secret"), int(time.time()), uuid.uuid4().hex[:8]
+    forged = forgeries(key, run)
+    for marker, headers in forged.items():
+        body = reply(marker)
+        assert post_from_chatwoot(url, body, headers(body)) == 200, marker
+    marker = f"genuine-{run}"
+    body = reply(marker)
+    assert (
+        post_from_chatwoot(url, body, {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": signature(body, now, key)})
+        == 200
+    )
+    wait_for("the signed reply on WhatsApp", lambda: sent(marker), timeout=60)
+    for forged_marker in forged:
+        wait_for(
+            f"{forged_marker}: its execution finished",
+            lambda m=forged_marker: lead_captures(sandbox, m, status="success"),
+        )
+        assert not sent(forged_marker), forged_marker
 
 
 def triage_runs(sandbox, fragment):

@@ -11,6 +11,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from tools.browser import chrome
 
 from conftest import GROUP_DATA, NAME, PORT, ROOT
+from inbound_helpers import host_secret
 
 COLLECTIONS = ("promotions", "social_post_logs")
 WORKFLOWS = tuple(sorted(p.stem for p in (ROOT / "files" / "n8n").glob("*.json")))
@@ -22,10 +23,6 @@ TIMEOUT = 60
 
 def url(app, path):
     return f"https://{HOSTNAMES[app]}.{GROUP_DATA['domain']}{path}"
-
-
-def host_secret(sandbox, name):
-    return sandbox.sh(f"cat /opt/msgplatform/secrets/{name}").strip()
 
 
 @pytest.fixture

@@ -159,7 +159,7 @@ def test_app_drift_names_each_departure():
         "error_workflows": {
             i: w["settings"].get("errorWorkflow", "-") for i, w in bootstrap.shipped_workflows().items()
         },
-        "checks_signature": {bootstrap.TRIAGE},
+        "checks_signature": set(bootstrap.SIGNATURE_CHECKS),
         "poster": poster(cfg.social.social_schedule, cfg.n8n.timezone),
         "users": {email: [("-", bootstrap.N8N_POLICY)]},
         "permissions": set(bootstrap.N8N_DIRECTUS_PERMISSIONS),

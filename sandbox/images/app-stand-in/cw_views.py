@@ -110,7 +110,8 @@ def inbox_json(i, admin=True):  # api/v1/models/_inbox
     }
     if i["channel_type"] == "Channel::Api":
         out |= {"webhook_url": i.get("webhook_url"), "inbox_identifier": i["identifier"], "additional_attributes": {}}
-        out |= {"hmac_token": i["hmac_token"]} if admin else {}
+        # The signing secret of its webhook (WebhookSecretable, PR #13892, v4.13.0+): admins only.
+        out |= {"hmac_token": i["hmac_token"], "secret": i["secret"]} if admin else {}
     elif i["channel_type"] == "Channel::WebWidget":
         out |= {
             k: i.get(k)
