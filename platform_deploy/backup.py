@@ -27,7 +27,7 @@ ISSUED = {
         "secrets/chatwoot_api_token",
         "secrets/chatwoot_automation_token",
         "secrets/chatwoot_bot_token",
-        "secrets/chatwoot_bot_secret",
+        "secrets/chatwoot_webhook_secret",
         "secrets/chatwoot_unrouted_secret",
         "state/chatwoot-account-id",
         "state/chatwoot-automation-user-id",

@@ -310,37 +310,29 @@ class Chatwoot:
                 self.api("PATCH", f"/labels/{label['id']}", {"color": color, "description": description})
                 changed(f"Chatwoot label {title}: colour and description set")
 
-    def bot(self, cw, url, inbox_ids):
+    def bot(self, cw, inbox_ids):
         """The platform's agent bot: n8n acts in Chatwoot as it, with its own token (never the admin's). Connected to
-        the department inboxes (WhatsApp, web chat, Messenger), it gets their events, and their new conversations stay
-        `pending` (offered to nobody) until triage hands them over."""
+        the department inboxes (WhatsApp, web chat, Messenger), it keeps their new conversations `pending` (offered to
+        nobody) until triage hands them over. It has no outgoing URL, so Chatwoot sends it no event
+        (AgentBotListener#process_webhook_bot_event returns on a blank one): the account webhook below brings triage
+        the messages, about a fifth of the events a bot gets."""
         name = cw["bot_name"]
         bot = next((b for b in self.api("GET", "/agent_bots") if b["name"] == name), None)
         if bot is None:
             bot = self.api(
                 "POST",
                 "/agent_bots",
-                {
-                    "name": name,
-                    "description": "n8n triage and routing (platform deploy)",
-                    "outgoing_url": url,
-                    "bot_type": "webhook",
-                },
+                {"name": name, "description": "n8n triage and routing (platform deploy)", "bot_type": "webhook"},
             )
             changed(f"Chatwoot agent bot {name} created")
-        elif bot["outgoing_url"] != url:
-            bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": url}) or bot
-            changed(f"Chatwoot agent bot {name}: outgoing URL set")
+        elif bot["outgoing_url"]:
+            bot = self.api("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": ""}) or bot
+            changed(f"Chatwoot agent bot {name}: no outgoing URL (the account webhook brings triage its events)")
         if bot is None:  # --check
             return
         if secret("chatwoot_bot_token") != bot["access_token"]:
             keep_secret("chatwoot_bot_token", bot["access_token"])
             changed(f"Chatwoot agent bot {name}: token stored")
-        # What Chatwoot signs the bot's webhooks with (X-Chatwoot-Signature): n8n checks it, so that an event
-        # forged from inside the stack's networks is dropped too.
-        if bot.get("secret") and secret("chatwoot_bot_secret") != bot["secret"]:
-            keep_secret("chatwoot_bot_secret", bot["secret"])
-            changed(f"Chatwoot agent bot {name}: signing secret stored")
         for inbox in (inbox for d in cw["departments"] for inbox in d["inboxes"]):
             if inbox not in inbox_ids:  # --check
                 continue
@@ -349,12 +341,28 @@ class Chatwoot:
                 self.api("POST", f"/inboxes/{inbox_ids[inbox]}/set_agent_bot", {"agent_bot": bot["id"]})
                 changed(f"Chatwoot inbox {inbox}: agent bot {name} connected")
 
-    def no_account_webhook(self, url):
-        """Events reach n8n through the agent bot; an account webhook to n8n would deliver them twice."""
-        for hook in self.api("GET", "/webhooks")["payload"]["webhooks"]:
-            if hook["url"].split("?")[0] == url:
-                self.api("DELETE", f"/webhooks/{hook['id']}")
-                changed("Chatwoot: the account webhook to n8n removed (the agent bot delivers the events)")
+    def account_webhook(self, url):
+        """Triage's events: one account webhook to n8n, for message_created only (a bot would get every label, team,
+        status and reply of the conversation too: about nine events, so nine n8n executions, for each customer
+        message). Chatwoot signs it with the webhook's secret (X-Chatwoot-Signature), which n8n checks, so that an
+        event forged from inside the stack's networks is dropped too."""
+        hooks = [h for h in self.api("GET", "/webhooks")["payload"]["webhooks"] if h["url"].split("?")[0] == url]
+        for extra in hooks[1:]:
+            self.api("DELETE", f"/webhooks/{extra['id']}")
+        hook = hooks[0] if hooks else None
+        if hook is None:
+            hook = self.api("POST", "/webhooks", {"url": url, "subscriptions": WEBHOOK_EVENTS})
+            hook = hook and hook["payload"]["webhook"]
+            changed("Chatwoot: the account webhook to n8n created (message_created)")
+        elif hook["url"] != url or hook["subscriptions"] != WEBHOOK_EVENTS:
+            self.api("PATCH", f"/webhooks/{hook['id']}", {"url": url, "subscriptions": WEBHOOK_EVENTS})
+            changed(f"Chatwoot: the account webhook to n8n set to {url}, {WEBHOOK_EVENTS}")
+        if hook and hook.get("secret") and secret("chatwoot_webhook_secret") != hook["secret"]:
+            keep_secret("chatwoot_webhook_secret", hook["secret"])
+            changed("Chatwoot: the account webhook's signing secret stored")
+
+
+WEBHOOK_EVENTS = ["message_created"]
 
 
 def setup_chatwoot():
@@ -367,6 +375,6 @@ def setup_chatwoot():
     chatwoot.labels(cw["labels"])
     # Over the stack's network; the edge refuses this path from outside.
     url = "http://n8n:5678/webhook/chatwoot-events"
-    chatwoot.bot(cw, url, inbox_ids)
-    chatwoot.no_account_webhook(url)
+    chatwoot.bot(cw, inbox_ids)
+    chatwoot.account_webhook(url)
     return {"account_id": int(chatwoot.account), "inbox_ids": inbox_ids, "team_ids": team_ids}

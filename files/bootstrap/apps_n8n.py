@@ -55,7 +55,11 @@ def credentials():
             },
         ),
         "meta": ("Meta app secret", "crypto", {"hmacSecret": secret("meta_app_secret") or "unset"}),
-        "cwsign": ("Chatwoot bot signing secret", "crypto", {"hmacSecret": secret("chatwoot_bot_secret") or "unset"}),
+        "cwsign": (
+            "Chatwoot webhook signing secret",
+            "crypto",
+            {"hmacSecret": secret("chatwoot_webhook_secret") or "unset"},
+        ),
         "cwunrouted": (
             "Chatwoot unrouted inbox signing secret",
             "crypto",

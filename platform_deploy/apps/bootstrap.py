@@ -37,7 +37,7 @@ LEAD_CAPTURE, POSTER = "platformLeadCapt", "platformPoster02"
 TRIAGE, SAFETY_NET = "platformTriage01", "platformSafetyNt"
 # Each workflow's check of Chatwoot's X-Chatwoot-Signature: its node, and the credential with the secret.
 SIGNATURE_CHECKS = {
-    TRIAGE: ("Signed by Chatwoot?", "Chatwoot bot signing secret"),
+    TRIAGE: ("Signed by Chatwoot?", "Chatwoot webhook signing secret"),
     LEAD_CAPTURE: ("Signed by Chatwoot? (unrouted)", "Chatwoot unrouted inbox signing secret"),
 }
 N8N_POLICY = "n8n automation"

@@ -72,12 +72,15 @@ def test_the_deploy_set_up_chatwoot_n8n_and_directus(sandbox):
         assert members == everyone | agents_of, d["name"]
     labels = {x["title"] for x in chatwoot("GET", "/labels")["payload"]}
     assert labels == {d["name"].lower() for d in DEPARTMENTS.values()} | {"escalated", "ai-replied", "unrouted"}
-    # The events reach n8n through the platform's agent bot, on every department inbox; no account webhook.
+    # The platform's agent bot holds every department inbox's new conversations, and gets no event (no URL);
+    # the messages reach n8n through one account webhook, for message_created only.
     [bot] = [b for b in chatwoot("GET", "/agent_bots") if b["name"] == "Platform triage"]
-    assert bot["outgoing_url"] == "http://n8n:5678/webhook/chatwoot-events"
+    assert not bot["outgoing_url"]
     for d in DEPARTMENTS.values():
         assert chatwoot("GET", f"/inboxes/{by_name[d['inbox']]['id']}/agent_bot")["agent_bot"]["id"] == bot["id"]
-    assert chatwoot("GET", "/webhooks")["payload"]["webhooks"] == []
+    [hook] = chatwoot("GET", "/webhooks")["payload"]["webhooks"]
+    assert (hook["url"], hook["subscriptions"]) == ("http://n8n:5678/webhook/chatwoot-events", ["message_created"])
+    assert host_secret(sandbox, "chatwoot_webhook_secret") == hook["secret"]
     assert host_secret(sandbox, "chatwoot_bot_token") == bot["access_token"] and agents
     # n8n: the shipped workflows, published; Directus: the collections triage uses.
     exported = json.loads(
@@ -234,15 +237,15 @@ def forgeries(key, run):
     }
 
 
-def post_bot_event(body, headers):
-    """A POST to n8n's bot webhook from inside the stack, as Chatwoot calls it."""
+def post_event(body, headers):
+    """A POST to n8n's triage webhook from inside the stack, as Chatwoot calls it."""
     return post_from_chatwoot("http://n8n:5678/webhook/chatwoot-events", body, headers)
 
 
-def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
-    """n8n acts on a Chatwoot event only with Chatwoot's signature (the bot's secret over "<timestamp>.<body>")
-    from the last 5 minutes: a forged one, unsigned, wrongly signed or replayed, reaches no one; the same
-    event signed with the bot's secret reaches triage (Claude), so the signature is what stopped the others."""
+def test_a_chatwoot_event_forged_inside_the_stack_is_dropped(sandbox):
+    """n8n acts on a Chatwoot event only with Chatwoot's signature (the account webhook's secret over
+    "<timestamp>.<body>") from the last 5 minutes: a forged one, unsigned, wrongly signed or replayed, reaches no
+    one; the same event signed with the webhook's secret reaches triage (Claude), so the signature stopped them."""
     sender = new_sender()
     HOST.send("Sales", "What are your opening hours?", sender)
     conversation = wait_for("triaged", lambda: labelled(sender, "ai-replied"))[0]
@@ -270,14 +273,14 @@ def test_a_bot_event_forged_inside_the_stack_is_dropped(sandbox):
             r for r in simulator("GET", "/_sim/requests") if r["service"] == "anthropic" and marker in str(r["body"])
         ]
 
-    key, now, run = host_secret(sandbox, "chatwoot_bot_secret"), int(time.time()), uuid.uuid4().hex[:8]
+    key, now, run = host_secret(sandbox, "chatwoot_webhook_secret"), int(time.time()), uuid.uuid4().hex[:8]
     forged = forgeries(key, run)
     for marker, headers in forged.items():
         body = event(marker)
-        assert post_bot_event(body, headers(body)) == 200, marker  # answered on receipt, as Chatwoot's events are
+        assert post_event(body, headers(body)) == 200, marker  # answered on receipt, as Chatwoot's events are
     marker = f"genuine-{run}"
     body = event(marker)
-    assert post_bot_event(body, {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": signature(body, now, key)}) == 200
+    assert post_event(body, {"X-Chatwoot-Timestamp": now, "X-Chatwoot-Signature": signature(body, now, key)}) == 200
     wait_for("the signed event reaches Claude", lambda: reached_claude(marker), timeout=90)
     for forged_marker in forged:
         wait_for(f"{forged_marker}: its execution finished", lambda m=forged_marker: triage_runs(sandbox, m))

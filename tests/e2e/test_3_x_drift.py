@@ -218,8 +218,8 @@ def inject(sandbox, batch):
 
 def chatwoot_by_hand():
     """A member out of a team and of an inbox, a team and an inbox no longer auto-assigning, an agent made an
-    administrator, a label recoloured, the bot disconnected from an inbox, an account webhook to n8n, the web chat
-    moved to another website."""
+    administrator, a label recoloured, the bot disconnected from an inbox and given an outgoing URL, the account
+    webhook to n8n subscribed to more events, the web chat moved to another website."""
     chatwoot = Host(NAME, PORT).chatwoot
     teams = {t["name"]: t for t in chatwoot("GET", "/teams")}
     inboxes = {i["name"]: i for i in chatwoot("GET", "/inboxes")["payload"]}
@@ -241,9 +241,10 @@ def chatwoot_by_hand():
     chatwoot(
         "POST", f"/inboxes/{inboxes[GROUP_DATA['departments'][1]['inbox']]['id']}/set_agent_bot", {"agent_bot": None}
     )
-    chatwoot(
-        "POST", "/webhooks", {"url": "http://n8n:5678/webhook/chatwoot-events", "subscriptions": ["message_created"]}
-    )
+    [bot] = [b for b in chatwoot("GET", "/agent_bots") if b["name"] == "Platform triage"]
+    chatwoot("PATCH", f"/agent_bots/{bot['id']}", {"outgoing_url": "http://n8n:5678/webhook/chatwoot-events"})
+    [hook] = chatwoot("GET", "/webhooks")["payload"]["webhooks"]
+    chatwoot("PATCH", f"/webhooks/{hook['id']}", {"subscriptions": ["message_created", "conversation_updated"]})
     web = inboxes[GROUP_DATA["web_chats"][0]["inbox"]]
     chatwoot("PATCH", f"/inboxes/{web['id']}", {"channel": {"website_url": "https://elsewhere.example.org"}})
 
