@@ -68,11 +68,23 @@ def settled(senders, ids, timeout):
             replies[to] += 1
     for sender, conversations in by_sender.items():
         assert len(conversations) == 1, f"{sender}: {len(conversations)} conversations"
-        messages = HOST.chatwoot("GET", f"/conversations/{conversations[0]['id']}/messages")["payload"]
-        incoming = [m for m in messages if m["message_type"] in (0, "incoming")]
+        incoming = [m for m in messages_of(conversations[0]) if m["message_type"] in (0, "incoming")]
         assert len(incoming) == 1, f"{sender}: the message is there {len(incoming)} times"
         assert replies[sender] <= 1, f"{sender}: {replies[sender]} automatic replies"
     return deliveries
+
+
+def messages_of(conversation, timeout=60):
+    """The conversation's messages; Chatwoot may still be failing for a while after its fault (the fault's
+    service restarted under it): asked again until it answers."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return HOST.chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
+        except RuntimeError:
+            if time.time() > deadline:
+                raise
+            time.sleep(2)
 
 
 def in_flight(senders, ids):
