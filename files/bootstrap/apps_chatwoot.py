@@ -5,6 +5,7 @@ agents, teams, inbox members, labels and the platform's agent bot, through Chatw
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import apps_common as common
 from apps_common import changed, compose, container_url, keep_secret, redacted, secret
@@ -16,11 +17,26 @@ class Chatwoot:
         self.base = container_url("chatwoot-web", 3000)
         self.token, self.account = self._account()
         self.prefix = f"{self.base}/api/v1/accounts/{self.account}"
+        self.read = {}  # --check: every GET it makes, asked at once (it writes nothing, so none goes stale)
+        if common.CHECK:
+            self.prefetch(["/inboxes", "/agents", "/teams", "/labels", "/agent_bots", "/webhooks"])
+            inboxes = [i["id"] for i in self.read["/inboxes"]["payload"]]
+            self.prefetch(
+                [f"/teams/{t['id']}/team_members" for t in self.read["/teams"]]
+                + [f"/inbox_members/{i}" for i in inboxes]
+                + [f"/inboxes/{i}/agent_bot" for i in inboxes]
+            )
 
     def api(self, method, path, body=None):
         if common.CHECK and method != "GET":
             return None  # the caller's changed() names what differs
+        if path in self.read:
+            return self.read[path]
         return call(method, f"{self.prefix}{path}", body, {"api_access_token": self.token})
+
+    def prefetch(self, paths):
+        with ThreadPoolExecutor(8) as pool:
+            self.read |= dict(zip(paths, pool.map(lambda path: self.api("GET", path), paths), strict=True))
 
     def _account(self):
         token = secret("chatwoot_api_token")

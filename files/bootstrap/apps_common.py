@@ -71,11 +71,18 @@ def compose(*args, stdin=None, env=None):
 
 
 def container_url(service, port):
-    """The service's address on the stack's edge network (nothing is published on the host)."""
-    cid = subprocess.run([*DC, "ps", "-q", service], capture_output=True, text=True, check=True).stdout.strip()
-    network = f"{SETTINGS['stack_name']}_edge"
+    """The service's address on the stack's edge network (nothing is published on the host). Its container is
+    found by compose's name for it (<project>-<service>-1), read by one `docker inspect`: compose's own CLI takes
+    longer to start than the rest of a rerun's check of Chatwoot."""
+    stack = SETTINGS["stack_name"]
     ip = subprocess.run(
-        ["docker", "inspect", "-f", f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}', cid],
+        [
+            "docker",
+            "inspect",
+            "-f",
+            f'{{{{(index .NetworkSettings.Networks "{stack}_edge").IPAddress}}}}',
+            f"{stack}-{service}-1",
+        ],
         capture_output=True,
         text=True,
         check=True,
