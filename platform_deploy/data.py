@@ -52,8 +52,12 @@ class SuperuserQueries(FactBase):
     QUERIES: tuple[tuple[str, str], ...] = ()
 
     def command(self, container):
+        # One psql per database, its queries in order (a failed one does not stop the next).
+        by_db: dict[str, list[str]] = {}
+        for db, q in self.QUERIES:
+            by_db.setdefault(db, []).append(f"-c {shlex.quote(q)}")
         psql = "psql -U postgres -tA -F '|'"
-        script = "; ".join(f"{psql} -d {db} -c {shlex.quote(q)} 2>/dev/null" for db, q in self.QUERIES)
+        script = "; ".join(f"{psql} -d {db} {' '.join(qs)} 2>/dev/null" for db, qs in by_db.items())
         return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
 
 
