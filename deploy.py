@@ -38,6 +38,9 @@ logger.info(
     + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})
 )
 
+primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
+if primary:
+    bootstrap.start_checks(cfg)
 # Decisions are taken against the host as it is before this run: one dpkg read, and one
 # read of every directory the deploy writes files into.
 installed = converge.installed_packages()
@@ -48,7 +51,6 @@ host_state = base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
-primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
 backup_units = backup.apply(cfg, installed) if primary else {}
 converge.ensure_units(
     {

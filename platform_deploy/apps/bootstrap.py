@@ -12,14 +12,13 @@ import os
 from io import StringIO
 
 from pyinfra import host, logger
-from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from .. import converge, data
 from . import chatwoot
+from .chatwoot_check import MARKER, RUN, ChatwootCheckStarted, ChatwootState, chatwoot_drift
 
 WORKFLOWS_DIR = "files/n8n"
-MARKER = "state/apps-bootstrapped"
 
 SCHEMA = "files/directus/schema.json"
 # What n8n's Directus user may do, and nothing else: triage reads the business context (public
@@ -122,31 +121,6 @@ class AppState(data.SuperuserQueries):
         return state
 
 
-class ChatwootState(FactBase):
-    """What the bootstrap would change in Chatwoot (its people, teams, members, labels, bot, webhooks), by the
-    bootstrap script's read-only --check: a list of differences; None before the first bootstrap."""
-
-    def command(self, root):
-        script = f"{root}/bin/apps-bootstrap.py"
-        # An older script has no --check and would set everything up: only a script that has one is asked.
-        return (
-            f"if [ -f {root}/{MARKER} ] && grep -q -- --check {script} 2>/dev/null; "
-            f"then python3 {script} {root} --check 2>&1 | tail -n 1; "
-            "else echo '{\"drift\": null}'; fi"
-        )
-
-    def process(self, output):
-        try:
-            return json.loads(output[-1])["drift"]
-        except (IndexError, ValueError, KeyError, TypeError):
-            return [f"the check of Chatwoot failed: {' '.join(output)[-300:]}"]
-
-
-def chatwoot_drift(cfg, state):
-    """{"chatwoot": what differs} or {}."""
-    return {"chatwoot": "; ".join(state)} if state and "chatwoot" in cfg.stack.apps else {}
-
-
 def app_drift(cfg, state):
     """{what: how it differs} between the apps and what the bootstrap makes of this group data."""
     drift = {}
@@ -190,6 +164,12 @@ def app_drift(cfg, state):
             f"wanted {sorted(N8N_DIRECTUS_PERMISSIONS)} without admin or app access"
         )
     return drift
+
+
+def start_checks(cfg):
+    """The apps' read-only checks begun now, read by apply()."""
+    if enabled(cfg):
+        host.get_fact(ChatwootCheckStarted, root=cfg.stack.stack_root, run=RUN)
 
 
 def enabled(cfg):
@@ -324,7 +304,7 @@ def apply(cfg, rollout):
     root = cfg.stack.stack_root
     inputs = _inputs(cfg, root)
     drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
-    drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root))
+    drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root, run=RUN))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
     reimport = (
         [f"rm -f {root}/state/n8n-imported"]
