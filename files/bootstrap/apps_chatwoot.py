@@ -8,7 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import apps_common as common
-from apps_common import changed, compose, container_url, keep_secret, redacted, secret
+from apps_common import changed, compose, container_url, keep_secret, redacted, secret, signing_secret
 from apps_http import call
 
 
@@ -201,10 +201,11 @@ class Chatwoot:
             changed(f"Chatwoot inbox {cw['default_inbox']}: its replies sent through n8n")
         if default is not None:
             ids[cw["default_inbox"]] = default["id"]
-            # Chatwoot signs that webhook with the inbox's secret (as the bot's): n8n checks it, so that an
+            # Chatwoot signs that webhook with the inbox's secret (v4.13.0+): n8n checks it, so that an
             # agent's reply forged from inside the stack's networks goes to no customer.
-            if default.get("secret") and secret("chatwoot_unrouted_secret") != default["secret"]:
-                keep_secret("chatwoot_unrouted_secret", default["secret"])
+            key = signing_secret(default, "the default inbox", "v4.13.0")
+            if key and secret("chatwoot_unrouted_secret") != key:
+                keep_secret("chatwoot_unrouted_secret", key)
                 changed(f"Chatwoot inbox {cw['default_inbox']}: signing secret stored")
         return ids
 
@@ -365,6 +366,7 @@ class Chatwoot:
         hooks = [h for h in self.api("GET", "/webhooks")["payload"]["webhooks"] if h["url"].split("?")[0] == url]
         for extra in hooks[1:]:
             self.api("DELETE", f"/webhooks/{extra['id']}")
+            changed(f"Chatwoot: a second account webhook to n8n removed ({extra['url']})")
         hook = hooks[0] if hooks else None
         if hook is None:
             hook = self.api("POST", "/webhooks", {"url": url, "subscriptions": WEBHOOK_EVENTS})
@@ -373,8 +375,9 @@ class Chatwoot:
         elif hook["url"] != url or hook["subscriptions"] != WEBHOOK_EVENTS:
             self.api("PATCH", f"/webhooks/{hook['id']}", {"url": url, "subscriptions": WEBHOOK_EVENTS})
             changed(f"Chatwoot: the account webhook to n8n set to {url}, {WEBHOOK_EVENTS}")
-        if hook and hook.get("secret") and secret("chatwoot_webhook_secret") != hook["secret"]:
-            keep_secret("chatwoot_webhook_secret", hook["secret"])
+        key = hook and signing_secret(hook, "the account webhook to n8n", "v4.11.2")
+        if key and secret("chatwoot_webhook_secret") != key:
+            keep_secret("chatwoot_webhook_secret", key)
             changed("Chatwoot: the account webhook's signing secret stored")
 
 

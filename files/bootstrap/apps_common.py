@@ -88,3 +88,17 @@ def container_url(service, port):
         check=True,
     ).stdout.strip()
     return f"http://{ip}:{port}"
+
+
+def signing_secret(thing, what, since):
+    """Its `secret`: without one n8n could check no signature, and would act on events anyone on the stack's networks
+    can forge, so the bootstrap stops (--check reports it)."""
+    if not thing.get("secret"):
+        if CHECK:
+            changed(f"Chatwoot shows no signing secret for {what}")
+            return None
+        raise SystemExit(
+            f"Chatwoot shows no signing secret for {what}: Chatwoot signs its webhooks since {since}; "
+            "give group data's images a Chatwoot at least that new"
+        )
+    return thing["secret"]

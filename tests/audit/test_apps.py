@@ -44,7 +44,7 @@ def test_n8ns_directus_user_has_only_its_permissions(drift):
 
 def test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data(host, cfg):
     """Agents and their roles, teams with their members and auto-assign, inboxes with their members, credentials and
-    auto-assignment, the labels, the agent bot on every department inbox, no account webhook to n8n: the
+    auto-assignment, the labels, the agent bot on every department inbox, one account webhook to n8n: the
     bootstrap's own read-only check, which the deploy runs too and repairs from."""
     if not bootstrap.enabled(cfg):
         pytest.skip("the application layer needs chatwoot, n8n and directus in apps")

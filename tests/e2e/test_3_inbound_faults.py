@@ -81,7 +81,7 @@ def messages_of(conversation, timeout=60):
     while True:
         try:
             return HOST.chatwoot("GET", f"/conversations/{conversation['id']}/messages")["payload"]
-        except RuntimeError:
+        except (RuntimeError, ValueError, KeyError):  # not answering, or answering an error page
             if time.time() > deadline:
                 raise
             time.sleep(2)
