@@ -76,11 +76,12 @@ class Sandbox:
     def up(self):
         if not os.environ.get("E2E_REUSE"):  # E2E_REUSE=1: keep the host of an earlier run (for debugging)
             run([*self.tool, "destroy", "--in-background"])
-        up = run([*self.tool, "up"], timeout=3600)
+        up = run([*self.tool, "up", "--seeded"], timeout=3600)
         assert up.returncode == 0, f"sandbox host {self.name} did not come up:\n{up.stdout}\n{up.stderr}"
         return self
 
     def destroy(self):
+        run([*self.tool, "seed-save"])  # its images, for the scale-out hosts and the next run's first host
         if not os.environ.get("KEEP_SANDBOX"):  # KEEP_SANDBOX=1: leave it for a look after the tests
             run_detached([*self.tool, "destroy", "--in-background"])
 

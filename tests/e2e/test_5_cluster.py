@@ -41,7 +41,7 @@ from test_3_apps import WORKFLOW
 def cluster():
     if not os.environ.get("E2E_REUSE"):
         run([*TOOL, "cluster-destroy", "--in-background"])
-    up = run([*TOOL, "cluster-up"], timeout=3600)
+    up = run([*TOOL, "cluster-up", "--seeded"], timeout=3600)
     assert up.returncode == 0, f"the cluster did not come up:\n{up.stdout}\n{up.stderr}"
     rc, results, log = deploy()
     assert rc == 0, log[-5000:]

@@ -6,6 +6,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import seed
 from .acme import ensure_acme, ensure_network
 from .common import (
     GROUP_DATA,
@@ -97,7 +98,7 @@ def ensure_key():
     Path(f"{KEY}.pub").write_text(public.decode() + " platform-sandbox\n")
 
 
-def run_flags():
+def run_flags(docker_volume=None):
     """systemd in a container without --privileged (it fails on this kind of machine)."""
     return [
         "--cap-add",
@@ -121,7 +122,7 @@ def run_flags():
         "SIGRTMIN+3",  # systemd's signal for a clean shutdown
         # The host's own Docker keeps its layers on a volume: overlay on overlay fails.
         "-v",
-        "/var/lib/docker",
+        f"{docker_volume}:/var/lib/docker" if docker_volume else "/var/lib/docker",
     ]
 
 
@@ -164,8 +165,9 @@ def wait_for_ssh(name, port, timeout=90):
 CLUSTER = {"sandbox-primary": 2241, "sandbox-replica": 2242, "sandbox-worker": 2243, "sandbox-outsider": 2244}
 
 
-def up(name, port, companions=True):
-    """The host; `companions`: its ACME server and vendors' simulator (the cluster's peers have none)."""
+def up(name, port, companions=True, seeded=False):
+    """The host; `companions`: its ACME server and vendors' simulator (the cluster's peers have none);
+    `seeded`: a new host starts with the images of the suite's seed in its Docker (seed.py)."""
     ensure_docker()
     ensure_key()
     ensure_service_images()
@@ -174,6 +176,7 @@ def up(name, port, companions=True):
     if state is None:
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
         (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
+        docker_volume = seed.seeded_volume(name) if seeded else None
         run(
             [
                 "docker",
@@ -183,7 +186,7 @@ def up(name, port, companions=True):
                 name,
                 "--hostname",
                 name,
-                *run_flags(),
+                *run_flags(docker_volume),
                 "-p",
                 f"127.0.0.1:{port}:22",
                 "--add-host",
@@ -228,19 +231,28 @@ def destroy(name, in_background=False):
     for container in (name, f"{name}-acme", f"{name}-vendors"):
         if not docker_ok() or container_state(container) is None:
             continue
+        # A seeded host's Docker volume is a named one, which `rm -v` leaves.
+        volume = seed.host_volume(container) if container == name else ""
+        named = volume if volume.startswith(f"{name}-docker-") else ""
         if container == name:
             log(f"removing host {name} and its volumes" + (" (in the background)" if in_background else ""))
         if not in_background:
-            run(["docker", "rm", "-f", "-v", container], stdout=subprocess.DEVNULL)
+            run(["sh", "-c", removal(container, named)])
             continue
         run(["docker", "kill", container], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         removed = f"{container}-removed-{time.time_ns()}"
         run(["docker", "rename", container, removed])
         subprocess.Popen(
-            ["docker", "rm", "-f", "-v", removed],
+            ["sh", "-c", removal(removed, named)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
     (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
+
+
+def removal(container, volume):
+    return f"docker rm -f -v {container} >/dev/null" + (
+        f" && docker volume rm -f {volume} >/dev/null" if volume else ""
+    )
