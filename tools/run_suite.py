@@ -1,5 +1,8 @@
 """`make test`: lint and types first, then the unit tests, then the end-to-end tests: the
-one-host modules on one sandbox host, then the scale-out module on four hosts of its own.
+one-host modules on one sandbox host and, beside them, the scale-out module on four hosts of
+its own, started once the first host's fresh deploy has passed and its images are kept as the
+seed the scale-out hosts start with (tools/sandbox_host/seed.py). Its output goes to
+.sandbox/scale-out.log, printed when it ends.
 
 Prints the time of each part and of the whole suite. The end-to-end tests get what is left of
 SUITE_BUDGET_MINUTES (default 80, under CI's 90 with the set-up before): past it, pytest is
@@ -9,6 +12,7 @@ interrupted so that it still prints what failed and where the time went.
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,20 +32,8 @@ DEADLINE = START + 60 * float(os.environ.get("SUITE_BUDGET_MINUTES", "80"))
 
 
 def step(name, cmd):
-    """Runs `cmd`; interrupted (SIGINT, as Ctrl-C) when the suite's budget runs out."""
     start = time.monotonic()
-    process = subprocess.Popen(cmd, cwd=ROOT)
-    try:
-        code = process.wait(timeout=max(1.0, DEADLINE - start))
-    except subprocess.TimeoutExpired:
-        print(f"\n[suite] the budget of the suite ran out during {name}: interrupting it", flush=True)
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        code = 124
+    code = finish(subprocess.Popen(cmd, cwd=ROOT), name)
     return name, code, time.monotonic() - start
 
 
@@ -58,11 +50,59 @@ def main():
         results.append(step("unit tests", [PY, "-m", "pytest", "tests/unit", "-q", "-p", "no:cacheprovider"]))
         if any(code for _, code, _ in results):
             return report(results)
-    results.append(
-        step("one-host end-to-end tests", [PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, *args])
-    )
-    results.append(step("scale-out end-to-end tests", [PY, "-m", "pytest", CLUSTER_TESTS]))
+    results.extend(end_to_end(args))
     return report(results)
+
+
+TIMES = ROOT / ".sandbox" / "test-times.log"
+SCALE_OUT_LOG = ROOT / ".sandbox" / "scale-out.log"
+FRESH_DEPLOY = re.compile(r" passed +tests/e2e/test_1_foundation.py::test_fresh_deploy$", re.M)
+
+
+def end_to_end(args):
+    """The one-host tests, and the scale-out tests beside them from the first host's fresh deploy on
+    (after the one-host tests if that deploy failed)."""
+    one_host = [PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, *args]
+    scale_out = [PY, "-m", "pytest", CLUSTER_TESTS]
+    start = time.monotonic()
+    first = subprocess.Popen(one_host, cwd=ROOT)
+    beside, beside_start, done = None, 0.0, {}
+    while first.poll() is None and time.monotonic() < DEADLINE:
+        if beside is None and TIMES.exists() and FRESH_DEPLOY.search(TIMES.read_text()):
+            subprocess.run([PY, "tools/sandbox.py", "seed-save", "--name", host_name()], cwd=ROOT, check=False)
+            beside_start = time.monotonic()
+            with open(SCALE_OUT_LOG, "w") as log:
+                beside = subprocess.Popen(scale_out, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            print(
+                f"\n[suite] the scale-out tests started beside the one-host tests (output: {SCALE_OUT_LOG})", flush=True
+            )
+        time.sleep(2)
+    done["one-host end-to-end tests"] = (finish(first, "the one-host tests"), time.monotonic() - start)
+    if beside is None:
+        return [*((n, c, t) for n, (c, t) in done.items()), step("scale-out end-to-end tests", scale_out)]
+    code = finish(beside, "the scale-out tests")
+    print(f"\n[suite] the scale-out tests ({SCALE_OUT_LOG}):\n{SCALE_OUT_LOG.read_text()}", flush=True)
+    done["scale-out end-to-end tests (beside)"] = (code, time.monotonic() - beside_start)
+    return [(name, code, took) for name, (code, took) in done.items()]
+
+
+def host_name():
+    return os.environ.get("E2E_SANDBOX_NAME", "sandbox-e2e")  # tests/e2e/conftest.py's
+
+
+def finish(process, what):
+    """Its exit code once it ends; interrupted (SIGINT, as Ctrl-C) when the suite's budget runs out."""
+    try:
+        return process.wait(timeout=max(1.0, DEADLINE - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        print(f"\n[suite] the budget of the suite ran out during {what}: interrupting them", flush=True)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        return 124
 
 
 def report(results):

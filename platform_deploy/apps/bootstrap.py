@@ -20,7 +20,6 @@ from .chatwoot_check import MARKER, RUN, ChatwootCheckStarted, ChatwootState, ch
 
 WORKFLOWS_DIR = "files/n8n"
 
-SCHEMA = "files/directus/schema.json"
 # What n8n's Directus user may do, and nothing else: triage reads the business context (public
 # facts; the team's internal notes are in business_notes, which it may not read) and logs its
 # decisions; the auto-poster reads promotions and logs its attempts.
@@ -356,7 +355,7 @@ def _inputs(cfg, root):
             "files/chatwoot/bootstrap.rb",
             f"{root}/bin/chatwoot_bootstrap.rb",
         ),
-        _upload("Directus schema snapshot", SCHEMA, f"{root}/config/directus-schema.json"),
+        _upload("Directus schema snapshot", cfg.social.directus_schema, f"{root}/config/directus-schema.json"),
         _upload(
             "Application settings",
             StringIO(json.dumps(settings_document(cfg), indent=1, sort_keys=True) + "\n"),

@@ -1,11 +1,14 @@
 """The social auto-poster (n8n 02-social-media-auto-poster): where and when Directus
 promotions are posted. The workflow is imported by the application bootstrap."""
 
+import json
 import re
+from pathlib import Path
+from typing import Annotated
 
 from pydantic import model_validator
 
-from ..model import Email, MetaId, Section, refuse, setting
+from ..model import Email, MetaId, Section, check, refuse, setting
 
 CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 SCHEDULE_FIX = (
@@ -53,7 +56,30 @@ def cron_problem(expression):
 MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
 
 
+def schema_snapshot(path):
+    """Whether `path` is a Directus schema snapshot in JSON (collections and fields)."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and isinstance(document.get("collections"), list) and "fields" in document
+
+
 class Settings(Section):
+    directus_schema: Annotated[
+        str,
+        check(
+            schema_snapshot,
+            "not a readable Directus schema snapshot (JSON with collections and fields)",
+            "give the path of a `directus schema snapshot --format json` file on this machine, or leave it unset",
+        ),
+    ] = setting(
+        "files/directus/schema.json",
+        doc="The Directus schema snapshot the deploy applies (promotions, the logs, the business context), "
+        "a JSON file on this machine, relative to the repository; the shipped one by default. Fields may be "
+        "added to it; the collections the workflows use must stay.",
+        fix="give the path of a `directus schema snapshot --format json` file on this machine",
+    )
     social_schedule: str = setting(
         "0 9 * * 1,4",
         doc="When the auto-poster runs, a cron expression in n8n's timezone; "

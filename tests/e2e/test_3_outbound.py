@@ -239,33 +239,35 @@ def test_a_log_row_directus_refuses_fails_the_run_after_every_post_and_the_deplo
 
 
 def test_a_new_schedule_and_a_changed_snapshot_are_applied_by_the_next_deploy_and_undone_by_the_one_after(
-    sandbox, promotion
+    sandbox, promotion, tmp_path
 ):
     """One deploy with both changes (each restarts what it must once): the schedule is stored and its slot posts
     again; the snapshot's new field is applied and the rows are kept. The deploy after it undoes both."""
     item = promotion(channels=["facebook"])
     HOST.run_poster()
     assert [r["status"] for r in HOST.post_logs(item["id"])] == ["posted"]
-    original = SCHEMA.read_text()
-    snapshot = json.loads(original)
+    snapshot = json.loads(SCHEMA.read_text())
     hashtags = {
         **next(f for f in snapshot["fields"] if f["collection"] == "promotions" and f["field"] == "title"),
         "field": "hashtags",
     }
     hashtags["meta"] = {**hashtags["meta"], "field": "hashtags", "required": False}
     hashtags["schema"] = {**hashtags["schema"], "name": "hashtags", "is_nullable": True}
+    # The operator's own snapshot (group data's directus_schema), the shipped one left as it is.
+    extended = tmp_path / "schema-with-hashtags.json"
+    extended.write_text(json.dumps({**snapshot, "fields": snapshot["fields"] + [hashtags]}))
     try:
-        SCHEMA.write_text(json.dumps({**snapshot, "fields": snapshot["fields"] + [hashtags]}))
         # New Year's Day at 08:00: its latest occurrence is a slot no other test uses,
         # and it does not fire during the tests.
-        rc, results, log = sandbox.deploy("--data", "social_schedule=0 8 1 1 *")
+        rc, results, log = sandbox.deploy(
+            "--data", "social_schedule=0 8 1 1 *", "--data", f"directus_schema={extended}"
+        )
         assert rc == 0, log[-3000:]
         assert "hashtags" in {f["field"] for f in admin("GET", "/fields/promotions")["data"]}
         assert admin("GET", f"/items/promotions/{item['id']}")["data"]["title"] == item["title"]
         assert stored_poster()[0] == [{"field": "cronExpression", "expression": "0 8 1 1 *"}]
         HOST.run_poster()
     finally:
-        SCHEMA.write_text(original)
         rc, results, log = sandbox.deploy()
         assert rc == 0, log[-3000:]
     rows = HOST.post_logs(item["id"])

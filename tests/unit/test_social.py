@@ -39,6 +39,9 @@ def test_the_seed_schedule_and_all_platforms_are_accepted():
         ({"social_schedule": "0 9 30 2 *"}, "social_schedule", "never run"),
         ({"social_schedule": "0 9 5-1 * *"}, "social_schedule", "outside 1-31"),
         ({"caption_model": "gpt-4"}, "caption_model", "not a Claude model name"),
+        ({"directus_schema": "/nonexistent/schema.json"}, "directus_schema", "not a readable Directus schema"),
+        ({"directus_schema": "files/n8n"}, "directus_schema", "not a readable Directus schema"),
+        ({"directus_schema": "pyproject.toml"}, "directus_schema", "not a readable Directus schema"),
     ],
 )
 def test_bad_poster_settings_are_refused(overrides, key, fragment):

@@ -14,11 +14,13 @@ stand-in's, so every fresh host still pulls an image from the registry over TLS,
 upgrade tests load from an archive (offline_images).
 """
 
+import fcntl
 import json
 import subprocess
 import time
+from contextlib import contextmanager
 
-from .common import REGISTRY, log, privileged, run
+from .common import REGISTRY, STATE, log, privileged, run
 from .images import OFFLINE
 
 SEED_VOLUME = "platform-docker-seed"
@@ -67,11 +69,25 @@ def host_volume(name):
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+@contextmanager
+def seed_lock():
+    """One at a time: a seed replaced while a host is given it would give that host half a store."""
+    STATE.mkdir(exist_ok=True)
+    with open(STATE / "seed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
 def save(name):
     """Host `name`'s images become the seed (the previous seed is replaced)."""
     volume = host_volume(name)
     if not volume:
         return
+    with seed_lock():
+        _save(name, volume)
+
+
+def _save(name, volume):
     run(["docker", "volume", "create", SEED_VOLUME], stdout=subprocess.DEVNULL)
     out = run(privileged(["sh", "-c", SAVE, "sh", mountpoint(volume), mountpoint(SEED_VOLUME)]), check=False)
     if out.returncode == 0:
@@ -85,6 +101,11 @@ def save(name):
 
 def seeded_volume(name):
     """A new volume for host `name`'s /var/lib/docker holding the seed's current images; None without a seed."""
+    with seed_lock():
+        return _seeded_volume(name)
+
+
+def _seeded_volume(name):
     if run(["docker", "volume", "inspect", SEED_VOLUME], capture_output=True, check=False).returncode:
         return None
     seed = mountpoint(SEED_VOLUME)
