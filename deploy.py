@@ -30,6 +30,28 @@ cfg = config.load(
     supplied=secrets.supplied_secrets(filename=host.data.get("secrets_file")),
     topology=topology.inventory_topology(),
 )
+primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
+if primary:
+    bootstrap.start_checks(cfg)
+# Decisions are taken against the host as it is before this run: its reads at once (one dpkg
+# read, one read of every directory the deploy writes files into, and each layer's), each
+# answered when its layer asks.
+managed_dirs = [
+    *base.managed_dirs(),
+    *docker_engine.managed_dirs(),
+    *backup.managed_dirs(cfg),
+    *stack.managed_dirs(cfg),
+]
+converge.read_ahead(
+    [
+        *converge.reads(managed_dirs),
+        *base.reads(cfg),
+        *firewall.reads(cfg),
+        *docker_engine.reads(cfg),
+        *stack.reads(cfg),
+        *([*secrets.reads(cfg), *data.reads(cfg), *backup.reads(cfg), *bootstrap.reads(cfg)] if primary else []),
+    ]
+)
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
@@ -38,15 +60,8 @@ logger.info(
     + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})
 )
 
-primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
-if primary:
-    bootstrap.start_checks(cfg)
-# Decisions are taken against the host as it is before this run: one dpkg read, and one
-# read of every directory the deploy writes files into.
 installed = converge.installed_packages()
-converge.scan(
-    [*base.managed_dirs(), *docker_engine.managed_dirs(), *backup.managed_dirs(cfg), *stack.managed_dirs(cfg)]
-)
+converge.scan(managed_dirs)
 host_state = base.apply(cfg, installed)
 firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])

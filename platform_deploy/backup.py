@@ -10,7 +10,6 @@ import shlex
 import time
 
 from pydantic import field_validator
-from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
 
@@ -221,6 +220,11 @@ def backup_needed(cfg, backups):
 
 def backup_if_needed(cfg):
     """The audit's backup checks, repaired: a fresh backup when it has none, a stale one, or a failed last run."""
-    reason = backup_needed(cfg, host.get_fact(Backups, backup_dir=cfg.backup.backup_dir, unit_name=unit(cfg)))
+    reason = backup_needed(cfg, converge.fact(Backups, backup_dir=cfg.backup.backup_dir, unit_name=unit(cfg)))
     if reason:
         run_now(cfg, reason)
+
+
+def reads(cfg):
+    """The facts this layer reads on the primary, for converge.read_ahead."""
+    return [(Backups, {"backup_dir": cfg.backup.backup_dir, "unit_name": unit(cfg)})]

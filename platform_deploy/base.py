@@ -262,7 +262,7 @@ def apply(cfg, installed):
             name=f"Login banner {path}", src="files/login-banner", dest=path, mode="644", create_remote_dir=False
         )
 
-    state = host.get_fact(HostState, user=cfg.host.admin_user)
+    state = converge.fact(HostState, user=cfg.host.admin_user)
     _login_defs(state)
     _swap(cfg, state)
     access.admin_user(cfg, state)
@@ -363,3 +363,8 @@ def _swap(cfg, state):
         )
     if bool(cfg.host.swap_mb) != state["fstab"]:
         files.line(name="Swap file in fstab", path="/etc/fstab", line=FSTAB_LINE, present=bool(cfg.host.swap_mb))
+
+
+def reads(cfg):
+    """The facts this layer reads, for converge.read_ahead."""
+    return [(HostState, {"user": cfg.host.admin_user})]

@@ -22,7 +22,12 @@ from pyinfra.operations import apt, files, systemd
 
 
 def installed_packages():
-    return host.get_fact(DebPackages)
+    return fact(DebPackages)
+
+
+def reads(dirs):
+    """The facts read here for the run (the packages; the directories the deploy writes into), for read_ahead."""
+    return [(DebPackages, {}), (ManagedTree, {"dirs": sorted(set(dirs))})]
 
 
 def ensure_packages(name, packages, installed):
@@ -128,7 +133,7 @@ _scans: dict[str, tuple] = {}  # host name -> (directories read, ManagedTree)
 def scan(dirs):
     """Read every managed directory once; the helpers below consult it."""
     dirs = sorted(set(dirs))
-    _scans[host.name] = (set(dirs), host.get_fact(ManagedTree, dirs=dirs))
+    _scans[host.name] = (set(dirs), fact(ManagedTree, dirs=dirs))
 
 
 def entries(directory):
@@ -205,3 +210,58 @@ def absent(name, path):
     if os.path.dirname(path) in scanned and path not in tree:
         return Unchanged()
     return files.file(name=name, path=path, present=False)
+
+
+# Facts read ahead: the slow reads of the host (docker exec and inspect, ufw's own Python) started
+# together in one round trip at the start of a run, each answered from there when its layer asks
+# (fact). On a rerun they would otherwise run one after the other.
+
+
+class ReadAhead(FactBase):
+    """The exit status and output of each command, all run at once: {index: (succeeded, lines)}."""
+
+    def command(self, commands):
+        started = " ".join(
+            f"{{ ( {command} ) >$d/{i} 2>/dev/null; echo $? >$d/{i}.rc; }} &" for i, command in enumerate(commands)
+        )
+        shown = "; ".join(f'echo "@read-ahead {i} $(cat $d/{i}.rc)"; cat $d/{i}' for i in range(len(commands)))
+        return f"d=$(mktemp -d) || exit 1; {started} wait; {shown}; rm -rf $d"
+
+    @staticmethod
+    def default():
+        return {}
+
+    def process(self, output):
+        results: dict[int, tuple[bool, list[str]]] = {}
+        lines: list[str] = []
+        for line in output:
+            if line.startswith("@read-ahead "):
+                _, index, status = line.split()
+                lines = []
+                results[int(index)] = (status == "0", lines)
+            else:
+                lines.append(line)
+        return results
+
+
+_ahead: dict[str, dict] = {}  # host name -> {fact key: (succeeded, lines)}
+
+
+def _key(cls, kwargs):
+    return cls.__name__, repr(sorted(kwargs.items()))
+
+
+def read_ahead(reads):
+    """Runs the commands of the facts `reads` ([(fact class, kwargs)]) at once."""
+    results = host.get_fact(ReadAhead, commands=[cls().command(**kwargs) for cls, kwargs in reads])
+    _ahead[host.name] = {_key(cls, kwargs): results.get(i, (False, [])) for i, (cls, kwargs) in enumerate(reads)}
+
+
+def fact(cls, **kwargs):
+    """host.get_fact(cls, **kwargs), answered from the read ahead when it holds it (once: asked again,
+    the host is read again). A command that failed there runs again the usual way."""
+    succeeded, lines = _ahead.get(host.name, {}).pop(_key(cls, kwargs), (False, []))
+    if not succeeded:
+        return host.get_fact(cls, **kwargs)
+    read = cls()
+    return read.process(lines) if lines else read.default()

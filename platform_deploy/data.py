@@ -7,7 +7,6 @@ new cluster, restore).
 import re
 import shlex
 
-from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
@@ -231,7 +230,7 @@ def apply(cfg, rollout: Rollout) -> list[str]:
         extensions=CHATWOOT_EXTENSIONS,
         replication_role=REPLICATION_ROLE,
     )
-    drift = database_drift(cfg, host.get_fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    drift = database_drift(cfg, converge.fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
     server.shell(
         name="Per-service databases and roles",
         commands=[f"{root}/bin/databases.sh"],
@@ -275,3 +274,8 @@ def _set_old_data_aside(cfg, rollout):
             f"-exec mv -t {mountpoint % aside} {{}} +",
         ],
     )
+
+
+def reads(cfg):
+    """The facts this layer reads on the primary, for converge.read_ahead."""
+    return [(DatabaseState, {"container": f"{cfg.stack.stack_name}-postgres-1"})]

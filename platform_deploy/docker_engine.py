@@ -137,7 +137,7 @@ def daemon_settings(cfg):
 
 
 def host_plan(cfg):
-    os_name, major, codename = check_os(host.get_fact(LinuxDistribution))
+    os_name, major, codename = check_os(converge.fact(LinuxDistribution))
     docker_plan = plan(os_name, major, codename, None, cfg.docker.docker_source)
     if docker_plan["repo"]:
         docker_plan["repo"]["arch"] = host.get_fact(DebArch)
@@ -214,7 +214,7 @@ def _audit(installed, in_container, docker_new):
     )
     ensure_packages("auditd", ["auditd"], installed)
     rules = converge.put(name="Audit rules for Docker", src=StringIO(audit_rules()), dest=AUDIT_RULES_FILE, mode="640")
-    missing = missing_audit_rules(host.get_fact(AuditRules))
+    missing = missing_audit_rules(converge.fact(AuditRules))
     server.shell(
         name="Audit rules compiled" + ("" if in_container else " and loaded"),
         commands=["augenrules" if in_container else "augenrules --load"],
@@ -264,10 +264,15 @@ def apply(cfg, docker_plan, installed, in_container=False):
 
     ensure_packages("Docker Engine and compose v2", docker_plan["install"], installed)
     _audit(installed, in_container, docker_new=any(p not in installed for p in docker_plan["install"]))
-    stale = host.get_fact(DaemonStale)
+    stale = converge.fact(DaemonStale)
     return systemd.service(
         name="Docker restarted for new daemon settings",
         service="docker",
         restarted=True,
         _if=lambda: daemon.did_change() or stale,
     )
+
+
+def reads(cfg):
+    """The facts this layer reads, for converge.read_ahead."""
+    return [(LinuxDistribution, {}), (AuditRules, {}), (DaemonStale, {})]

@@ -6,7 +6,6 @@ wanted ones compare as plain strings: extras are deleted, missing ones added, an
 converged host gets no command at all.
 """
 
-from pyinfra import host
 from pyinfra.api import FactBase
 from pyinfra.operations import files, server
 
@@ -183,8 +182,13 @@ def converge_commands(state, wanted):
     return commands
 
 
+def reads(cfg):
+    """The facts this layer reads, for converge.read_ahead."""
+    return [(FirewallState, {})]
+
+
 def apply(cfg):
-    state = host.get_fact(FirewallState)
+    state = converge.fact(FirewallState)
     commands = converge_commands(state, wanted_rules(cfg, state["sshd_ports"]))
     guard = converge.Unchanged()
     wanted_block = [

@@ -172,7 +172,7 @@ class SecretDigests(FactBase):
 def operator_secret_files(cfg, directory):
     """The operator's secrets stored in `directory`, each only when it differs (one read for all)."""
     supplied = cfg.supplied_secrets
-    stored = host.get_fact(SecretDigests, directory=directory, names=sorted(supplied)) if supplied else {}
+    stored = converge.fact(SecretDigests, directory=directory, names=sorted(supplied)) if supplied else {}
     differ = [n for n in sorted(supplied) if stored.get(n) != hashlib.sha256(supplied[n].encode()).hexdigest()]
     if differ:
         # Only when one is to be uploaded: the directory belongs to whoever logs in, and a
@@ -184,3 +184,9 @@ def operator_secret_files(cfg, directory):
         secret_file(name=f"Operator secret {name} stored", secret_name=name, dest=f"{directory}/{name}", cfg=cfg)
         for name in differ
     ]
+
+
+def reads(cfg):
+    """The facts read here on the primary, for converge.read_ahead."""
+    supplied = sorted(cfg.supplied_secrets)
+    return [(SecretDigests, {"directory": f"{cfg.stack.stack_root}/secrets", "names": supplied})] if supplied else []

@@ -13,7 +13,6 @@ from typing import Literal
 
 import yaml
 from pydantic import field_validator, model_validator
-from pyinfra import host
 from pyinfra.operations import server
 
 from . import cluster, containers, converge, data, edge, memory, upgrade
@@ -205,7 +204,17 @@ def urls(cfg):
 
 def host_state(cfg):
     """The stack on the host before this run: read once, by deploy.py, and handed to the steps."""
-    return host.get_fact(StackState, root=cfg.stack.stack_root, project=cfg.stack.stack_name)
+    return converge.fact(StackState, root=cfg.stack.stack_root, project=cfg.stack.stack_name)
+
+
+def reads(cfg):
+    """The facts this layer reads, for converge.read_ahead."""
+    name = cfg.stack.stack_name
+    return [
+        (StackState, {"root": cfg.stack.stack_root, "project": name}),
+        (containers.Containers, {"project": name}),
+        (data.RedisState, {"container": f"{name}-redis-1", "keys": tuple(data.redis_settings(cfg))}),
+    ]
 
 
 def managed_dirs(cfg):
@@ -278,7 +287,7 @@ def files_and_images(cfg, state, docker_restarted, data_major):
         # A peer's copies of the primary's secrets: its services read them from env files.
         *([rollout.secrets] if not primary else []),
     ]
-    live = host.get_fact(containers.Containers, project=cfg.stack.stack_name)
+    live = converge.fact(containers.Containers, project=cfg.stack.stack_name)
     rollout.drifted = sorted(
         {service for service, _ in containers.runtime_drift(cfg, compose_document(cfg)["services"], live).values()}
     )
@@ -344,7 +353,7 @@ def up(cfg, rollout: Rollout):
         commands=[*reseed, rollout.explain_failure(f"{dc} up -d --wait --wait-timeout 300 --remove-orphans")],
         _if=lambda: role != Role.WORKER and (bool(reseed) or bool(rollout.drifted) or rollout.needs_up()),
     )
-    redis_live = host.get_fact(
+    redis_live = converge.fact(
         data.RedisState, container=f"{cfg.stack.stack_name}-redis-1", keys=tuple(data.redis_settings(cfg))
     )
     stale = rollout.state["stale"] | ({"redis"} if data.redis_drift(cfg, redis_live) else set())

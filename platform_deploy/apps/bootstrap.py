@@ -302,7 +302,7 @@ def apply(cfg, rollout):
         return
     root = cfg.stack.stack_root
     inputs = _inputs(cfg, root)
-    drift = app_drift(cfg, host.get_fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    drift = app_drift(cfg, converge.fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
     drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root, run=RUN))
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
     reimport = (
@@ -377,3 +377,8 @@ def _inputs(cfg, root):
 
 def _upload(name, src, dest, mode="600"):
     return converge.put(name=name, src=src, dest=dest, mode=mode, create_remote_dir=False)
+
+
+def reads(cfg):
+    """The facts this layer reads on the primary, for converge.read_ahead."""
+    return [(AppState, {"container": f"{cfg.stack.stack_name}-postgres-1"})] if enabled(cfg) else []

@@ -1,6 +1,9 @@
 """The one-read file checks: the directory scan as parsed, and what counts as unchanged."""
 
+import subprocess
+
 from platform_deploy import converge
+from platform_deploy.converge import ReadAhead
 
 
 def test_managed_tree_parsing():
@@ -38,3 +41,18 @@ def test_unchanged_only_when_kind_mode_owner_and_content_match(monkeypatch):
     assert converge._has("/etc/docker", "d", "755")
     assert not converge._has("/etc/docker/other.json", "f")
     assert isinstance(converge.absent("x", "/etc/docker/other.json"), converge.Unchanged)
+
+
+def test_read_ahead_runs_the_commands_at_once_and_keeps_each_output_and_status(tmp_path):
+    flag = tmp_path / "flag"
+    # The first waits (2 s at most) for a file only the last one creates: it sees it only if they run at once.
+    waits = f"for i in $(seq 200); do [ -e {flag} ] && echo together && exit 0; sleep 0.01; done; echo in turn"
+    commands = [waits, "echo one; echo two", "echo partial; exit 3", "true", f"touch {flag}"]
+    out = subprocess.run(["sh", "-c", ReadAhead().command(commands=commands)], capture_output=True, text=True)
+    assert ReadAhead().process(out.stdout.splitlines()) == {
+        0: (True, ["together"]),
+        1: (True, ["one", "two"]),
+        2: (False, ["partial"]),
+        3: (True, []),
+        4: (True, []),
+    }
