@@ -31,8 +31,6 @@ cfg = config.load(
     topology=topology.inventory_topology(),
 )
 primary = cfg.topology.role == Role.PRIMARY  # a replica or worker host runs only its role's services (cluster.py)
-if primary:
-    bootstrap.start_checks(cfg)
 # Decisions are taken against the host as it is before this run: its reads at once (one dpkg
 # read, one read of every directory the deploy writes files into, and each layer's), each
 # answered when its layer asks.
@@ -55,6 +53,8 @@ converge.read_ahead(
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 docker_plan = docker_engine.host_plan(cfg)
+if primary:  # once the run is not refused: it reads Chatwoot in the background while the layers run
+    bootstrap.start_checks(cfg)
 logger.info(
     f"{host.name}: memory profile {cfg.memory_profile}\n"
     + memory.format_budget(cfg.memory_limits_mb, cfg.host_ram_mb, {"n8n-worker": cfg.n8n.n8n_workers})

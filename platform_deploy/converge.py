@@ -224,8 +224,17 @@ class ReadAhead(FactBase):
         started = " ".join(
             f"{{ ( {command} ) >$d/{i} 2>/dev/null; echo $? >$d/{i}.rc; }} &" for i, command in enumerate(commands)
         )
-        shown = "; ".join(f'echo "@read-ahead {i} $(cat $d/{i}.rc)"; cat $d/{i}' for i in range(len(commands)))
-        return f"d=$(mktemp -d) || exit 1; {started} wait; {shown}; rm -rf $d"
+        # Each output ends with a newline, so that the next marker starts a line of its own.
+        shown = "; ".join(
+            f'echo "@read-ahead {i} $(cat $d/{i}.rc)"; cat $d/{i}; [ -z "$(tail -c 1 $d/{i})" ] || echo'
+            for i in range(len(commands))
+        )
+        # The outputs (docker inspect shows the containers' environment) in memory, removed however
+        # this ends; without a temporary directory nothing is read ahead and each fact reads the host.
+        return (
+            "d=$(mktemp -d -p /dev/shm 2>/dev/null || mktemp -d) || exit 0; "
+            f"trap 'rm -rf \"$d\"' EXIT HUP INT TERM; {started} wait; {shown}"
+        )
 
     @staticmethod
     def default():

@@ -47,7 +47,7 @@ def test_read_ahead_runs_the_commands_at_once_and_keeps_each_output_and_status(t
     flag = tmp_path / "flag"
     # The first waits (2 s at most) for a file only the last one creates: it sees it only if they run at once.
     waits = f"for i in $(seq 200); do [ -e {flag} ] && echo together && exit 0; sleep 0.01; done; echo in turn"
-    commands = [waits, "echo one; echo two", "echo partial; exit 3", "true", f"touch {flag}"]
+    commands = [waits, "echo one; printf two", "echo partial; exit 3", "true", f"touch {flag}"]
     out = subprocess.run(["sh", "-c", ReadAhead().command(commands=commands)], capture_output=True, text=True)
     assert ReadAhead().process(out.stdout.splitlines()) == {
         0: (True, ["together"]),

@@ -177,7 +177,7 @@ def up(name, port, companions=True, seeded=False):
         log(f"starting host {name} (SSH on 127.0.0.1:{port})")
         (STATE / f"{name}.known_hosts").unlink(missing_ok=True)
         docker_volume = seed.seeded_volume(name) if seeded else None
-        run(
+        started = run(
             [
                 "docker",
                 "run",
@@ -195,7 +195,12 @@ def up(name, port, companions=True, seeded=False):
                 "/lib/systemd/systemd",
             ],
             stdout=subprocess.DEVNULL,
+            check=False,
         )
+        if started.returncode:
+            if docker_volume:  # named: nothing else would remove it
+                run(["docker", "volume", "rm", "-f", docker_volume], stdout=subprocess.DEVNULL, check=False)
+            sys.exit(f"host {name} did not start (docker run exited with {started.returncode})")
         # Its address on the sandbox network, where its Pebble validates it.
         run(["docker", "network", "connect", "--ip", GROUP_DATA["_sandbox_addresses"](port)[0], NETWORK, name])
     elif not state:

@@ -10,8 +10,9 @@ store as if it had pulled them before; what it lacks it pulls from the sandbox r
 
 Given to a host, the seed keeps only the tags whose image is still the one the registry serves
 (the image IDs of this machine's builds, which the registry got by push); never the Chatwoot
-stand-in's, so every fresh host still pulls an image from the registry over TLS, nor those the
-upgrade tests load from an archive (offline_images).
+stand-in's tags, so every fresh host still pulls that image by name from the registry over TLS
+(its manifest: the layers and config are in the seed already), nor those the upgrade tests load
+from an archive (offline_images).
 """
 
 import fcntl
@@ -116,14 +117,19 @@ def _seeded_volume(name):
     volume = f"{name}-docker-{time.time_ns()}"
     run(["docker", "volume", "create", volume], stdout=subprocess.DEVNULL)
     target = mountpoint(volume)
-    run(privileged(["cp", "-al", f"{seed}/image", f"{seed}/overlay2", f"{target}/"]))
-    # Its own copy of the tags (the hard link is replaced, the seed's file stays as it is).
-    run(privileged(["rm", f"{target}/image/overlay2/repositories.json"]))
-    run(
-        privileged(["tee", f"{target}/image/overlay2/repositories.json"]),
-        input=json.dumps({"Repositories": kept}).encode(),
-        stdout=subprocess.DEVNULL,
-    )
+    try:
+        run(privileged(["cp", "-al", f"{seed}/image", f"{seed}/overlay2", f"{target}/"]))
+        # Its own copy of the tags (the hard link is replaced, the seed's file stays as it is).
+        run(privileged(["rm", f"{target}/image/overlay2/repositories.json"]))
+        run(
+            privileged(["tee", f"{target}/image/overlay2/repositories.json"]),
+            input=json.dumps({"Repositories": kept}).encode(),
+            stdout=subprocess.DEVNULL,
+        )
+    except subprocess.CalledProcessError as e:
+        run(["docker", "volume", "rm", "-f", volume], stdout=subprocess.DEVNULL, check=False)
+        log(f"giving host {name} the seed failed ({e}): it pulls its images")
+        return None
     log(f"host {name} starts with {sum(len(refs) for refs in kept.values())} image references of the seed")
     return volume
 
