@@ -310,9 +310,11 @@ def apply(cfg, rollout):
         if {"published", "schedule", "error_workflow", "signature"} & set(drift)
         else []
     )
+    # On a new host nothing exists yet: all of it is "drift", which is not worth naming.
+    first = MARKER.split("/")[1] not in converge.entries(f"{root}/state")
     server.shell(
         name="Apps set up for the business (Chatwoot, Directus, n8n)"
-        + (f" (drifted: {', '.join(sorted(drift))})" if drift else ""),
+        + (f" (drifted: {', '.join(sorted(drift))})" if drift and not first else ""),
         # The marker goes first: a run that fails half-way is run again by the next deploy.
         commands=[
             f"rm -f {root}/{MARKER}",
@@ -323,7 +325,7 @@ def apply(cfg, rollout):
         # Again when an input, a secret or the running stack changed, or what it made
         # drifted; the script reads state first, so running it again creates nothing twice.
         _if=lambda: (
-            MARKER.split("/")[1] not in converge.entries(f"{root}/state")
+            first
             or any(op.did_change() for op in inputs)
             or rollout.secrets.did_change()
             or rollout.needs_up()
