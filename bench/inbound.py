@@ -40,6 +40,8 @@ def percentile(values, p):
 
 
 def figures(label, values):
+    if not values:
+        return f"{label}: none"
     return (
         f"{label}: p50 {statistics.median(values):.2f} s, p95 {percentile(values, 95):.2f} s, max {max(values):.2f} s"
     )

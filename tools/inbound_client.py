@@ -20,6 +20,7 @@ from tools.sandbox_host.common import run_exec
 ROOT = Path(__file__).resolve().parents[1]
 GROUP_DATA = runpy.run_path(str(ROOT / "group_data" / "sandbox.py"))
 DC = "docker compose -p msgplatform -f /opt/msgplatform/compose.yaml"
+_END = "@@end-of-answer@@"  # between the answers of one exec's calls
 POSTER = "platformPoster02"  # 02-social-media-auto-poster's id
 
 
@@ -135,37 +136,49 @@ class Host:
         """Chatwoot's API with a token the deploy stored (secrets/<token>: the admin's by default; or a file's
         absolute path on the host), from inside
         the Chatwoot container; the answer, or (HTTP status, answer) with status=True."""
-        data = f"-d {shlex.quote(json.dumps(body))}" if body is not None else ""
-        secrets = "/opt/msgplatform/secrets"
+        code, answer = self.chatwoot_calls([(method, path, body)], token)[0]
+        return (code, answer) if status else answer
+
+    def chatwoot_calls(self, calls, token="chatwoot_api_token"):
+        """[(HTTP status, answer)] of these (method, path, body) calls to Chatwoot's API, made in one exec
+        in the Chatwoot container (an exec costs far more CPU than a call: a poller must not load the host)."""
         # The token reaches curl on its stdin (printf is the shell's own), not in its arguments.
-        script = (
-            f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}' -X {method} -H @- "
-            f"-H 'Content-Type: application/json' {data} \"http://127.0.0.1:3000/api/v1/accounts/$A{path}\""
+        script = "".join(
+            f"printf 'api_access_token: %s\\n' \"$T\" | curl -s -w '\\n%{{http_code}}\\n' -X {method} -H @- "
+            f"-H 'Content-Type: application/json' {f'-d {shlex.quote(json.dumps(body))}' if body is not None else ''} "
+            f'"http://127.0.0.1:3000/api/v1/accounts/$A{path}"; echo {_END}; '
+            for method, path, body in calls
         )
         # The token and account id are read on the host and handed over in the environment.
-        path = token if token.startswith("/") else f"{secrets}/{token}"
+        path = token if token.startswith("/") else f"/opt/msgplatform/secrets/{token}"
         out = self.sh(
             f"T=$(cat {path}) A=$(cat /opt/msgplatform/state/chatwoot-account-id) "
             f"{DC} exec -T -e T -e A chatwoot-web sh -c {shlex.quote(script)}"
         )
-        text, _, code = out.rstrip("\n").rpartition("\n")
-        answer = json.loads(text) if text.strip() else None
-        return (int(code), answer) if status else answer
+        answers = []
+        for part in out.split(f"{_END}\n")[: len(calls)]:
+            text, _, code = part.rstrip("\n").rpartition("\n")
+            answers.append((int(code), json.loads(text) if text.strip() else None))
+        return answers
 
     def conversations(self, since=None):
         """Every conversation, page by page (Chatwoot pages its lists, most recent activity first); with
-        `since` (a Unix time), only those active since then: the pages stop at the first older one."""
+        `since` (a Unix time), only those active since then: the pages stop at the first older one.
+        Four pages at a time."""
         found, page = [], 1
         while True:
-            code, answer = self.chatwoot("GET", f"/conversations?status=all&page={page}", status=True)
-            if code != 200:
-                raise RuntimeError(f"Chatwoot answered {code} to a conversations list: {str(answer)[:300]}")
-            data = answer["data"]
-            found += [c for c in data["payload"] if since is None or c["last_activity_at"] >= since]
-            older = since is not None and any(c["last_activity_at"] < since for c in data["payload"])
-            if older or not data["payload"] or page * 25 >= data.get("meta", {}).get("all_count", 0):
-                return found
-            page += 1
+            pages = range(page, page + 4)
+            for code, answer in self.chatwoot_calls(
+                [("GET", f"/conversations?status=all&page={p}", None) for p in pages]
+            ):
+                if code != 200:
+                    raise RuntimeError(f"Chatwoot answered {code} to a conversations list: {str(answer)[:300]}")
+                data = answer["data"]
+                found += [c for c in data["payload"] if since is None or c["last_activity_at"] >= since]
+                older = since is not None and any(c["last_activity_at"] < since for c in data["payload"])
+                if older or not data["payload"] or page * 25 >= data.get("meta", {}).get("all_count", 0):
+                    return found
+                page += 1
 
     def conversations_by_sender(self, senders, since=None):
         """{WhatsApp id: its conversations} for these senders, among those active since `since`."""

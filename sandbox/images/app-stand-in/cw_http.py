@@ -56,7 +56,7 @@ def serve_request(handler, method):
                 if "account_id" not in args:
                     status, body = fn(Request(data, query, raw, handler.headers), **args)
                     break
-                with transaction() as st:
+                with transaction(read_only=method == "GET") as st:
                     ctx = authenticate(st, handler.headers, int(args.pop("account_id")), fn)
                     ctx.body, ctx.query = data, query
                     status, body = fn(ctx, **args)

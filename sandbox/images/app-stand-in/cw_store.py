@@ -68,23 +68,34 @@ class Store:
 
 
 class transaction:
-    """One database transaction holding the stand-in's lock (so requests from all threads are serialised)."""
+    """One database transaction. A change holds the stand-in's lock, so changes from all threads are
+    serialised; a read (`read_only`) takes no lock and sees one snapshot (repeatable read), as Rails'
+    GETs read beside its writes. Connections are kept, as Rails' pool keeps them."""
+
+    def __init__(self, read_only=False):
+        self.read_only = read_only
 
     def __enter__(self):
         _pool.acquire()
         try:
-            self.conn = psycopg2.connect(connect_timeout=5, **_db_params())
-        except BaseException:
-            _pool.release()
-            raise
-        try:
-            return self._locked(self.conn.cursor())
+            self.conn = _checkout()
+            try:
+                store = self._begin()
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):  # a kept connection the server closed
+                self.conn.close()
+                self.conn = psycopg2.connect(connect_timeout=5, **_db_params())
+                store = self._begin()
         except BaseException:
             self.__exit__(True)
             raise
+        return store
 
-    def _locked(self, cur):
+    def _begin(self):
         global _schema_ready
+        cur = self.conn.cursor()
+        if self.read_only and _schema_ready:
+            cur.execute("set transaction isolation level repeatable read, read only")
+            return Store(cur)
         cur.execute("select pg_advisory_xact_lock(7470001)")
         if not _schema_ready:
             cur.execute(
@@ -98,11 +109,37 @@ class transaction:
         return Store(cur)
 
     def __exit__(self, exc_type, *_):
+        conn, self.conn = getattr(self, "conn", None), None
         try:
-            (self.conn.rollback if exc_type else self.conn.commit)()
-            self.conn.close()
+            if conn is not None:
+                try:
+                    (conn.rollback if exc_type else conn.commit)()
+                except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                    conn.close()
+                    if not exc_type:
+                        raise
+                _checkin(conn)
         finally:
             _pool.release()
+
+
+_idle, _idle_lock = [], threading.Lock()
+
+
+def _checkout():
+    with _idle_lock:
+        while _idle:
+            conn = _idle.pop()
+            if not conn.closed:
+                return conn
+    return psycopg2.connect(connect_timeout=5, **_db_params())
+
+
+def _checkin(conn):
+    if conn.closed:
+        return
+    with _idle_lock:
+        _idle.append(conn)
 
 
 def ensure_schema():
