@@ -123,7 +123,8 @@ class transaction:
             _pool.release()
 
 
-_idle, _idle_lock = [], threading.Lock()
+_idle: list = []  # connections kept for the next transaction
+_idle_lock = threading.Lock()
 
 
 def _checkout():
