@@ -4,19 +4,31 @@ differ; and PostgreSQL's major-version guard and upgrade (backup, old data set a
 new cluster, restore).
 """
 
+import ipaddress
 import re
 import shlex
+from typing import Annotated
 
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from . import containers, converge, memory
-from .model import ConfigError, Section, setting
+from .model import ConfigError, Items, Section, check, problem_line, setting
 from .rollout import Rollout
 from .services import DATA_SERVICES, REDIS_PORT
 from .topology import Role
 
 REPLICATION_ROLE = "replicator"
+# A role's attributes as the data layer reads them (pg_roles), by the names ALTER ROLE uses.
+ROLE_ATTRIBUTES = ("login", "superuser", "createrole", "createdb", "replication", "bypassrls")
+RoleName = Annotated[
+    str,
+    check(
+        re.compile(r"^[a-z_][a-z0-9_]{0,62}$").match,
+        "not a PostgreSQL role name the deploy can allow",
+        'write a lower-case name like "reporting": letters, digits, _',
+    ),
+]
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
@@ -36,6 +48,14 @@ class Settings(Section):
         "a deploy never changes it by itself.",
         problem="not a boolean",
         fix="set postgres_major_upgrade = True or False",
+    )
+    postgres_roles_allowed: Items[RoleName] = setting(
+        (),
+        doc="PostgreSQL roles the deploy did not make that may exist (e.g. a reporting login you made "
+        "yourself), with no attribute but LOGIN; any other role is refused by the audit and dropped "
+        "by the deploy when it owns nothing.",
+        problem="not a list of role names",
+        fix='set postgres_roles_allowed = ["reporting"], or [] for none',
     )
 
 
@@ -66,9 +86,23 @@ class DatabaseState(SuperuserQueries):
     QUERIES = (
         (
             "postgres",
-            "select 'role', rolname, rolcanlogin::text, rolsuper::text from pg_roles where rolname !~ '^pg_' "
+            # A role: its attributes, and how many objects it owns in any database (pg_shdepend).
+            "select 'role', rolname, concat_ws(',', "
+            + ", ".join(
+                f"case when rol{a.replace('superuser', 'super').replace('login', 'canlogin')} then '{a}' end"
+                for a in ROLE_ATTRIBUTES
+            )
+            + "), (select count(*) from pg_shdepend d where d.refobjid = r.oid and d.deptype = 'o')::text "
+            "from pg_roles r where rolname !~ '^pg_' "
             "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') "
             "from pg_database",
+        ),
+        # The client-authentication rules in the file PostgreSQL reads (hba_file), as it parses them now.
+        (
+            "postgres",
+            "select 'hba', concat_ws(' ', type, array_to_string(database, ','), array_to_string(user_name, ','), "
+            "coalesce(address, ''), coalesce(netmask, ''), auth_method), coalesce(error, ''), '' "
+            "from pg_hba_file_rules order by line_number",
         ),
         ("chatwoot", "select 'ext', extname, '', '' from pg_extension"),
         ("postgres", "select 'slot', slot_name, coalesce(wal_status, ''), '' from pg_replication_slots"),
@@ -76,14 +110,18 @@ class DatabaseState(SuperuserQueries):
 
     @staticmethod
     def default():
-        return {"roles": {}, "dbs": {}, "extensions": set(), "slots": {}}
+        return {"roles": {}, "dbs": {}, "extensions": set(), "slots": {}, "hba": []}
 
     def process(self, output):
         state = self.default()
         for line in output:
             kind, name, a, b = (line.split("|") + ["", "", "", ""])[:4]
             if kind == "role":
-                state["roles"][name] = {"login": a == "true", "super": b == "true"}
+                attributes = set(filter(None, a.split(",")))
+                state["roles"][name] = {"attributes": attributes, "owns": int(b or 0)}
+            elif kind == "hba":
+                rule = " ".join(name.split())
+                state["hba"].append(f"{rule} (error: {a})" if a else rule)
             elif kind == "db":
                 grantees = {entry.split("=")[0] for entry in b.strip("{}").split(",") if entry} if b else {""}
                 state["dbs"][name] = {"owner": a, "grantees": grantees}
@@ -96,10 +134,9 @@ class DatabaseState(SuperuserQueries):
 
 def database_drift(cfg, state):
     """How the databases differ from one login role and one private database per app."""
-    drift = []
+    drift = role_drift(cfg, state)
     for app in cfg.stack.apps:
-        role = state["roles"].get(app)
-        if not role or not role["login"] or role["super"]:
+        if app not in state["roles"]:
             drift.append(f"role {app}")
         db = state["dbs"].get(app)
         if not db or db["owner"] != app:
@@ -116,6 +153,78 @@ def database_drift(cfg, state):
     drift += [f"replication slot {slot}" for slot in slots ^ set(live)]
     drift += [f"replication slot {slot} lost" for slot in slots & set(live) if live[slot] == "lost"]
     return drift
+
+
+def allowed_roles(cfg):
+    """Role -> the attributes it may have: the superuser, one login per app, the replicas' role,
+    and those group data allows."""
+    allowed = {"postgres": set(ROLE_ATTRIBUTES)} | {app: {"login"} for app in cfg.stack.apps}
+    if cfg.topology.replicas:
+        allowed[REPLICATION_ROLE] = {"login", "replication"}
+    return {role: {"login"} for role in cfg.data.postgres_roles_allowed} | allowed
+
+
+def role_drift(cfg, state):
+    """Roles not allowed, and attributes beyond what a role may have."""
+    allowed, drift = allowed_roles(cfg), []
+    for name, role in sorted(state["roles"].items()):
+        if name not in allowed:
+            owns = f", owns {role['owns']} objects" if role["owns"] else ""
+            drift.append(f"role {name} not allowed (group data postgres_roles_allowed{owns})")
+        elif role["attributes"] - allowed[name]:
+            drift.append(f"role {name} has {', '.join(sorted(role['attributes'] - allowed[name]))}")
+        elif name in cfg.stack.apps and "login" not in role["attributes"]:
+            drift.append(f"role {name} cannot log in")
+    return drift
+
+
+def check_unknown_roles(cfg, state):
+    """Refuses to go on when a role group data does not allow owns objects: dropping it would
+    drop them, so the operator decides (a role owning nothing is dropped by the deploy)."""
+    allowed = allowed_roles(cfg)
+    owners = {name: role["owns"] for name, role in state["roles"].items() if name not in allowed and role["owns"]}
+    if owners:
+        raise ConfigError(
+            "PostgreSQL has roles that group data does not allow and that own objects; nothing was changed "
+            "on the host.\n"
+            + "\n".join(
+                problem_line(
+                    "postgres_roles_allowed",
+                    list(cfg.data.postgres_roles_allowed),
+                    f"role {name!r} owns {count} objects: dropping it would drop them",
+                    f"add {name!r} to postgres_roles_allowed if it is yours, or move its objects and drop it "
+                    f"(REASSIGN OWNED BY {name} TO postgres; DROP OWNED BY {name}; DROP ROLE {name})",
+                )
+                for name, count in sorted(owners.items())
+            )
+        )
+
+
+def hba_drift(state, wanted):
+    """How PostgreSQL's client-authentication rules differ from `wanted` (pg_hba_file_rules lines)."""
+    live = state["hba"]
+    return [f"pg_hba rule not wanted: {rule}" for rule in live if rule not in wanted] + [
+        f"pg_hba rule missing: {rule}" for rule in wanted if rule not in live
+    ]
+
+
+def wanted_hba(rendered):
+    """The rules of a rendered pg_hba.conf, as pg_hba_file_rules shows them (address/bits as address
+    and netmask; "all" lists as they are)."""
+    rules = []
+    for line in rendered.splitlines():
+        fields = line.split("#")[0].split()
+        if not fields:
+            continue
+        kind, database, user, *rest = fields
+        address = netmask = ""
+        if kind != "local":
+            address, rest = rest[0], rest[1:]
+            if "/" in address:
+                network = ipaddress.ip_network(address, strict=False)
+                address, netmask = str(network.network_address), str(network.netmask)
+        rules.append(" ".join(filter(None, [kind, database, user, address, netmask, rest[0]])))
+    return rules
 
 
 def check_postgres_major(cfg, stack_state):
@@ -229,6 +338,7 @@ def apply(cfg, rollout: Rollout) -> list[str]:
         dc=dc,
         extensions=CHATWOOT_EXTENSIONS,
         replication_role=REPLICATION_ROLE,
+        allowed_roles=sorted(allowed_roles(cfg)),
     )
     drift = database_drift(cfg, converge.fact(DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
     server.shell(

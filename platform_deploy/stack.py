@@ -252,7 +252,7 @@ def files_and_images(cfg, state, docker_restarted, data_major):
         **edge_files,
         **({"pangolin": [*edge_files["pangolin"], rollout.secrets]} if primary else {}),
     }
-    if topology.clustered and topology.role != Role.WORKER:
+    if topology.role != Role.WORKER:
         rollout.hba = converge.template(
             name="PostgreSQL client authentication (pg_hba.conf)",
             src="templates/pg_hba.conf.j2",

@@ -113,7 +113,11 @@ BATCH_HOST_AND_STACK = [
         "docker network connect msgplatform_edge msgplatform-redis-1; }",
         {"test_only_the_apps_reach_the_data_network"},
     ),
-    ("an extra database grant", None, {"test_databases_and_roles", "test_each_role_opens_its_own_database_only"}),
+    (
+        "an extra database grant, and an app's role given CREATEROLE",
+        None,
+        {"test_databases_and_roles", "test_each_role_opens_its_own_database_only"},
+    ),
     (
         "the poster unpublished",
         n8n_sql("update workflow_entity set active = false where id = 'platformPoster02'"),
@@ -188,6 +192,13 @@ BATCH_EDGE_AND_DAEMON = [
         "rm /etc/modprobe.d/60-platform-unused-protocols.conf",
         {"test_kernel_modules_login_defaults_and_banner"},
     ),
+    # Access widened: the deploy drops the role (it owns nothing) and rewrites the rules.
+    ("a PostgreSQL login made by hand, with a grant", None, {"test_databases_and_roles"}),
+    (
+        "a line added to PostgreSQL's live client-authentication file",
+        f"echo 'host all all 0.0.0.0/0 trust' >> {ROOT_DIR}/config/pg_hba.conf",
+        {"test_postgresql_lets_in_only_by_the_managed_rules"},
+    ),
 ]
 
 
@@ -195,8 +206,12 @@ def inject(sandbox, batch):
     for name, command, _ in batch:
         if name == "Redis reconfigured live":
             redis(sandbox, "config", "set", "maxmemory-policy", "allkeys-lru")
-        elif name == "an extra database grant":
+        elif name == "an extra database grant, and an app's role given CREATEROLE":
             psql(sandbox, "n8n", "grant connect on database n8n to chatwoot")
+            psql(sandbox, "postgres", "alter role directus createrole")
+        elif name == "a PostgreSQL login made by hand, with a grant":
+            psql(sandbox, "postgres", "create role intruder login password 'drift'")
+            psql(sandbox, "n8n", "grant connect on database n8n to intruder")
         elif name == "n8n's Directus user given the admin role":
             user = json.loads(directus_api(sandbox, "GET", f"/users?filter[email][_eq]={N8N_DIRECTUS_USER}&fields=id"))[
                 "data"
@@ -330,3 +345,27 @@ def test_root_login_off_only_while_the_deploy_logs_in_as_the_admin_user(sandbox)
     assert (ssh("ops"), ssh("root")) == ("ops", "root")
     rc, results, log = sandbox.deploy()
     assert rc == 0 and changed(results) == [], f"a rerun as root changed: {changed(results)}"
+
+
+def test_a_role_that_owns_data_is_named_and_not_dropped(sandbox):
+    """A role group data does not allow that owns objects: the deploy refuses before changing anything, naming the
+    role and the key that would allow it; allowed there, the deploy goes on and keeps it (with LOGIN only)."""
+    psql(sandbox, "postgres", "create role squatter login createdb")
+    psql(sandbox, "n8n", "create table squatter_notes (note text); alter table squatter_notes owner to squatter")
+    try:
+        rc, _, log = sandbox.deploy()
+        assert rc != 0 and "postgres_roles_allowed" in log and "role 'squatter' owns 1 objects" in log, log[-3000:]
+        assert "nothing was changed on the host" in log
+        assert psql(sandbox, "n8n", "select tableowner from pg_tables where tablename = 'squatter_notes'") == "squatter"
+        rc, _, log = sandbox.deploy("--data", 'postgres_roles_allowed=["squatter"]')
+        assert rc == 0, log[-3000:]
+        assert psql(sandbox, "postgres", "select rolcreatedb from pg_roles where rolname = 'squatter'") == "f"
+        rc, failed, _ = sandbox.audit("tests/audit/test_stack.py")
+        assert "test_databases_and_roles" in failed, "the audit with the shipped group data let the role pass"
+    finally:
+        psql(sandbox, "n8n", "drop table if exists squatter_notes")
+        psql(sandbox, "postgres", "drop role if exists squatter")
+        rc, _, log = sandbox.deploy()  # the scripts back as the shipped group data writes them
+    assert rc == 0, log[-3000:]
+    rc, failed, _ = sandbox.audit("tests/audit/test_stack.py")
+    assert rc == 0, failed

@@ -1,9 +1,11 @@
 """The stack as rendered: compose project, env files, scripts, and the sizing behind them."""
 
 import jinja2
+import pytest
 import yaml
 
 from platform_deploy import data, edge, memory, secrets, services, stack, stack_state
+from platform_deploy.model import ConfigError
 from tests.unit.test_config import ROOT, load
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(ROOT / "templates"), undefined=jinja2.StrictUndefined)
@@ -16,6 +18,7 @@ def render(name, cfg):
         secret_env=secrets.secret_env(cfg),
         dc="dc",
         extensions=data.CHATWOOT_EXTENSIONS,
+        allowed_roles=sorted(data.allowed_roles(cfg)),
         hosts=edge.hosts(cfg),
         marker=edge.PANGOLIN_SECRET_MARKER,
     )
@@ -153,10 +156,14 @@ def test_databases_script_covers_each_app():
     assert "REVOKE ALL ON DATABASE n8n FROM PUBLIC" in script
 
 
+def role(*attributes, owns=0):
+    return {"attributes": set(attributes), "owns": owns}
+
+
 def test_database_drift():
     cfg = load(apps=["n8n"])
     good = {
-        "roles": {"n8n": {"login": True, "super": False}},
+        "roles": {"postgres": role(*data.ROLE_ATTRIBUTES), "n8n": role("login")},
         "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
         "extensions": set(),
     }
@@ -168,21 +175,82 @@ def test_database_drift():
     assert "extension vector" in data.database_drift(load(), good)
 
 
+def test_roles_are_audited_by_allowlist():
+    cfg = load(apps=["n8n"], postgres_roles_allowed=["reporting"])
+    roles = {"postgres": role(*data.ROLE_ATTRIBUTES), "n8n": role("login"), "reporting": role("login")}
+    assert data.role_drift(cfg, {"roles": roles}) == []
+    extra = {
+        "intruder": role("login"),
+        "owner": role(owns=3),
+        "n8n": role("login", "superuser", "createrole"),
+        "reporting": role("login", "bypassrls"),
+    }
+    assert data.role_drift(cfg, {"roles": roles | extra}) == [
+        "role intruder not allowed (group data postgres_roles_allowed)",
+        "role n8n has createrole, superuser",
+        "role owner not allowed (group data postgres_roles_allowed, owns 3 objects)",
+        "role reporting has bypassrls",
+    ]
+    # The replicas' role only with replicas, and only with REPLICATION beside LOGIN.
+    assert data.role_drift(cfg, {"roles": roles | {"replicator": role("login", "replication")}}) == [
+        "role replicator not allowed (group data postgres_roles_allowed)"
+    ]
+
+
+def test_a_role_that_owns_objects_stops_the_deploy_before_anything_changes():
+    cfg = load(apps=["n8n"])
+    roles = {"n8n": role("login"), "intruder": role("login")}
+    data.check_unknown_roles(cfg, {"roles": roles})  # owns nothing: the deploy drops it
+    with pytest.raises(ConfigError) as refused:
+        data.check_unknown_roles(cfg, {"roles": roles | {"owner": role(owns=2)}})
+    message = str(refused.value)
+    assert "postgres_roles_allowed" in message and "'owner' owns 2 objects" in message
+    assert "REASSIGN OWNED BY owner" in message and "intruder" not in message
+
+
+def test_databases_script_drops_only_roles_not_allowed():
+    script = render("databases.sh.j2", load(apps=["n8n"], postgres_roles_allowed=["reporting"]))
+    unknown = next(line for line in script.splitlines() if line.startswith("\\set unknown"))
+    assert "NOT IN (''n8n'', ''postgres'', ''reporting'')" in unknown and "deptype = ''o''" in unknown
+    assert "ALTER ROLE reporting NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS" in script
+    assert script.index("DROP OWNED BY") < script.index("DROP ROLE")
+
+
+def test_pg_hba_rules_compared_as_postgresql_parses_them():
+    rendered = "# comment\nlocal all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+    rendered += "host all all samenet scram-sha-256\nhost replication replicator 10.0.0.2/32 scram-sha-256\n"
+    wanted = data.wanted_hba(rendered)
+    assert wanted == [
+        "local all all trust",
+        "host all all 127.0.0.1 255.255.255.255 scram-sha-256",
+        "host all all samenet scram-sha-256",
+        "host replication replicator 10.0.0.2 255.255.255.255 scram-sha-256",
+    ]
+    state = data.DatabaseState().process([f"hba|{rule}||" for rule in wanted])
+    assert data.hba_drift(state, wanted) == []
+    state["hba"].append("host all all 0.0.0.0 0.0.0.0 trust")
+    assert data.hba_drift(state, wanted) == ["pg_hba rule not wanted: host all all 0.0.0.0 0.0.0.0 trust"]
+
+
 def test_database_state_parsing():
     state = data.DatabaseState().process(
         [
-            "role|n8n|true|false",
+            "role|n8n|login|0",
+            "role|owner|superuser,createdb|4",
             "db|n8n|n8n|{n8n=CTc/n8n}",
             "db|template1|postgres|{=c/postgres,postgres=CTc/postgres}",
             "db|open|open|",
             "ext|vector||",
+            "hba|local  all all   trust||",
         ]
     )
-    assert state["roles"]["n8n"] == {"login": True, "super": False}
+    assert state["roles"]["n8n"] == {"attributes": {"login"}, "owns": 0}
+    assert state["roles"]["owner"] == {"attributes": {"superuser", "createdb"}, "owns": 4}
     assert state["dbs"]["n8n"]["grantees"] == {"n8n"}
     assert state["dbs"]["template1"]["grantees"] == {"", "postgres"}
     assert state["dbs"]["open"]["grantees"] == {""}
     assert state["extensions"] == {"vector"}
+    assert state["hba"] == ["local all all trust"]
 
 
 def test_stack_state_parsing():
