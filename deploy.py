@@ -17,6 +17,7 @@ from platform_deploy import (
     docker_engine,
     firewall,
     memory,
+    postgres_access,
     secrets,
     stack,
     topology,
@@ -53,7 +54,9 @@ converge.read_ahead(
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
 if primary:
-    data.check_unknown_roles(cfg, converge.fact(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1"))
+    postgres_access.check_unknown_roles(
+        cfg, converge.fact(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1")
+    )
 docker_plan = docker_engine.host_plan(cfg)
 if primary:  # once the run is not refused: it reads Chatwoot in the background while the layers run
     bootstrap.start_checks(cfg)

@@ -4,31 +4,19 @@ differ; and PostgreSQL's major-version guard and upgrade (backup, old data set a
 new cluster, restore).
 """
 
-import ipaddress
 import re
 import shlex
-from typing import Annotated
 
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
 from . import containers, converge, memory
-from .model import ConfigError, Items, Section, check, problem_line, setting
+from .model import ConfigError, Items, Section, setting
+from .postgres_access import REPLICATION_ROLE, ROLE_ATTRIBUTES, RoleName, allowed_roles, role_drift
 from .rollout import Rollout
 from .services import DATA_SERVICES, REDIS_PORT
 from .topology import Role
 
-REPLICATION_ROLE = "replicator"
-# A role's attributes as the data layer reads them (pg_roles), by the names ALTER ROLE uses.
-ROLE_ATTRIBUTES = ("login", "superuser", "createrole", "createdb", "replication", "bypassrls")
-RoleName = Annotated[
-    str,
-    check(
-        re.compile(r"^[a-z_][a-z0-9_]{0,62}$").match,
-        "not a PostgreSQL role name the deploy can allow",
-        'write a lower-case name like "reporting": letters, digits, _',
-    ),
-]
 REDIS_DB = {"chatwoot": 0, "n8n": 1, "directus": 2}
 CHATWOOT_EXTENSIONS = ("vector", "pg_trgm", "pgcrypto", "pg_stat_statements")
 
@@ -153,78 +141,6 @@ def database_drift(cfg, state):
     drift += [f"replication slot {slot}" for slot in slots ^ set(live)]
     drift += [f"replication slot {slot} lost" for slot in slots & set(live) if live[slot] == "lost"]
     return drift
-
-
-def allowed_roles(cfg):
-    """Role -> the attributes it may have: the superuser, one login per app, the replicas' role,
-    and those group data allows."""
-    allowed = {"postgres": set(ROLE_ATTRIBUTES)} | {app: {"login"} for app in cfg.stack.apps}
-    if cfg.topology.replicas:
-        allowed[REPLICATION_ROLE] = {"login", "replication"}
-    return {role: {"login"} for role in cfg.data.postgres_roles_allowed} | allowed
-
-
-def role_drift(cfg, state):
-    """Roles not allowed, and attributes beyond what a role may have."""
-    allowed, drift = allowed_roles(cfg), []
-    for name, role in sorted(state["roles"].items()):
-        if name not in allowed:
-            owns = f", owns {role['owns']} objects" if role["owns"] else ""
-            drift.append(f"role {name} not allowed (group data postgres_roles_allowed{owns})")
-        elif role["attributes"] - allowed[name]:
-            drift.append(f"role {name} has {', '.join(sorted(role['attributes'] - allowed[name]))}")
-        elif name in cfg.stack.apps and "login" not in role["attributes"]:
-            drift.append(f"role {name} cannot log in")
-    return drift
-
-
-def check_unknown_roles(cfg, state):
-    """Refuses to go on when a role group data does not allow owns objects: dropping it would
-    drop them, so the operator decides (a role owning nothing is dropped by the deploy)."""
-    allowed = allowed_roles(cfg)
-    owners = {name: role["owns"] for name, role in state["roles"].items() if name not in allowed and role["owns"]}
-    if owners:
-        raise ConfigError(
-            "PostgreSQL has roles that group data does not allow and that own objects; nothing was changed "
-            "on the host.\n"
-            + "\n".join(
-                problem_line(
-                    "postgres_roles_allowed",
-                    list(cfg.data.postgres_roles_allowed),
-                    f"role {name!r} owns {count} objects: dropping it would drop them",
-                    f"add {name!r} to postgres_roles_allowed if it is yours, or move its objects and drop it "
-                    f"(REASSIGN OWNED BY {name} TO postgres; DROP OWNED BY {name}; DROP ROLE {name})",
-                )
-                for name, count in sorted(owners.items())
-            )
-        )
-
-
-def hba_drift(state, wanted):
-    """How PostgreSQL's client-authentication rules differ from `wanted` (pg_hba_file_rules lines)."""
-    live = state["hba"]
-    return [f"pg_hba rule not wanted: {rule}" for rule in live if rule not in wanted] + [
-        f"pg_hba rule missing: {rule}" for rule in wanted if rule not in live
-    ]
-
-
-def wanted_hba(rendered):
-    """The rules of a rendered pg_hba.conf, as pg_hba_file_rules shows them (address/bits as address
-    and netmask; "all" lists as they are)."""
-    rules = []
-    for line in rendered.splitlines():
-        fields = line.split("#")[0].split()
-        if not fields:
-            continue
-        kind, database, user, *rest = fields
-        address = netmask = ""
-        if kind != "local":
-            address, rest = rest[0], rest[1:]
-            if "/" in address:
-                network = ipaddress.ip_network(address, strict=False)
-                address, netmask = str(network.network_address), str(network.netmask)
-        rules.append(" ".join(filter(None, [kind, database, user, address, netmask, rest[0]])))
-    return rules
 
 
 def check_postgres_major(cfg, stack_state):

@@ -15,7 +15,7 @@ import yaml
 from pydantic import field_validator, model_validator
 from pyinfra.operations import server
 
-from . import cluster, containers, converge, data, edge, memory, upgrade
+from . import cluster, containers, converge, data, edge, memory, postgres_access, upgrade
 from .model import DOMAIN_RE, EMAIL_RE, Email, ImageRef, Items, Section, is_ip_address, refuse, setting
 from .rollout import Rollout
 from .secrets import (
@@ -183,7 +183,7 @@ def template_vars(cfg):
         data_host=data_host,
         pg_port=PG_PORT,
         redis_port=REDIS_PORT,
-        replication_role=data.REPLICATION_ROLE,
+        replication_role=postgres_access.REPLICATION_ROLE,
         slot=topology.me.slot if topology.me else None,
     )
 

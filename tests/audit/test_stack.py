@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from platform_deploy import cluster, converge, data, services, stack, stack_state
+from platform_deploy import cluster, converge, data, postgres_access, services, stack, stack_state
 from platform_deploy.containers import (
     CAPABILITIES,
     READ_ONLY_WRITABLE,
@@ -132,10 +132,10 @@ def test_databases_and_roles(host, cfg):
 def test_postgresql_lets_in_only_by_the_managed_rules(host, cfg):
     """The rules PostgreSQL reads now (pg_hba_file_rules), line by line, against templates/pg_hba.conf.j2."""
     state = run_fact(host, data.DatabaseState, f"{cfg.stack.stack_name}-postgres-1")
-    wanted = data.wanted_hba(
+    wanted = postgres_access.wanted_hba(
         converge.render(stack.COMPOSE_TEMPLATE.parent / "pg_hba.conf.j2", **stack.template_vars(cfg))
     )
-    drift = data.hba_drift(state, wanted)
+    drift = postgres_access.hba_drift(state, wanted)
     assert not drift, f"PostgreSQL's client authentication drifted (a deploy rewrites it): {drift}"
 
 

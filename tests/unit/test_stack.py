@@ -4,7 +4,7 @@ import jinja2
 import pytest
 import yaml
 
-from platform_deploy import data, edge, memory, secrets, services, stack, stack_state
+from platform_deploy import data, edge, memory, postgres_access, secrets, services, stack, stack_state
 from platform_deploy.model import ConfigError
 from tests.unit.test_config import ROOT, load
 
@@ -18,7 +18,7 @@ def render(name, cfg):
         secret_env=secrets.secret_env(cfg),
         dc="dc",
         extensions=data.CHATWOOT_EXTENSIONS,
-        allowed_roles=sorted(data.allowed_roles(cfg)),
+        allowed_roles=sorted(postgres_access.allowed_roles(cfg)),
         hosts=edge.hosts(cfg),
         marker=edge.PANGOLIN_SECRET_MARKER,
     )
@@ -163,7 +163,7 @@ def role(*attributes, owns=0):
 def test_database_drift():
     cfg = load(apps=["n8n"])
     good = {
-        "roles": {"postgres": role(*data.ROLE_ATTRIBUTES), "n8n": role("login")},
+        "roles": {"postgres": role(*postgres_access.ROLE_ATTRIBUTES), "n8n": role("login")},
         "dbs": {"n8n": {"owner": "n8n", "grantees": {"n8n"}}},
         "extensions": set(),
     }
@@ -177,22 +177,22 @@ def test_database_drift():
 
 def test_roles_are_audited_by_allowlist():
     cfg = load(apps=["n8n"], postgres_roles_allowed=["reporting"])
-    roles = {"postgres": role(*data.ROLE_ATTRIBUTES), "n8n": role("login"), "reporting": role("login")}
-    assert data.role_drift(cfg, {"roles": roles}) == []
+    roles = {"postgres": role(*postgres_access.ROLE_ATTRIBUTES), "n8n": role("login"), "reporting": role("login")}
+    assert postgres_access.role_drift(cfg, {"roles": roles}) == []
     extra = {
         "intruder": role("login"),
         "owner": role(owns=3),
         "n8n": role("login", "superuser", "createrole"),
         "reporting": role("login", "bypassrls"),
     }
-    assert data.role_drift(cfg, {"roles": roles | extra}) == [
+    assert postgres_access.role_drift(cfg, {"roles": roles | extra}) == [
         "role intruder not allowed (group data postgres_roles_allowed)",
         "role n8n has createrole, superuser",
         "role owner not allowed (group data postgres_roles_allowed, owns 3 objects)",
         "role reporting has bypassrls",
     ]
     # The replicas' role only with replicas, and only with REPLICATION beside LOGIN.
-    assert data.role_drift(cfg, {"roles": roles | {"replicator": role("login", "replication")}}) == [
+    assert postgres_access.role_drift(cfg, {"roles": roles | {"replicator": role("login", "replication")}}) == [
         "role replicator not allowed (group data postgres_roles_allowed)"
     ]
 
@@ -200,9 +200,9 @@ def test_roles_are_audited_by_allowlist():
 def test_a_role_that_owns_objects_stops_the_deploy_before_anything_changes():
     cfg = load(apps=["n8n"])
     roles = {"n8n": role("login"), "intruder": role("login")}
-    data.check_unknown_roles(cfg, {"roles": roles})  # owns nothing: the deploy drops it
+    postgres_access.check_unknown_roles(cfg, {"roles": roles})  # owns nothing: the deploy drops it
     with pytest.raises(ConfigError) as refused:
-        data.check_unknown_roles(cfg, {"roles": roles | {"owner": role(owns=2)}})
+        postgres_access.check_unknown_roles(cfg, {"roles": roles | {"owner": role(owns=2)}})
     message = str(refused.value)
     assert "postgres_roles_allowed" in message and "'owner' owns 2 objects" in message
     assert "REASSIGN OWNED BY owner" in message and "intruder" not in message
@@ -219,7 +219,7 @@ def test_databases_script_drops_only_roles_not_allowed():
 def test_pg_hba_rules_compared_as_postgresql_parses_them():
     rendered = "# comment\nlocal all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
     rendered += "host all all samenet scram-sha-256\nhost replication replicator 10.0.0.2/32 scram-sha-256\n"
-    wanted = data.wanted_hba(rendered)
+    wanted = postgres_access.wanted_hba(rendered)
     assert wanted == [
         "local all all trust",
         "host all all 127.0.0.1 255.255.255.255 scram-sha-256",
@@ -227,9 +227,9 @@ def test_pg_hba_rules_compared_as_postgresql_parses_them():
         "host replication replicator 10.0.0.2 255.255.255.255 scram-sha-256",
     ]
     state = data.DatabaseState().process([f"hba|{rule}||" for rule in wanted])
-    assert data.hba_drift(state, wanted) == []
+    assert postgres_access.hba_drift(state, wanted) == []
     state["hba"].append("host all all 0.0.0.0 0.0.0.0 trust")
-    assert data.hba_drift(state, wanted) == ["pg_hba rule not wanted: host all all 0.0.0.0 0.0.0.0 trust"]
+    assert postgres_access.hba_drift(state, wanted) == ["pg_hba rule not wanted: host all all 0.0.0.0 0.0.0.0 trust"]
 
 
 def test_database_state_parsing():
