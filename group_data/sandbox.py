@@ -52,7 +52,7 @@ images = {
     "n8n": f"{_registry}/n8n:2.40.7-real1",
     "directus": f"{_registry}/directus:12.4.0-real1",
     "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",
-    "traefik": f"{_registry}/traefik:3.5.3-real1",
+    "traefik": f"{_registry}/traefik:3.5.3-real2",
 }
 
 # The business: the seed's three WhatsApp numbers and its routing table. Meta, WhatsApp

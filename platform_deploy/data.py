@@ -179,6 +179,7 @@ class RedisState(FactBase):
         # key=value lines (a value may be empty: replicaof on a primary).
         script = (
             f'redis-cli ping 2>&1 | sed "s/^/anonymous /"; '
+            'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli acl users | sed "s/^/acl-user /"; '
             f'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli config get {" ".join(keys)} | paste -d= - -'
         )
         return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
@@ -190,10 +191,14 @@ class RedisState(FactBase):
     def process(self, output):
         if not any(line.strip() for line in output):
             return {}
-        anonymous = [line[len("anonymous ") :].strip() for line in output if line.startswith("anonymous ")]
-        state = {"anonymous": " ".join(filter(None, anonymous))}
+        tagged = {"anonymous": [], "acl-user": []}
+        for line in output:
+            tag, _, rest = line.partition(" ")
+            if tag in tagged:
+                tagged[tag].append(rest.strip())
+        state = {"anonymous": " ".join(filter(None, tagged["anonymous"])), "acl_users": tagged["acl-user"]}
         state.update(
-            line.strip().partition("=")[::2] for line in output if not line.startswith("anonymous ") and "=" in line
+            line.strip().partition("=")[::2] for line in output if line.split(" ")[0] not in tagged and "=" in line
         )
         return state
 
@@ -203,6 +208,8 @@ def redis_drift(cfg, state):
     if not state:
         return []
     drift = [] if state["anonymous"].startswith("NOAUTH") else ["answers without its password"]
+    # Every app logs in as `default` with the one password; any other ACL user was added by hand.
+    drift += [f"ACL user {user} not allowed (only default)" for user in state.get("acl_users", []) if user != "default"]
     return drift + [
         f"{key} {state.get(key)!r}, wanted {value!r}"
         for key, value in redis_settings(cfg).items()

@@ -192,7 +192,9 @@ BATCH_EDGE_AND_DAEMON = [
         "rm /etc/modprobe.d/60-platform-unused-protocols.conf",
         {"test_kernel_modules_login_defaults_and_banner"},
     ),
-    # Access widened: the deploy drops the role (it owns nothing) and rewrites the rules.
+    # Access widened: the deploy restarts Redis (live ACL users are not kept), drops the role (it owns
+    # nothing) and rewrites the rules.
+    ("a Redis ACL user added live", None, {"test_redis_requires_its_password_and_never_evicts"}),
     ("a PostgreSQL login made by hand, with a grant", None, {"test_databases_and_roles"}),
     (
         "a line added to PostgreSQL's live client-authentication file",
@@ -209,6 +211,8 @@ def inject(sandbox, batch):
         elif name == "an extra database grant, and an app's role given CREATEROLE":
             psql(sandbox, "n8n", "grant connect on database n8n to chatwoot")
             psql(sandbox, "postgres", "alter role directus createrole")
+        elif name == "a Redis ACL user added live":
+            redis(sandbox, "acl", "setuser", "intruder", "on", "nopass", "~*", "+@all")
         elif name == "a PostgreSQL login made by hand, with a grant":
             psql(sandbox, "postgres", "create role intruder login password 'drift'")
             psql(sandbox, "n8n", "grant connect on database n8n to intruder")

@@ -79,9 +79,13 @@ def test_runtime_drift_names_what_docker_update_changed():
     }
 
 
-def redis_output(anonymous, **live):
-    """What RedisState's command prints: the anonymous ping, then key=value lines."""
-    return [f"anonymous {anonymous}", "anonymous "] + [f"{key}={value}" for key, value in live.items()]
+def redis_output(anonymous, users=("default",), **live):
+    """What RedisState's command prints: the anonymous ping, the ACL users, then key=value lines."""
+    return (
+        [f"anonymous {anonymous}", "anonymous "]
+        + [f"acl-user {user}" for user in users]
+        + [f"{key}={value}" for key, value in live.items()]
+    )
 
 
 def test_redis_drift():
@@ -90,10 +94,15 @@ def test_redis_drift():
     state = data.RedisState().process(redis_output("NOAUTH Authentication required.", **wanted))
     assert data.redis_drift(cfg, state) == []
     state = data.RedisState().process(
-        redis_output("PONG", **{**wanted, "maxmemory-policy": "allkeys-lru", "replicaof": "10.0.0.9 6379"})
+        redis_output(
+            "PONG",
+            ("default", "intruder"),
+            **{**wanted, "maxmemory-policy": "allkeys-lru", "replicaof": "10.0.0.9 6379"},
+        )
     )
     assert data.redis_drift(cfg, state) == [
         "answers without its password",
+        "ACL user intruder not allowed (only default)",
         "maxmemory-policy 'allkeys-lru', wanted 'noeviction'",
         "replicaof '10.0.0.9 6379', wanted ''",
     ]
