@@ -20,6 +20,8 @@ RoleName = Annotated[
         'write a lower-case name like "reporting": letters, digits, _',
     ),
 ]
+
+
 def allowed_roles(cfg):
     """Role -> the attributes it may have: the superuser, one login per app, the replicas' role,
     and those group data allows."""
