@@ -76,10 +76,7 @@ class DatabaseState(SuperuserQueries):
             "postgres",
             # A role: its attributes, and how many objects it owns in any database (pg_shdepend).
             "select 'role', rolname, concat_ws(',', "
-            + ", ".join(
-                f"case when rol{a.replace('superuser', 'super').replace('login', 'canlogin')} then '{a}' end"
-                for a in ROLE_ATTRIBUTES
-            )
+            + ", ".join(f"case when {column} then '{name}' end" for name, column in ROLE_ATTRIBUTES.items())
             + "), (select count(*) from pg_shdepend d where d.refobjid = r.oid and d.deptype = 'o')::text "
             "from pg_roles r where rolname !~ '^pg_' "
             "union all select 'db', datname, pg_get_userbyid(datdba)::text, coalesce(datacl::text, '') "

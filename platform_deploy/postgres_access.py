@@ -10,8 +10,15 @@ from typing import Annotated
 from .model import ConfigError, check, problem_line
 
 REPLICATION_ROLE = "replicator"
-# A role's attributes as the data layer reads them (pg_roles), by the names ALTER ROLE uses.
-ROLE_ATTRIBUTES = ("login", "superuser", "createrole", "createdb", "replication", "bypassrls")
+# A role's attributes, by the names ALTER ROLE uses -> their columns in pg_roles.
+ROLE_ATTRIBUTES = {
+    "login": "rolcanlogin",
+    "superuser": "rolsuper",
+    "createrole": "rolcreaterole",
+    "createdb": "rolcreatedb",
+    "replication": "rolreplication",
+    "bypassrls": "rolbypassrls",
+}
 RoleName = Annotated[
     str,
     check(
@@ -68,11 +75,12 @@ def check_unknown_roles(cfg, state):
 
 
 def hba_drift(state, wanted):
-    """How PostgreSQL's client-authentication rules differ from `wanted` (pg_hba_file_rules lines)."""
+    """How PostgreSQL's client-authentication rules differ from `wanted` (pg_hba_file_rules lines).
+    The first rule that matches a connection decides, so the order counts too."""
     live = state["hba"]
-    return [f"pg_hba rule not wanted: {rule}" for rule in live if rule not in wanted] + [
-        f"pg_hba rule missing: {rule}" for rule in wanted if rule not in live
-    ]
+    drift = [f"pg_hba rule not wanted: {rule}" for rule in live if rule not in wanted]
+    drift += [f"pg_hba rule missing: {rule}" for rule in wanted if rule not in live]
+    return drift or (["pg_hba rules in another order"] if live != wanted else [])
 
 
 def wanted_hba(rendered):

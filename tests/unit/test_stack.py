@@ -228,6 +228,7 @@ def test_pg_hba_rules_compared_as_postgresql_parses_them():
     ]
     state = data.DatabaseState().process([f"hba|{rule}||" for rule in wanted])
     assert postgres_access.hba_drift(state, wanted) == []
+    assert postgres_access.hba_drift({"hba": wanted[::-1]}, wanted) == ["pg_hba rules in another order"]
     state["hba"].append("host all all 0.0.0.0 0.0.0.0 trust")
     assert postgres_access.hba_drift(state, wanted) == ["pg_hba rule not wanted: host all all 0.0.0.0 0.0.0.0 trust"]
 
