@@ -9,6 +9,7 @@ from pyinfra import host, logger
 from pyinfra.facts.hardware import Memory
 
 from platform_deploy import (
+    allowlist,
     backup,
     base,
     config,
@@ -45,6 +46,7 @@ converge.read_ahead(
     [
         *converge.reads(managed_dirs),
         *base.reads(cfg),
+        *allowlist.reads(cfg),
         *firewall.reads(cfg),
         *docker_engine.reads(cfg),
         *stack.reads(cfg),
@@ -53,6 +55,7 @@ converge.read_ahead(
 )
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
+allowlist.check(cfg, converge.fact(allowlist.HostAccess))
 if primary:
     postgres_access.check_unknown_roles(
         cfg, converge.fact(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1")

@@ -13,6 +13,10 @@ ssh_hardening = True  # key log-in only
 
 # admin_user = "ops"
 # admin_ssh_keys = ["ssh-ed25519 AAAA... ops@laptop"]
+# Every key in an authorized_keys file and every sudo right must be allowed here (or be the
+# admin user's): the deploy stops, naming it, at anything else (docs/hardening.md).
+ssh_keys_allowed = {"ubuntu": ["ssh-ed25519 AAAA... you@laptop"], "root": ["ssh-ed25519 AAAA... you@laptop"]}
+sudo_users_allowed = ["ubuntu"]
 
 # The business (see the README's "The application layer"). Each WhatsApp number is a
 # department: its Chatwoot inbox, the team that gets its conversations, and who gets

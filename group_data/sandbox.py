@@ -17,6 +17,10 @@ ssh_hardening = True
 _public_key = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".sandbox", "id_ed25519.pub")
 admin_ssh_keys = [open(_public_key).read().strip()] if os.path.exists(_public_key) else []
 admin_user = "ops" if admin_ssh_keys else None
+# tools/sandbox.py gives root and the image's sudo user "admin" (as a cloud image's "ubuntu")
+# the same key; anything else in an authorized_keys file or in sudoers stops the deploy.
+ssh_keys_allowed = {"root": admin_ssh_keys, "admin": admin_ssh_keys}
+sudo_users_allowed = ["admin"]
 
 # The sandbox's network: each host and its own ACME server (Pebble) at fixed addresses,
 # from the host's SSH port (tools/sandbox.py starts them).

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from . import backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
+from . import allowlist, backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
 from .apps import chatwoot, n8n, social
 from .model import ConfigError, problem_line
 from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
@@ -32,6 +32,7 @@ SECTIONS = {
     "n8n": n8n.Settings,
     "social": social.Settings,
     "cluster": cluster.Settings,
+    "allowlist": allowlist.Settings,
 }
 GERBIL_MB = 128  # not in the seed's table; WireGuard in the kernel needs little
 # Keys that were renamed: old name -> (new name, what changed).
@@ -56,6 +57,7 @@ class Config:
     n8n: n8n.Settings
     social: social.Settings
     cluster: cluster.Settings
+    allowlist: allowlist.Settings
     # Decided across layers, by the rules below.
     host_ram_mb: int
     memory_profile: str

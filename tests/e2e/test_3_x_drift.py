@@ -17,7 +17,6 @@ from conftest import DC, GROUP_DATA, NAME, PORT, ROOT, changed, directus_api, ps
 
 ROOT_DIR = "/opt/msgplatform"
 N8N_DIRECTUS_USER = f"n8n-automation@{GROUP_DATA['admin_email'].split('@')[1]}"
-EXTRA_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDriftDriftDriftDriftDriftDriftDriftDriftDrift drift@nowhere"
 
 
 def secret_leak():
@@ -58,7 +57,6 @@ BATCH_HOST_AND_STACK = [
         {"test_kernel_modules_login_defaults_and_banner"},
     ),
     ("Docker's audit rules removed", "rm /etc/audit/rules.d/60-platform-docker.rules", {"test_docker_audited"}),
-    ("a key added for the admin user", f"echo '{EXTRA_KEY}' >> /home/ops/.ssh/authorized_keys", {"test_admin_user"}),
     (
         "UFW lets everything in",
         "ufw default allow incoming >/dev/null",

@@ -1,0 +1,77 @@
+"""What an intruder (or a hurried operator) adds beside the platform: the audit names each item, the deploy
+refuses before it changes anything, naming the item and the group data key that would allow it; allowed there,
+the deploy goes on; removed, the host passes the audit again (allowlist.py)."""
+
+import json
+
+from conftest import GROUP_DATA
+
+INTRUDER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIntruderIntruderIntruderIntruderIntruderIn mallory@nowhere"
+INTRUDER_CONTAINER = "intruder-miner"
+LISTENER = "platform-intruder-listener"
+
+ADD = [
+    f"echo '{INTRUDER_KEY}' >> /root/.ssh/authorized_keys",
+    f"echo '{INTRUDER_KEY}' >> /home/ops/.ssh/authorized_keys",
+    "useradd --create-home --shell /bin/bash mallory && install -d -m 700 -o mallory /home/mallory/.ssh && "
+    f"echo '{INTRUDER_KEY}' > /home/mallory/.ssh/authorized_keys && "
+    "echo 'mallory ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/50-mallory && chmod 440 /etc/sudoers.d/50-mallory",
+    "docker run -d --name intruder-miner --network none --entrypoint sleep "
+    "$(docker inspect -f '{{.Config.Image}}' msgplatform-redis-1) 3600 >/dev/null",
+    f"systemd-run --quiet --unit {LISTENER} python3 -m http.server 8099 --bind 0.0.0.0 && sleep 1",
+]
+REMOVE = (
+    "sed -i '/mallory@nowhere/d' /root/.ssh/authorized_keys /home/ops/.ssh/authorized_keys; "
+    "rm -f /etc/sudoers.d/50-mallory; userdel -r mallory 2>/dev/null; "
+    f"docker rm -f {INTRUDER_CONTAINER} >/dev/null 2>&1; systemctl stop {LISTENER} 2>/dev/null; true"
+)
+CHECKS = {
+    "test_only_allowed_keys_in_authorized_keys",
+    "test_only_allowed_accounts_may_use_sudo",
+    "test_no_container_beside_the_platform",
+    "test_nothing_listens_beyond_sshd_and_the_published_ports",
+}
+
+
+def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
+    try:
+        for command in ADD:
+            sandbox.sh(command)
+        rc, failed, log = sandbox.audit("tests/audit/test_access.py", "tests/audit/test_host.py")
+        assert set(failed) == CHECKS | {"test_admin_user"}, log[-3000:]
+
+        rc, results, log = sandbox.deploy()
+        assert rc != 0 and results is None and "nothing was changed on the host" in log, log[-3000:]
+        for named in (
+            "ssh_keys_allowed['root']: account root: key ssh-ed25519 ...erIntruderIn 'mallory@nowhere'",
+            "admin_ssh_keys: account ops: key ssh-ed25519",
+            "ssh_keys_allowed['mallory']: account mallory",
+            "sudo_users_allowed: account mallory may use sudo (/etc/sudoers.d/50-mallory line 1)",
+            f"containers_allowed: container {INTRUDER_CONTAINER} (not made by compose)",
+            "listeners_allowed: python3 listens on 8099/tcp (python3:8099/tcp)",
+        ):
+            assert named in log, f"{named!r} not in the refusal:\n{log[-3000:]}"
+        assert INTRUDER_KEY in sandbox.sh("cat /home/ops/.ssh/authorized_keys"), "the refused deploy changed a file"
+
+        sandbox_key = GROUP_DATA["admin_ssh_keys"][0]
+        allowed = {
+            "ssh_keys_allowed": {
+                "root": [sandbox_key, INTRUDER_KEY],
+                "admin": [sandbox_key],
+                "mallory": [INTRUDER_KEY],
+            },
+            "admin_ssh_keys": [sandbox_key, INTRUDER_KEY],
+            "sudo_users_allowed": ["admin", "mallory"],
+            "containers_allowed": [INTRUDER_CONTAINER],
+            "listeners_allowed": ["python3:8099/tcp"],
+        }
+        rc, _, log = sandbox.deploy(
+            *(arg for key, value in allowed.items() for arg in ("--data", f"{key}={json.dumps(value)}"))
+        )
+        assert rc == 0, log[-3000:]
+    finally:
+        sandbox.sh(REMOVE)
+        rc, _, log = sandbox.deploy()
+    assert rc == 0, log[-3000:]
+    rc, failed, log = sandbox.audit("tests/audit/test_access.py", "tests/audit/test_host.py")
+    assert rc == 0, failed
