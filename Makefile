@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test lint test-cluster test-unit audit bench bench-quick docker-bench demo venv settings-reference
+.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test lint test-cluster test-unit audit bench bench-quick docker-bench lynis ssh-audit demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -74,6 +74,14 @@ bench-quick: venv
 # CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
 docker-bench: venv
 	$(PY) tools/docker_bench.py
+
+# Lynis on the sandbox host (installed there from Debian at the first run): the hardening index, its warnings and suggestions.
+lynis: venv
+	$(PY) tools/lynis.py
+
+# ssh-audit against the sandbox host's sshd: [fail]/[warn]/[info] counts, one line per [fail] and [warn].
+ssh-audit: venv
+	$(PY) tools/ssh_audit.py
 
 # A signed WhatsApp message to every configured number of the sandbox host (make sandbox first).
 demo: venv

@@ -12,19 +12,36 @@ from . import converge
 SSHD_DROPIN = "/etc/ssh/sshd_config.d/01-platform-hardening.conf"
 SSHD_CONFIG = "/etc/ssh/sshd_config"
 SSHD_INCLUDE = f"Include {SSHD_DROPIN}"
-# The dev-sec ssh-baseline's algorithms that OpenSSH 8.9 (Ubuntu 22.04) to 10 (Debian 13)
-# and paramiko (pyinfra, testinfra) share; no CBC, no SHA-1, no NIST curves.
+# Key exchange, best first: the post-quantum hybrids this OpenSSH has (ML-KEM from 9.9,
+# sntrup761 from 8.5), then X25519 alone, which paramiko (pyinfra, testinfra) needs: it has no
+# hybrid. Only those `ssh -Q kex` lists are set; no finite-field DH, no NIST curves, no SHA-1.
+SSHD_KEX = (
+    "mlkem768x25519-sha256",
+    "sntrup761x25519-sha512",
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+)
+SSHD_HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
+# The dev-sec ssh-baseline's ciphers and MACs that OpenSSH 8.9 (Ubuntu 22.04) to 10 (Debian 13)
+# and paramiko share (no CBC, no SHA-1); only the Ed25519 host key is served (ssh-audit fails
+# ECDSA's NIST curve); the limits and options are the baseline's and Lynis's (docs/hardening.md).
 SSHD_BASELINE = {
     "Ciphers": "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com,"
     "aes256-ctr,aes192-ctr,aes128-ctr",
-    "KexAlgorithms": "sntrup761x25519-sha512@openssh.com,curve25519-sha256,curve25519-sha256@libssh.org,"
-    "diffie-hellman-group16-sha512,diffie-hellman-group18-sha512,diffie-hellman-group-exchange-sha256",
     "MACs": "hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com,umac-128-etm@openssh.com",
+    "HostKey": SSHD_HOST_KEY,
+    "HostKeyAlgorithms": "ssh-ed25519",
     # 3, not the baseline's 2: an agent offering several keys would be refused before the right one.
     "MaxAuthTries": "3",
     "LoginGraceTime": "30",
     "ClientAliveInterval": "300",
-    "ClientAliveCountMax": "3",
+    "ClientAliveCountMax": "2",
+    # 4, not Lynis's 2: pyinfra keeps an SFTP session open beside its commands', and an operator
+    # may multiplex a few terminals over one connection.
+    "MaxSessions": "4",
+    "TCPKeepAlive": "no",
+    "Compression": "no",
     "AllowAgentForwarding": "no",
     "AllowTcpForwarding": "no",
     "X11Forwarding": "no",
@@ -35,9 +52,14 @@ SSHD_BASELINE = {
 }
 
 
-def sshd_settings(cfg):
+def sshd_kex(state):
+    """SSHD_KEX as far as this OpenSSH has them (HostState's `ssh -Q kex`); all of 8.9's when unread."""
+    return ",".join(k for k in SSHD_KEX if k in state.get("kex", ())) or ",".join(SSHD_KEX[2:])
+
+
+def sshd_settings(cfg, state):
     """What sshd must run with: the baseline, and with ssh_hardening key-only log-in."""
-    settings = dict(SSHD_BASELINE)
+    settings = {"KexAlgorithms": sshd_kex(state), **SSHD_BASELINE}
     if cfg.host.ssh_hardening:
         settings.update(
             PasswordAuthentication="no", KbdInteractiveAuthentication="no", PermitRootLogin=cfg.host.ssh_root_login
@@ -45,9 +67,9 @@ def sshd_settings(cfg):
     return settings
 
 
-def sshd_dropin(cfg):
+def sshd_dropin(cfg, state):
     return "# Managed by the platform deploy (base layer): edit group data, not this file.\n" + "".join(
-        f"{key} {value}\n" for key, value in sshd_settings(cfg).items()
+        f"{key} {value}\n" for key, value in sshd_settings(cfg, state).items()
     )
 
 
@@ -89,22 +111,23 @@ def admin_user(cfg, state):
     )
 
 
-def sshd_drift(cfg, effective):
-    """Settings whose effective value (`sshd -T`) differs from sshd_settings."""
+def sshd_drift(cfg, state):
+    """Settings whose effective value (HostState's `sshd -T`) differs from sshd_settings."""
+    effective = state["sshd"]
     return {
         key: (effective.get(key), value)
-        for key, value in sshd_effective(sshd_settings(cfg)).items()
+        for key, value in sshd_effective(sshd_settings(cfg, state)).items()
         if effective.get(key) != value
     }
 
 
 def sshd(cfg, state):
-    dropin = converge.put(name="SSH hardening", src=StringIO(sshd_dropin(cfg)), dest=SSHD_DROPIN, mode="644")
+    dropin = converge.put(name="SSH hardening", src=StringIO(sshd_dropin(cfg, state)), dest=SSHD_DROPIN, mode="644")
     # The drop-in first in sshd_config; whatever else includes it too reads it again, harmlessly.
     first = server.shell(
         name="sshd reads the platform's settings first",
         commands=[f"sed -i '\\#^{SSHD_INCLUDE}$#d' {SSHD_CONFIG}", f"sed -i '1i {SSHD_INCLUDE}' {SSHD_CONFIG}"],
-        _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state["sshd"])),
+        _if=lambda: state["sshd_first"] != SSHD_INCLUDE or bool(state["sshd"]) and bool(sshd_drift(cfg, state)),
     )
     changed = lambda: dropin.did_change() or first.did_change()  # noqa: E731
     # A configuration sshd refuses is taken out again, so sshd's next start (an upgrade, a reboot) still works.

@@ -119,6 +119,11 @@ PACKAGES = (
     # python3 runs the application bootstrap; whois brings mkpasswd (bcrypt of n8n's owner password).
     "python3",
     "whois",
+    # Lynis's: a private $TMPDIR per login, password strength checked by PAM, packages' files
+    # checked against their checksums (docs/hardening.md).
+    "libpam-tmpdir",
+    "libpam-pwquality",
+    "debsums",
 )
 
 # Redis wants overcommit so its fork for persistence cannot fail; Docker needs forwarding.
@@ -155,13 +160,26 @@ SYSCTLS = {
     "fs.suid_dumpable": 0,
     "fs.protected_hardlinks": 1,
     "fs.protected_symlinks": 1,
-    "fs.protected_fifos": 1,
+    "fs.protected_fifos": 2,
     "fs.protected_regular": 2,
+    # Lynis's: core dumps named by PID, no TTY line disciplines loaded on a user's request, no
+    # reboot by Ctrl-Alt-Del.
+    "kernel.core_uses_pid": 1,
+    "dev.tty.ldisc_autoload": 0,
+    "kernel.ctrl-alt-del": 0,
 }
 SYSCTL_FILE = "/etc/sysctl.d/60-platform.conf"
-# Network protocols nothing here uses: their modules never load (dev-sec linux-baseline).
+# Network protocols and storage drivers nothing here uses: their modules never load (dev-sec
+# linux-baseline, Lynis).
 MODPROBE_FILE = "/etc/modprobe.d/60-platform-unused-protocols.conf"
 UNUSED_PROTOCOLS = ("dccp", "sctp", "rds", "tipc")
+UNUSED_DRIVERS = ("usb-storage", "firewire-core")
+# Lynis's: no core dumps (systemd-coredump and the login limits), idle shells closed.
+HARDENING_FILES = {
+    "/etc/systemd/coredump.conf.d/60-platform.conf": "files/hardening/coredump.conf",
+    "/etc/security/limits.d/60-platform.conf": "files/hardening/limits.conf",
+    "/etc/profile.d/60-platform.sh": "files/hardening/profile.sh",
+}
 # No PASS_MAX_DAYS: a key-only account's locked password would "expire" too, and PAM
 # would then refuse its key log-in (docs/hardening.md).
 LOGIN_DEFS = {"UMASK": "027", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
@@ -197,8 +215,8 @@ def sysctl_file():
 
 
 def modprobe_file():
-    return "# Managed by the platform deploy: network protocols nothing here uses.\n" + "".join(
-        f"install {module} /bin/false\nblacklist {module}\n" for module in UNUSED_PROTOCOLS
+    return "# Managed by the platform deploy: network protocols and drivers nothing here uses.\n" + "".join(
+        f"install {module} /bin/false\nblacklist {module}\n" for module in UNUSED_PROTOCOLS + UNUSED_DRIVERS
     )
 
 
@@ -214,13 +232,8 @@ def packages(installed):
 
 def managed_dirs():
     """The directories this layer writes files into (converge.scan reads each once a run)."""
-    return sorted(
-        {
-            os.path.dirname(path)
-            for path in (AUTO_UPGRADES_FILE, SYSCTL_FILE, access.SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES)
-        }
-        | {"/etc/sudoers.d"}
-    )
+    paths = (AUTO_UPGRADES_FILE, SYSCTL_FILE, access.SSHD_DROPIN, MODPROBE_FILE, *BANNER_FILES, *HARDENING_FILES)
+    return sorted({os.path.dirname(path) for path in paths} | {"/etc/sudoers.d"})
 
 
 def units(installed):
@@ -261,6 +274,8 @@ def apply(cfg, installed):
         converge.put(
             name=f"Login banner {path}", src="files/login-banner", dest=path, mode="644", create_remote_dir=False
         )
+    for path, src in HARDENING_FILES.items():
+        converge.put(name=f"Hardening {path}", src=src, dest=path, mode="644", create_remote_dir=True)
 
     state = converge.fact(HostState, user=cfg.host.admin_user)
     _login_defs(state)
@@ -298,6 +313,7 @@ class HostState(FactBase):
             f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
             f"head -n 1 {access.SSHD_CONFIG} | sed 's/^/sshd-first /'; "
             "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; "
+            "ssh -Q kex 2>/dev/null | sed 's/^/kex /'; "
         )
         if user:
             home = f"$(getent passwd {user} | cut -d: -f6)"
@@ -321,6 +337,7 @@ class HostState(FactBase):
             "login_defs": {},
             "sshd_first": "",
             "sshd": {},
+            "kex": [],
         }
 
     def process(self, output):
@@ -336,6 +353,8 @@ class HostState(FactBase):
             elif kind == "stat":
                 path, mode, owner = rest.rsplit(" ", 2)
                 state["modes"][path.rsplit("/", 1)[-1]] = (mode, owner)
+            elif kind == "kex":
+                state["kex"].append(rest.strip())
             elif kind == "key":
                 state["keys"].append(rest.strip())
             elif kind == "login-defs":

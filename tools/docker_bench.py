@@ -120,7 +120,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", help="a docker-bench-security checkout (default: $DOCKER_BENCH_SRC, else clone)")
     parser.add_argument(
-        "--host-container", default="sandbox-1", help="the sandbox host's container (default: sandbox-1)"
+        "--host-container",
+        default=os.environ.get("SANDBOX_NAME", "sandbox-1"),
+        help="the sandbox host's container (default: $SANDBOX_NAME, else sandbox-1)",
     )
     args = parser.parse_args()
     report = bench(source(args.source), args.host_container)

@@ -44,8 +44,7 @@ def test_time_sync_and_security_upgrades(host):
 
 
 def test_ssh_hardening(host, cfg):
-    effective = run_fact(host, base.HostState, None)["sshd"]
-    drift = access.sshd_drift(cfg, effective)
+    drift = access.sshd_drift(cfg, run_fact(host, base.HostState, None))
     assert not drift, f"sshd's effective settings (sshd -T) differ (live, wanted): {drift}"
 
 
@@ -56,6 +55,11 @@ def test_kernel_modules_login_defaults_and_banner(host):
     banner = (ROOT / "files" / "login-banner").read_text()
     for path in base.BANNER_FILES:
         assert host.file(path).content_string == banner, f"{path} is not the login banner"
+
+
+def test_core_dumps_off_and_idle_shells_closed(host):
+    for path, src in base.HARDENING_FILES.items():
+        assert host.file(path).content_string == (ROOT / src).read_text(), f"{path} differs from {src}"
 
 
 def test_docker_audited(host):
