@@ -23,7 +23,7 @@ from platform_deploy import (
     stack,
     topology,
 )
-from platform_deploy.apps import bootstrap, chatwoot
+from platform_deploy.apps import app_access, bootstrap, chatwoot
 from platform_deploy.topology import Role
 
 cfg = config.load(
@@ -51,11 +51,17 @@ converge.read_ahead(
         *docker_engine.reads(cfg),
         *stack.reads(cfg),
         *([*secrets.reads(cfg), *data.reads(cfg), *backup.reads(cfg), *bootstrap.reads(cfg)] if primary else []),
+        *(app_access.reads(cfg) if primary and bootstrap.enabled(cfg) else []),
     ]
 )
 stack_state = stack.host_state(cfg)
 postgres_data_major = data.check_postgres_major(cfg, stack_state)
-allowlist.check(cfg, converge.fact(allowlist.HostAccess))
+apps_access = (
+    converge.fact(app_access.AppAccess, container=f"{cfg.stack.stack_name}-postgres-1")
+    if primary and bootstrap.enabled(cfg)
+    else app_access.AppAccess.default()
+)
+allowlist.check(cfg, converge.fact(allowlist.HostAccess), app_access.refusals(cfg, apps_access))
 if primary:
     postgres_access.check_unknown_roles(
         cfg, converge.fact(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1")
@@ -89,6 +95,6 @@ if primary:
     chatwoot.apply(cfg, rollout, database_drift)
 stack.up(cfg, rollout)
 if primary:
-    bootstrap.apply(cfg, rollout)
+    bootstrap.apply(cfg, rollout, app_access.repairs(apps_access))
     backup.backup_if_needed(cfg)
 stack.workers_up(cfg, rollout)

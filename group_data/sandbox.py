@@ -52,7 +52,7 @@ _registry = "registry.sandbox.test:5000"
 images = {
     "postgres": f"{_registry}/postgres-pg15-pgvector:r1",
     "redis": f"{_registry}/redis-7:r1",
-    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.15.1-r15",
+    "chatwoot": f"{_registry}/chatwoot-stand-in:v4.15.1-r16",
     "n8n": f"{_registry}/n8n:2.40.7-real1",
     "directus": f"{_registry}/directus:12.4.0-real1",
     "pangolin": f"{_registry}/pangolin-stand-in:1.12.3-r3",

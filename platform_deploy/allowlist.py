@@ -13,7 +13,7 @@ from pydantic import field_validator
 from pyinfra.api import FactBase
 
 from .base import SSH_KEY_RE, USER_RE
-from .model import NOT_SHOWN, ConfigError, Items, Section, problem_line, refuse, setting
+from .model import NOT_SHOWN, ConfigError, Email, Items, Section, problem_line, refuse, setting
 
 NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
 LISTENER_RE = re.compile(r"^[\w.@-]{1,32}:\d{1,5}/(tcp|udp)$")
@@ -53,6 +53,28 @@ class Settings(Section):
         "containers; any other stops the deploy.",
         problem="not a list of process:port/protocol",
         fix='set listeners_allowed = ["zabbix_agentd:10050/tcp"], or [] for none',
+    )
+
+    n8n_users_allowed: Items[Email] = setting(
+        (),
+        doc="n8n users besides its owner (n8n_owner_email), as members; any other user, or a role above "
+        "member, stops the deploy.",
+        problem="not a list of e-mail addresses",
+        fix='set n8n_users_allowed = ["dev@example.org"], or [] for none',
+    )
+    directus_policies_allowed: Items[str] = setting(
+        (),
+        doc="Directus access policies you made (e.g. for content editors), without admin access; any other "
+        "policy stops the deploy, and whatever Directus's Public policy grants is revoked.",
+        problem="not a list of policy names",
+        fix='set directus_policies_allowed = ["Editors"], or [] for none',
+    )
+    chatwoot_agents_allowed: Items[Email] = setting(
+        (),
+        doc="Chatwoot agents besides the people of group data, with the agent role; any other agent "
+        "stops the application bootstrap.",
+        problem="not a list of e-mail addresses",
+        fix='set chatwoot_agents_allowed = ["temp@example.org"], or [] for none',
     )
 
     @field_validator("ssh_keys_allowed")
@@ -303,15 +325,14 @@ def _key_setting(cfg, account):
     return "admin_ssh_keys" if account == cfg.host.admin_user else f"ssh_keys_allowed[{account!r}]"
 
 
-def check(cfg, state):
-    """Refuses to go on when the host holds what group data does not allow: removing it is the operator's call."""
-    found = problems(cfg, state)
-    if found:
+def check(cfg, state, apps=()):
+    """Refuses to go on when the host (or `apps`: [(key, what, fix)], app_access.refused) holds what group data
+    does not allow: removing it is the operator's call."""
+    found = [(key, what, FIXES[kind]) for kind, items in problems(cfg, state).items() for key, what in items]
+    if found or apps:
         raise ConfigError(
             "The host holds access that group data does not allow; nothing was changed on the host.\n"
-            + "\n".join(
-                problem_line(key, NOT_SHOWN, what, FIXES[kind]) for kind, items in found.items() for key, what in items
-            )
+            + "\n".join(problem_line(key, NOT_SHOWN, what, fix) for key, what, fix in [*found, *apps])
         )
 
 

@@ -8,11 +8,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import apps_common as common
+from apps_chatwoot_people import People
 from apps_common import changed, compose, container_url, keep_secret, redacted, secret, signing_secret
 from apps_http import call
 
 
-class Chatwoot:
+class Chatwoot(People):
     def __init__(self):
         self.base = container_url("chatwoot-web", 3000)
         self.token, self.account = self._account()
@@ -252,66 +253,6 @@ class Chatwoot:
             changed(f"Chatwoot inbox {fb['inbox']}: auto-assignment set")
         return inbox["id"]
 
-    def people(self, cw, automation_id):
-        """Every person of group data is an agent with its name and role; agents added by hand are left alone."""
-        have = {a["email"]: a for a in self.api("GET", "/agents")}
-        for email, (name, role) in sorted(cw["agents"].items()):
-            agent = have.get(email)
-            if agent is None:
-                have[email] = self.api("POST", "/agents", {"name": name, "email": email, "role": role})
-                changed(f"Chatwoot agent {email} invited ({role})")
-            elif email != common.SETTINGS["chatwoot"]["admin_email"] and (agent["name"], agent["role"]) != (name, role):
-                self.api("PATCH", f"/agents/{agent['id']}", {"name": name, "role": role})
-                changed(f"Chatwoot agent {email}: name and role set ({role})")
-        ids = {email: a["id"] for email, a in have.items() if a}
-        return ids | {"automation": automation_id}
-
-    def teams(self, cw, people):
-        """The teams with exactly their members; allow_auto_assign as their departments' policy says."""
-        have = {t["name"].lower(): t for t in self.api("GET", "/teams")}
-        ids = {}
-        for name in cw["teams"]:
-            auto = cw["team_auto_assign"][name]
-            team = have.get(name.lower())
-            if team is None:
-                team = self.api(
-                    "POST",
-                    "/teams",
-                    {"name": name, "description": "Managed by the platform deploy", "allow_auto_assign": auto},
-                )
-                changed(f"Chatwoot team {name} created")
-                if team is None:  # --check
-                    continue
-            elif team["allow_auto_assign"] != auto:
-                self.api("PATCH", f"/teams/{team['id']}", {"allow_auto_assign": auto})
-                changed(f"Chatwoot team {name}: allow_auto_assign {auto}")
-            wanted = sorted(people[e] for e in cw["team_members"][name] if e in people)  # --check: all may not exist
-            if sorted(m["id"] for m in self.api("GET", f"/teams/{team['id']}/team_members")) != wanted:
-                self.api("PATCH", f"/teams/{team['id']}/team_members", {"user_ids": wanted})
-                changed(f"Chatwoot team {name}: members set ({len(wanted)})")
-            ids[name] = team["id"]
-        return ids
-
-    def inbox_members(self, cw, people, inbox_ids):
-        """Exactly these members per inbox: its department's agents, every agent where escalations go to anyone,
-        the supervisors, the admin and the automation agent everywhere (n8n reads a conversation's last messages
-        as that agent; it is never online, so Chatwoot never assigns it a conversation)."""
-        everyone = [common.SETTINGS["chatwoot"]["admin_email"], *cw["supervisors"], "automation"]
-        wanted = {
-            inbox: everyone
-            + ([*cw["agents"]] if d["escalation_team"] == cw["any_available"] else [a["email"] for a in d["agents"]])
-            for d in cw["departments"]
-            for inbox in d["inboxes"]
-        }
-        wanted[cw["default_inbox"]] = everyone
-        for name, emails in wanted.items():
-            if name not in inbox_ids:  # --check: the inbox is missing
-                continue
-            ids = sorted({people[e] for e in emails if e in people})
-            if sorted(m["id"] for m in self.api("GET", f"/inbox_members/{inbox_ids[name]}")["payload"]) != ids:
-                self.api("PATCH", "/inbox_members", {"inbox_id": inbox_ids[name], "user_ids": ids})
-                changed(f"Chatwoot inbox {name}: members set ({len(ids)})")
-
     def labels(self, wanted):
         have = {x["title"]: x for x in self.api("GET", "/labels")["payload"]}
         for title, (color, description) in wanted.items():
@@ -387,8 +328,8 @@ WEBHOOK_EVENTS = ["message_created"]
 def setup_chatwoot():
     cw = common.SETTINGS["chatwoot"]
     chatwoot = Chatwoot()
-    inbox_ids = chatwoot.inboxes(cw)
     people = chatwoot.people(cw, chatwoot.automation_id)
+    inbox_ids = chatwoot.inboxes(cw)
     team_ids = chatwoot.teams(cw, people)
     chatwoot.inbox_members(cw, people, inbox_ids)
     chatwoot.labels(cw["labels"])

@@ -16,6 +16,24 @@ def setup_directus():
     call("POST", f"{base}/utils/cache/clear", headers=auth)
     apply_schema(base, auth)
     service_user(base, auth, common.SETTINGS["directus"]["service_user"])
+    public_grants_nothing(base, auth)
+
+
+def find(base, auth, path, **fields):
+    query = "&".join(f"filter[{k}][_eq]={urllib.parse.quote(str(v))}" for k, v in fields.items())
+    return call("GET", f"{base}{path}?{query}&limit=-1", headers=auth)["data"]
+
+
+def public_grants_nothing(base, auth):
+    """Directus's Public policy (what anyone may do without signing in) grants nothing: the platform
+    publishes nothing through Directus, and anything granted there could be read from the internet."""
+    for policy in find(base, auth, "/policies", name="$t:public_label"):
+        for permission in find(base, auth, "/permissions", policy=policy["id"]):
+            call("DELETE", f"{base}/permissions/{permission['id']}", headers=auth)
+            changed(f"Directus Public policy: {permission['action']} on {permission['collection']} revoked")
+        if policy["admin_access"] or policy["app_access"]:
+            call("PATCH", f"{base}/policies/{policy['id']}", {"admin_access": False, "app_access": False}, auth)
+            changed("Directus Public policy: admin and app access revoked")
 
 
 def apply_schema(base, auth):
@@ -55,11 +73,7 @@ def service_user(base, auth, user):
     """n8n's Directus user: a policy with exactly the listed permissions (no app, no admin
     access), and a static token kept in secrets/directus_n8n_token."""
 
-    def find(path, **fields):
-        query = "&".join(f"filter[{k}][_eq]={urllib.parse.quote(str(v))}" for k, v in fields.items())
-        return call("GET", f"{base}{path}?{query}&limit=-1", headers=auth)["data"]
-
-    policy = (find("/policies", name=user["policy"]) or [None])[0]
+    policy = (find(base, auth, "/policies", name=user["policy"]) or [None])[0]
     if policy is None:
         policy = call(
             "POST",
@@ -75,7 +89,7 @@ def service_user(base, auth, user):
         )["data"]
         changed(f"Directus policy {user['policy']} created")
     wanted = {(c, a) for c, a in user["permissions"]}
-    have = {(p["collection"], p["action"]): p["id"] for p in find("/permissions", policy=policy["id"])}
+    have = {(p["collection"], p["action"]): p["id"] for p in find(base, auth, "/permissions", policy=policy["id"])}
     for extra in set(have) - wanted:
         call("DELETE", f"{base}/permissions/{have[extra]}", headers=auth)
         changed(f"Directus policy {user['policy']}: {extra[1]} on {extra[0]} removed")
@@ -104,7 +118,7 @@ def service_user(base, auth, user):
     found = (
         call("GET", f"{base}/users/{uid}?fields=id,email", headers=auth)["data"]
         if uid
-        else (find("/users", email=user["email"]) or [None])[0]
+        else (find(base, auth, "/users", email=user["email"]) or [None])[0]
     )
     if found is None:
         found = call(

@@ -228,6 +228,7 @@ def _chatwoot_settings(cfg, departments):
         "business_account_id": cw.whatsapp_business_account_id,
         "facebook_inbox": fb and {**fb.model_dump(), "page_id": cfg.social.facebook_page_id},
         "agents": cw.agents(),
+        "agents_allowed": list(cfg.allowlist.chatwoot_agents_allowed),
         "team_members": {t: cw.members(t) for t in cw.teams},
         "team_auto_assign": {
             t: all(d.auto_assignment == "after_triage" for d in cw.departments if t in (d.team, d.escalation_team))
@@ -296,14 +297,15 @@ def smtp_credential(smtp):
     return {"host": smtp["host"], "port": smtp["port"], "user": smtp["user"], "secure": smtp["port"] == 465}
 
 
-def apply(cfg, rollout):
+def apply(cfg, rollout, repairs):
+    """`repairs`: {what: how it differs} the bootstrap mends besides its own drift (app_access.check)."""
     if not enabled(cfg):
         logger.info(f"{host.name}: application bootstrap skipped: it needs chatwoot, n8n and directus in apps")
         return
     root = cfg.stack.stack_root
     inputs = _inputs(cfg, root)
     drift = app_drift(cfg, converge.fact(AppState, container=f"{cfg.stack.stack_name}-postgres-1"))
-    drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root, run=RUN))
+    drift |= chatwoot_drift(cfg, host.get_fact(ChatwootState, root=root, run=RUN)) | repairs
     # The bootstrap skips n8n when its inputs are those it last imported; drift in n8n makes it import again.
     reimport = (
         [f"rm -f {root}/state/n8n-imported"]

@@ -4,7 +4,7 @@ deploy reads the same state (bootstrap.AppState) and runs the bootstrap again wh
 
 import pytest
 
-from platform_deploy.apps import bootstrap
+from platform_deploy.apps import app_access, bootstrap
 
 from conftest import run_fact
 
@@ -15,7 +15,10 @@ pytestmark = pytest.mark.roles("primary")
 def drift(host, cfg):
     if not bootstrap.enabled(cfg):
         pytest.skip("the application layer needs chatwoot, n8n and directus in apps")
-    return bootstrap.app_drift(cfg, run_fact(host, bootstrap.AppState, f"{cfg.stack.stack_name}-postgres-1"))
+    container = f"{cfg.stack.stack_name}-postgres-1"
+    return bootstrap.app_drift(cfg, run_fact(host, bootstrap.AppState, container)) | app_access.drift(
+        cfg, run_fact(host, app_access.AppAccess, container)
+    )
 
 
 def test_shipped_workflows_are_published(drift):
@@ -50,3 +53,14 @@ def test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data(host
         pytest.skip("the application layer needs chatwoot, n8n and directus in apps")
     drift = bootstrap.chatwoot_drift(cfg, run_fact(host, bootstrap.ChatwootState, cfg.stack.stack_root))
     assert not drift, drift.get("chatwoot")
+
+
+def test_n8n_has_only_its_owner_and_allowed_members(drift):
+    """Every n8n user: the owner (n8n_owner_email), or a member listed in n8n_users_allowed."""
+    assert "n8n_users" not in drift, drift.get("n8n_users")
+
+
+def test_directus_policies_as_allowed_and_public_grants_nothing(drift):
+    """Every Directus policy is Directus's own, the platform's or listed in directus_policies_allowed; only the
+    Administrator role has admin access; Public grants nothing."""
+    assert "directus_policies" not in drift, drift.get("directus_policies")

@@ -141,6 +141,11 @@ BATCH_HOST_AND_STACK = [
     ("n8n's Directus user given the admin role", None, {"test_n8ns_directus_user_has_no_role_and_only_its_policy"}),
     ("n8n's Directus policy widened", None, {"test_n8ns_directus_user_has_only_its_permissions"}),
     (
+        "Directus's Public policy given read on the business context",
+        None,
+        {"test_directus_policies_as_allowed_and_public_grants_nothing"},
+    ),
+    (
         "the backup timer off",
         "systemctl disable --now msgplatform-backup.timer 2>/dev/null",
         {"test_backup_timer_enabled_and_waiting"},
@@ -222,6 +227,19 @@ def inject(sandbox, batch):
             directus_api(sandbox, "PATCH", f"/users/{user['id']}", {"role": role["id"]})
         elif name == "Chatwoot's people and wiring changed by hand":
             chatwoot_by_hand()
+        elif name == "Directus's Public policy given read on the business context":
+            public = json.loads(directus_api(sandbox, "GET", "/policies?filter[name][_eq]=%24t:public_label&fields=id"))
+            assert directus_api(
+                sandbox,
+                "POST",
+                "/permissions",
+                {
+                    "policy": public["data"][0]["id"],
+                    "collection": "business_context",
+                    "action": "read",
+                    "fields": ["*"],
+                },
+            )
         elif name == "n8n's Directus policy widened":
             policy = json.loads(directus_api(sandbox, "GET", "/policies?filter[name][_eq]=n8n%20automation&fields=id"))[
                 "data"

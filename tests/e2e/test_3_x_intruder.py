@@ -4,7 +4,9 @@ the deploy goes on; removed, the host passes the audit again (allowlist.py)."""
 
 import json
 
-from conftest import GROUP_DATA
+from tools.inbound_client import Host
+
+from conftest import GROUP_DATA, NAME, PORT, directus_api, psql
 
 INTRUDER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIntruderIntruderIntruderIntruderIntruderIn mallory@nowhere"
 INTRUDER_CONTAINER = "intruder-miner"
@@ -25,6 +27,12 @@ REMOVE = (
     "rm -f /etc/sudoers.d/50-mallory; userdel -r mallory 2>/dev/null; "
     f"docker rm -f {INTRUDER_CONTAINER} >/dev/null 2>&1; systemctl stop {LISTENER} 2>/dev/null; true"
 )
+STRANGER = "stranger@example.com"
+AUDITS = ("tests/audit/test_access.py", "tests/audit/test_host.py::test_admin_user", "tests/audit/test_apps.py")
+APP_CHECKS = {
+    "test_n8n_has_only_its_owner_and_allowed_members",
+    "test_directus_policies_as_allowed_and_public_grants_nothing",
+}
 CHECKS = {
     "test_only_allowed_keys_in_authorized_keys",
     "test_only_allowed_accounts_may_use_sudo",
@@ -33,12 +41,34 @@ CHECKS = {
 }
 
 
+def add_to_the_apps(sandbox):
+    """An n8n user (in its database), a Directus policy and a Chatwoot administrator (through their APIs)."""
+    psql(sandbox, "n8n", f"insert into \\\"user\\\" (email, \\\"roleSlug\\\") values ('{STRANGER}', 'global:member')")
+    assert directus_api(sandbox, "POST", "/policies", {"name": "Backdoor", "app_access": True, "admin_access": False})
+    Host(NAME, PORT).chatwoot("POST", "/agents", {"name": "Stranger", "email": STRANGER, "role": "administrator"})
+
+
+def remove_from_the_apps(sandbox):
+    psql(sandbox, "n8n", f"delete from \\\"user\\\" where email = '{STRANGER}'")
+    found = directus_api(sandbox, "GET", "/policies?filter[name][_eq]=Backdoor&fields=id") or "{}"
+    for policy in json.loads(found).get("data", []):
+        directus_api(sandbox, "DELETE", f"/policies/{policy['id']}")
+    chatwoot = Host(NAME, PORT).chatwoot
+    for agent in chatwoot("GET", "/agents"):
+        if agent["email"] == STRANGER:
+            chatwoot("DELETE", f"/agents/{agent['id']}")
+
+
 def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
     try:
         for command in ADD:
             sandbox.sh(command)
-        rc, failed, log = sandbox.audit("tests/audit/test_access.py", "tests/audit/test_host.py")
-        assert set(failed) == CHECKS | {"test_admin_user"}, log[-3000:]
+        add_to_the_apps(sandbox)
+        rc, failed, log = sandbox.audit(*AUDITS)
+        assert set(failed) == CHECKS | APP_CHECKS | {
+            "test_admin_user",
+            "test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data",
+        }, log[-3000:]
 
         rc, results, log = sandbox.deploy()
         assert rc != 0 and results is None and "nothing was changed on the host" in log, log[-3000:]
@@ -49,6 +79,8 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
             "sudo_users_allowed: account mallory may use sudo (/etc/sudoers.d/50-mallory line 1)",
             f"containers_allowed: container {INTRUDER_CONTAINER} (not made by compose)",
             "listeners_allowed: python3 listens on 8099/tcp (python3:8099/tcp)",
+            f"n8n_users_allowed: n8n user {STRANGER} (global:member)",
+            "directus_policies_allowed: Directus policy 'Backdoor' (given to no one)",
         ):
             assert named in log, f"{named!r} not in the refusal:\n{log[-3000:]}"
         assert INTRUDER_KEY in sandbox.sh("cat /home/ops/.ssh/authorized_keys"), "the refused deploy changed a file"
@@ -65,13 +97,19 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
             "containers_allowed": [INTRUDER_CONTAINER],
             "listeners_allowed": ["python3:8099/tcp"],
         }
-        rc, _, log = sandbox.deploy(
-            *(arg for key, value in allowed.items() for arg in ("--data", f"{key}={json.dumps(value)}"))
-        )
+        allowed |= {"n8n_users_allowed": [STRANGER], "directus_policies_allowed": ["Backdoor"]}
+        data = [arg for key, value in allowed.items() for arg in ("--data", f"{key}={json.dumps(value)}")]
+        # Chatwoot's agents are read through its API by the bootstrap, which stops before it changes Chatwoot.
+        rc, _, log = sandbox.deploy(*data)
+        assert rc != 0 and f"chatwoot_agents_allowed: {STRANGER} (administrator)" in log, log[-3000:]
+        rc, _, log = sandbox.deploy(*data, "--data", f"chatwoot_agents_allowed={json.dumps([STRANGER])}")
         assert rc == 0, log[-3000:]
+        roles = {a["email"]: a["role"] for a in Host(NAME, PORT).chatwoot("GET", "/agents")}
+        assert roles[STRANGER] == "agent", "an allowed agent kept the administrator role"
     finally:
         sandbox.sh(REMOVE)
+        remove_from_the_apps(sandbox)
         rc, _, log = sandbox.deploy()
     assert rc == 0, log[-3000:]
-    rc, failed, log = sandbox.audit("tests/audit/test_access.py", "tests/audit/test_host.py")
+    rc, failed, log = sandbox.audit(*AUDITS)
     assert rc == 0, failed

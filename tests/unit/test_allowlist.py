@@ -4,6 +4,7 @@ the live proof is tests/e2e/test_3_x_intruder.py."""
 import pytest
 
 from platform_deploy import allowlist
+from platform_deploy.apps import app_access
 from platform_deploy.model import ConfigError
 from tests.unit.test_config import load, refused
 
@@ -116,3 +117,43 @@ def test_the_deploy_refuses_naming_each_item_and_its_key():
 )
 def test_bad_allowlists_are_refused(key, value):
     assert key in refused(**{key: value})
+
+
+APPS = [
+    "n8n_user|ops@example.org|global:owner",
+    "policy|$t:public_label|f|f|public",
+    "policy|Administrator|t|t|role Administrator",
+    "policy|n8n automation|f|f|user n8n-automation@example.org",
+    "grant|n8n automation|promotions|read",
+]
+
+
+def apps(*extra):
+    return app_access.AppAccess().process(APPS + list(extra))
+
+
+def test_the_apps_as_the_deploy_made_them_pass():
+    cfg = load(admin_email="ops@example.org")
+    assert app_access.drift(cfg, apps()) == {} and app_access.repairs(apps()) == {}
+
+
+def test_strangers_in_the_apps_are_refused_and_public_grants_repaired():
+    cfg = load(admin_email="ops@example.org", n8n_users_allowed=["dev@example.org"])
+    state = apps(
+        "n8n_user|dev@example.org|global:admin",
+        "n8n_user|eve@example.org|global:member",
+        "policy|Backdoor|f|t|-",
+        "policy|Administrator|t|t|role Editors",
+        "policy|Editors|t|t|role Editors",
+        "grant|$t:public_label|business_context|read",
+    )
+    assert [what for _, what, _ in app_access.refusals(cfg, state)] == [
+        "n8n user dev@example.org is global:admin, may be global:member only",
+        "n8n user eve@example.org (global:member)",
+        "Directus's Administrator policy is given to role Administrator, role Editors",
+        "Directus policy 'Backdoor' (given to no one)",
+        "Directus policy 'Editors' (role Editors)",
+    ]
+    assert app_access.repairs(state) == {"public": "Directus's Public policy grants ['read on business_context']"}
+    cfg = load(admin_email="ops@example.org", directus_policies_allowed=["Editors"])
+    assert "Directus policy 'Editors' has admin access" in [what for _, what, _ in app_access.refusals(cfg, state)]

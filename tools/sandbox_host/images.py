@@ -31,8 +31,8 @@ from .registry import ensure_registry, in_registry
 OFFLINE_ARCHIVE = STATE / "offline-images.tar"
 # Other releases, for the tests of upgrades: key of group data `images` -> references.
 UPGRADES = {
-    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r15",
-    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r15",  # its migration fails
+    "chatwoot": f"{REGISTRY}/chatwoot-stand-in:v4.16.0-r16",
+    "chatwoot_broken": f"{REGISTRY}/chatwoot-stand-in:v4.16.1-broken-r16",  # its migration fails
     "postgres": f"{REGISTRY}/postgres-pg15-pgvector:r2",  # same packages, another tag
     "redis": f"{REGISTRY}/redis-7:r2",
     "postgres_major": f"{REGISTRY}/postgres-pg17-pgvector:r1",  # the next major version

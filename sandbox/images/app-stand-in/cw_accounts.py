@@ -64,6 +64,24 @@ def agents_update(ctx, user_id):  # AgentsController#update: the name, and the a
     return 200, agent_json(ctx.st, ctx.aid, user)
 
 
+@route("DELETE", ACCOUNT + r"/agents/(?P<user_id>\d+)", admin=True)
+def agents_destroy(ctx, user_id):
+    """AgentsController#destroy: the account user goes (Agents::DestroyJob takes the person off the account's inboxes
+    and teams and unassigns their conversations), and the user with it once in no account; 200, no body."""
+    au = next(iter(ctx.st.find("account_user", account_id=ctx.aid, user_id=int(user_id))), None)
+    if not au:
+        raise not_found()
+    ctx.st.delete("account_user", au["id"])
+    for kind in ("inbox_member", "team_member"):
+        for member in ctx.st.find(kind, account_id=ctx.aid, user_id=au["user_id"]):
+            ctx.st.delete(kind, member["id"])
+    for conversation in ctx.st.find("conversation", account_id=ctx.aid, assignee_id=au["user_id"]):
+        ctx.st.save("conversation", conversation | {"assignee_id": None})
+    if not ctx.st.find("account_user", user_id=au["user_id"]):
+        ctx.st.delete("user", au["user_id"])
+    return 200, None
+
+
 LABEL_TITLE = re.compile(r"^[^\W_][\w-]+$")  # lib/regex_helper.rb UNICODE_CHARACTER_NUMBER_HYPHEN_UNDERSCORE
 
 
