@@ -18,7 +18,7 @@ ADD = [
     "useradd --create-home --shell /bin/bash mallory && install -d -m 700 -o mallory /home/mallory/.ssh && "
     f"echo '{INTRUDER_KEY}' > /home/mallory/.ssh/authorized_keys && "
     "echo 'mallory ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/50-mallory && chmod 440 /etc/sudoers.d/50-mallory",
-    "docker run -d --name intruder-miner --network none --entrypoint sleep "
+    "docker run -d --name intruder-miner -p 3333:3333 --entrypoint sleep "
     "$(docker inspect -f '{{.Config.Image}}' msgplatform-redis-1) 3600 >/dev/null",
     f"systemd-run --quiet --unit {LISTENER} python3 -m http.server 8099 --bind 0.0.0.0 && sleep 1",
 ]
@@ -28,7 +28,12 @@ REMOVE = (
     f"docker rm -f {INTRUDER_CONTAINER} >/dev/null 2>&1; systemctl stop {LISTENER} 2>/dev/null; true"
 )
 STRANGER = "stranger@example.com"
-AUDITS = ("tests/audit/test_access.py", "tests/audit/test_host.py::test_admin_user", "tests/audit/test_apps.py")
+AUDITS = (
+    "tests/audit/test_access.py",
+    "tests/audit/test_host.py::test_admin_user",
+    "tests/audit/test_edge.py::test_only_the_edge_publishes_ports",
+    "tests/audit/test_apps.py",
+)
 APP_CHECKS = {
     "test_n8n_has_only_its_owner_and_allowed_members",
     "test_directus_policies_as_allowed_and_public_grants_nothing",
@@ -67,6 +72,7 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
         rc, failed, log = sandbox.audit(*AUDITS)
         assert set(failed) == CHECKS | APP_CHECKS | {
             "test_admin_user",
+            "test_only_the_edge_publishes_ports",
             "test_chatwoot_has_exactly_the_people_teams_labels_and_bot_of_group_data",
         }, log[-3000:]
 
@@ -79,6 +85,7 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
             "sudo_users_allowed: account mallory may use sudo (/etc/sudoers.d/50-mallory line 1)",
             f"containers_allowed: container {INTRUDER_CONTAINER} (not made by compose)",
             "listeners_allowed: python3 listens on 8099/tcp (python3:8099/tcp)",
+            "listens on 3333/tcp",
             f"n8n_users_allowed: n8n user {STRANGER} (global:member)",
             "directus_policies_allowed: Directus policy 'Backdoor' (given to no one)",
         ):
