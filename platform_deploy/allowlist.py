@@ -1,5 +1,5 @@
 """What may exist on a host beyond what the deploy makes, by allowlist: the SSH keys of every
-account with a login shell (root included), who may become root through sudo, containers
+account (root included), who may become root (sudo, the docker and lxd groups), containers
 outside the platform's compose project, and sockets listening beyond loopback.
 
 The audit lists what exists and fails on anything group data does not allow. The deploy
@@ -7,6 +7,7 @@ does not delete what it did not make (a key, a sudo right, a container, a proces
 refuses to go on, before it changes anything, naming each item and the key that would
 allow it. The operator decides, by removing the item or by allowing it."""
 
+import json
 import re
 
 from pydantic import field_validator
@@ -14,13 +15,15 @@ from pyinfra.api import FactBase
 
 from .base import SSH_KEY_RE, USER_RE
 from .model import NOT_SHOWN, ConfigError, Email, Items, Section, problem_line, refuse, setting
+from .services import compose_services
 
-NO_LOGIN_SHELLS = ("nologin", "false", "sync", "shutdown", "halt")
 LISTENER_RE = re.compile(r"^[\w.@-]{1,32}:\d{1,5}/(tcp|udp)$")
 CONTAINER_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # Beyond loopback and besides sshd and Docker's published ports: a DHCP client, which cloud
-# hosts run (systemd-networkd on Ubuntu, dhclient or dhcpcd elsewhere).
+# hosts run (systemd-networkd on Ubuntu, dhclient or dhcpcd elsewhere), and systemd-resolved's
+# LLMNR where it is on (Debian's default; UFW keeps it from outside).
 SYSTEM_LISTENERS = {(name, port, "udp") for name in ("systemd-network", "dhclient", "dhcpcd") for port in (68, 546)}
+SYSTEM_LISTENERS |= {("systemd-resolve", 5355, protocol) for protocol in ("tcp", "udp")}
 
 
 class Settings(Section):
@@ -34,8 +37,8 @@ class Settings(Section):
     )
     sudo_users_allowed: Items[str] = setting(
         (),
-        doc='Accounts besides root and admin_user that may use sudo (e.g. the cloud image\'s "ubuntu"); '
-        "any other account that sudoers or the sudo group lets in stops the deploy.",
+        doc="Accounts besides root and admin_user that may become root: use sudo, or be in the docker or lxd "
+        'group (e.g. the cloud image\'s "ubuntu"); any other stops the deploy.',
         problem="not a list of account names",
         fix='set sudo_users_allowed = ["ubuntu"], or [] for none',
     )
@@ -113,24 +116,26 @@ class Settings(Section):
 
 
 class HostAccess(FactBase):
-    """Accounts with a login shell and the keys in their authorized_keys files (as sshd -T names
-    them), the sudoers rules and groups, the containers with their project and published ports,
-    and the sockets listening beyond loopback with their process."""
+    """Every account with the keys of its authorized_keys files (as sshd -T names them), where else sshd takes
+    keys from, sudo's rules as sudo parses them (cvtsudoers: includes, aliases, user ids), the groups, the
+    containers with their project and published ports, and the listening sockets with their process."""
 
     def command(self):
-        no_login = "|".join(f"*/{shell}" for shell in NO_LOGIN_SHELLS)
         return (
             "sshd=$(command -v sshd || echo /usr/sbin/sshd); "
-            '$sshd -T 2>/dev/null | sed -n "s/^port /sshd-port /p"; '
+            "$sshd -T 2>/dev/null | sed -n 's/^port /sshd-port /p; "
+            "s/^\\(authorizedkeyscommand\\|authorizedprincipalsfile\\|authorizedprincipalscommand"
+            "\\|trustedusercakeys\\) /sshd-source \\1 /p'; "
             'files=$($sshd -T 2>/dev/null | sed -n "s/^authorizedkeysfile //p"); '
-            "getent passwd | while IFS=: read -r name _ _ gid _ home shell; do "
-            f'echo "account $name $gid"; case "$shell" in {no_login}|"") continue;; esac; '
-            'echo "login $name"; '
+            "getent passwd | while IFS=: read -r name _ uid gid _ home _; do "
+            'echo "account $name $uid $gid"; '
             "for f in ${files:-.ssh/authorized_keys .ssh/authorized_keys2}; do "
-            'f=$(echo "$f" | sed "s#%h#$home#g; s#%u#$name#g; s#%%#%#g"); case "$f" in /*) ;; *) f="$home/$f";; esac; '
+            'f=$(echo "$f" | sed "s#%h#$home#g; s#%u#$name#g; s#%U#$uid#g; s#%%#%#g"); '
+            'case "$f" in /*) ;; *) f="$home/$f";; esac; '
             '[ -f "$f" ] && grep -Ev "^[[:space:]]*(#|$)" "$f" | sed "s#^#key $name $f #"; done; done; '
             "getent group | sed 's/^/group /'; "
-            "grep -HnEv '^[[:space:]]*(#|$)' /etc/sudoers /etc/sudoers.d/* 2>/dev/null | sed 's/^/sudoers /'; "
+            "command -v cvtsudoers >/dev/null && cvtsudoers -f json /etc/sudoers 2>/dev/null | tr -d '\\n' | "
+            "sed 's/^/sudoers /'; echo; "
             "command -v docker >/dev/null && docker ps -a --format "
             "'container {{.Names}}|{{.Label \"com.docker.compose.project\"}}|{{.Ports}}' 2>/dev/null; "
             "ss -Hlntup 2>/dev/null | sed 's/^/socket /'; true"
@@ -140,11 +145,11 @@ class HostAccess(FactBase):
     def default():
         return {
             "sshd_ports": set(),
+            "sshd_sources": {},
             "accounts": {},
-            "logins": [],
             "keys": [],
             "groups": {},
-            "sudoers": [],
+            "sudoers": {},
             "containers": {},
             "sockets": [],
         }
@@ -155,20 +160,22 @@ class HostAccess(FactBase):
             kind, _, rest = line.partition(" ")
             if kind == "sshd-port":
                 state["sshd_ports"].add(int(rest))
+            elif kind == "sshd-source" and rest.split()[-1] != "none":
+                state["sshd_sources"][rest.split()[0]] = rest.split(None, 1)[1]
             elif kind == "account":
-                name, _, gid = rest.partition(" ")
-                state["accounts"][name] = gid
-            elif kind == "login":
-                state["logins"].append(rest)
+                name, uid, gid = (rest.split() + ["", ""])[:3]
+                state["accounts"][name] = (uid, gid)
             elif kind == "key":
                 account, path, key = (rest.split(" ", 2) + [""])[:3]
                 state["keys"].append((account, path, key))
             elif kind == "group":
                 name, _, gid, members = (rest.split(":") + ["", "", ""])[:4]
                 state["groups"][name] = (gid, [m for m in members.split(",") if m])
-            elif kind == "sudoers":
-                path, number, text = rest.split(":", 2)
-                state["sudoers"].append((path, int(number), text.strip()))
+            elif kind == "sudoers" and rest.strip():
+                try:
+                    state["sudoers"] = json.loads(rest)
+                except ValueError:
+                    state["sudoers"] = {"unreadable": rest[:200]}
             elif kind == "container":
                 name, project, ports = (rest.split("|") + ["", ""])[:3]
                 state["containers"][name] = (project, published_ports(ports))
@@ -178,17 +185,28 @@ class HostAccess(FactBase):
 
 
 def published_ports(ports):
-    """{(port, protocol)} a container publishes on the host, from docker ps's Ports."""
-    return {
-        (int(host.rsplit(":", 1)[1]), target.rsplit("/", 1)[1])
-        for host, _, target in (p.strip().partition("->") for p in ports.split(","))
-        if target and ":" in host
-    }
+    """{(port, protocol)} a container publishes on the host, from docker ps's Ports (ranges expanded)."""
+    found = set()
+    for match in re.finditer(r":(\d+)(?:-(\d+))?->\d+(?:-\d+)?/(\w+)", ports):
+        first, last = int(match[1]), int(match[2] or match[1])
+        found |= {(port, match[3]) for port in range(first, last + 1)}
+    return found
 
 
 def key_blob(line):
-    """A key's type and base64 in an authorized_keys line (its options and comment aside), or None."""
-    match = re.search(r"(?:^|\s)((?:ssh|ecdsa|sk)-\S+ [A-Za-z0-9+/=]+)", line)
+    """The key (type and base64) of an authorized_keys line, after its options (whose quoted values may hold
+    spaces, and anything else), or None."""
+    rest, quoted = line.strip(), False
+    if not re.match(r"(ssh|ecdsa|sk)-", rest):
+        for i, char in enumerate(rest):  # the options end at the first blank outside quotes, as sshd reads them
+            if char == '"' and rest[i - 1 : i] != "\\":
+                quoted = not quoted
+            elif char in " \t" and not quoted:
+                rest = rest[i:].strip()
+                break
+        else:
+            return None
+    match = re.match(r"((?:ssh|ecdsa|sk)-\S+ [A-Za-z0-9+/=]+)", rest)
     return match[1] if match else None
 
 
@@ -200,45 +218,67 @@ def allowed_keys(cfg, account):
 
 
 def unknown_keys(cfg, state):
-    """[(account, file, key line)] of keys no group data key allows."""
-    return [
-        (account, path, line)
-        for account, path, line in state["keys"]
-        if account in state["logins"] and key_blob(line) not in allowed_keys(cfg, account)
-    ]
+    """[(account, file, key line)] of keys no group data key allows; any account's, since sshd lets an account
+    without a login shell in with a key too."""
+    return [(a, path, line) for a, path, line in state["keys"] if key_blob(line) not in allowed_keys(cfg, a)]
+
+
+def _members(state, group):
+    gid, members = state["groups"].get(group, (None, []))
+    return set(members) | {a for a, (_, primary) in state["accounts"].items() if gid is not None and primary == gid}
 
 
 def sudo_holders(state):
-    """{account or rule: where its sudo right comes from}, from the sudoers rules and the groups they name."""
+    """{account (or what sudoers names that is none): why it may become root}: sudo's rules as cvtsudoers parses
+    them, and the members of docker and lxd, which are root by another name."""
     holders: dict[str, str] = {}
-    gids = {gid: name for name, (gid, _) in state["groups"].items()}
-    for path, number, text in state["sudoers"]:
-        first = text.split(None, 1)[0]
-        if first.startswith(("Defaults", "@include", "#include")) or first.endswith("_Alias"):
-            continue
-        for who in first.split(","):
-            where = f"{path} line {number}"
-            if who.startswith("%") and who[1:] in state["groups"]:
-                group = who[1:]
-                members = set(state["groups"][group][1])
-                members |= {a for a, gid in state["accounts"].items() if gids.get(gid) == group}
-                for member in members:
-                    holders.setdefault(member, f"member of group {group}, which {where} lets use sudo")
-            else:
-                holders.setdefault(who, where)
+    sudoers = state["sudoers"]
+    aliases = sudoers.get("User_Aliases", {})
+    by_uid = {uid: a for a, (uid, _) in state["accounts"].items()}
+    by_gid = {gid: g for g, (gid, _) in state["groups"].items()}
+
+    def expand(entry, seen=()):
+        if "username" in entry:
+            return {entry["username"]: "sudoers"}
+        if "userid" in entry:
+            return {by_uid.get(str(entry["userid"]), f"#{entry['userid']}"): "sudoers"}
+        group = entry.get("usergroup") or by_gid.get(str(entry.get("usergid")))
+        if group:
+            return {m: f"member of group {group}, which sudoers names" for m in _members(state, group)}
+        if entry.get("useralias") in aliases and entry["useralias"] not in seen:
+            found = {}
+            for item in aliases[entry["useralias"]]:
+                found |= expand(item, (*seen, entry["useralias"]))
+            return found
+        return {json.dumps(entry): "sudoers names it"}  # a netgroup, a non-Unix group, an unknown alias
+
+    for spec in sudoers.get("User_Specs", []):
+        for entry in spec.get("User_List", []):
+            if not entry.get("negated"):
+                for who, why in expand(entry).items():
+                    holders.setdefault(who, why)
+    if "unreadable" in sudoers:
+        holders["sudoers"] = f"cvtsudoers could not read it: {sudoers['unreadable']}"
+    for group in ("docker", "lxd"):
+        for member in _members(state, group):
+            holders.setdefault(member, f"member of group {group}, which is root by another name")
     return holders
 
 
 def unknown_sudo(cfg, state):
     allowed = {"root", cfg.host.admin_user, *cfg.allowlist.sudo_users_allowed}
-    return {who: where for who, where in sudo_holders(state).items() if who not in allowed}
+    return {who: why for who, why in sorted(sudo_holders(state).items()) if who not in allowed}
 
 
 def unknown_containers(cfg, state):
+    """Containers that are not this project's services (by name and label: a label alone is easily made), nor
+    listed in containers_allowed."""
+    services = "|".join(map(re.escape, compose_services(cfg)))
+    ours = re.compile(rf"^{re.escape(cfg.stack.stack_name)}-({services})-(\d+|run-[0-9a-f]+)$")
     return {
         name: project
         for name, (project, _) in state["containers"].items()
-        if project != cfg.stack.stack_name and name not in cfg.allowlist.containers_allowed
+        if not (project == cfg.stack.stack_name and ours.match(name)) and name not in cfg.allowlist.containers_allowed
     }
 
 
@@ -257,12 +297,8 @@ def listeners(state):
 
 
 def unknown_listeners(cfg, state):
-    published = {
-        port
-        for name, (project, ports) in state["containers"].items()
-        if name not in unknown_containers(cfg, state)
-        for port in ports
-    }
+    unknown = unknown_containers(cfg, state)
+    published = {port for name, (_, ports) in state["containers"].items() if name not in unknown for port in ports}
     allowed = set(SYSTEM_LISTENERS)
     allowed |= {(name, port, "tcp") for name in ("sshd", "systemd") for port in state["sshd_ports"]}
     allowed |= {(name, port, protocol) for name in ("dockerd", "docker-proxy") for port, protocol in published}
@@ -281,9 +317,13 @@ def problems(cfg, state):
         "keys": [
             (_key_setting(cfg, account), f"account {account}: {key_label(line)} in {path}")
             for account, path, line in unknown_keys(cfg, state)
+        ]
+        + [
+            ("ssh_keys_allowed", f"sshd takes keys from elsewhere too: {option} {value}")
+            for option, value in sorted(state["sshd_sources"].items())
         ],
         "sudo": [
-            ("sudo_users_allowed", f"account {who} may use sudo ({where})")
+            ("sudo_users_allowed", f"account {who} may become root ({where})")
             for who, where in sorted(unknown_sudo(cfg, state).items())
         ],
         "containers": [
@@ -307,7 +347,7 @@ def drift(cfg, state):
 
 
 FIXES = {
-    "keys": "remove the key from that file, or list it there if it is yours",
+    "keys": "remove the key from that file, or list it there if it is yours (sshd's other key sources: remove them)",
     "sudo": "remove that sudoers line or group membership, or list the account there",
     "containers": "remove the container (docker rm -f), or list its name there",
     "listeners": "stop that process, or list it there",

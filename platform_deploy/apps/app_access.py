@@ -10,6 +10,7 @@ and the key that would allow it (allowlist.check). n8n's own users and Chatwoot'
 one is the operator's call. (Chatwoot's agents are checked by the bootstrap, against its API.)"""
 
 from .. import data
+from .bootstrap import N8N_POLICY
 
 # Directus's built-in policies: what anyone may do without signing in, and full access.
 PUBLIC_POLICY, ADMIN_POLICY = "$t:public_label", "Administrator"
@@ -24,7 +25,7 @@ class AppAccess(data.SuperuserQueries):
         ("n8n", "select 'n8n_user', coalesce(email, '-'), \"roleSlug\" from \"user\""),
         (
             "directus",
-            "select 'policy', o.name, o.admin_access, o.app_access, "
+            "select 'policy', o.id, o.name, o.admin_access, o.app_access, "
             "case when a.id is null then '-' when a.role is not null then 'role ' || r.name "
             "when a.user is not null then 'user ' || u.email else 'public' end "
             "from directus_policies o left join directus_access a on a.policy = o.id "
@@ -32,8 +33,7 @@ class AppAccess(data.SuperuserQueries):
         ),
         (
             "directus",
-            "select 'grant', o.name, p.collection, p.action from directus_permissions p "
-            "join directus_policies o on o.id = p.policy",
+            "select 'grant', p.policy, p.collection, p.action from directus_permissions p",
         ),
     )
 
@@ -48,9 +48,9 @@ class AppAccess(data.SuperuserQueries):
             if kind == "n8n_user":
                 state["n8n_users"][fields[0]] = fields[1]
             elif kind == "policy":
-                name, admin, app, holder = fields
+                key, name, admin, app, holder = fields
                 policy = state["policies"].setdefault(
-                    name, {"admin": admin == "t", "app": app == "t", "holders": set()}
+                    key, {"name": name, "admin": admin == "t", "app": app == "t", "holders": set()}
                 )
                 if holder != "-":
                     policy["holders"].add(holder)
@@ -62,23 +62,24 @@ class AppAccess(data.SuperuserQueries):
 def refused(cfg, state):
     """[(group data key, what is there)]: what the deploy will not remove by itself."""
     found = []
+    owners = sorted(email for email, role in state["n8n_users"].items() if role == N8N_OWNER)
+    if len(owners) > 1:
+        found.append(("n8n_users_allowed", f"n8n has {len(owners)} owners: {', '.join(owners)}"))
+    members = {email.lower() for email in cfg.allowlist.n8n_users_allowed}
     for email, role in sorted(state["n8n_users"].items()):
-        wanted = N8N_OWNER if email == cfg.n8n.n8n_owner_email else N8N_MEMBER
-        if email != cfg.n8n.n8n_owner_email and email not in cfg.allowlist.n8n_users_allowed:
+        if role == N8N_OWNER:
+            continue
+        if email.lower() not in members:
             found.append(("n8n_users_allowed", f"n8n user {email} ({role})"))
-        elif role != wanted:
-            found.append(("n8n_users_allowed", f"n8n user {email} is {role}, may be {wanted} only"))
-    allowed = {PUBLIC_POLICY, ADMIN_POLICY, *cfg.allowlist.directus_policies_allowed}
-    allowed.add("n8n automation")  # its grants and user: bootstrap.app_drift
-    for name, policy in sorted(state["policies"].items()):
+        elif role != N8N_MEMBER:
+            found.append(("n8n_users_allowed", f"n8n user {email} is {role}, may be {N8N_MEMBER} only"))
+    allowed = {PUBLIC_POLICY, ADMIN_POLICY, N8N_POLICY, *cfg.allowlist.directus_policies_allowed}
+    for policy in sorted(state["policies"].values(), key=lambda p: p["name"]):
+        name, holders = policy["name"], _holders(policy)
         if name not in allowed:
-            found.append(("directus_policies_allowed", f"Directus policy {name!r} ({_holders(policy)})"))
-        elif name != ADMIN_POLICY and policy["admin"]:
-            found.append(("directus_policies_allowed", f"Directus policy {name!r} has admin access"))
-        elif name == ADMIN_POLICY and policy["holders"] - {f"role {ADMIN_POLICY}"}:
-            found.append(
-                ("directus_policies_allowed", f"Directus's Administrator policy is given to {_holders(policy)}")
-            )
+            found.append(("directus_policies_allowed", f"Directus policy {name!r} ({holders})"))
+        elif policy["admin"] and not (name == ADMIN_POLICY and policy["holders"] <= {f"role {ADMIN_POLICY}"}):
+            found.append(("directus_policies_allowed", f"Directus policy {name!r} has admin access ({holders})"))
         elif name != PUBLIC_POLICY and "public" in policy["holders"]:
             found.append(("directus_policies_allowed", f"Directus policy {name!r} applies to the public"))
     return found
@@ -86,9 +87,13 @@ def refused(cfg, state):
 
 def public_grants(state):
     """What Directus's Public policy grants (the deploy revokes it all)."""
-    policy = state["policies"].get(PUBLIC_POLICY, {"admin": False, "app": False})
-    access = [kind for kind in ("admin", "app") if policy[kind]]
-    return sorted(state["grants"].get(PUBLIC_POLICY, set())) + [f"{kind} access" for kind in access]
+    grants: set[str] = set()
+    access = []
+    for key, policy in state["policies"].items():
+        if policy["name"] == PUBLIC_POLICY:
+            grants |= state["grants"].get(key, set())
+            access += [f"{kind} access" for kind in ("admin", "app") if policy[kind]]
+    return sorted(grants) + access
 
 
 def _holders(policy):
@@ -98,6 +103,11 @@ def _holders(policy):
 def drift(cfg, state):
     """{"n8n_users" / "directus_policies": [what differs from group data]}, for the audit."""
     found: dict[str, list[str]] = {}
+    # An app always has its own: none read means the read failed (another schema), not that all is well.
+    if not state["n8n_users"]:
+        found["n8n_users"] = ["n8n's users could not be read (AppAccess)"]
+    if not state["policies"]:
+        found["directus_policies"] = ["Directus's policies could not be read (AppAccess)"]
     for key, what in refused(cfg, state):
         found.setdefault("n8n_users" if key.startswith("n8n") else "directus_policies", []).append(
             f"{what} (not in {key})"

@@ -1,12 +1,10 @@
 """Edge and firewall against Docker: only the edge publishes, the DOCKER-USER guard holds,
-the host listens on nothing else, certificates and secrets are private."""
+certificates and secrets are private."""
 
 import pytest
 import yaml
 
 from platform_deploy import cluster, edge, firewall
-
-from conftest import run_fact
 
 
 def _published(host):
@@ -46,26 +44,6 @@ def test_docker_user_guard_in_place(host, cfg):
     assert firewall.docker_guard_block(cfg) in host.file(firewall.AFTER_RULES).content_string, (
         f"the guard is not in {firewall.AFTER_RULES}: it would not survive a reboot"
     )
-
-
-def test_host_listens_only_on_ssh_and_the_edge(host, cfg):
-    sshd_ports = set(
-        run_fact(host, firewall.FirewallState)["sshd_ports"]
-    )  # sshd -T and ssh.socket, as the deploy reads them
-    exposed = set()
-    for line in host.check_output("ss -Hlntu").splitlines():
-        local = line.split()[4]
-        address, port = local.rsplit(":", 1)
-        if not address.startswith(("127.", "[::1]", "localhost")) and address not in ("127.0.0.53%lo",):
-            exposed.add((line.split()[0], int(port)))
-    # dockerd holds the published ports' sockets (even without its userland proxy).
-    allowed = {("tcp", p) for p in sshd_ports | set(firewall.EDGE_PORTS_TCP if cfg.topology.role == "primary" else ())}
-    allowed |= {
-        ("tcp", p) for p in cluster.link_ports(cfg).values()
-    }  # on the private address only (test_only_the_edge_publishes_ports)
-    if cfg.edge.tunnels_enabled and cfg.topology.role == "primary":
-        allowed |= {("udp", p) for p in firewall.TUNNEL_PORTS_UDP}
-    assert exposed <= allowed, f"the host listens beyond SSH and the edge: {sorted(exposed - allowed)}"
 
 
 @pytest.mark.roles("primary")

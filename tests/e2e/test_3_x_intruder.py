@@ -82,7 +82,7 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
             "ssh_keys_allowed['root']: account root: key ssh-ed25519 ...erIntruderIn 'mallory@nowhere'",
             "admin_ssh_keys: account ops: key ssh-ed25519",
             "ssh_keys_allowed['mallory']: account mallory",
-            "sudo_users_allowed: account mallory may use sudo (/etc/sudoers.d/50-mallory line 1)",
+            "sudo_users_allowed: account mallory may become root (sudoers)",
             f"containers_allowed: container {INTRUDER_CONTAINER} (not made by compose)",
             "listeners_allowed: python3 listens on 8099/tcp (python3:8099/tcp)",
             "listens on 3333/tcp",
