@@ -18,6 +18,7 @@ from platform_deploy import (
     docker_engine,
     firewall,
     memory,
+    pitr,
     postgres_access,
     secrets,
     stack,
@@ -51,6 +52,7 @@ converge.read_ahead(
         *docker_engine.reads(cfg),
         *stack.reads(cfg),
         *([*secrets.reads(cfg), *data.reads(cfg), *backup.reads(cfg), *bootstrap.reads(cfg)] if primary else []),
+        *pitr.reads(cfg),
         *(app_access.reads(cfg) if primary and bootstrap.enabled(cfg) else []),
     ]
 )
@@ -81,12 +83,14 @@ firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
 backup_units = backup.apply(cfg, installed) if primary else {}
+pitr_units, pitr_settings = pitr.apply(cfg, stack_state)
 converge.ensure_units(
     {
         **base.units(installed),
         **docker_engine.UNITS,
         **docker_engine.auditd_units(host_state["container"]),
         **backup_units,
+        **pitr_units,
     }
 )
 rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
@@ -94,6 +98,7 @@ if primary:
     database_drift = data.apply(cfg, rollout)
     chatwoot.apply(cfg, rollout, database_drift)
 stack.up(cfg, rollout)
+pitr.after_up(cfg, rollout, pitr_settings)
 if primary:
     bootstrap.apply(cfg, rollout, app_access.repairs(apps_access))
     backup.backup_if_needed(cfg)

@@ -3,18 +3,17 @@ admin user, optional SSH hardening."""
 
 import os
 import re
-import shlex
 from io import StringIO
 from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 from pyinfra import host
-from pyinfra.api import FactBase
 from pyinfra.facts.server import Sysctl
 from pyinfra.operations import files, server
 
 from . import access, converge
 from .converge import ensure_packages
+from .host_state import FSTAB_LINE, LOGIN_DEFS, SWAP_FILE, SYSSTAT_DEFAULTS, HostState
 from .model import ConfigError, Items, Port, Section, refuse, setting
 
 SSH_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-\S+|sk-\S+) [A-Za-z0-9+/=]+")
@@ -119,11 +118,17 @@ PACKAGES = (
     # python3 runs the application bootstrap; whois brings mkpasswd (bcrypt of n8n's owner password).
     "python3",
     "whois",
-    # Lynis's: a private $TMPDIR per login, password strength checked by PAM, packages' files
-    # checked against their checksums (docs/hardening.md).
-    "libpam-tmpdir",
+    # Lynis's: password strength checked by PAM, packages' files checked against their checksums
+    # (docs/hardening.md). Not libpam-tmpdir: with it, sudo gives root a $TMPDIR the SSH user
+    # cannot write, and pyinfra's uploads as a sudo user (the cloud image's "ubuntu") fail.
     "libpam-pwquality",
     "debsums",
+    # sar's record of CPU, memory, disk and network every 10 minutes, kept a week: what a host did
+    # before an incident (Lynis ACCT-9626).
+    "sysstat",
+    # What changed in each upgrade, in apt's log (Lynis DEB-0811). It asks nothing: confirm is off by
+    # default, and without a terminal it shows nothing.
+    "apt-listchanges",
 )
 
 # Redis wants overcommit so its fork for persistence cannot fail; Docker needs forwarding.
@@ -182,18 +187,19 @@ HARDENING_FILES = {
 }
 # No PASS_MAX_DAYS: a key-only account's locked password would "expire" too, and PAM
 # would then refuse its key log-in (docs/hardening.md).
-LOGIN_DEFS = {"UMASK": "027", "PASS_MIN_DAYS": "1", "PASS_WARN_AGE": "14"}
 BANNER_FILES = ("/etc/issue", "/etc/issue.net")
 AUTO_UPGRADES_FILE = "/etc/apt/apt.conf.d/20auto-upgrades"
-SWAP_FILE = "/swapfile"
-FSTAB_LINE = f"{SWAP_FILE} none swap sw 0 0"
 # Timers that fetch and apply the security updates unattended-upgrades selects.
 UPGRADE_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 
 
 # unit -> (running, enabled). timesyncd is only enabled: systemd skips it in containers,
 # where the host keeps the time.
-UNITS = {"systemd-timesyncd": (None, True), **{timer: (True, True) for timer in UPGRADE_TIMERS}}
+UNITS = {
+    "systemd-timesyncd": (None, True),
+    **{timer: (True, True) for timer in UPGRADE_TIMERS},
+    **{timer: (True, True) for timer in ("sysstat-collect.timer", "sysstat-summary.timer")},
+}
 
 
 SUPPORTED_OS = {("Ubuntu", 22), ("Ubuntu", 24), ("Debian", 12), ("Debian", 13)}
@@ -279,6 +285,13 @@ def apply(cfg, installed):
 
     state = converge.fact(HostState, user=cfg.host.admin_user)
     _login_defs(state)
+    if state["sysstat"] != 'ENABLED="true"':
+        server.shell(
+            name="sysstat collects (sar)",
+            commands=[
+                f"sed -i '/^ENABLED=/d' {SYSSTAT_DEFAULTS} 2>/dev/null; echo 'ENABLED=\"true\"' >> {SYSSTAT_DEFAULTS}"
+            ],
+        )
     _swap(cfg, state)
     access.admin_user(cfg, state)
     access.sshd(cfg, state)
@@ -297,75 +310,6 @@ def _login_defs(state):
                 for key, value in wrong.items()
             ],
         )
-
-
-class HostState(FactBase):
-    """The swap file, its fstab line, and the admin user (account, groups, SSH keys) in one read."""
-
-    def command(self, user):
-        fstab = shlex.quote(FSTAB_LINE)
-        script = (
-            f"test -e {SWAP_FILE} && echo swap; grep -qxF {fstab} /etc/fstab && echo fstab; "
-            "systemd-detect-virt -q -c && echo container; "
-        )
-        keys = "|".join(LOGIN_DEFS)
-        script += (
-            f"grep -E '^({keys})\\s' /etc/login.defs | sed 's/^/login-defs /'; "
-            f"head -n 1 {access.SSHD_CONFIG} | sed 's/^/sshd-first /'; "
-            "$(command -v sshd || echo /usr/sbin/sshd) -T 2>/dev/null | sed 's/^/sshd /'; "
-            "ssh -Q kex 2>/dev/null | sed 's/^/kex /'; "
-        )
-        if user:
-            home = f"$(getent passwd {user} | cut -d: -f6)"
-            script += (
-                f"getent passwd {user} | sed 's/^/passwd /'; echo \"groups $(id -nG {user} 2>/dev/null)\"; "
-                f"stat -c 'stat %n %a %U' {home}/.ssh {home}/.ssh/authorized_keys 2>/dev/null; "
-                f"sed 's/^/key /' {home}/.ssh/authorized_keys 2>/dev/null; "
-            )
-        return script + "true"
-
-    @staticmethod
-    def default():
-        return {
-            "swap": False,
-            "fstab": False,
-            "container": False,
-            "passwd": None,
-            "groups": set(),
-            "modes": {},
-            "keys": [],
-            "login_defs": {},
-            "sshd_first": "",
-            "sshd": {},
-            "kex": [],
-        }
-
-    def process(self, output):
-        state = self.default()
-        for line in output:
-            kind, _, rest = line.partition(" ")
-            if kind in ("swap", "fstab", "container"):
-                state[kind] = True
-            elif kind == "passwd":
-                state["passwd"] = rest.split(":")
-            elif kind == "groups":
-                state["groups"] = set(rest.split())
-            elif kind == "stat":
-                path, mode, owner = rest.rsplit(" ", 2)
-                state["modes"][path.rsplit("/", 1)[-1]] = (mode, owner)
-            elif kind == "kex":
-                state["kex"].append(rest.strip())
-            elif kind == "key":
-                state["keys"].append(rest.strip())
-            elif kind == "login-defs":
-                key, value = (rest.split(None, 1) + [""])[:2]
-                state["login_defs"][key] = value.strip()
-            elif kind == "sshd-first":
-                state["sshd_first"] = rest.strip()
-            elif kind == "sshd":
-                key, _, value = rest.strip().partition(" ")
-                state["sshd"][key] = value
-        return state
 
 
 def _swap(cfg, state):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from . import allowlist, backup, base, cluster, data, docker_engine, edge, firewall, memory, stack
+from . import allowlist, backup, base, cluster, data, docker_engine, edge, firewall, memory, pitr, stack
 from .apps import chatwoot, n8n, social
 from .model import ConfigError, problem_line
 from .secrets import OPTIONAL_USES, SUPPLIED_SECRETS
@@ -28,6 +28,7 @@ SECTIONS = {
     "stack": stack.Settings,
     "data": data.Settings,
     "backup": backup.Settings,
+    "pitr": pitr.Settings,
     "chatwoot": chatwoot.Settings,
     "n8n": n8n.Settings,
     "social": social.Settings,
@@ -53,6 +54,7 @@ class Config:
     stack: stack.Settings
     data: data.Settings
     backup: backup.Settings
+    pitr: pitr.Settings
     chatwoot: chatwoot.Settings
     n8n: n8n.Settings
     social: social.Settings

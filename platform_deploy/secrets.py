@@ -34,6 +34,8 @@ GENERATED_SECRETS = {
     "whatsapp_verify_token": 40,
     # The static token of Directus's least-privilege user for n8n.
     "directus_n8n_token": 48,
+    # The passphrase of pgBackRest's repository (pitr.py): without it, the repository cannot be read.
+    "pgbackrest_cipher_pass": 64,
 }
 # Made on the host from a generated secret (bin/secrets.sh): name -> the secret it comes from.
 DERIVED_SECRETS = {"n8n_owner_password_hash": "n8n_owner_password"}
@@ -57,7 +59,7 @@ OPTIONAL_USES = {"claude_api_key": "social_posts"}
 
 # Environment variable -> secret, per env file (secrets/<name>.env on the host).
 SECRET_ENV = {
-    "postgres": {"POSTGRES_PASSWORD": "postgres_password"},
+    "postgres": {"POSTGRES_PASSWORD": "postgres_password", "PGBACKREST_REPO1_CIPHER_PASS": "pgbackrest_cipher_pass"},
     "redis": {"REDIS_PASSWORD": "redis_password"},
     "chatwoot": {
         "POSTGRES_PASSWORD": "chatwoot_db_password",

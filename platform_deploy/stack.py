@@ -15,7 +15,7 @@ import yaml
 from pydantic import field_validator, model_validator
 from pyinfra.operations import server
 
-from . import cluster, containers, converge, data, edge, memory, postgres_access, upgrade
+from . import cluster, containers, converge, data, edge, memory, pitr, postgres_access, upgrade
 from .model import DOMAIN_RE, EMAIL_RE, Email, ImageRef, Items, Section, is_ip_address, refuse, setting
 from .rollout import Rollout
 from .secrets import (
@@ -185,6 +185,7 @@ def template_vars(cfg):
         redis_port=REDIS_PORT,
         replication_role=postgres_access.REPLICATION_ROLE,
         slot=topology.me.slot if topology.me else None,
+        pitr=pitr.compose_vars(cfg),
     )
 
 

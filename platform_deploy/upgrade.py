@@ -4,7 +4,7 @@ back to when the stack does not come up, and images for hosts that cannot pull."
 from pyinfra import host, logger
 from pyinfra.operations import files, server
 
-from . import backup
+from . import backup, pitr
 from .model import ConfigError
 from .services import EDGE_SERVICES, compose_services, image_key
 
@@ -13,7 +13,8 @@ def backup_before_upgrade(cfg, rollout):
     """Before anything changes: a backup, when an image of a service that holds or migrates data changes."""
     state = rollout.state
     data_services = [s for s in compose_services(cfg) if image_key(s) not in (*EDGE_SERVICES, "gerbil")]
-    upgrading = [s for s in data_services if state["images"].get(s) not in (None, cfg.stack.images[image_key(s)])]
+    wanted = {s: pitr.postgres_image(cfg) if s == "postgres" else cfg.stack.images[image_key(s)] for s in data_services}
+    upgrading = [s for s in data_services if state["images"].get(s) not in (None, wanted[s])]
     data_running = all(state["services"].get(s, ("",))[0] == "running" for s in ("postgres", "redis"))
     if not (upgrading or rollout.major_upgrade) or rollout.resume_backup:
         return

@@ -22,6 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 CLUSTER_TESTS = "tests/e2e/test_5_cluster.py"
+# The point-in-time recovery drill: on a host of its own, after the scale-out tests, in the same lane.
+PITR_TESTS = "tests/e2e/test_6_pitr.py"
+PITR_HOST = {"E2E_SANDBOX_NAME": "sandbox-pitr", "E2E_SANDBOX_SSH_PORT": "2250", "E2E_SEED_KEEP": "1"}
 CHECKS = {
     "ruff check": [PY, "-m", "ruff", "check", "."],
     "ruff format": [PY, "-m", "ruff", "format", "--check", "."],
@@ -64,8 +67,13 @@ PAST_FOUNDATION = re.compile(r" tests/e2e/test_(?!1_)\w+\.py::", re.M)
 def end_to_end(args):
     """The one-host tests, and the scale-out tests beside them once the first module is done (after
     the one-host tests if it never ends)."""
-    one_host = [PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, *args]
-    scale_out = [PY, "-m", "pytest", CLUSTER_TESTS]
+    one_host = [PY, "-m", "pytest", "tests/e2e", "--ignore", CLUSTER_TESTS, "--ignore", PITR_TESTS, *args]
+    pitr = " ".join(f"{k}={v}" for k, v in PITR_HOST.items())
+    scale_out = [
+        "sh",
+        "-c",
+        f"{PY} -m pytest {CLUSTER_TESTS}; a=$?; {pitr} {PY} -m pytest {PITR_TESTS}; b=$?; exit $((a | b))",
+    ]
     start = time.monotonic()
     first = subprocess.Popen(one_host, cwd=ROOT)
     beside, beside_start, beside_end, done = None, 0.0, None, {}

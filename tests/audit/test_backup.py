@@ -1,8 +1,9 @@
-"""Backups: the timer, the last run, how old the newest backup is, every backup's checksums."""
+"""Backups: the timer, the last run, how old the newest backup is, every backup's checksums; with
+point-in-time recovery, pgBackRest's stanza, the WAL archive's freshness and the last full backup."""
 
 import pytest
 
-from platform_deploy import backup
+from platform_deploy import backup, pitr
 
 from conftest import run_fact
 
@@ -47,3 +48,26 @@ def test_every_backup_matches_its_checksums(host, backups, cfg):
 def test_backups_are_root_only(host, cfg):
     directory = host.file(cfg.backup.backup_dir)
     assert directory.is_directory and directory.user == "root" and directory.mode == 0o700
+
+
+@pytest.fixture(scope="module")
+def pitr_drift(host, cfg):
+    if not pitr.enabled(cfg):
+        pytest.skip("point-in-time recovery is off (pitr = False)")
+    return pitr.drift(run_fact(host, pitr.PitrState, f"{cfg.stack.stack_name}-postgres-1", cfg.pitr.pitr_repo_dir))
+
+
+def test_pgbackrest_stanza_is_valid(pitr_drift):
+    assert "stanza" not in pitr_drift, pitr_drift.get("stanza")
+
+
+def test_wal_archive_is_current(pitr_drift):
+    """The newest archived WAL is at most 5 minutes old, unless PostgreSQL has written nothing since."""
+    assert "archive" not in pitr_drift, pitr_drift.get("archive")
+
+
+def test_last_full_pgbackrest_backup_is_at_most_8_days_old(host, cfg, pitr_drift):
+    assert "full" not in pitr_drift, pitr_drift.get("full")
+    for kind in ("full", "diff"):
+        timer = host.service(f"{pitr.unit(cfg, kind)}.timer")
+        assert timer.is_enabled and timer.is_running, f"the pgBackRest {kind} backup timer is not enabled and active"

@@ -43,6 +43,13 @@ def test_time_sync_and_security_upgrades(host):
         assert host.service(timer).is_enabled, f"{timer} is not enabled"
 
 
+def test_sysstat_collects(host):
+    state = run_fact(host, base.HostState, None)
+    assert state["sysstat"] == 'ENABLED="true"', f"{base.SYSSTAT_DEFAULTS}: {state['sysstat'] or 'no ENABLED line'}"
+    for timer in ("sysstat-collect.timer", "sysstat-summary.timer"):
+        assert host.service(timer).is_enabled and host.service(timer).is_running, f"{timer} is not enabled and active"
+
+
 def test_ssh_hardening(host, cfg):
     drift = access.sshd_drift(cfg, run_fact(host, base.HostState, None))
     assert not drift, f"sshd's effective settings (sshd -T) differ (live, wanted): {drift}"

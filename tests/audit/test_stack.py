@@ -1,6 +1,7 @@
 """Stack, data and apps: containers, limits, isolation, databases, Redis, secrets."""
 
 import json
+import shlex
 import time
 
 import pytest
@@ -101,7 +102,11 @@ def test_least_privilege_per_container(host, cfg, containers):
             f"{service} read-only root filesystem: {hc['ReadonlyRootfs']}"
         )
         if service not in RUN_AS_ROOT and c["State"]["Running"]:  # (a stopped one fails the check that it runs)
-            uid = host.check_output(f"docker exec {c['Name'].lstrip('/')} awk '/^Uid:/ {{print $3}}' /proc/1/status")
+            # With init (tini as PID 1, which only reaps), the main process is its first child (orphans it
+            # adopts come later).
+            main = "$(tr ' ' '\\n' < /proc/1/task/1/children | sort -n | head -n 1)" if hc.get("Init") else "1"
+            script = f"awk '/^Uid:/ {{print $3}}' /proc/{main}/status"
+            uid = host.check_output(f"docker exec {c['Name'].lstrip('/')} sh -c {shlex.quote(script)}")
             assert uid != "0", f"{service}'s main process runs as root"
         if apparmor_on:
             assert c["AppArmorProfile"] == "docker-default", (

@@ -81,7 +81,8 @@ class Sandbox:
         return self
 
     def destroy(self):
-        run([*self.tool, "seed-save"])  # its images, for the scale-out hosts and the next run's first host
+        if not os.environ.get("E2E_SEED_KEEP"):  # the images, for the scale-out hosts and the next run's first host
+            run([*self.tool, "seed-save"])
         if not os.environ.get("KEEP_SANDBOX"):  # KEEP_SANDBOX=1: leave it for a look after the tests
             run_detached([*self.tool, "destroy", "--in-background"])
 

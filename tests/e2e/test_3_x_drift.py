@@ -200,6 +200,15 @@ BATCH_EDGE_AND_DAEMON = [
     ("a Redis ACL user added live", None, {"test_redis_requires_its_password_and_never_evicts"}),
     ("a PostgreSQL login made by hand, with a grant", None, {"test_databases_and_roles"}),
     (
+        "pgBackRest's repository emptied",
+        "rm -rf /var/backups/msgplatform-pitr/*",
+        {
+            "test_pgbackrest_stanza_is_valid",
+            "test_wal_archive_is_current",
+            "test_last_full_pgbackrest_backup_is_at_most_8_days_old",
+        },
+    ),
+    (
         "a line added to PostgreSQL's live client-authentication file",
         f"echo 'host all all 0.0.0.0/0 trust' >> {ROOT_DIR}/config/pg_hba.conf",
         {"test_postgresql_lets_in_only_by_the_managed_rules"},

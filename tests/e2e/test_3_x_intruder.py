@@ -6,7 +6,7 @@ import json
 
 from tools.inbound_client import Host
 
-from conftest import GROUP_DATA, NAME, PORT, directus_api, psql
+from conftest import NAME, PORT, ROOT, directus_api, psql
 
 INTRUDER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIntruderIntruderIntruderIntruderIntruderIn mallory@nowhere"
 INTRUDER_CONTAINER = "intruder-miner"
@@ -92,7 +92,7 @@ def test_what_an_intruder_adds_is_named_and_the_deploy_stops(sandbox):
             assert named in log, f"{named!r} not in the refusal:\n{log[-3000:]}"
         assert INTRUDER_KEY in sandbox.sh("cat /home/ops/.ssh/authorized_keys"), "the refused deploy changed a file"
 
-        sandbox_key = GROUP_DATA["admin_ssh_keys"][0]
+        sandbox_key = (ROOT / ".sandbox" / "id_ed25519.pub").read_text().strip()
         allowed = {
             "ssh_keys_allowed": {
                 "root": [sandbox_key, INTRUDER_KEY],

@@ -1,0 +1,323 @@
+"""Point-in-time recovery: PostgreSQL's WAL archived continuously by pgBackRest into an
+encrypted repository on the host (outside Docker's volumes), a full backup weekly and a
+differential one daily; bin/pitr-restore.py puts the databases back as they were at a
+moment, or at the end of the archive. The nightly pg_dump and restic (backup.py) stay, as the
+logical copy.
+
+pgBackRest's archive-push runs where PostgreSQL runs, as its archive_command, so PostgreSQL
+runs the pinned image of group data with pgBackRest added (files/postgres/Dockerfile), built
+on the host by the deploy: production keeps the vendor's image, and its tag, as the base."""
+
+import hashlib
+import json
+import re
+import shlex
+from io import StringIO
+from pathlib import Path
+
+from pydantic import field_validator
+from pyinfra.api import FactBase
+from pyinfra.operations import server, systemd
+
+from . import converge
+from .model import PositiveInt, Section, refuse, setting
+from .topology import Role
+
+STANZA = "main"
+REPO_IN_CONTAINER = "/var/lib/pgbackrest"
+SPOOL = "/var/spool/pgbackrest"
+DOCKERFILE = Path(__file__).resolve().parent.parent / "files" / "postgres" / "Dockerfile"
+ARCHIVE_TIMEOUT_S = 30  # an idle database still archives what it wrote within 30 s
+MAX_ARCHIVE_AGE_S = 300
+MAX_FULL_AGE_DAYS = 8
+WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
+CALENDAR = r"^[A-Za-z0-9*:/,. ~-]+$"
+
+
+class Settings(Section):
+    pitr: bool = setting(
+        True,
+        doc="Point-in-time recovery: WAL archived continuously with pgBackRest (an RPO of about a minute), "
+        "restored with bin/pitr-restore.py; False: the nightly backup only.",
+        problem="not a boolean",
+        fix="set pitr = True or False",
+    )
+    pitr_repo_dir: str = setting(
+        "/var/backups/msgplatform-pitr",
+        doc="The pgBackRest repository on the host (encrypted), outside Docker's volumes; best on another disk.",
+        problem="not a dedicated absolute directory",
+        pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
+        fix='set pitr_repo_dir = "/var/backups/msgplatform-pitr"',
+    )
+    pitr_full_schedule: str = setting(
+        "Sun *-*-* 02:45:00",
+        doc="When pgBackRest takes a full backup: a systemd OnCalendar expression.",
+        problem="not a systemd calendar expression",
+        pattern=CALENDAR,
+        fix='use e.g. "Sun *-*-* 02:45:00" (weekly); see `man systemd.time`',
+    )
+    pitr_diff_schedule: str = setting(
+        "Mon..Sat *-*-* 02:45:00",
+        doc="When pgBackRest takes a differential backup: a systemd OnCalendar expression.",
+        problem="not a systemd calendar expression",
+        pattern=CALENDAR,
+        fix='use e.g. "Mon..Sat *-*-* 02:45:00" (daily but the full backup\'s day)',
+    )
+    pitr_keep_full: PositiveInt = setting(
+        2,
+        doc="Full backups kept, with their differential ones and the WAL back to the oldest of them.",
+        problem="not a count",
+        fix="keep at least 1, e.g. pitr_keep_full = 2 (two weeks of point-in-time recovery)",
+    )
+    pitr_queue_max_mb: PositiveInt = setting(
+        4096,
+        doc="WAL waiting to be pushed past which pgBackRest drops it rather than let pg_wal fill the disk "
+        "(recovery then has a gap until the next full backup).",
+        problem="not a size in MB",
+        fix="set pitr_queue_max_mb = 4096, well under the free space of the disk of PostgreSQL's volume",
+    )
+
+    @field_validator("pitr_repo_dir")
+    @classmethod
+    def _no_trailing_slash(cls, path):
+        if path.startswith("/var/lib/docker"):
+            raise refuse("inside Docker's own directory", 'set pitr_repo_dir = "/var/backups/msgplatform-pitr"')
+        return path.rstrip("/")
+
+
+def enabled(cfg):
+    """Archiving runs on the PostgreSQL that takes writes: one host's, or the primary's."""
+    return cfg.pitr.pitr and cfg.topology.role == Role.PRIMARY
+
+
+def postgres_image(cfg):
+    """What the postgres service runs: the pinned image, or (with PITR) it with pgBackRest, tagged by both."""
+    base = cfg.stack.images["postgres"]
+    if not enabled(cfg):
+        return base
+    digest = hashlib.sha256(f"{base}\n{DOCKERFILE.read_text()}".encode()).hexdigest()[:12]
+    return f"{cfg.stack.stack_name}-postgres-pitr:{digest}"
+
+
+def compose_vars(cfg):
+    """What compose.yaml's postgres service adds with PITR, or None."""
+    if not enabled(cfg):
+        return None
+    return {
+        "image": postgres_image(cfg),
+        "repo_dir": cfg.pitr.pitr_repo_dir,
+        "repo": REPO_IN_CONTAINER,
+        "spool": SPOOL,
+        "options": [
+            *("-c", "archive_mode=on", "-c", f"archive_timeout={ARCHIVE_TIMEOUT_S}"),
+            *("-c", f"archive_command=pgbackrest --stanza={STANZA} archive-push %p"),
+        ],
+    }
+
+
+def unit(cfg, kind):
+    return f"{cfg.stack.stack_name}-pitr-{kind}"
+
+
+def pgbackrest(cfg, *args):
+    """A pgBackRest command in the running PostgreSQL container, as its user."""
+    return f"docker exec -u postgres {cfg.stack.stack_name}-postgres-1 pgbackrest --stanza={STANZA} {' '.join(args)}"
+
+
+def apply(cfg, state):
+    """The repository directory, pgBackRest's settings, the image, the restore script and the backup timers
+    (before the stack comes up); returns the units to keep running and enabled, and the settings' operation."""
+    if not enabled(cfg):
+        return {}, None
+    root = cfg.stack.stack_root
+    converge.directory(
+        name=f"pgBackRest repository {cfg.pitr.pitr_repo_dir}",
+        path=cfg.pitr.pitr_repo_dir,
+        mode="700",
+    )
+    conf = converge.template(
+        name="pgBackRest settings",
+        src="templates/pgbackrest.conf.j2",
+        dest=f"{root}/config/pgbackrest.conf",
+        mode="644",
+        create_remote_dir=False,
+        cfg=cfg,
+        stanza=STANZA,
+        repo=REPO_IN_CONTAINER,
+        spool=SPOOL,
+    )
+    image = postgres_image(cfg)
+    dockerfile = f"{root}/config/postgres.Dockerfile"
+    converge.put(name="PostgreSQL image with pgBackRest: its Dockerfile", src=str(DOCKERFILE), dest=dockerfile)
+    server.shell(
+        name=f"PostgreSQL image with pgBackRest built ({image})",
+        commands=[
+            f"docker build -q -t {image} --build-arg BASE={shlex.quote(cfg.stack.images['postgres'])} - "
+            f"< {dockerfile} >/dev/null"
+        ],
+        _if=lambda: image not in state["host_images"],
+    )
+    converge.template(
+        name="Point-in-time restore script",
+        src="templates/backup/pitr-restore.py.j2",
+        dest=f"{root}/bin/pitr-restore.py",
+        mode="700",
+        create_remote_dir=False,
+        cfg=cfg,
+        root=root,
+        stanza=STANZA,
+        image=image,
+        repo=REPO_IN_CONTAINER,
+        spool=SPOOL,
+    )
+    return _timers(cfg), conf
+
+
+def _timers(cfg):
+    """pgBackRest's full and differential backups, each a oneshot service and its timer."""
+    units = []
+    for kind in ("full", "diff"):
+        name = unit(cfg, kind)
+        schedule = cfg.pitr.pitr_full_schedule if kind == "full" else cfg.pitr.pitr_diff_schedule
+        units += [
+            converge.put(
+                name=f"{name}.{part}",
+                src=_unit_file(cfg, kind, part, schedule),
+                dest=f"/etc/systemd/system/{name}.{part}",
+                mode="644",
+            )
+            for part in ("service", "timer")
+        ]
+    reload = systemd.daemon_reload(
+        name="systemd reloaded for the pgBackRest units", _if=lambda: any(op.did_change() for op in units)
+    )
+    for kind in ("full", "diff"):
+        systemd.service(
+            name=f"{unit(cfg, kind)}.timer restarted on its new schedule",
+            service=f"{unit(cfg, kind)}.timer",
+            restarted=True,
+            _if=reload.did_change,
+        )
+    return {f"{unit(cfg, kind)}.timer": (True, True) for kind in ("full", "diff")}
+
+
+def _unit_file(cfg, kind, part, schedule):
+    if part == "service":
+        text = (
+            f"# Managed by the platform deploy (pitr layer).\n[Unit]\n"
+            f"Description=pgBackRest {kind} backup of {cfg.stack.stack_name}'s PostgreSQL\n"
+            "Requires=docker.service\nAfter=docker.service\n\n[Service]\nType=oneshot\n"
+            f"ExecStart={pgbackrest(cfg, f'--type={kind}', 'backup')}\nNice=10\n"
+            "IOSchedulingClass=best-effort\nIOSchedulingPriority=7\n"
+        )
+    else:
+        text = (
+            f"# Managed by the platform deploy (pitr layer): pitr_{kind}_schedule in group data.\n[Unit]\n"
+            f"Description=Scheduled pgBackRest {kind} backup of {cfg.stack.stack_name}'s PostgreSQL\n\n"
+            f"[Timer]\nOnCalendar={schedule}\nPersistent=true\nRandomizedDelaySec=10m\n\n"
+            "[Install]\nWantedBy=timers.target\n"
+        )
+    return StringIO(text)
+
+
+class PitrState(FactBase):
+    """pgBackRest's view of the stanza (`info`), PostgreSQL's current WAL file, and the newest WAL file in the
+    repository with its time; `now`."""
+
+    def command(self, container, repo_dir):
+        repo = shlex.quote(f"{repo_dir}/archive/{STANZA}")
+        return (
+            f"docker exec -u postgres {container} pgbackrest --stanza={STANZA} info --output=json 2>/dev/null "
+            "| tr -d '\\n' | sed 's/^/info /'; echo; "
+            f"docker exec {container} psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn())' "
+            "2>/dev/null | sed 's/^/current /'; "
+            f"find {repo} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' 2>/dev/null | sort -k2 -n | "
+            'tail -n 1; echo "now $(date +%s)"'
+        )
+
+    @staticmethod
+    def default():
+        return {"info": None, "current": None, "archived": None, "archived_at": 0.0, "now": 0}
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "info" and rest.strip():
+                try:
+                    state["info"] = json.loads(rest)[0]
+                except (ValueError, IndexError, KeyError):
+                    state["info"] = None
+            elif kind == "current" and rest.strip():
+                state["current"] = rest.strip()
+            elif kind == "archived":
+                when, _, name = rest.partition(" ")
+                state["archived"], state["archived_at"] = name.strip(), float(when)
+            elif kind == "now" and rest.strip().isdigit():
+                state["now"] = int(rest)
+        return state
+
+
+def segment(name):
+    """A WAL file's position, timeline aside (16 MB segments)."""
+    match = WAL_NAME.match(name or "")
+    return int(match[2], 16) * 0x100 + int(match[3], 16) if match else None
+
+
+def full_backups(state):
+    return [b for b in (state["info"] or {}).get("backup", []) if b.get("type") == "full"]
+
+
+def drift(state):
+    """{what: how it differs}: the stanza, the WAL archive's freshness, the last full backup's age."""
+    found = {}
+    status = ((state["info"] or {}).get("status") or {}).get("message")
+    if status != "ok":
+        found["stanza"] = f"pgBackRest's stanza {STANZA!r} is not valid: {status or 'no stanza (pgbackrest info)'}"
+    behind = (segment(state["current"]) or 0) - (segment(state["archived"]) or 0)
+    age = state["now"] - state["archived_at"]
+    # WAL not yet archived while the newest archived file is old: the archive stopped.
+    if state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
+        found["archive"] = (
+            f"the WAL archive is behind: PostgreSQL writes {state['current']}, the newest archived is "
+            f"{state['archived'] or 'none'}"
+            + (f", {age / 60:.0f} minutes old" if state["archived"] else "")
+            + " (docs/operations.md: Point-in-time recovery)"
+        )
+    fulls = full_backups(state)
+    newest = max((b["timestamp"]["stop"] for b in fulls), default=0)
+    if not fulls:
+        found["full"] = "pgBackRest has no full backup"
+    elif state["now"] - newest > MAX_FULL_AGE_DAYS * 86400:
+        found["full"] = f"the last full pgBackRest backup is older than {MAX_FULL_AGE_DAYS} days"
+    return found
+
+
+def after_up(cfg, rollout, conf):
+    """The stanza made (or upgraded with PostgreSQL's major version), and a full backup when there is none;
+    `conf`: apply()'s operation writing pgBackRest's settings."""
+    if not enabled(cfg):
+        return
+    state = converge.fact(PitrState, container=f"{cfg.stack.stack_name}-postgres-1", repo_dir=cfg.pitr.pitr_repo_dir)
+    found = drift(state)
+    server.shell(
+        name="pgBackRest stanza ready, with a full backup" + (f" ({', '.join(sorted(found))})" if found else ""),
+        commands=[
+            # A (re)started PostgreSQL's checkpointer sleeps through archive_timeout until checkpoint_timeout
+            # (it started in recovery): a reload wakes it.
+            f"docker exec {cfg.stack.stack_name}-postgres-1 psql -U postgres -qAtc 'select pg_reload_conf()'",
+            f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}",
+            f"{pgbackrest(cfg, 'stanza-create')} || {pgbackrest(cfg, 'stanza-upgrade')}",
+            f"{pgbackrest(cfg, 'check')}",
+            *([pgbackrest(cfg, "--type=full", "backup")] if "full" in found else []),
+        ],
+        _if=lambda: bool(found) or rollout.compose.did_change() or conf.did_change(),
+    )
+
+
+def reads(cfg):
+    return (
+        [(PitrState, {"container": f"{cfg.stack.stack_name}-postgres-1", "repo_dir": cfg.pitr.pitr_repo_dir})]
+        if enabled(cfg)
+        else []
+    )

@@ -1,0 +1,64 @@
+"""Point-in-time recovery as rendered, and the drift the deploy and the audit read back (pitr.py); the drill
+on a live host is tests/e2e/test_6_pitr.py."""
+
+import json
+
+from platform_deploy import pitr, stack
+from platform_deploy.secrets import SECRET_ENV
+from tests.unit.test_config import load, refused
+
+NOW = 1_800_000_000
+
+
+def state(current="000000010000000000000030", archived="00000001000000000000002F", archived_at=NOW - 40, **info):
+    document = {"status": {"code": 0, "message": "ok"}, "backup": [{"type": "full", "timestamp": {"stop": NOW - 3600}}]}
+    document.update(info)
+    return pitr.PitrState().process(
+        [
+            "info " + json.dumps([document]),
+            f"current {current}",
+            f"archived {archived_at} {archived}-0123abcd.gz",
+            f"now {NOW}",
+        ]
+    )
+
+
+def test_postgres_runs_the_pinned_image_with_pgbackrest_and_archives_every_30_s():
+    cfg = load()
+    service = stack.compose_document(cfg)["services"]["postgres"]
+    assert service["image"] == pitr.postgres_image(cfg) != cfg.stack.images["postgres"]
+    assert service["init"] is True and service["stop_grace_period"] == "120s"
+    assert "archive_command=pgbackrest --stanza=main archive-push %p" in service["command"]
+    assert "archive_timeout=30" in service["command"] and "archive_mode=on" in service["command"]
+    assert f"{cfg.pitr.pitr_repo_dir}:{pitr.REPO_IN_CONTAINER}" in service["volumes"]
+    assert SECRET_ENV["postgres"]["PGBACKREST_REPO1_CIPHER_PASS"] == "pgbackrest_cipher_pass"
+    # The tag follows the pinned image: another base, another image.
+    other = load(images={"postgres": "pgvector/pgvector:0.8.1-pg15"})
+    assert pitr.postgres_image(other) != pitr.postgres_image(cfg)
+
+
+def test_without_pitr_postgres_runs_the_pinned_image_as_before():
+    cfg = load(pitr=False)
+    service = stack.compose_document(cfg)["services"]["postgres"]
+    assert service["image"] == cfg.stack.images["postgres"] and "init" not in service
+    assert not any("archive" in option for option in service["command"])
+
+
+def test_a_current_archive_and_a_recent_full_backup_pass():
+    assert pitr.drift(state()) == {}
+    # An idle database: nothing written since the newest archived file, however old it is.
+    assert pitr.drift(state(archived_at=NOW - 7200)) == {}
+
+
+def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_named():
+    found = pitr.drift(state(current="000000010000000000000035", archived_at=NOW - 600))
+    assert "the WAL archive is behind" in found["archive"] and "10 minutes old" in found["archive"]
+    old = {"backup": [{"type": "full", "timestamp": {"stop": NOW - 9 * 86400}}]}
+    assert pitr.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
+    missing = pitr.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
+    assert "missing stanza path" in missing["stanza"] and missing["full"] == "pgBackRest has no full backup"
+    assert pitr.segment("00000002000000010000000A") == 0x10A
+
+
+def test_a_repository_inside_dockers_directory_is_refused():
+    assert "pitr_repo_dir" in refused(pitr_repo_dir="/var/lib/docker/pitr")
