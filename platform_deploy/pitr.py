@@ -265,7 +265,10 @@ def segment(name):
 
 
 def full_backups(state):
-    return [b for b in (state["info"] or {}).get("backup", []) if b.get("type") == "full"]
+    """The full backups of the current database (after a major upgrade, the older ones cannot restore it)."""
+    info = state["info"] or {}
+    current = max((db["id"] for db in info.get("db", [])), default=None)
+    return [b for b in info.get("backup", []) if b.get("type") == "full" and b.get("database", {}).get("id") == current]
 
 
 def drift(state):
@@ -293,6 +296,12 @@ def drift(state):
     return found
 
 
+HAS_FULL = (
+    "import json, sys; s = json.load(sys.stdin)[0]; current = max(d['id'] for d in s['db']); "
+    "sys.exit(not any(b['type'] == 'full' and b['database']['id'] == current for b in s['backup']))"
+)
+
+
 def after_up(cfg, rollout, conf):
     """The stanza made (or upgraded with PostgreSQL's major version), and a full backup when there is none;
     `conf`: apply()'s operation writing pgBackRest's settings."""
@@ -309,7 +318,9 @@ def after_up(cfg, rollout, conf):
             f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}",
             f"{pgbackrest(cfg, 'stanza-create')} || {pgbackrest(cfg, 'stanza-upgrade')}",
             f"{pgbackrest(cfg, 'check')}",
-            *([pgbackrest(cfg, "--type=full", "backup")] if "full" in found else []),
+            # A full backup when the current database has none (a new server, or a major upgrade just made).
+            f"{pgbackrest(cfg, 'info', '--output=json')} | python3 -c {shlex.quote(HAS_FULL)} || "
+            f"{pgbackrest(cfg, '--type=full', 'backup')}",
         ],
         _if=lambda: bool(found) or rollout.compose.did_change() or conf.did_change(),
     )

@@ -11,7 +11,11 @@ NOW = 1_800_000_000
 
 
 def state(current="000000010000000000000030", archived="00000001000000000000002F", archived_at=NOW - 40, **info):
-    document = {"status": {"code": 0, "message": "ok"}, "backup": [{"type": "full", "timestamp": {"stop": NOW - 3600}}]}
+    document = {
+        "status": {"code": 0, "message": "ok"},
+        "db": [{"id": 1}],
+        "backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 3600}}],
+    }
     document.update(info)
     return pitr.PitrState().process(
         [
@@ -53,11 +57,14 @@ def test_a_current_archive_and_a_recent_full_backup_pass():
 def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_named():
     found = pitr.drift(state(current="000000010000000000000035", archived_at=NOW - 600))
     assert "the WAL archive is behind" in found["archive"] and "10 minutes old" in found["archive"]
-    old = {"backup": [{"type": "full", "timestamp": {"stop": NOW - 9 * 86400}}]}
+    old = {"backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 9 * 86400}}]}
     assert pitr.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
     missing = pitr.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
     assert "missing stanza path" in missing["stanza"] and missing["full"] == "pgBackRest has no full backup"
     assert pitr.segment("00000002000000010000000A") == 0x10A
+    # After a major upgrade (stanza-upgrade: a second database), the older full backups cannot restore it.
+    upgraded = pitr.drift(state(db=[{"id": 1}, {"id": 2}]))
+    assert upgraded["full"] == "pgBackRest has no full backup"
 
 
 def test_a_repository_inside_dockers_directory_is_refused():
