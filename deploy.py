@@ -83,7 +83,7 @@ firewall.apply(cfg)
 docker_restarted = docker_engine.apply(cfg, docker_plan, installed, in_container=host_state["container"])
 stack.directories(cfg)
 backup_units = backup.apply(cfg, installed) if primary else {}
-pitr_units, pitr_settings = pitr.apply(cfg, stack_state)
+pitr_units, pitr_settings = pitr.apply(cfg)
 converge.ensure_units(
     {
         **base.units(installed),
@@ -94,6 +94,7 @@ converge.ensure_units(
     }
 )
 rollout = stack.files_and_images(cfg, stack_state, docker_restarted, postgres_data_major)
+pitr.build_image(cfg, stack_state)
 if primary:
     database_drift = data.apply(cfg, rollout)
     chatwoot.apply(cfg, rollout, database_drift)

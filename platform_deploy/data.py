@@ -10,7 +10,7 @@ import shlex
 from pyinfra.api import FactBase
 from pyinfra.operations import server
 
-from . import containers, converge, memory
+from . import containers, converge, memory, pitr
 from .model import ConfigError, Items, Section, setting
 from .postgres_access import REPLICATION_ROLE, ROLE_ATTRIBUTES, RoleName, allowed_roles, role_drift
 from .rollout import Rollout
@@ -295,7 +295,8 @@ def _set_old_data_aside(cfg, rollout):
             f"docker volume create {aside} >/dev/null",
             f'[ -z "$(ls -A {mountpoint % aside})" ] || {{ echo "{aside} is not empty: an earlier upgrade left it; '
             f'remove it once you no longer need it" >&2; exit 1; }}',
-            f"docker image inspect {shlex.quote(cfg.stack.images['postgres'])} >/dev/null 2>&1 || {dc} pull postgres",
+            # The image the service runs (with PITR, built from the pinned one earlier in this run).
+            f"docker image inspect {shlex.quote(pitr.postgres_image(cfg))} >/dev/null 2>&1 || {dc} pull postgres",
             # The backup this run just took: the one a rerun restores if this one stops half-way.
             f'basename "$(ls -1d {cfg.backup.backup_dir}/[0-9]*T[0-9]*Z | sort | tail -n 1)" > {rollout.marker}',
             f"{dc} stop",

@@ -124,7 +124,7 @@ def pgbackrest(cfg, *args):
     return f"docker exec -u postgres {cfg.stack.stack_name}-postgres-1 pgbackrest --stanza={STANZA} {' '.join(args)}"
 
 
-def apply(cfg, state):
+def apply(cfg):
     """The repository directory, pgBackRest's settings, the image, the restore script and the backup timers
     (before the stack comes up); returns the units to keep running and enabled, and the settings' operation."""
     if not enabled(cfg):
@@ -147,16 +147,7 @@ def apply(cfg, state):
         spool=SPOOL,
     )
     image = postgres_image(cfg)
-    dockerfile = f"{root}/config/postgres.Dockerfile"
-    converge.put(name="PostgreSQL image with pgBackRest: its Dockerfile", src=str(DOCKERFILE), dest=dockerfile)
-    server.shell(
-        name=f"PostgreSQL image with pgBackRest built ({image})",
-        commands=[
-            f"docker build -q -t {image} --build-arg BASE={shlex.quote(cfg.stack.images['postgres'])} - "
-            f"< {dockerfile} >/dev/null"
-        ],
-        _if=lambda: image not in state["host_images"],
-    )
+    converge.put(name="PostgreSQL image with pgBackRest: its Dockerfile", src=str(DOCKERFILE), dest=_dockerfile(cfg))
     converge.template(
         name="Point-in-time restore script",
         src="templates/backup/pitr-restore.py.j2",
@@ -171,6 +162,24 @@ def apply(cfg, state):
         spool=SPOOL,
     )
     return _timers(cfg), conf
+
+
+def _dockerfile(cfg):
+    return f"{cfg.stack.stack_root}/config/postgres.Dockerfile"
+
+
+def build_image(cfg, state):
+    """The image, built on the host when it lacks it: after the stack's images are there (an offline host's
+    are loaded from its archive), before PostgreSQL first starts on it."""
+    image = postgres_image(cfg)
+    if enabled(cfg) and image not in state["host_images"]:
+        server.shell(
+            name=f"PostgreSQL image with pgBackRest built ({image})",
+            commands=[
+                f"docker build -q -t {image} --build-arg BASE={shlex.quote(cfg.stack.images['postgres'])} - "
+                f"< {_dockerfile(cfg)} >/dev/null"
+            ],
+        )
 
 
 def _timers(cfg):
@@ -229,15 +238,16 @@ class PitrState(FactBase):
         return (
             f"docker exec -u postgres {container} pgbackrest --stanza={STANZA} info --output=json 2>/dev/null "
             "| tr -d '\\n' | sed 's/^/info /'; echo; "
-            f"docker exec {container} psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn())' "
-            "2>/dev/null | sed 's/^/current /'; "
+            f"docker exec {container} psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
+            "coalesce(last_failed_time > last_archived_time, last_failed_time is not null) "
+            "from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
             f"find {repo} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' 2>/dev/null | sort -k2 -n | "
             'tail -n 1; echo "now $(date +%s)"'
         )
 
     @staticmethod
     def default():
-        return {"info": None, "current": None, "archived": None, "archived_at": 0.0, "now": 0}
+        return {"info": None, "current": None, "failing": False, "archived": None, "archived_at": 0.0, "now": 0}
 
     def process(self, output):
         state = self.default()
@@ -249,7 +259,8 @@ class PitrState(FactBase):
                 except (ValueError, IndexError, KeyError):
                     state["info"] = None
             elif kind == "current" and rest.strip():
-                state["current"] = rest.strip()
+                state["current"], _, failing = rest.strip().partition("|")
+                state["failing"] = failing == "t"
             elif kind == "archived":
                 when, _, name = rest.partition(" ")
                 state["archived"], state["archived_at"] = name.strip(), float(when)
@@ -279,8 +290,13 @@ def drift(state):
         found["stanza"] = f"pgBackRest's stanza {STANZA!r} is not valid: {status or 'no stanza (pgbackrest info)'}"
     behind = (segment(state["current"]) or 0) - (segment(state["archived"]) or 0)
     age = state["now"] - state["archived_at"]
-    # WAL not yet archived while the newest archived file is old: the archive stopped.
-    if state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
+    # The last push failed, or WAL not yet archived while the newest archived file is old: the archive stopped.
+    if state["failing"]:
+        found["archive"] = (
+            "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver; the "
+            "PostgreSQL container's log says why)"
+        )
+    elif state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
         found["archive"] = (
             f"the WAL archive is behind: PostgreSQL writes {state['current']}, the newest archived is "
             f"{state['archived'] or 'none'}"
@@ -297,8 +313,9 @@ def drift(state):
 
 
 HAS_FULL = (
-    "import json, sys; s = json.load(sys.stdin)[0]; current = max(d['id'] for d in s['db']); "
-    "sys.exit(not any(b['type'] == 'full' and b['database']['id'] == current for b in s['backup']))"
+    "import json, sys, time; s = json.load(sys.stdin)[0]; current = max(d['id'] for d in s['db']); "
+    "sys.exit(not any(b['type'] == 'full' and b['database']['id'] == current "
+    f"and b['timestamp']['stop'] > time.time() - {MAX_FULL_AGE_DAYS * 86400} for b in s['backup']))"
 )
 
 

@@ -10,7 +10,9 @@ from tests.unit.test_config import load, refused
 NOW = 1_800_000_000
 
 
-def state(current="000000010000000000000030", archived="00000001000000000000002F", archived_at=NOW - 40, **info):
+def state(
+    current="000000010000000000000030", archived="00000001000000000000002F", archived_at=NOW - 40, failing="f", **info
+):
     document = {
         "status": {"code": 0, "message": "ok"},
         "db": [{"id": 1}],
@@ -20,7 +22,7 @@ def state(current="000000010000000000000030", archived="00000001000000000000002F
     return pitr.PitrState().process(
         [
             "info " + json.dumps([document]),
-            f"current {current}",
+            f"current {current}|{failing}",
             f"archived {archived_at} {archived}-0123abcd.gz",
             f"now {NOW}",
         ]
@@ -57,6 +59,8 @@ def test_a_current_archive_and_a_recent_full_backup_pass():
 def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_named():
     found = pitr.drift(state(current="000000010000000000000035", archived_at=NOW - 600))
     assert "the WAL archive is behind" in found["archive"] and "10 minutes old" in found["archive"]
+    # A push that fails is named at once, whatever the files' times say (another cluster's WAL after an upgrade).
+    assert "the WAL archive is failing" in pitr.drift(state(failing="t"))["archive"]
     old = {"backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 9 * 86400}}]}
     assert pitr.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
     missing = pitr.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
