@@ -52,6 +52,7 @@ class HostState(FactBase):
             "sshd_first": "",
             "sshd": {},
             "kex": [],
+            "sysstat": "",
         }
 
     def process(self, output):

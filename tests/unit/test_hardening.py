@@ -281,6 +281,8 @@ def test_lynis_items_in_files_the_deploy_writes():
     assert "* hard core 0" in hardening["/etc/security/limits.d/60-platform.conf"]
     assert "readonly TMOUT" in hardening["/etc/profile.d/60-platform.sh"]
     assert {"libpam-pwquality", "debsums", "sysstat", "apt-listchanges"} <= set(base.PACKAGES)
+    # A new host has no sysstat settings yet: the read says so, and the deploy writes them.
+    assert base.HostState().process([])["sysstat"] == "" == base.HostState.default()["sysstat"]
     # libpam-tmpdir would give root a $TMPDIR a sudo user cannot write: pyinfra uploads there.
     assert "libpam-tmpdir" not in base.PACKAGES
     assert base.SYSCTLS["fs.protected_fifos"] == 2 and base.SYSCTLS["dev.tty.ldisc_autoload"] == 0
