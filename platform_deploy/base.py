@@ -198,6 +198,8 @@ UPGRADE_TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
 UNITS = {
     "systemd-timesyncd": (None, True),
     **{timer: (True, True) for timer in UPGRADE_TIMERS},
+    # sysstat's timers are wanted by sysstat.service (not timers.target): enabled, it starts them at boot.
+    "sysstat.service": (None, True),
     **{timer: (True, True) for timer in ("sysstat-collect.timer", "sysstat-summary.timer")},
 }
 

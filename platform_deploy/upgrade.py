@@ -13,8 +13,14 @@ def backup_before_upgrade(cfg, rollout):
     """Before anything changes: a backup, when an image of a service that holds or migrates data changes."""
     state = rollout.state
     data_services = [s for s in compose_services(cfg) if image_key(s) not in (*EDGE_SERVICES, "gerbil")]
-    wanted = {s: pitr.postgres_image(cfg) if s == "postgres" else cfg.stack.images[image_key(s)] for s in data_services}
-    upgrading = [s for s in data_services if state["images"].get(s) not in (None, wanted[s])]
+    # PostgreSQL runs the pinned image, or (with PITR) it with pgBackRest added: the same server either way.
+    running = {s: state["images"].get(s) for s in data_services}
+    upgrading = [
+        s
+        for s in data_services
+        if running[s]
+        not in (None, cfg.stack.images[image_key(s)], pitr.postgres_image(cfg) if s == "postgres" else None)
+    ]
     data_running = all(state["services"].get(s, ("",))[0] == "running" for s in ("postgres", "redis"))
     if not (upgrading or rollout.major_upgrade) or rollout.resume_backup:
         return
