@@ -147,7 +147,8 @@ def script_vars(cfg):
         volumes=[v for vols in app_volumes(cfg).values() for v in vols],
         app_volumes=app_volumes(cfg),
         app_services=app_services(cfg),
-        generated=list(GENERATED_SECRETS),
+        # Not the PITR repository's passphrase: the repository on this host is encrypted with the current one.
+        generated=[name for name in GENERATED_SECRETS if name != "pgbackrest_cipher_pass"],
         issued={app: paths for app, paths in ISSUED.items() if app in cfg.stack.apps},
         kept_state=sorted({p for paths in ISSUED.values() for p in paths if p.startswith("state/")}),
     )

@@ -312,7 +312,7 @@ def test_the_stack_destroyed_the_real_apps_upgraded_and_the_backup_restored(sand
     taken, data = backups(sandbox)[-1], read_data(sandbox)
     encryption_key = sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key")
 
-    sandbox.sh(f"{DC} down -v && rm -rf {ROOT}")
+    sandbox.sh(f"{DC} down -v && rm -rf {ROOT} /var/backups/msgplatform-pitr")  # PITR's repository too: a new host
     upgrade_the_real_apps(sandbox)
     assert psql(sandbox, "n8n", "select count(*) from pg_tables where tablename = 'day_two'") == "0"
     assert sandbox.sh(f"cat {ROOT}/secrets/n8n_encryption_key") != encryption_key
