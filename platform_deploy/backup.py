@@ -15,7 +15,7 @@ from pyinfra.operations import server, systemd
 
 from . import converge
 from .converge import ensure_packages
-from .model import PositiveInt, Section, refuse, setting
+from .model import CALENDAR_PATTERN, DEDICATED_DIR_PATTERN, PositiveInt, Section, refuse, setting
 from .secrets import GENERATED_SECRETS
 from .services import app_services
 
@@ -40,14 +40,14 @@ class Settings(Section):
         "/var/backups/msgplatform",
         doc="Where backups go: backup_dir/<UTC time>/, one directory each.",
         problem="not a dedicated absolute directory",
-        pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
+        pattern=DEDICATED_DIR_PATTERN,
         fix='set backup_dir = "/var/backups/msgplatform"',
     )
     backup_schedule: str = setting(
         "*-*-* 03:15:00",
         doc="When the backup timer runs: a systemd OnCalendar expression (UTC on most servers).",
         problem="not a systemd calendar expression",
-        pattern=r"^[A-Za-z0-9*:/,. ~-]+$",
+        pattern=CALENDAR_PATTERN,
         fix='use e.g. "*-*-* 03:15:00" (nightly) or "daily"; see `man systemd.time`',
     )
     backup_keep: PositiveInt = setting(

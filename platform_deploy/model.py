@@ -103,6 +103,9 @@ MetaId = Annotated[
         'copy it (digits only) from Meta Business Suite or WhatsApp Manager, e.g. "1100000001"',
     ),
 ]
+# A directory of its own under a top-level one (/var/backups/x), and a systemd OnCalendar expression.
+DEDICATED_DIR_PATTERN = r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$"
+CALENDAR_PATTERN = r"^[A-Za-z0-9*:/,. ~-]+$"
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveInt = Annotated[int, Field(ge=1)]
 

@@ -20,7 +20,7 @@ from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
 
 from . import converge
-from .model import PositiveInt, Section, refuse, setting
+from .model import CALENDAR_PATTERN, DEDICATED_DIR_PATTERN, PositiveInt, Section, refuse, setting
 from .topology import Role
 
 STANZA = "main"
@@ -31,7 +31,6 @@ ARCHIVE_TIMEOUT_S = 30  # an idle database still archives what it wrote within 3
 MAX_ARCHIVE_AGE_S = 300
 MAX_FULL_AGE_DAYS = 8
 WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
-CALENDAR = r"^[A-Za-z0-9*:/,. ~-]+$"
 
 
 class Settings(Section):
@@ -46,21 +45,21 @@ class Settings(Section):
         "/var/backups/msgplatform-pitr",
         doc="The pgBackRest repository on the host (encrypted), outside Docker's volumes; best on another disk.",
         problem="not a dedicated absolute directory",
-        pattern=r"^/[A-Za-z0-9._-]+/[A-Za-z0-9._-]+[A-Za-z0-9._/-]*$",
+        pattern=DEDICATED_DIR_PATTERN,
         fix='set pitr_repo_dir = "/var/backups/msgplatform-pitr"',
     )
     pitr_full_schedule: str = setting(
         "Sun *-*-* 02:45:00",
         doc="When pgBackRest takes a full backup: a systemd OnCalendar expression.",
         problem="not a systemd calendar expression",
-        pattern=CALENDAR,
+        pattern=CALENDAR_PATTERN,
         fix='use e.g. "Sun *-*-* 02:45:00" (weekly); see `man systemd.time`',
     )
     pitr_diff_schedule: str = setting(
         "Mon..Sat *-*-* 02:45:00",
         doc="When pgBackRest takes a differential backup: a systemd OnCalendar expression.",
         problem="not a systemd calendar expression",
-        pattern=CALENDAR,
+        pattern=CALENDAR_PATTERN,
         fix='use e.g. "Mon..Sat *-*-* 02:45:00" (daily but the full backup\'s day)',
     )
     pitr_keep_full: PositiveInt = setting(
