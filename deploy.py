@@ -42,6 +42,7 @@ managed_dirs = [
     *docker_engine.managed_dirs(),
     *backup.managed_dirs(cfg),
     *stack.managed_dirs(cfg),
+    *pitr.managed_dirs(cfg),
 ]
 converge.read_ahead(
     [
@@ -53,6 +54,15 @@ converge.read_ahead(
         *stack.reads(cfg),
         *([*secrets.reads(cfg), *data.reads(cfg), *backup.reads(cfg), *bootstrap.reads(cfg)] if primary else []),
         *pitr.reads(cfg),
+        *converge.units_read(
+            [
+                *base.UNITS,
+                *docker_engine.UNITS,
+                *docker_engine.auditd_units(in_container=False),
+                *(backup.units(cfg) if primary else []),
+                *pitr.units(cfg),
+            ]
+        ),
         *(app_access.reads(cfg) if primary and bootstrap.enabled(cfg) else []),
     ]
 )
@@ -66,7 +76,7 @@ apps_access = (
 allowlist.check(cfg, converge.fact(allowlist.HostAccess), app_access.refusals(cfg, apps_access))
 if primary:
     postgres_access.check_unknown_roles(
-        cfg, converge.fact(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1")
+        cfg, converge.peek(data.DatabaseState, container=f"{cfg.stack.stack_name}-postgres-1")
     )
 docker_plan = docker_engine.host_plan(cfg)
 if primary:  # once the run is not refused: it reads Chatwoot in the background while the layers run

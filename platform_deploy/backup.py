@@ -200,7 +200,12 @@ def apply(cfg, installed):
         restarted=True,
         _if=reload.did_change,
     )
-    return {f"{name}.timer": (True, True)}
+    return {u: (True, True) for u in units(cfg)}
+
+
+def units(cfg):
+    """The units this layer keeps running and enabled."""
+    return [f"{unit(cfg)}.timer"]
 
 
 def run_now(cfg, reason):

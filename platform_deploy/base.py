@@ -7,7 +7,6 @@ from io import StringIO
 from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
-from pyinfra import host
 from pyinfra.facts.server import Sysctl
 from pyinfra.operations import files, server
 
@@ -268,7 +267,7 @@ def apply(cfg, installed):
         mode="644",
         create_remote_dir=False,
     )
-    live = host.get_fact(Sysctl, keys=sorted(SYSCTLS))  # only ours: sysctl -a is thousands of lines
+    live = converge.fact(Sysctl, keys=sorted(SYSCTLS))  # only ours: sysctl -a is thousands of lines
     live_differs = any(key in live and live[key] != value for key, value in SYSCTLS.items())
     server.shell(
         name="sysctl settings applied",
@@ -332,4 +331,4 @@ def _swap(cfg, state):
 
 def reads(cfg):
     """The facts this layer reads, for converge.read_ahead."""
-    return [(HostState, {"user": cfg.host.admin_user})]
+    return [(HostState, {"user": cfg.host.admin_user}), (Sysctl, {"keys": sorted(SYSCTLS)})]

@@ -70,9 +70,20 @@ class UnitStates(FactBase):
         return {unit: tuple(state) for unit, state in states.items()}
 
 
+_unit_reads: dict[str, list[str]] = {}  # host name -> the units read ahead
+
+
+def units_read(names):
+    """The read of the units `names` (every unit a run may ensure), for read_ahead."""
+    _unit_reads[host.name] = sorted({_unit(n) for n in names})
+    return [(UnitStates, {"units": _unit_reads[host.name]})]
+
+
 def ensure_units(units):
     """`units`: {name: (running, enabled)}; None leaves that side alone."""
-    states = host.get_fact(UnitStates, units=[_unit(u) for u in units])
+    wanted = [_unit(u) for u in units]
+    read = _unit_reads.get(host.name, [])
+    states = fact(UnitStates, units=read) if set(wanted) <= set(read) else host.get_fact(UnitStates, units=wanted)
     for name, (want_running, want_enabled) in units.items():
         unit = _unit(name)
         running, enabled = states.get(unit, (False, False))
@@ -217,6 +228,17 @@ def absent(name, path):
 # (fact). On a rerun they would otherwise run one after the other.
 
 
+class ContainerRead(FactBase):
+    """A fact read by a shell script in a container (script()). The read ahead runs the scripts of one
+    container in one docker exec: each exec costs more than the reads it carries."""
+
+    def script(self) -> str:
+        raise NotImplementedError
+
+    def command(self, container):
+        return f"docker exec {container} sh -c {shlex.quote(self.script())} 2>/dev/null; true"
+
+
 class ReadAhead(FactBase):
     """The exit status and output of each command, all run at once: {index: (succeeded, lines)}."""
 
@@ -260,16 +282,71 @@ def _key(cls, kwargs):
     return cls.__name__, repr(sorted(kwargs.items()))
 
 
+def _in_one_exec(container, scripts):
+    """One docker exec running `scripts` in turn, each output after a line `@part i`."""
+    parts = "; ".join(f"printf '\\n@part {i}\\n'; ( {script} ) 2>/dev/null" for i, script in enumerate(scripts))
+    return f"docker exec {container} sh -c {shlex.quote(parts)} 2>/dev/null; true"
+
+
+def _parts(lines):
+    """The outputs of _in_one_exec: [lines of part 0, ...] (the newline before each marker taken off)."""
+    parts: list[list[str]] = []
+    for line in lines:
+        if line.startswith("@part "):
+            if parts and parts[-1][-1:] == [""]:
+                parts[-1].pop()
+            parts.append([])
+        elif parts:
+            parts[-1].append(line)
+    if parts and parts[-1][-1:] == [""]:
+        parts[-1].pop()
+    return parts
+
+
 def read_ahead(reads):
     """Runs the commands of the facts `reads` ([(fact class, kwargs)]) at once."""
-    results = host.get_fact(ReadAhead, commands=[cls().command(**kwargs) for cls, kwargs in reads])
-    _ahead[host.name] = {_key(cls, kwargs): results.get(i, (False, [])) for i, (cls, kwargs) in enumerate(reads)}
+    commands: list[str] = []
+    where = []  # per read: (index of its command, index of its part in a container's exec or None)
+    in_container: dict[str, list] = {}  # container -> [index of its command, [scripts]]
+    for cls, kwargs in reads:
+        if issubclass(cls, ContainerRead):
+            container = kwargs["container"]
+            if container not in in_container:
+                in_container[container] = [len(commands), []]
+                commands.append("")
+            index, scripts = in_container[container]
+            where.append((index, len(scripts)))
+            scripts.append(cls().script())
+        else:
+            where.append((len(commands), None))
+            commands.append(cls().command(**kwargs))
+    for container, (index, scripts) in in_container.items():
+        commands[index] = _in_one_exec(container, scripts)
+    results = host.get_fact(ReadAhead, commands=commands)
+    answers = {}
+    for (cls, kwargs), (index, part) in zip(reads, where, strict=True):
+        succeeded, lines = results.get(index, (False, []))
+        if part is not None:
+            parts = _parts(lines)
+            succeeded, lines = succeeded and part < len(parts), parts[part] if part < len(parts) else []
+        answers[_key(cls, kwargs)] = (succeeded, lines)
+    _ahead[host.name] = answers
 
 
 def fact(cls, **kwargs):
     """host.get_fact(cls, **kwargs), answered from the read ahead when it holds it (once: asked again,
     the host is read again). A command that failed there runs again the usual way."""
-    succeeded, lines = _ahead.get(host.name, {}).pop(_key(cls, kwargs), (False, []))
+    return _answer(cls, kwargs, _ahead.get(host.name, {}).pop)
+
+
+def peek(cls, **kwargs):
+    """fact(cls, **kwargs), left for the layer that asks next: a check made before anything changes
+    reads what that layer reads."""
+    return _answer(cls, kwargs, _ahead.get(host.name, {}).get)
+
+
+def _answer(cls, kwargs, take):
+    succeeded, lines = take(_key(cls, kwargs), (False, []))
     if not succeeded:
         return host.get_fact(cls, **kwargs)
     read = cls()

@@ -53,19 +53,18 @@ def postgres_major_of(image):
     return int(match[1] or match[2]) if match else None
 
 
-class SuperuserQueries(FactBase):
+class SuperuserQueries(converge.ContainerRead):
     """Rows of QUERIES ((database, SQL), ...) run by the superuser in the PostgreSQL container, `|`-separated."""
 
     QUERIES: tuple[tuple[str, str], ...] = ()
 
-    def command(self, container):
+    def script(self):
         # One psql per database, its queries in order (a failed one does not stop the next).
         by_db: dict[str, list[str]] = {}
         for db, q in self.QUERIES:
             by_db.setdefault(db, []).append(f"-c {shlex.quote(q)}")
         psql = "psql -U postgres -tA -F '|'"
-        script = "; ".join(f"{psql} -d {db} {' '.join(qs)} 2>/dev/null" for db, qs in by_db.items())
-        return f"docker exec {container} sh -c {shlex.quote(script)} 2>/dev/null; true"
+        return "; ".join(f"{psql} -d {db} {' '.join(qs)} 2>/dev/null" for db, qs in by_db.items())
 
 
 class DatabaseState(SuperuserQueries):

@@ -16,7 +16,6 @@ from io import StringIO
 from pathlib import Path
 
 from pydantic import field_validator
-from pyinfra.api import FactBase
 from pyinfra.operations import server, systemd
 
 from . import converge
@@ -183,11 +182,11 @@ def build_image(cfg, state):
 
 def _timers(cfg):
     """pgBackRest's full and differential backups, each a oneshot service and its timer."""
-    units = []
+    unit_files = []
     for kind in ("full", "diff"):
         name = unit(cfg, kind)
         schedule = cfg.pitr.pitr_full_schedule if kind == "full" else cfg.pitr.pitr_diff_schedule
-        units += [
+        unit_files += [
             converge.put(
                 name=f"{name}.{part}",
                 src=_unit_file(cfg, kind, part, schedule),
@@ -197,7 +196,7 @@ def _timers(cfg):
             for part in ("service", "timer")
         ]
     reload = systemd.daemon_reload(
-        name="systemd reloaded for the pgBackRest units", _if=lambda: any(op.did_change() for op in units)
+        name="systemd reloaded for the pgBackRest units", _if=lambda: any(op.did_change() for op in unit_files)
     )
     for kind in ("full", "diff"):
         systemd.service(
@@ -206,7 +205,17 @@ def _timers(cfg):
             restarted=True,
             _if=reload.did_change,
         )
-    return {f"{unit(cfg, kind)}.timer": (True, True) for kind in ("full", "diff")}
+    return {name: (True, True) for name in units(cfg)}
+
+
+def units(cfg):
+    """The units this layer keeps running and enabled."""
+    return [f"{unit(cfg, kind)}.timer" for kind in ("full", "diff")] if enabled(cfg) else []
+
+
+def managed_dirs(cfg):
+    """The directories this layer writes into (converge.scan reads each once a run)."""
+    return [cfg.pitr.pitr_repo_dir] if enabled(cfg) else []
 
 
 def _unit_file(cfg, kind, part, schedule):
@@ -228,20 +237,19 @@ def _unit_file(cfg, kind, part, schedule):
     return StringIO(text)
 
 
-class PitrState(FactBase):
+class PitrState(converge.ContainerRead):
     """pgBackRest's view of the stanza (`info`), PostgreSQL's current WAL file, and the newest WAL file in the
     repository with its time; `now`."""
 
-    def command(self, container, repo_dir):
-        repo = shlex.quote(f"{repo_dir}/archive/{STANZA}")
+    def script(self):
         return (
-            f"docker exec -u postgres {container} pgbackrest --stanza={STANZA} info --output=json 2>/dev/null "
-            "| tr -d '\\n' | sed 's/^/info /'; echo; "
-            f"docker exec {container} psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
+            "setpriv --reuid=postgres --regid=postgres --clear-groups "
+            f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
+            "psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
             "coalesce(last_failed_time > last_archived_time, last_failed_time is not null) "
             "from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
-            f"find {repo} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' 2>/dev/null | sort -k2 -n | "
-            'tail -n 1; echo "now $(date +%s)"'
+            f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
+            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"'
         )
 
     @staticmethod
@@ -323,7 +331,7 @@ def after_up(cfg, rollout, conf):
     `conf`: apply()'s operation writing pgBackRest's settings."""
     if not enabled(cfg):
         return
-    state = converge.fact(PitrState, container=f"{cfg.stack.stack_name}-postgres-1", repo_dir=cfg.pitr.pitr_repo_dir)
+    state = converge.fact(PitrState, container=f"{cfg.stack.stack_name}-postgres-1")
     found = drift(state)
     server.shell(
         name="pgBackRest stanza ready, with a full backup" + (f" ({', '.join(sorted(found))})" if found else ""),
@@ -343,8 +351,4 @@ def after_up(cfg, rollout, conf):
 
 
 def reads(cfg):
-    return (
-        [(PitrState, {"container": f"{cfg.stack.stack_name}-postgres-1", "repo_dir": cfg.pitr.pitr_repo_dir})]
-        if enabled(cfg)
-        else []
-    )
+    return [(PitrState, {"container": f"{cfg.stack.stack_name}-postgres-1"})] if enabled(cfg) else []

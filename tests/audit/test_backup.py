@@ -54,7 +54,7 @@ def test_backups_are_root_only(host, cfg):
 def pitr_drift(host, cfg):
     if not pitr.enabled(cfg):
         pytest.skip("point-in-time recovery is off (pitr = False)")
-    return pitr.drift(run_fact(host, pitr.PitrState, f"{cfg.stack.stack_name}-postgres-1", cfg.pitr.pitr_repo_dir))
+    return pitr.drift(run_fact(host, pitr.PitrState, f"{cfg.stack.stack_name}-postgres-1"))
 
 
 def test_pgbackrest_stanza_is_valid(pitr_drift):

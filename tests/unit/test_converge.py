@@ -56,3 +56,52 @@ def test_read_ahead_runs_the_commands_at_once_and_keeps_each_output_and_status(t
         3: (True, []),
         4: (True, []),
     }
+
+
+def test_reads_in_one_container_share_one_exec_and_each_gets_its_own_output(tmp_path, monkeypatch):
+    # `docker exec <container> cmd...` runs cmd here, and counts the execs.
+    docker = tmp_path / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$2" >> {tmp_path}/execs\nshift 2\nexec "$@"\n')
+    docker.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{__import__('os').environ['PATH']}")
+
+    class Lines(converge.ContainerRead):
+        @staticmethod
+        def default():
+            return []
+
+        def process(self, output):
+            return output
+
+    class Two(Lines):
+        def script(self):
+            return "echo a; echo; printf 'b'"
+
+    class Nothing(Lines):
+        def script(self):
+            return "true"
+
+    class Plain(converge.FactBase):
+        def command(self):
+            return "echo plain"
+
+        def process(self, output):
+            return output
+
+    class Host:
+        name = "h"
+
+        @staticmethod
+        def get_fact(cls, **kwargs):
+            command = cls().command(**kwargs)
+            out = subprocess.run(["sh", "-c", command], capture_output=True, text=True).stdout
+            return cls().process(out.splitlines())
+
+    monkeypatch.setattr(converge, "host", Host)
+    reads = [(Two, {"container": "pg"}), (Plain, {}), (Nothing, {"container": "pg"}), (Two, {"container": "redis"})]
+    converge.read_ahead(reads)
+    assert (tmp_path / "execs").read_text().split() in (["pg", "redis"], ["redis", "pg"])
+    assert converge.fact(Two, container="pg") == ["a", "", "b"]
+    assert converge.fact(Nothing, container="pg") == []
+    assert converge.fact(Plain) == ["plain"]
+    assert converge.peek(Two, container="redis") == converge.fact(Two, container="redis") == ["a", "", "b"]
