@@ -9,8 +9,6 @@ runs the pinned image of group data with pgBackRest added (files/postgres/Docker
 on the host by the deploy: production keeps the vendor's image, and its tag, as the base."""
 
 import hashlib
-import json
-import re
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -20,16 +18,12 @@ from pyinfra.operations import server, systemd
 
 from . import converge
 from .model import CALENDAR_PATTERN, DEDICATED_DIR_PATTERN, PositiveInt, Section, refuse, setting
+from .pitr_state import MAX_FULL_AGE_DAYS, REPO_IN_CONTAINER, STANZA, PitrState, drift
 from .topology import Role
 
-STANZA = "main"
-REPO_IN_CONTAINER = "/var/lib/pgbackrest"
 SPOOL = "/var/spool/pgbackrest"
 DOCKERFILE = Path(__file__).resolve().parent.parent / "files" / "postgres" / "Dockerfile"
 ARCHIVE_TIMEOUT_S = 30  # an idle database still archives what it wrote within 30 s
-MAX_ARCHIVE_AGE_S = 300
-MAX_FULL_AGE_DAYS = 8
-WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
 
 
 class Settings(Section):
@@ -237,88 +231,6 @@ def _unit_file(cfg, kind, part, schedule):
     return StringIO(text)
 
 
-class PitrState(converge.ContainerRead):
-    """pgBackRest's view of the stanza (`info`), PostgreSQL's current WAL file, and the newest WAL file in the
-    repository with its time; `now`."""
-
-    def script(self):
-        return (
-            "setpriv --reuid=postgres --regid=postgres --clear-groups "
-            f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
-            "psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
-            "coalesce(last_failed_time > last_archived_time, last_failed_time is not null) "
-            "from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
-            f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
-            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"'
-        )
-
-    @staticmethod
-    def default():
-        return {"info": None, "current": None, "failing": False, "archived": None, "archived_at": 0.0, "now": 0}
-
-    def process(self, output):
-        state = self.default()
-        for line in output:
-            kind, _, rest = line.partition(" ")
-            if kind == "info" and rest.strip():
-                try:
-                    state["info"] = json.loads(rest)[0]
-                except (ValueError, IndexError, KeyError):
-                    state["info"] = None
-            elif kind == "current" and rest.strip():
-                state["current"], _, failing = rest.strip().partition("|")
-                state["failing"] = failing == "t"
-            elif kind == "archived":
-                when, _, name = rest.partition(" ")
-                state["archived"], state["archived_at"] = name.strip(), float(when)
-            elif kind == "now" and rest.strip().isdigit():
-                state["now"] = int(rest)
-        return state
-
-
-def segment(name):
-    """A WAL file's position, timeline aside (16 MB segments)."""
-    match = WAL_NAME.match(name or "")
-    return int(match[2], 16) * 0x100 + int(match[3], 16) if match else None
-
-
-def full_backups(state):
-    """The full backups of the current database (after a major upgrade, the older ones cannot restore it)."""
-    info = state["info"] or {}
-    current = max((db["id"] for db in info.get("db", [])), default=None)
-    return [b for b in info.get("backup", []) if b.get("type") == "full" and b.get("database", {}).get("id") == current]
-
-
-def drift(state):
-    """{what: how it differs}: the stanza, the WAL archive's freshness, the last full backup's age."""
-    found = {}
-    status = ((state["info"] or {}).get("status") or {}).get("message")
-    if status != "ok":
-        found["stanza"] = f"pgBackRest's stanza {STANZA!r} is not valid: {status or 'no stanza (pgbackrest info)'}"
-    behind = (segment(state["current"]) or 0) - (segment(state["archived"]) or 0)
-    age = state["now"] - state["archived_at"]
-    # The last push failed, or WAL not yet archived while the newest archived file is old: the archive stopped.
-    if state["failing"]:
-        found["archive"] = (
-            "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver; the "
-            "PostgreSQL container's log says why)"
-        )
-    elif state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
-        found["archive"] = (
-            f"the WAL archive is behind: PostgreSQL writes {state['current']}, the newest archived is "
-            f"{state['archived'] or 'none'}"
-            + (f", {age / 60:.0f} minutes old" if state["archived"] else "")
-            + " (docs/operations.md: Point-in-time recovery)"
-        )
-    fulls = full_backups(state)
-    newest = max((b["timestamp"]["stop"] for b in fulls), default=0)
-    if not fulls:
-        found["full"] = "pgBackRest has no full backup"
-    elif state["now"] - newest > MAX_FULL_AGE_DAYS * 86400:
-        found["full"] = f"the last full pgBackRest backup is older than {MAX_FULL_AGE_DAYS} days"
-    return found
-
-
 HAS_FULL = (
     "import json, sys, time; s = json.load(sys.stdin)[0]; current = max(d['id'] for d in s['db']); "
     "sys.exit(not any(b['type'] == 'full' and b['database']['id'] == current "
@@ -345,6 +257,8 @@ def after_up(cfg, rollout, conf):
             # A full backup when the current database has none (a new server, or a major upgrade just made).
             f"{pgbackrest(cfg, 'info', '--output=json')} | python3 -c {shlex.quote(HAS_FULL)} || "
             f"{pgbackrest(cfg, '--type=full', 'backup')}",
+            # A gap in the archive since the newest backup: a new one restores from its end again.
+            *([pgbackrest(cfg, "--type=diff", "backup")] if "gap" in found and "full" not in found else []),
         ],
         _if=lambda: bool(found) or rollout.compose.did_change() or conf.did_change(),
     )

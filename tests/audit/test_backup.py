@@ -3,7 +3,7 @@ point-in-time recovery, pgBackRest's stanza, the WAL archive's freshness and the
 
 import pytest
 
-from platform_deploy import backup, pitr
+from platform_deploy import backup, pitr, pitr_state
 
 from conftest import run_fact
 
@@ -54,7 +54,7 @@ def test_backups_are_root_only(host, cfg):
 def pitr_drift(host, cfg):
     if not pitr.enabled(cfg):
         pytest.skip("point-in-time recovery is off (pitr = False)")
-    return pitr.drift(run_fact(host, pitr.PitrState, f"{cfg.stack.stack_name}-postgres-1"))
+    return pitr_state.drift(run_fact(host, pitr_state.PitrState, f"{cfg.stack.stack_name}-postgres-1"))
 
 
 def test_pgbackrest_stanza_is_valid(pitr_drift):
@@ -64,6 +64,11 @@ def test_pgbackrest_stanza_is_valid(pitr_drift):
 def test_wal_archive_is_current(pitr_drift):
     """The newest archived WAL is at most 5 minutes old, unless PostgreSQL has written nothing since."""
     assert "archive" not in pitr_drift, pitr_drift.get("archive")
+
+
+def test_wal_archive_has_no_gap_since_the_newest_backup(pitr_drift):
+    """No WAL dropped (past pitr_queue_max_mb) since the newest backup began: every later moment restores."""
+    assert "gap" not in pitr_drift, pitr_drift.get("gap")
 
 
 def test_last_full_pgbackrest_backup_is_at_most_8_days_old(host, cfg, pitr_drift):

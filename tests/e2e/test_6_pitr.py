@@ -112,3 +112,71 @@ def test_a_moment_past_the_end_of_the_archive_is_refused(host):
     assert restored() == before
     rc, failed, log = host.audit()
     assert rc == 0, f"the audit after the restores failed: {failed}\n{log[-3000:]}"
+
+
+QUEUE_MB = 64  # pitr_queue_max_mb for the fault drill: a few WAL files, so that the drill writes past it
+
+
+def pending_wal():
+    """WAL files PostgreSQL holds for the archiver (pg_wal/archive_status/*.ready)."""
+    return int(
+        subprocess.run(
+            [
+                "docker",
+                "exec",
+                NAME,
+                "docker",
+                "exec",
+                PG,
+                "sh",
+                "-c",
+                "ls /var/lib/postgresql/data/pg_wal/archive_status | grep -c ready$",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        or 0
+    )
+
+
+def archived_through_now(host, timeout=120):
+    """Whether a WAL switch made now reaches the repository within `timeout` s, nothing run on the host."""
+    switched = psql(host, "postgres", "select pg_walfile_name(pg_switch_wal())")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if host.sh(f"find /var/backups/msgplatform-pitr/archive/main -name '{switched}-*'", check=False).strip():
+            return True
+        time.sleep(2)
+    return False
+
+
+def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_wal(host):
+    rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
+    assert rc == 0, log[-3000:]
+    psql(host, "postgres", "create table if not exists wal_filler (id int, pad text)")
+    repo = "/var/backups/msgplatform-pitr/archive"
+    host.sh(f"chmod -R a-w {repo}")  # read-only to pgBackRest (PostgreSQL's user in the container)
+    try:
+        most_pending = 0
+        for _ in range(8):  # some 8 x 40 MB of WAL: the database keeps taking writes
+            psql(host, "postgres", "insert into wal_filler select g, repeat('x', 400) from generate_series(1, 80000) g")
+            psql(host, "postgres", "select pg_switch_wal()")
+            most_pending = max(most_pending, pending_wal())
+        rc, failed, log = host.audit("tests/audit/test_backup.py")
+        assert rc != 0 and "the WAL archive is failing" in log and "not writable" in log, log[-3000:]
+    finally:
+        host.sh(f"chmod -R u+w {repo}")
+    print(f"WAL held for the archiver at most: {most_pending} files of 16 MB (queue max {QUEUE_MB} MB)")
+    assert 0 < most_pending * 16 <= QUEUE_MB + 2 * 16, "pg_wal held more WAL than pitr_queue_max_mb"
+    psql(host, "postgres", "drop table wal_filler")
+
+    # Writable again: archiving resumes by itself; what was dropped is a gap the audit names, and a deploy closes.
+    assert archived_through_now(host), "archiving did not resume by itself"
+    rc, failed, log = host.audit("tests/audit/test_backup.py")
+    assert failed == ["test_wal_archive_has_no_gap_since_the_newest_backup"], log[-3000:]
+    rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
+    assert rc == 0 and "pgBackRest stanza ready, with a full backup (gap)" in changed(results), log[-3000:]
+    rc, failed, log = host.audit("tests/audit/test_backup.py")
+    assert rc == 0, log[-3000:]
+    rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
+    assert rc == 0 and changed(results) == [], changed(results)

@@ -3,7 +3,7 @@ on a live host is tests/e2e/test_6_pitr.py."""
 
 import json
 
-from platform_deploy import pitr, stack
+from platform_deploy import pitr, pitr_state, stack
 from platform_deploy.secrets import SECRET_ENV
 from tests.unit.test_config import load, refused
 
@@ -11,7 +11,12 @@ NOW = 1_800_000_000
 
 
 def state(
-    current="000000010000000000000030", archived="00000001000000000000002F", archived_at=NOW - 40, failing="f", **info
+    current="000000010000000000000030",
+    archived="00000001000000000000002F",
+    archived_at=NOW - 40,
+    failing="f",
+    wal=(),
+    **info,
 ):
     document = {
         "status": {"code": 0, "message": "ok"},
@@ -19,12 +24,13 @@ def state(
         "backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 3600}}],
     }
     document.update(info)
-    return pitr.PitrState().process(
+    return pitr_state.PitrState().process(
         [
             "info " + json.dumps([document]),
             f"current {current}|{failing}",
             f"archived {archived_at} {archived}-0123abcd.gz",
             f"now {NOW}",
+            *wal,
         ]
     )
 
@@ -51,25 +57,54 @@ def test_without_pitr_postgres_runs_the_pinned_image_as_before():
 
 
 def test_a_current_archive_and_a_recent_full_backup_pass():
-    assert pitr.drift(state()) == {}
+    assert pitr_state.drift(state()) == {}
     # An idle database: nothing written since the newest archived file, however old it is.
-    assert pitr.drift(state(archived_at=NOW - 7200)) == {}
+    assert pitr_state.drift(state(archived_at=NOW - 7200)) == {}
 
 
 def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_named():
-    found = pitr.drift(state(current="000000010000000000000035", archived_at=NOW - 600))
+    found = pitr_state.drift(state(current="000000010000000000000035", archived_at=NOW - 600))
     assert "the WAL archive is behind" in found["archive"] and "10 minutes old" in found["archive"]
     # A push that fails is named at once, whatever the files' times say (another cluster's WAL after an upgrade).
-    assert "the WAL archive is failing" in pitr.drift(state(failing="t"))["archive"]
+    assert "the WAL archive is failing" in pitr_state.drift(state(failing="t"))["archive"]
     old = {"backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 9 * 86400}}]}
-    assert pitr.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
-    missing = pitr.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
+    assert pitr_state.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
+    missing = pitr_state.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
     assert "missing stanza path" in missing["stanza"] and missing["full"] == "pgBackRest has no full backup"
-    assert pitr.segment("00000002000000010000000A") == 0x10A
+    assert pitr_state.segment("00000002000000010000000A") == 0x10A
     # After a major upgrade (stanza-upgrade: a second database), the older full backups cannot restore it.
-    upgraded = pitr.drift(state(db=[{"id": 1}, {"id": 2}]))
+    upgraded = pitr_state.drift(state(db=[{"id": 1}, {"id": 2}]))
     assert upgraded["full"] == "pgBackRest has no full backup"
 
 
 def test_a_repository_inside_dockers_directory_is_refused():
     assert "pitr_repo_dir" in refused(pitr_repo_dir="/var/lib/docker/pitr")
+
+
+def test_wal_missing_since_the_newest_backup_began_is_a_gap_a_backup_closes():
+    backups = [
+        {
+            "type": "full",
+            "database": {"id": 1},
+            "timestamp": {"stop": NOW - 7200},
+            "archive": {"start": "0000000100000000000000F0"},
+        },
+        {
+            "type": "diff",
+            "database": {"id": 1},
+            "timestamp": {"stop": NOW - 3600},
+            "archive": {"start": "000000020000000100000002"},
+        },
+    ]
+    start = 0x102  # the newest backup's first WAL file, whatever its timeline
+    assert pitr_state.drift(state(backup=backups, wal=[f"wal-first {start}"])) == {}
+    # WAL missing before the newest backup does not matter; missing after its start does, however it is found.
+    assert pitr_state.drift(state(backup=backups, wal=[f"wal-first {start - 3}", f"wal-missing {start - 2}"])) == {}
+    for wal in ([f"wal-first {start}", f"wal-missing {start + 5}"], [f"wal-first {start + 1}"]):
+        assert "gap" in pitr_state.drift(state(backup=backups, wal=wal))
+    assert (
+        "from 1/05000000 missing"
+        in pitr_state.drift(state(backup=backups, wal=[f"wal-first {start}", "wal-missing 261"]))["gap"]
+    )
+    # Nothing archived since (a backup just taken, or no WAL read): no gap is claimed.
+    assert pitr_state.drift(state(backup=backups)) == {}

@@ -1,0 +1,151 @@
+"""What the deploy and the audit read back of point-in-time recovery (pitr.py) in PostgreSQL's container:
+pgBackRest's stanza, the WAL archive's freshness and continuity, the last full backup's age."""
+
+import json
+import re
+
+from . import converge
+
+STANZA = "main"
+REPO_IN_CONTAINER = "/var/lib/pgbackrest"
+MAX_ARCHIVE_AGE_S = 300
+MAX_FULL_AGE_DAYS = 8
+WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
+
+
+# The WAL archived since the newest backup began (its label is its start, in the container's UTC), as
+# positions: the first, and the first few missing up to the newest (WAL pgBackRest dropped, past
+# archive-push-queue-max, while the repository could not take it).
+_SINCE_NEWEST_BACKUP = (
+    f"label=$(ls {REPO_IN_CONTAINER}/backup/{STANZA} 2>/dev/null | grep -E '^[0-9]{{8}}-[0-9]{{6}}F' | "
+    "sed 's/.*_//' | sort | tail -n 1); "
+    '[ -n "$label" ] && '
+    f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' "
+    '-newermt "$(echo "$label" | sed -E \'s/^(....)(..)(..)-(..)(..)(..).*/\\1-\\2-\\3 \\4:\\5:\\6/\')" '
+    "-printf '%f\\n' 2>/dev/null | awk '"
+    "function hex(s, i, n) { n = 0; for (i = 1; i <= 8; i++) "
+    'n = n * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1; return n } '
+    "{ p = hex(substr($0, 9, 8)) * 256 + hex(substr($0, 17, 8)); seen[p] = 1; "
+    'if (first == "" || p < first) first = p; if (p > last) last = p } '
+    'END { if (first == "") exit; print "wal-first " first; '
+    'for (p = first; p <= last && n < 3; p++) if (!(p in seen)) { print "wal-missing " p; n++ } }'
+    "'"
+)
+
+
+class PitrState(converge.ContainerRead):
+    """pgBackRest's view of the stanza (`info`), PostgreSQL's current WAL file, the newest WAL file in the
+    repository with its time, the WAL missing since the newest backup began; `now`."""
+
+    def script(self):
+        return (
+            "setpriv --reuid=postgres --regid=postgres --clear-groups "
+            f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
+            "psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
+            "coalesce(last_failed_time > last_archived_time, last_failed_time is not null) "
+            "from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
+            f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
+            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"; ' + _SINCE_NEWEST_BACKUP
+        )
+
+    @staticmethod
+    def default():
+        return {
+            "info": None,
+            "current": None,
+            "failing": False,
+            "archived": None,
+            "archived_at": 0.0,
+            "now": 0,
+            "wal_first": None,
+            "wal_missing": [],
+        }
+
+    def process(self, output):
+        state = self.default()
+        for line in output:
+            kind, _, rest = line.partition(" ")
+            if kind == "info" and rest.strip():
+                try:
+                    state["info"] = json.loads(rest)[0]
+                except (ValueError, IndexError, KeyError):
+                    state["info"] = None
+            elif kind == "current" and rest.strip():
+                state["current"], _, failing = rest.strip().partition("|")
+                state["failing"] = failing == "t"
+            elif kind == "archived":
+                when, _, name = rest.partition(" ")
+                state["archived"], state["archived_at"] = name.strip(), float(when)
+            elif kind == "now" and rest.strip().isdigit():
+                state["now"] = int(rest)
+            elif kind == "wal-first" and rest.strip().isdigit():
+                state["wal_first"] = int(rest)
+            elif kind == "wal-missing" and rest.strip().isdigit():
+                state["wal_missing"].append(int(rest))
+        return state
+
+
+def segment(name):
+    """A WAL file's position, timeline aside (16 MB segments)."""
+    match = WAL_NAME.match(name or "")
+    return int(match[2], 16) * 0x100 + int(match[3], 16) if match else None
+
+
+def full_backups(state):
+    """The full backups of the current database (after a major upgrade, the older ones cannot restore it)."""
+    info = state["info"] or {}
+    current = max((db["id"] for db in info.get("db", [])), default=None)
+    return [b for b in info.get("backup", []) if b.get("type") == "full" and b.get("database", {}).get("id") == current]
+
+
+def archive_gap(state):
+    """The first WAL file missing from the archive since the newest backup of the current database began
+    ("" if none): a restore stops there."""
+    info = state["info"] or {}
+    current = max((db["id"] for db in info.get("db", [])), default=None)
+    backups = [b for b in info.get("backup", []) if b.get("database", {}).get("id") == current]
+    start = segment(backups[-1].get("archive", {}).get("start")) if backups else None
+    if start is None or state["wal_first"] is None:
+        return ""
+    missing = [p for p in state["wal_missing"] if p >= start]
+    if state["wal_first"] > start:
+        missing.insert(0, start)
+    lsn = missing[0] * 0x1000000 if missing else 0  # 16 MB segments
+    return f"WAL from {lsn >> 32:X}/{lsn & 0xFFFFFFFF:08X} missing" if missing else ""
+
+
+def drift(state):
+    """{what: how it differs}: the stanza, the WAL archive's freshness, the last full backup's age."""
+    found = {}
+    status = ((state["info"] or {}).get("status") or {}).get("message")
+    if status != "ok":
+        found["stanza"] = f"pgBackRest's stanza {STANZA!r} is not valid: {status or 'no stanza (pgbackrest info)'}"
+    behind = (segment(state["current"]) or 0) - (segment(state["archived"]) or 0)
+    age = state["now"] - state["archived_at"]
+    # The last push failed, or WAL not yet archived while the newest archived file is old: the archive stopped.
+    if state["failing"]:
+        found["archive"] = (
+            "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver): is the "
+            "repository (pitr_repo_dir) full, or not writable? The PostgreSQL container's log says why"
+        )
+    elif state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
+        found["archive"] = (
+            f"the WAL archive is behind: PostgreSQL writes {state['current']}, the newest archived is "
+            f"{state['archived'] or 'none'}"
+            + (f", {age / 60:.0f} minutes old" if state["archived"] else "")
+            + " (docs/operations.md: Point-in-time recovery)"
+        )
+    gap = archive_gap(state)
+    if gap:
+        found["gap"] = (
+            f"the WAL archive has a gap after the newest backup ({gap}: WAL dropped while the repository could "
+            "not take it, past pitr_queue_max_mb): no moment after it can be restored until the next backup, "
+            "which a deploy takes"
+        )
+    fulls = full_backups(state)
+    newest = max((b["timestamp"]["stop"] for b in fulls), default=0)
+    if not fulls:
+        found["full"] = "pgBackRest has no full backup"
+    elif state["now"] - newest > MAX_FULL_AGE_DAYS * 86400:
+        found["full"] = f"the last full pgBackRest backup is older than {MAX_FULL_AGE_DAYS} days"
+    return found
