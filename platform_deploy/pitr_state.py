@@ -42,8 +42,8 @@ class PitrState(converge.ContainerRead):
             "setpriv --reuid=postgres --regid=postgres --clear-groups "
             f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
             "psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
-            "coalesce(last_failed_time > last_archived_time, last_failed_time is not null) "
-            "from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
+            "coalesce(last_failed_time > last_archived_time, last_failed_time is not null), "
+            "last_archived_wal from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
             f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
             '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"; ' + _SINCE_NEWEST_BACKUP
         )
@@ -54,6 +54,7 @@ class PitrState(converge.ContainerRead):
             "info": None,
             "current": None,
             "failing": False,
+            "handed_over": None,
             "archived": None,
             "archived_at": 0.0,
             "now": 0,
@@ -71,11 +72,11 @@ class PitrState(converge.ContainerRead):
                 except (ValueError, IndexError, KeyError):
                     state["info"] = None
             elif kind == "current" and rest.strip():
-                state["current"], _, failing = rest.strip().partition("|")
+                state["current"], failing, state["handed_over"] = (rest.strip().split("|") + ["", ""])[:3]
                 state["failing"] = failing == "t"
             elif kind == "archived":
                 when, _, name = rest.partition(" ")
-                state["archived"], state["archived_at"] = name.strip(), float(when)
+                state["archived"], state["archived_at"] = name.strip()[:24], float(when)
             elif kind == "now" and rest.strip().isdigit():
                 state["now"] = int(rest)
             elif kind == "wal-first" and rest.strip().isdigit():
@@ -127,6 +128,13 @@ def drift(state):
         found["archive"] = (
             "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver): is the "
             "repository (pitr_repo_dir) full, or not writable? The PostgreSQL container's log says why"
+        )
+    elif (segment(state["handed_over"]) or 0) > (segment(state["archived"]) or 0):
+        # pgBackRest told PostgreSQL a WAL file was archived that the repository does not have: it dropped it.
+        found["archive"] = (
+            f"the WAL archive is dropping WAL: PostgreSQL handed over {state['handed_over']}, the newest in the "
+            f"repository is {state['archived'] or 'none'}: past pitr_queue_max_mb pgBackRest drops what the "
+            "repository (pitr_repo_dir) cannot take: is it full, or not writable?"
         )
     elif state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
         found["archive"] = (

@@ -67,6 +67,10 @@ def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_nam
     assert "the WAL archive is behind" in found["archive"] and "10 minutes old" in found["archive"]
     # A push that fails is named at once, whatever the files' times say (another cluster's WAL after an upgrade).
     assert "the WAL archive is failing" in pitr_state.drift(state(failing="t"))["archive"]
+    # Handed over to pgBackRest yet not in the repository: dropped, past the queue's maximum.
+    dropping = pitr_state.drift(state(failing="f|000000010000000000000031"))["archive"]
+    assert "dropping WAL" in dropping and "not writable" in dropping
+    assert pitr_state.drift(state(failing="f|00000001000000000000002F")) == {}
     old = {"backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 9 * 86400}}]}
     assert pitr_state.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
     missing = pitr_state.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
