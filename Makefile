@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYINFRA := $(VENV)/bin/pyinfra
 
-.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test lint test-cluster test-unit audit bench bench-quick docker-bench lynis ssh-audit demo venv settings-reference
+.PHONY: sandbox sandbox-destroy sandbox-cluster sandbox-cluster-destroy test lint test-cluster test-unit audit bench bench-quick docker-bench lynis ssh-audit pitr-restore demo venv settings-reference
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -57,6 +57,11 @@ test-unit: venv
 # Audit the sandbox host; for production: $(PY) -m pytest tests/audit --inventory inventory/production.py
 audit: venv
 	$(PY) -m pytest tests/audit --inventory inventory/sandbox.py
+
+# Point-in-time restore of the sandbox host, then the audit: make pitr-restore AT=latest (or AT="2026-12-07 14:03:00+00");
+# for production: $(PY) tools/pitr_restore.py --inventory inventory/production.py latest
+pitr-restore: venv
+	$(PY) tools/pitr_restore.py --inventory inventory/sandbox.py "$(AT)"
 
 bench: venv
 	$(PY) bench/converge.py
