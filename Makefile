@@ -67,14 +67,17 @@ bench: venv
 	$(PY) bench/converge.py
 	$(PY) bench/inbound.py
 	$(PY) bench/poster.py
+	$(PY) bench/pitr.py
 	$(PY) bench/cluster.py
 
 # The quick modes (the suite runs them too), on the host of `make sandbox` as it is: rerun / floor
-# and memory, 6 inbound messages, one promotion posted. bench/cluster.py --quick needs make sandbox-cluster.
+# and memory, 6 inbound messages, one promotion posted, one PITR drill of 45 s. bench/cluster.py --quick needs
+# make sandbox-cluster.
 bench-quick: venv
 	$(PY) bench/converge.py --quick
 	$(PY) bench/inbound.py --quick
 	$(PY) bench/poster.py --quick
+	$(PY) bench/pitr.py --quick
 
 # CIS Docker Benchmark on the sandbox host: WARN/PASS/INFO/NOTE counts, one line per WARN (make sandbox first; DOCKER_BENCH_SRC=dir or internet).
 docker-bench: venv

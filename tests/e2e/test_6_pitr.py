@@ -3,6 +3,7 @@ after the scale-out ones (tools/run_suite.py): rows written every 200 ms for 90 
 recorded; PostgreSQL killed and its data volume deleted; restored to the end of the archive (RPO at most 60 s),
 then to a moment in the middle (exactly the commits up to it); a moment past the end refused, nothing changed."""
 
+import re
 import subprocess
 import sys
 import time
@@ -10,42 +11,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from tools.pitr_drill import PG, fresh_probe, lose_the_data, restore, restored, rpo_seconds, write_for
+
 from conftest import NAME, changed, psql, run
 
 WRITE_SECONDS = 90
-RESTORE = "/opt/msgplatform/bin/pitr-restore.py"
-PG = "msgplatform-postgres-1"
-
-
-def moment(ts):
-    return datetime.fromisoformat(ts)
-
-
-def write_for(seconds):
-    """[(id, commit time as PostgreSQL saw it)] of every insert PostgreSQL acknowledged, one every 200 ms."""
-    psql_session = subprocess.Popen(
-        ["docker", "exec", "-i", NAME, "docker", "exec", "-i", PG, "psql", "-U", "postgres", "-qtAX"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-    )
-    acknowledged, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        psql_session.stdin.write("insert into pitr_probe default values returning id, ts;\n")
-        psql_session.stdin.flush()
-        row_id, ts = psql_session.stdout.readline().strip().split("|")
-        acknowledged.append((int(row_id), moment(ts)))
-        time.sleep(0.2)
-    psql_session.stdin.close()
-    psql_session.wait(timeout=30)
-    return acknowledged
-
-
-def restore(target):
-    """bin/pitr-restore.py on the host: (exit code, what it printed)."""
-    out = subprocess.run(["docker", "exec", NAME, RESTORE, target], capture_output=True, text=True)
-    return out.returncode, out.stdout + out.stderr
 
 
 def restore_from_here(host, target):
@@ -59,69 +29,40 @@ def restore_from_here(host, target):
     return out.returncode, out.stdout + out.stderr
 
 
-def restored():
-    rows = subprocess.run(
-        [
-            "docker",
-            "exec",
-            NAME,
-            "docker",
-            "exec",
-            PG,
-            "psql",
-            "-U",
-            "postgres",
-            "-tAXc",
-            "select id, ts from pitr_probe order by id",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.splitlines()
-    return [(int(i), moment(t)) for i, t in (row.split("|", 1) for row in rows)]
-
-
 @pytest.fixture(scope="module")
 def host(sandbox):
     rc, results, log = sandbox.deploy()
     assert rc == 0, log[-3000:]
     rc, results, log = sandbox.deploy()
     assert rc == 0 and changed(results) == [], f"a second deploy changed: {changed(results)}"
-    psql(sandbox, "postgres", "drop table if exists pitr_probe")
-    psql(
-        sandbox, "postgres", "create table pitr_probe (id serial primary key, ts timestamptz default clock_timestamp())"
-    )
+    fresh_probe(NAME)
     return sandbox
 
 
 def test_the_archive_after_losing_the_data_and_a_moment_in_the_middle(host):
-    acknowledged = write_for(WRITE_SECONDS)
-    last = acknowledged[-1][1]
-    host.sh(
-        f"docker kill {PG} >/dev/null && docker rm -f {PG} >/dev/null && docker volume rm msgplatform_postgres-data"
-    )
-    rc, out = restore("latest")
+    acknowledged = write_for(NAME, WRITE_SECONDS)
+    lose_the_data(NAME)
+    rc, out = restore(NAME, "latest")
     assert rc == 0, out[-3000:]
-    rows = restored()
+    rows = restored(NAME)
     newest = rows[-1][1]
-    print(
-        f"RPO {(last - newest).total_seconds():.1f} s ({len(acknowledged)} commits acknowledged, {len(rows)} restored)"
-    )
-    assert (last - newest).total_seconds() <= 60, out
+    rpo = rpo_seconds(acknowledged, rows)
+    print(f"RPO {rpo:.1f} s ({len(acknowledged)} commits acknowledged, {len(rows)} restored)")
+    assert rpo <= 60, out
     assert rows == [row for row in acknowledged if row[1] <= newest], "a commit before the newest restored is missing"
 
     middle = acknowledged[len(acknowledged) // 2]
     target = middle[1] + timedelta(milliseconds=100)  # after its commit, before the next insert
     rc, out = restore_from_here(host, target.isoformat(sep=" "))
     assert rc == 0 and "restored; the audit:" in out and " passed" in out, out[-3000:]
-    assert restored() == [row for row in acknowledged if row[0] <= middle[0]]
+    assert restored(NAME) == [row for row in acknowledged if row[0] <= middle[0]]
 
 
 def test_a_moment_past_the_end_of_the_archive_is_refused(host):
-    before = restored()
-    rc, out = restore((datetime.now().astimezone() + timedelta(hours=1)).isoformat(sep=" "))
+    before = restored(NAME)
+    rc, out = restore(NAME, (datetime.now().astimezone() + timedelta(hours=1)).isoformat(sep=" "))
     assert rc != 0 and "past the end of the archive" in out and "nothing was changed" in out, out
-    assert restored() == before
+    assert restored(NAME) == before
     rc, failed, log = host.audit()
     assert rc == 0, f"the audit after the restores failed: {failed}\n{log[-3000:]}"
 
@@ -195,3 +136,12 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
     assert rc == 0, log[-3000:]
     rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
     assert rc == 0 and changed(results) == [], changed(results)
+
+
+def test_the_quick_pitr_benchmark_prints_its_figures(host):
+    """bench/pitr.py --quick on this host (the figures are read by people, never asserted as times)."""
+    out = run([sys.executable, "bench/pitr.py", "--quick", "--name", NAME, "--port", str(host.port)], timeout=1200)
+    print(out.stdout)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert re.search(r"^WAL archived at the burst's load: \d+\.\d\d MB in \d+ s, \d+ MB an hour", out.stdout, re.M)
+    assert re.fullmatch(r"RPO \d+\.\d s, restore \d+\.\d GB \d+ s", out.stdout.strip().splitlines()[-1]), out.stdout
