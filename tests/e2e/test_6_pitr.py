@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tools.pitr_drill import PG, fresh_probe, lose_the_data, restore, restored, rpo_seconds, write_for
+from tools.pitr_drill import PG, fresh_probe, lose_the_data, restore, restored, rpo_seconds, sql, write_for
 
 from conftest import NAME, changed, psql, run
 
@@ -65,6 +65,31 @@ def test_a_moment_past_the_end_of_the_archive_is_refused(host):
     assert restored(NAME) == before
     rc, failed, log = host.audit()
     assert rc == 0, f"the audit after the restores failed: {failed}\n{log[-3000:]}"
+
+
+def test_after_a_crash_the_archive_keeps_archive_timeout(host):
+    """PostgreSQL's postmaster killed: Docker starts it again through crash recovery, and with nothing run on
+    the host a write is archived within archive_timeout (30 s), not after checkpoint_timeout (5 min)."""
+    started = host.sh(f"docker inspect -f '{{{{.State.StartedAt}}}}' {PG}")
+    host.sh(f"docker exec -u postgres {PG} sh -c 'kill -9 $(head -n 1 /var/lib/postgresql/data/postmaster.pid)'")
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        state = host.sh(f"docker inspect -f '{{{{.State.StartedAt}}}} {{{{.State.Health.Status}}}}' {PG}", check=False)
+        if state.split()[:1] != started.split() and state.strip().endswith(" healthy"):
+            break
+        time.sleep(2)
+    else:
+        raise AssertionError(f"PostgreSQL did not come back healthy: {state}")
+    log = host.sh(f"docker logs --since {state.split()[0]} {PG} 2>&1", check=False)
+    assert "automatic recovery in progress" in log, log[-2000:]  # it went through crash recovery
+    sql(NAME, "insert into pitr_probe default values")
+    written = sql(NAME, "select pg_walfile_name(pg_current_wal_lsn())")
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if host.sh(f"find /var/backups/msgplatform-pitr/archive -name '{written}-*'", check=False).strip():
+            return
+        time.sleep(2)
+    raise AssertionError(f"{written} was not archived within 90 s of a write after the crash")
 
 
 QUEUE_MB = 64  # pitr_queue_max_mb for the fault drill: a few WAL files, so that the drill writes past it

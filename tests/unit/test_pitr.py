@@ -40,6 +40,7 @@ def test_postgres_runs_the_pinned_image_with_pgbackrest_and_archives_every_30_s(
     service = stack.compose_document(cfg)["services"]["postgres"]
     assert service["image"] == pitr.postgres_image(cfg) != cfg.stack.images["postgres"]
     assert service["init"] is True and service["stop_grace_period"] == "120s"
+    assert "pg_reload_conf()" in service["healthcheck"]["test"][1]  # wakes a checkpointer started in recovery
     assert "archive_command=pgbackrest --stanza=main archive-push %p" in service["command"]
     assert "archive_timeout=30" in service["command"] and "archive_mode=on" in service["command"]
     assert f"{cfg.pitr.pitr_repo_dir}:{pitr.REPO_IN_CONTAINER}" in service["volumes"]
