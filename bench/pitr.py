@@ -59,9 +59,10 @@ def wal_per_hour(host, port, messages, quick):
     fresh_probe(host)
     grown = archived_since(host, marker)
     print(f"inbound bench: {out.stdout.strip().splitlines()[-1]}")
+    # The whole run of the inbound bench, of which the burst is most (a lower bound of the burst's own rate).
     print(
         f"WAL archived at the burst's load: {grown / 2**20:.2f} MB in {elapsed:.0f} s, "
-        f"{grown / 2**20 / elapsed * 3600:.0f} MB an hour (compressed, encrypted)"
+        f"{grown / 2**20 / elapsed * 3600:.0f} MB an hour (compressed, encrypted; the inbound bench's whole run)"
     )
 
 

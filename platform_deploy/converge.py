@@ -9,6 +9,7 @@ change once the cache ages, so a rerun on a converged host would not be clean.
 
 import hashlib
 import os
+import secrets
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -282,17 +283,18 @@ def _key(cls, kwargs):
     return cls.__name__, repr(sorted(kwargs.items()))
 
 
-def _in_one_exec(container, scripts):
-    """One docker exec running `scripts` in turn, each output after a line `@part i`."""
-    parts = "; ".join(f"printf '\\n@part {i}\\n'; ( {script} ) 2>/dev/null" for i, script in enumerate(scripts))
+def _in_one_exec(container, scripts, marker):
+    """One docker exec running `scripts` in turn, each output after a line `<marker> i` (a marker made for
+    the run: no value read, such as a name an app's admin typed, can forge it)."""
+    parts = "; ".join(f"printf '\\n{marker} {i}\\n'; ( {script} ) 2>/dev/null" for i, script in enumerate(scripts))
     return f"docker exec {container} sh -c {shlex.quote(parts)} 2>/dev/null; true"
 
 
-def _parts(lines):
+def _parts(lines, marker):
     """The outputs of _in_one_exec: [lines of part 0, ...] (the newline before each marker taken off)."""
     parts: list[list[str]] = []
     for line in lines:
-        if line.startswith("@part "):
+        if line == f"{marker} {len(parts)}":
             if parts and parts[-1][-1:] == [""]:
                 parts[-1].pop()
             parts.append([])
@@ -320,14 +322,15 @@ def read_ahead(reads):
         else:
             where.append((len(commands), None))
             commands.append(cls().command(**kwargs))
+    marker = f"@part-{secrets.token_hex(8)}"
     for container, (index, scripts) in in_container.items():
-        commands[index] = _in_one_exec(container, scripts)
+        commands[index] = _in_one_exec(container, scripts, marker)
     results = host.get_fact(ReadAhead, commands=commands)
     answers = {}
     for (cls, kwargs), (index, part) in zip(reads, where, strict=True):
         succeeded, lines = results.get(index, (False, []))
         if part is not None:
-            parts = _parts(lines)
+            parts = _parts(lines, marker)
             succeeded, lines = succeeded and part < len(parts), parts[part] if part < len(parts) else []
         answers[_key(cls, kwargs)] = (succeeded, lines)
     _ahead[host.name] = answers

@@ -252,11 +252,13 @@ def after_up(cfg, rollout, conf):
             # (it started in recovery): a reload wakes it.
             f"docker exec {cfg.stack.stack_name}-postgres-1 psql -U postgres -qAtc 'select pg_reload_conf()'",
             f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}",
-            # Both take the archive lock, which the background push holds while it works off a backlog.
-            "for try in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do "
-            f"{{ {pgbackrest(cfg, 'stanza-create')} || {pgbackrest(cfg, 'stanza-upgrade')}; }} && break; "
-            '[ "$try" -lt 20 ] || exit 1; sleep 3; done',
-            f"{pgbackrest(cfg, 'check')}",
+            # Both take the archive lock, which the background push holds while it works off a backlog: again
+            # while that is the error (50), for up to 10 minutes.
+            "end=$(($(date +%s) + 600)); while :; do "
+            f"{pgbackrest(cfg, 'stanza-create')} || {pgbackrest(cfg, 'stanza-upgrade')}; rc=$?; "
+            '[ "$rc" = 50 ] && [ "$(date +%s)" -lt "$end" ] || exit "$rc"; sleep 3; done',
+            # check waits for a WAL switch to be archived, behind any backlog.
+            f"{pgbackrest(cfg, '--archive-timeout=600', 'check')}",
             # A full backup when the current database has none (a new server, or a major upgrade just made).
             f"{pgbackrest(cfg, 'info', '--output=json')} | python3 -c {shlex.quote(HAS_FULL)} || "
             f"{pgbackrest(cfg, '--type=full', 'backup')}",

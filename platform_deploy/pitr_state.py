@@ -11,25 +11,26 @@ REPO_IN_CONTAINER = "/var/lib/pgbackrest"
 MAX_ARCHIVE_AGE_S = 300
 MAX_FULL_AGE_DAYS = 8
 WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
+WAL_FILE = re.compile(r"[0-9A-F]{24}")  # a segment (not a .history, .partial or .backup file)
 
 
-# The WAL archived since the newest backup began (its label is its start, in the container's UTC), as
-# positions: the first, and the first few missing up to the newest (WAL pgBackRest dropped, past
-# archive-push-queue-max, while the repository could not take it).
-_SINCE_NEWEST_BACKUP = (
-    f"label=$(ls {REPO_IN_CONTAINER}/backup/{STANZA} 2>/dev/null | grep -E '^[0-9]{{8}}-[0-9]{{6}}F' | "
-    "sed 's/.*_//' | sort | tail -n 1); "
-    '[ -n "$label" ] && '
-    f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' "
+# The WAL archived since the last good backup began (pgBackRest's `latest` link names it; its label is its
+# start, in the container's zone), on PostgreSQL's current timeline ($tl, set before), as ranges of positions
+# (16 MB segments) present; and where that timeline began (from its history file in pg_wal), so that what an
+# abandoned timeline archived cannot hide a hole. A hole is WAL pgBackRest dropped past archive-push-queue-max
+# while the repository could not take it.
+_SINCE_LAST_BACKUP = (
+    f"label=$(readlink {REPO_IN_CONTAINER}/backup/{STANZA}/latest 2>/dev/null); "
+    '[ -n "$label" ] && [ -n "$tl" ] && { '
+    'tail -n 1 "/var/lib/postgresql/data/pg_wal/$tl.history" 2>/dev/null | awk \'{ print "timeline-start " $2 }\'; '
+    f'find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name "$tl????????????????-*" '
     '-newermt "$(echo "$label" | sed -E \'s/^(....)(..)(..)-(..)(..)(..).*/\\1-\\2-\\3 \\4:\\5:\\6/\')" '
     "-printf '%f\\n' 2>/dev/null | awk '"
     "function hex(s, i, n) { n = 0; for (i = 1; i <= 8; i++) "
     'n = n * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1; return n } '
-    "{ p = hex(substr($0, 9, 8)) * 256 + hex(substr($0, 17, 8)); seen[p] = 1; "
-    'if (first == "" || p < first) first = p; if (p > last) last = p } '
-    'END { if (first == "") exit; print "wal-first " first; '
-    'for (p = first; p <= last && n < 3; p++) if (!(p in seen)) { print "wal-missing " p; n++ } }'
-    "'"
+    "{ print hex(substr($0, 9, 8)) * 256 + hex(substr($0, 17, 8)) }' | sort -n -u | awk '"
+    'NR == 1 { a = $1 } NR > 1 && $1 != b + 1 { print "wal-range " a " " b; a = $1 } { b = $1 } '
+    'END { if (NR) print "wal-range " a " " b }\'; }'
 )
 
 
@@ -41,11 +42,16 @@ class PitrState(converge.ContainerRead):
         return (
             "setpriv --reuid=postgres --regid=postgres --clear-groups "
             f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
-            "psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
+            "current=$(psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
             "coalesce(last_failed_time > last_archived_time, last_failed_time is not null), "
-            "last_archived_wal from pg_stat_archiver' 2>/dev/null | sed 's/^/current /'; "
+            "last_archived_wal from pg_stat_archiver' 2>/dev/null); "
+            'echo "current $current"; tl=$(echo "$current" | cut -c 1-8); handed=${current##*|}; '
+            # Whether the WAL file PostgreSQL last handed to pgBackRest (pushed, or dropped) is in the repository.
+            '[ -n "$handed" ] && '
+            f'find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name "$handed-*" | grep -q . && '
+            "echo handed-in-repository; "
             f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
-            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"; ' + _SINCE_NEWEST_BACKUP
+            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"; ' + _SINCE_LAST_BACKUP
         )
 
     @staticmethod
@@ -58,8 +64,9 @@ class PitrState(converge.ContainerRead):
             "archived": None,
             "archived_at": 0.0,
             "now": 0,
-            "wal_first": None,
-            "wal_missing": [],
+            "handed_in_repository": False,
+            "timeline_start": None,
+            "wal_ranges": [],
         }
 
     def process(self, output):
@@ -79,10 +86,14 @@ class PitrState(converge.ContainerRead):
                 state["archived"], state["archived_at"] = name.strip()[:24], float(when)
             elif kind == "now" and rest.strip().isdigit():
                 state["now"] = int(rest)
-            elif kind == "wal-first" and rest.strip().isdigit():
-                state["wal_first"] = int(rest)
-            elif kind == "wal-missing" and rest.strip().isdigit():
-                state["wal_missing"].append(int(rest))
+            elif kind == "handed-in-repository":
+                state["handed_in_repository"] = True
+            elif kind == "timeline-start" and re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", rest.strip()):
+                high, low = rest.strip().split("/")
+                state["timeline_start"] = ((int(high, 16) << 32) | int(low, 16)) >> 24
+            elif kind == "wal-range" and re.fullmatch(r"\d+ \d+", rest.strip()):
+                first, last = rest.split()
+                state["wal_ranges"].append((int(first), int(last)))
         return state
 
 
@@ -100,19 +111,24 @@ def full_backups(state):
 
 
 def archive_gap(state):
-    """The first WAL file missing from the archive since the newest backup of the current database began
-    ("" if none): a restore stops there."""
+    """Where WAL starts missing from the archive since the last good backup of the current database began, on
+    the current timeline ("" if nowhere): a restore stops there."""
     info = state["info"] or {}
     current = max((db["id"] for db in info.get("db", [])), default=None)
     backups = [b for b in info.get("backup", []) if b.get("database", {}).get("id") == current]
     start = segment(backups[-1].get("archive", {}).get("start")) if backups else None
-    if start is None or state["wal_first"] is None:
+    ranges = sorted(state["wal_ranges"])
+    if start is None or not ranges:
         return ""
-    missing = [p for p in state["wal_missing"] if p >= start]
-    if state["wal_first"] > start:
-        missing.insert(0, start)
-    lsn = missing[0] * 0x1000000 if missing else 0  # 16 MB segments
-    return f"WAL from {lsn >> 32:X}/{lsn & 0xFFFFFFFF:08X} missing" if missing else ""
+    expected = max(start, state["timeline_start"] or 0)  # before the timeline began: its parents' WAL
+    for first, last in ranges:
+        if last < expected:
+            continue
+        if first > expected:
+            lsn = expected * 0x1000000
+            return f"WAL from {lsn >> 32:X}/{lsn & 0xFFFFFFFF:08X} missing"
+        expected = last + 1
+    return ""
 
 
 def drift(state):
@@ -129,7 +145,7 @@ def drift(state):
             "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver): is the "
             "repository (pitr_repo_dir) full, or not writable? The PostgreSQL container's log says why"
         )
-    elif (segment(state["handed_over"]) or 0) > (segment(state["archived"]) or 0):
+    elif WAL_FILE.fullmatch(state["handed_over"] or "") and not state["handed_in_repository"]:
         # pgBackRest told PostgreSQL a WAL file was archived that the repository does not have: it dropped it.
         found["archive"] = (
             f"the WAL archive is dropping WAL: PostgreSQL handed over {state['handed_over']}, the newest in the "

@@ -75,7 +75,7 @@ def test_reads_in_one_container_share_one_exec_and_each_gets_its_own_output(tmp_
 
     class Two(Lines):
         def script(self):
-            return "echo a; echo; printf 'b'"
+            return "echo a; echo; echo '@part 1'; printf 'b'"  # a forged marker is output like any line
 
     class Nothing(Lines):
         def script(self):
@@ -101,7 +101,7 @@ def test_reads_in_one_container_share_one_exec_and_each_gets_its_own_output(tmp_
     reads = [(Two, {"container": "pg"}), (Plain, {}), (Nothing, {"container": "pg"}), (Two, {"container": "redis"})]
     converge.read_ahead(reads)
     assert (tmp_path / "execs").read_text().split() in (["pg", "redis"], ["redis", "pg"])
-    assert converge.fact(Two, container="pg") == ["a", "", "b"]
+    assert converge.fact(Two, container="pg") == ["a", "", "@part 1", "b"]
     assert converge.fact(Nothing, container="pg") == []
     assert converge.fact(Plain) == ["plain"]
-    assert converge.peek(Two, container="redis") == converge.fact(Two, container="redis") == ["a", "", "b"]
+    assert converge.peek(Two, container="redis") == converge.fact(Two, container="redis") == ["a", "", "@part 1", "b"]

@@ -71,7 +71,8 @@ def test_an_archive_that_stopped_a_missing_stanza_and_an_old_full_backup_are_nam
     # Handed over to pgBackRest yet not in the repository: dropped, past the queue's maximum.
     dropping = pitr_state.drift(state(failing="f|000000010000000000000031"))["archive"]
     assert "dropping WAL" in dropping and "not writable" in dropping
-    assert pitr_state.drift(state(failing="f|00000001000000000000002F")) == {}
+    assert pitr_state.drift(state(failing="f|00000001000000000000002F", wal=["handed-in-repository"])) == {}
+    assert pitr_state.drift(state(failing="f|00000002.history")) == {}  # not a segment: nothing to compare
     old = {"backup": [{"type": "full", "database": {"id": 1}, "timestamp": {"stop": NOW - 9 * 86400}}]}
     assert pitr_state.drift(state(**old))["full"] == "the last full pgBackRest backup is older than 8 days"
     missing = pitr_state.drift(state(status={"code": 1, "message": "missing stanza path"}, backup=[]))
@@ -86,7 +87,7 @@ def test_a_repository_inside_dockers_directory_is_refused():
     assert "pitr_repo_dir" in refused(pitr_repo_dir="/var/lib/docker/pitr")
 
 
-def test_wal_missing_since_the_newest_backup_began_is_a_gap_a_backup_closes():
+def test_wal_missing_since_the_last_backup_began_is_a_gap_a_backup_closes():
     backups = [
         {
             "type": "full",
@@ -102,14 +103,17 @@ def test_wal_missing_since_the_newest_backup_began_is_a_gap_a_backup_closes():
         },
     ]
     start = 0x102  # the newest backup's first WAL file, whatever its timeline
-    assert pitr_state.drift(state(backup=backups, wal=[f"wal-first {start}"])) == {}
+
+    def gap(*wal):
+        return pitr_state.drift(state(backup=backups, wal=wal)).get("gap", "")
+
+    assert gap(f"wal-range {start} {start + 9}") == ""
     # WAL missing before the newest backup does not matter; missing after its start does, however it is found.
-    assert pitr_state.drift(state(backup=backups, wal=[f"wal-first {start - 3}", f"wal-missing {start - 2}"])) == {}
-    for wal in ([f"wal-first {start}", f"wal-missing {start + 5}"], [f"wal-first {start + 1}"]):
-        assert "gap" in pitr_state.drift(state(backup=backups, wal=wal))
-    assert (
-        "from 1/05000000 missing"
-        in pitr_state.drift(state(backup=backups, wal=[f"wal-first {start}", "wal-missing 261"]))["gap"]
-    )
+    assert gap(f"wal-range {start - 5} {start - 3}", f"wal-range {start - 1} {start + 4}") == ""
+    assert "from 1/07000000 missing" in gap(f"wal-range {start} {start + 4}", f"wal-range {start + 6} {start + 8}")
+    assert "from 1/02000000 missing" in gap(f"wal-range {start + 1} {start + 4}")
+    # A timeline that began after the backup (a restore): its WAL from where it began, its parents' before.
+    assert gap("timeline-start 1/08000000", f"wal-range {start + 6} {start + 9}") == ""
+    assert "from 1/08000000 missing" in gap("timeline-start 1/08000000", f"wal-range {start + 7} {start + 9}")
     # Nothing archived since (a backup just taken, or no WAL read): no gap is claimed.
     assert pitr_state.drift(state(backup=backups)) == {}
