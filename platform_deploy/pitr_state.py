@@ -22,7 +22,8 @@ WAL_FILE = re.compile(r"[0-9A-F]{24}")  # a segment (not a .history, .partial or
 _SINCE_LAST_BACKUP = (
     f"label=$(readlink {REPO_IN_CONTAINER}/backup/{STANZA}/latest 2>/dev/null); "
     '[ -n "$label" ] && [ -n "$tl" ] && { '
-    'tail -n 1 "/var/lib/postgresql/data/pg_wal/$tl.history" 2>/dev/null | awk \'{ print "timeline-start " $2 }\'; '
+    'awk \'NF { last = $2 } END { if (last != "") print "timeline-start " last }\' '
+    '"/var/lib/postgresql/data/pg_wal/$tl.history" 2>/dev/null; '
     f'find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name "$tl????????????????-*" '
     '-newermt "$(echo "$label" | sed -E \'s/^(....)(..)(..)-(..)(..)(..).*/\\1-\\2-\\3 \\4:\\5:\\6/\')" '
     "-printf '%f\\n' 2>/dev/null | awk '"
