@@ -136,7 +136,7 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
     host.sh(f"chmod -R a-w {repo}")  # read-only to pgBackRest (PostgreSQL's user in the container)
     try:
         most_pending = 0
-        for _ in range(12):  # some 12 x 20 MB of WAL: the database keeps taking writes
+        for _ in range(16):  # some 16 x 20 MB of WAL: the database keeps taking writes
             psql(host, "postgres", "insert into wal_filler select g, repeat('x', 400) from generate_series(1, 40000) g")
             psql(host, "postgres", "select pg_switch_wal()")
             most_pending = max(most_pending, pending_wal())
@@ -146,9 +146,9 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
     finally:
         host.sh(f"chmod -R u+w {repo}")
     print(f"WAL held for the archiver at most: {most_pending} files of 16 MB (queue max {QUEUE_MB} MB)")
-    # Some 240 MB written: held back, it would be 15 files and more. The queue's maximum, plus what a round or
-    # two write before the archiver next asks pgBackRest (which then drops the queue).
-    assert 0 < most_pending * 16 <= QUEUE_MB + 64, "pg_wal held more WAL than pitr_queue_max_mb"
+    # Some 320 MB written: held back, it would be 20 files and more. The queue's maximum, plus what a few rounds
+    # write before the archiver next asks pgBackRest (which then drops the queue) on a busy machine.
+    assert 0 < most_pending * 16 <= QUEUE_MB + 96, "pg_wal held more WAL than pitr_queue_max_mb"
     psql(host, "postgres", "drop table wal_filler")
 
     # Writable again: archiving resumes by itself; what was dropped is a gap the audit names, and a deploy closes.
