@@ -104,20 +104,22 @@ def segment(name):
     return int(match[2], 16) * 0x100 + int(match[3], 16) if match else None
 
 
-def full_backups(state):
-    """The full backups of the current database (after a major upgrade, the older ones cannot restore it)."""
+def backups(state):
+    """The backups of the current database, oldest first (after a major upgrade, the older ones cannot restore it)."""
     info = state["info"] or {}
     current = max((db["id"] for db in info.get("db", [])), default=None)
-    return [b for b in info.get("backup", []) if b.get("type") == "full" and b.get("database", {}).get("id") == current]
+    return [b for b in info.get("backup", []) if b.get("database", {}).get("id") == current]
+
+
+def full_backups(state):
+    return [b for b in backups(state) if b.get("type") == "full"]
 
 
 def archive_gap(state):
     """Where WAL starts missing from the archive since the last good backup of the current database began, on
     the current timeline ("" if nowhere): a restore stops there."""
-    info = state["info"] or {}
-    current = max((db["id"] for db in info.get("db", [])), default=None)
-    backups = [b for b in info.get("backup", []) if b.get("database", {}).get("id") == current]
-    start = segment(backups[-1].get("archive", {}).get("start")) if backups else None
+    made = backups(state)
+    start = segment(made[-1].get("archive", {}).get("start")) if made else None
     ranges = sorted(state["wal_ranges"])
     if start is None or not ranges:
         return ""

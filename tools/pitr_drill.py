@@ -24,18 +24,23 @@ def sql(host, statement, db="postgres"):
     return out.stdout.strip()
 
 
-def fresh_probe(host, timeout=120):
-    """pitr_probe made again, empty, and archived (a WAL switch waited for in the repository): a restore
-    has it, with only the rows written after this."""
-    sql(host, "drop table if exists pitr_probe")
-    sql(host, PROBE)
+def archived_now(host, timeout=120):
+    """Whether a WAL switch made now reaches the repository within `timeout` s, nothing else run on the host."""
     switched = sql(host, "select pg_walfile_name(pg_switch_wal())")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if run_exec(["docker", "exec", host, "find", f"{REPO}/archive", "-name", f"{switched}-*"]).stdout.strip():
-            return
+            return True
         time.sleep(1)
-    raise AssertionError(f"{switched} was not archived within {timeout} s on {host}")
+    return False
+
+
+def fresh_probe(host, timeout=120):
+    """pitr_probe made again, empty, and archived: a restore has it, with only the rows written after this."""
+    sql(host, "drop table if exists pitr_probe")
+    sql(host, PROBE)
+    if not archived_now(host, timeout):
+        raise AssertionError(f"the WAL was not archived within {timeout} s on {host}")
 
 
 def write_for(host, seconds, every=0.2):

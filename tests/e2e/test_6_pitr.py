@@ -11,7 +11,17 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tools.pitr_drill import PG, fresh_probe, lose_the_data, restore, restored, rpo_seconds, sql, write_for
+from tools.pitr_drill import (
+    PG,
+    archived_now,
+    fresh_probe,
+    lose_the_data,
+    restore,
+    restored,
+    rpo_seconds,
+    sql,
+    write_for,
+)
 
 from conftest import NAME, changed, psql, run
 
@@ -117,17 +127,6 @@ def pending_wal():
     )
 
 
-def archived_through_now(host, timeout=120):
-    """Whether a WAL switch made now reaches the repository within `timeout` s, nothing run on the host."""
-    switched = psql(host, "postgres", "select pg_walfile_name(pg_switch_wal())")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if host.sh(f"find /var/backups/msgplatform-pitr/archive/main -name '{switched}-*'", check=False).strip():
-            return True
-        time.sleep(2)
-    return False
-
-
 def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_wal(host):
     rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
     assert rc == 0, log[-3000:]
@@ -152,7 +151,7 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
     psql(host, "postgres", "drop table wal_filler")
 
     # Writable again: archiving resumes by itself; what was dropped is a gap the audit names, and a deploy closes.
-    assert archived_through_now(host), "archiving did not resume by itself"
+    assert archived_now(NAME), "archiving did not resume by itself"
     rc, failed, log = host.audit("tests/audit/test_backup.py")
     assert failed == ["test_wal_archive_has_no_gap_since_the_newest_backup"], log[-3000:]
     rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
