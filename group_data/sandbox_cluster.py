@@ -17,3 +17,11 @@ globals().update(
 
 # Small, so the test of a replica that stays down can go past it in seconds.
 max_slot_wal_keep_size_mb = 64
+
+# pgBackRest's repository in a bucket: the S3 stand-in beside the primary's vendors' simulator
+# (moto, sandbox/simulators/sim_s3.py), over TLS from the sandbox CA. The replica is seeded from it.
+pitr_repo_s3_bucket = "msgplatform-pitr"
+pitr_repo_s3_endpoint = globals()["_addresses"][2]  # from sandbox.py, above
+pitr_repo_s3_region = "eu-central-1"
+pitr_repo_s3_uri_style = "path"
+pitr_repo_s3_ca_file = globals()["acme_ca_certificate"]  # the sandbox CA

@@ -21,7 +21,7 @@ from pyinfra import host, inventory
 from pyinfra.api import FactBase
 from pyinfra.operations import python
 
-from . import converge
+from . import converge, pitr
 from .model import ConfigError, PositiveInt, Section, check, is_ip_address, setting
 from .secrets import GENERATED_SECRETS, UPLOAD_DIR, SecretDigests
 from .services import PG_PORT, REDIS_PORT
@@ -192,10 +192,33 @@ def link_ports(cfg):
     )
 
 
+# A replica's pgBackRest, when the repository is a bucket: it is seeded from it (pitr.py).
+BUCKET_KEYS = ("pgbackrest_s3_key", "pgbackrest_s3_key_secret")
+BUCKET_ENV = {
+    "PGBACKREST_REPO1_CIPHER_PASS": "pgbackrest_cipher_pass",
+    "PGBACKREST_REPO1_S3_KEY": "pgbackrest_s3_key",
+    "PGBACKREST_REPO1_S3_KEY_SECRET": "pgbackrest_s3_key_secret",
+}
+
+
+def _bucket_reader(cfg):
+    return cfg.topology.role == Role.REPLICA and pitr.in_bucket(cfg)
+
+
+def link_secrets(cfg):
+    """The primary's secrets this peer keeps a copy of."""
+    return (*LINK_SECRETS[cfg.topology.role], *(BUCKET_KEYS if _bucket_reader(cfg) else ()))
+
+
+def peer_secret_env(cfg):
+    """This peer's env files: name -> {variable: secret}."""
+    return {**PEER_SECRET_ENV[cfg.topology.role], **({"pgbackrest": BUCKET_ENV} if _bucket_reader(cfg) else {})}
+
+
 def secret_names(cfg):
     """The generated secrets this host keeps: all on the primary, the primary's copies on a peer."""
     if cfg.topology.role != Role.PRIMARY:
-        return LINK_SECRETS[cfg.topology.role]
+        return link_secrets(cfg)
     return (*GENERATED_SECRETS, *(PRIMARY_SECRETS if cfg.topology.replicas else ()))
 
 
@@ -210,14 +233,12 @@ def env_file_text(mapping, values):
 def secrets_from_primary(cfg):
     """On a peer: the primary's secrets its services need, and their env files; an operation
     only when a copy is missing or differs from the primary's (compared by digest)."""
-    role, secrets_dir = cfg.topology.role, f"{cfg.stack.stack_root}/secrets"
-    names = LINK_SECRETS[role]
+    secrets_dir = f"{cfg.stack.stack_root}/secrets"
+    names, env_files = link_secrets(cfg), peer_secret_env(cfg)
     primary = inventory.get_host(cfg.topology.primary.name)
     theirs = primary.get_fact(SecretDigests, directory=secrets_dir, names=names)
-    ours = host.get_fact(
-        SecretDigests, directory=secrets_dir, names=(*names, *(f"{f}.env" for f in PEER_SECRET_ENV[role]))
-    )
-    env_ok = all(f"{f}.env" in ours for f in PEER_SECRET_ENV[role])
+    ours = host.get_fact(SecretDigests, directory=secrets_dir, names=(*names, *(f"{f}.env" for f in env_files)))
+    env_ok = all(f"{f}.env" in ours for f in env_files)
     if env_ok and all(name in theirs and theirs[name] == ours.get(name) for name in names):
         return converge.Unchanged()
     if host.data.get("_sudo"):
@@ -241,7 +262,7 @@ def secrets_from_primary(cfg):
                 )
         files = {
             **values,
-            **{f"{env}.env": env_file_text(mapping, values) for env, mapping in PEER_SECRET_ENV[role].items()},
+            **{f"{env}.env": env_file_text(mapping, values) for env, mapping in env_files.items()},
         }
         sudo = bool(host.data.get("_sudo"))
         for name, text in files.items():

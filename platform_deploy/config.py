@@ -268,6 +268,7 @@ def features(sections):
         "acme_dns_provider": sections["edge"].acme_dns_provider is not None,
         "backup_offsite": bool(offsite),
         "backup_offsite_s3": str(offsite).startswith("s3:"),
+        "pitr_s3": bool(sections["pitr"].pitr and sections["pitr"].pitr_repo_s3_bucket),
     }
 
 

@@ -1,19 +1,21 @@
 """Point-in-time recovery: PostgreSQL's WAL archived continuously by pgBackRest into an
-encrypted repository on the host (outside Docker's volumes), a full backup weekly and a
-differential one daily; bin/pitr-restore.py puts the databases back as they were at a
-moment, or at the end of the archive. The nightly pg_dump and restic (backup.py) stay, as the
-logical copy.
+encrypted repository, on the host (outside Docker's volumes) or in an S3-compatible bucket; a
+full backup weekly and a differential one daily; bin/pitr-restore.py puts the databases back as
+they were at a moment, or at the end of the archive. With a bucket, a replica (scale-out) is
+seeded from it too. The nightly pg_dump and restic (backup.py) stay, as the logical copy.
 
 pgBackRest's archive-push runs where PostgreSQL runs, as its archive_command, so PostgreSQL
 runs the pinned image of group data with pgBackRest added (files/postgres/Dockerfile), built
 on the host by the deploy: production keeps the vendor's image, and its tag, as the base."""
 
 import hashlib
+import os
 import shlex
 from io import StringIO
 from pathlib import Path
+from typing import Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 from pyinfra.operations import server, systemd
 
 from . import converge
@@ -24,6 +26,7 @@ from .topology import Role
 SPOOL = "/var/spool/pgbackrest"
 DOCKERFILE = Path(__file__).resolve().parent.parent / "files" / "postgres" / "Dockerfile"
 ARCHIVE_TIMEOUT_S = 30  # an idle database still archives what it wrote within 30 s
+S3_CA_FILE = "pgbackrest-s3-ca.pem"  # beside pgbackrest.conf in the stack's config/
 
 
 class Settings(Section):
@@ -69,6 +72,67 @@ class Settings(Section):
         fix="set pitr_queue_max_mb = 4096, well under the free space of the disk of PostgreSQL's volume",
     )
 
+    pitr_repo_s3_bucket: str | None = setting(
+        None,
+        doc="An S3-compatible bucket for the repository instead of pitr_repo_dir (keys from "
+        "PLATFORM_PGBACKREST_S3_KEY and PLATFORM_PGBACKREST_S3_KEY_SECRET); a replica is then seeded from it. "
+        "None: the repository on the host.",
+        problem="not a bucket name",
+        pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+        fix='give the bucket\'s name, e.g. "msgplatform-pitr" (create it first, with no public access)',
+    )
+    pitr_repo_s3_endpoint: str = setting(
+        "s3.amazonaws.com",
+        doc="The S3 service's host name (and :port if not 443), e.g. s3.eu-central-1.amazonaws.com; always HTTPS.",
+        problem="not a host name with an optional port",
+        pattern=r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        fix='write e.g. "s3.eu-central-1.amazonaws.com" or "minio.example.org:9000": no scheme, no path',
+    )
+    pitr_repo_s3_region: str = setting(
+        "us-east-1",
+        doc="The bucket's region (signs the requests).",
+        problem="not a region name",
+        pattern=r"^[a-z0-9-]+$",
+        fix='write the region, e.g. "eu-central-1" (S3 services without regions take "us-east-1")',
+    )
+    pitr_repo_s3_uri_style: Literal["host", "path"] = setting(
+        "host",
+        doc='"host": https://<bucket>.<endpoint>/ (AWS); "path": https://<endpoint>/<bucket>/ (most other services).',
+        problem="not host or path",
+        fix='set pitr_repo_s3_uri_style = "host" or "path"',
+    )
+    pitr_repo_s3_path: str = setting(
+        "/msgplatform",
+        doc="Where in the bucket the repository lives.",
+        problem="not an absolute path",
+        pattern=r"^/[A-Za-z0-9._/-]*$",
+        fix='write e.g. "/msgplatform"',
+    )
+    pitr_repo_s3_ca_file: str | None = setting(
+        None,
+        doc="A PEM file on this machine that the S3 service's TLS certificate chains to, for a private S3 service; "
+        "None: the system's trust store.",
+        fix="give the path of a PEM file on this machine, or None",
+    )
+
+    @field_validator("pitr_repo_s3_ca_file")
+    @classmethod
+    def _pem_file(cls, path):
+        if path is not None and not os.path.isfile(path):
+            raise refuse("no such file on this machine", "give the path of a PEM file, or None")
+        return path
+
+    @model_validator(mode="after")
+    def _s3_whole(self):
+        if self.pitr_repo_s3_bucket and not self.pitr:
+            raise refuse(
+                "set while pitr is False",
+                "set pitr = True, or pitr_repo_s3_bucket = None",
+                key="pitr_repo_s3_bucket",
+                value=self.pitr_repo_s3_bucket,
+            )
+        return self
+
     @field_validator("pitr_repo_dir")
     @classmethod
     def _no_trailing_slash(cls, path):
@@ -82,24 +146,48 @@ def enabled(cfg):
     return cfg.pitr.pitr and cfg.topology.role == Role.PRIMARY
 
 
+def in_bucket(cfg):
+    return bool(cfg.pitr.pitr and cfg.pitr.pitr_repo_s3_bucket)
+
+
+def on_host(cfg):
+    """pgBackRest runs in PostgreSQL's container: the primary's (it archives), and a replica's when the repository
+    is a bucket (it is seeded from it, and fetches from it what streaming no longer has)."""
+    return enabled(cfg) or (in_bucket(cfg) and cfg.topology.role == Role.REPLICA)
+
+
 def postgres_image(cfg):
     """What the postgres service runs: the pinned image, or (with PITR) it with pgBackRest, tagged by both."""
     base = cfg.stack.images["postgres"]
-    if not enabled(cfg):
+    if not on_host(cfg):
         return base
     digest = hashlib.sha256(f"{base}\n{DOCKERFILE.read_text()}".encode()).hexdigest()[:12]
     return f"{cfg.stack.stack_name}-postgres-pitr:{digest}"
 
 
+def ca_file(cfg):
+    """Where pgBackRest reads the bucket's CA (pitr_repo_s3_ca_file), in its container; None: the system's."""
+    return f"/etc/pgbackrest/{S3_CA_FILE}" if in_bucket(cfg) and cfg.pitr.pitr_repo_s3_ca_file else None
+
+
 def compose_vars(cfg):
-    """What compose.yaml's postgres service adds with PITR, or None."""
-    if not enabled(cfg):
+    """What compose.yaml's postgres service adds with pgBackRest, or None."""
+    if not on_host(cfg):
         return None
+    # The repository: a directory of the host, or a bucket reached through the network (with its CA's file).
+    if not in_bucket(cfg):
+        repository = [f"{cfg.pitr.pitr_repo_dir}:{REPO_IN_CONTAINER}"]
+    else:
+        repository = [f"./config/{S3_CA_FILE}:{ca_file(cfg)}:ro"] if ca_file(cfg) else []
     return {
         "image": postgres_image(cfg),
-        "repo_dir": cfg.pitr.pitr_repo_dir,
-        "repo": REPO_IN_CONTAINER,
-        "spool": SPOOL,
+        "bucket": in_bucket(cfg),
+        "volumes": [
+            "./config/pgbackrest.conf:/etc/pgbackrest/pgbackrest.conf:ro",
+            *repository,
+            f"pgbackrest-spool:{SPOOL}",
+        ],
+        "stanza": STANZA,
         "options": [
             *("-c", "archive_mode=on", "-c", f"archive_timeout={ARCHIVE_TIMEOUT_S}"),
             *("-c", f"archive_command=pgbackrest --stanza={STANZA} archive-push %p"),
@@ -118,28 +206,43 @@ def pgbackrest(cfg, *args):
 
 def apply(cfg):
     """The repository directory, pgBackRest's settings, the image, the restore script and the backup timers
-    (before the stack comes up); returns the units to keep running and enabled, and the settings' operation."""
-    if not enabled(cfg):
-        return {}, None
+    (before the stack comes up); returns the units to keep running and enabled, and the settings' operations."""
+    if not on_host(cfg):
+        return {}, []
     root = cfg.stack.stack_root
-    converge.directory(
-        name=f"pgBackRest repository {cfg.pitr.pitr_repo_dir}",
-        path=cfg.pitr.pitr_repo_dir,
-        mode="700",
-    )
-    conf = converge.template(
-        name="pgBackRest settings",
-        src="templates/pgbackrest.conf.j2",
-        dest=f"{root}/config/pgbackrest.conf",
-        mode="644",
-        create_remote_dir=False,
-        cfg=cfg,
-        stanza=STANZA,
-        repo=REPO_IN_CONTAINER,
-        spool=SPOOL,
-    )
-    image = postgres_image(cfg)
+    if enabled(cfg) and not in_bucket(cfg):
+        converge.directory(
+            name=f"pgBackRest repository {cfg.pitr.pitr_repo_dir}",
+            path=cfg.pitr.pitr_repo_dir,
+            mode="700",
+        )
+    settings = [
+        converge.template(
+            name="pgBackRest settings",
+            src="templates/pgbackrest.conf.j2",
+            dest=f"{root}/config/pgbackrest.conf",
+            mode="644",
+            create_remote_dir=False,
+            cfg=cfg,
+            stanza=STANZA,
+            repo=REPO_IN_CONTAINER,
+            spool=SPOOL,
+            ca_file=ca_file(cfg),
+        )
+    ]
+    if in_bucket(cfg) and cfg.pitr.pitr_repo_s3_ca_file:
+        settings.append(
+            converge.put(
+                name="The S3 service's CA, for pgBackRest",
+                src=cfg.pitr.pitr_repo_s3_ca_file,
+                dest=f"{root}/config/{S3_CA_FILE}",
+                mode="644",
+                create_remote_dir=False,
+            )
+        )
     converge.put(name="PostgreSQL image with pgBackRest: its Dockerfile", src=str(DOCKERFILE), dest=_dockerfile(cfg))
+    if not enabled(cfg):
+        return {}, settings
     converge.template(
         name="Point-in-time restore script",
         src="templates/backup/pitr-restore.py.j2",
@@ -149,11 +252,13 @@ def apply(cfg):
         cfg=cfg,
         root=root,
         stanza=STANZA,
-        image=image,
+        image=postgres_image(cfg),
         repo=REPO_IN_CONTAINER,
         spool=SPOOL,
+        ca_file=ca_file(cfg),
+        ca_on_host=f"{root}/config/{S3_CA_FILE}",
     )
-    return _timers(cfg), conf
+    return _timers(cfg), settings
 
 
 def _dockerfile(cfg):
@@ -164,7 +269,7 @@ def build_image(cfg, state):
     """The image, built on the host when it lacks it: after the stack's images are there (an offline host's
     are loaded from its archive), before PostgreSQL first starts on it."""
     image = postgres_image(cfg)
-    if enabled(cfg) and image not in state["host_images"]:
+    if on_host(cfg) and image not in state["host_images"]:
         server.shell(
             name=f"PostgreSQL image with pgBackRest built ({image})",
             commands=[
@@ -209,7 +314,7 @@ def units(cfg):
 
 def managed_dirs(cfg):
     """The directories this layer writes into (converge.scan reads each once a run)."""
-    return [cfg.pitr.pitr_repo_dir] if enabled(cfg) else []
+    return [cfg.pitr.pitr_repo_dir] if enabled(cfg) and not in_bucket(cfg) else []
 
 
 def _unit_file(cfg, kind, part, schedule):
@@ -238,9 +343,9 @@ HAS_FULL = (
 )
 
 
-def after_up(cfg, rollout, conf):
+def after_up(cfg, rollout, settings):
     """The stanza made (or upgraded with PostgreSQL's major version), and a full backup when there is none;
-    `conf`: apply()'s operation writing pgBackRest's settings."""
+    `settings`: apply()'s operations writing pgBackRest's settings."""
     if not enabled(cfg):
         return
     state = converge.fact(PitrState, container=f"{cfg.stack.stack_name}-postgres-1")
@@ -251,7 +356,11 @@ def after_up(cfg, rollout, conf):
             # A (re)started PostgreSQL's checkpointer sleeps through archive_timeout until checkpoint_timeout
             # (it started in recovery): a reload wakes it.
             f"docker exec {cfg.stack.stack_name}-postgres-1 psql -U postgres -qAtc 'select pg_reload_conf()'",
-            f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}",
+            *(
+                []
+                if in_bucket(cfg)
+                else [f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}"]
+            ),
             # Both take the archive lock, which the background push holds while it works off a backlog: again
             # while that is the error (50), for up to 10 minutes.
             "end=$(($(date +%s) + 600)); while :; do "
@@ -265,7 +374,7 @@ def after_up(cfg, rollout, conf):
             # A gap in the archive since the newest backup: a new one restores from its end again.
             *([pgbackrest(cfg, "--type=diff", "backup")] if "gap" in found and "full" not in found else []),
         ],
-        _if=lambda: bool(found) or rollout.compose.did_change() or conf.did_change(),
+        _if=lambda: bool(found) or rollout.compose.did_change() or any(op.did_change() for op in settings),
     )
 
 

@@ -7,31 +7,43 @@ import re
 from . import converge
 
 STANZA = "main"
-REPO_IN_CONTAINER = "/var/lib/pgbackrest"
+REPO_IN_CONTAINER = "/var/lib/pgbackrest"  # a repository on the host, mounted
 MAX_ARCHIVE_AGE_S = 300
 MAX_FULL_AGE_DAYS = 8
 WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})")
 WAL_FILE = re.compile(r"[0-9A-F]{24}")  # a segment (not a .history, .partial or .backup file)
 
 
-# The WAL archived since the last good backup began (pgBackRest's `latest` link names it; its label is its
-# start, in the container's zone), on PostgreSQL's current timeline ($tl, set before), as ranges of positions
-# (16 MB segments) present; and where that timeline began (from its history file in pg_wal), so that what an
-# abandoned timeline archived cannot hide a hole. A hole is WAL pgBackRest dropped past archive-push-queue-max
-# while the repository could not take it.
-_SINCE_LAST_BACKUP = (
-    f"label=$(readlink {REPO_IN_CONTAINER}/backup/{STANZA}/latest 2>/dev/null); "
-    '[ -n "$label" ] && [ -n "$tl" ] && { '
+_PGBACKREST = f"setpriv --reuid=postgres --regid=postgres --clear-groups pgbackrest --stanza={STANZA}"
+# Read through pgBackRest (`repo-ls`), so that a bucket is read like a directory: the current archive's
+# directories (one per 4 GB of WAL of a timeline); the newest archived file with its time, from the last of them;
+# whether the WAL file PostgreSQL last handed over ($handed) is there; and the WAL archived since the last good
+# backup began ($start, its first WAL file: backups are listed oldest first) on PostgreSQL's current timeline
+# ($tl), as ranges of positions (16 MB segments) present, with where that timeline began (from its history file
+# in pg_wal), so that what an abandoned timeline archived cannot hide a hole. A hole is WAL pgBackRest dropped
+# past archive-push-queue-max while the repository could not take it.
+_REPOSITORY = (
+    f'pb="{_PGBACKREST} --log-level-console=off --log-level-stderr=off"; '
+    """aid=$(printf '%s' "$info" | grep -o '"id":"[0-9]*-[0-9]*"' | tail -n 1 | cut -d'"' -f4); """
+    """start=$(printf '%s' "$info" | grep -o '"start":"[0-9A-F]\\{24\\}"' | tail -n 1 | cut -d'"' -f4); """
+    f'[ -n "$aid" ] && {{ arch=archive/{STANZA}/$aid; '
+    "dirs=$($pb repo-ls \"$arch\" --filter='^[0-9A-F]{16}$'); "
+    '[ -n "$handed" ] && $pb repo-ls "$arch/$(echo "$handed" | cut -c 1-16)" --filter="^$handed-" | grep -q . && '
+    "echo handed-in-repository; "
+    'last=$(echo "$dirs" | tail -n 1); [ -n "$last" ] && $pb repo-ls --output=json "$arch/$last" | '
+    """sed 's/},"/}\\n"/g' | sed -n 's/^{\\{0,1\\}"\\([0-9A-F]\\{24\\}-[^"]*\\)":{"type":"file","size":[0-9]*,"""
+    """"time":\\([0-9]*\\)}.*/archived \\2 \\1/p' | sort -k2 -n | tail -n 1; """
+    '[ -n "$start" ] && [ -n "$tl" ] && { '
     'awk \'NF { last = $2 } END { if (last != "") print "timeline-start " last }\' '
     '"/var/lib/postgresql/data/pg_wal/$tl.history" 2>/dev/null; '
-    f'find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name "$tl????????????????-*" '
-    '-newermt "$(echo "$label" | sed -E \'s/^(....)(..)(..)-(..)(..)(..).*/\\1-\\2-\\3 \\4:\\5:\\6/\')" '
-    "-printf '%f\\n' 2>/dev/null | awk '"
+    'for d in $(echo "$dirs" | awk -v tl="$tl" -v s="$(echo "$start" | cut -c 9-16)" '
+    "'substr($0, 1, 8) == tl && substr($0, 9, 8) >= s'); do "
+    '$pb repo-ls "$arch/$d" --filter="^$tl[0-9A-F]{16}-"; done | awk \''
     "function hex(s, i, n) { n = 0; for (i = 1; i <= 8; i++) "
     'n = n * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1; return n } '
     "{ print hex(substr($0, 9, 8)) * 256 + hex(substr($0, 17, 8)) }' | sort -n -u | awk '"
     'NR == 1 { a = $1 } NR > 1 && $1 != b + 1 { print "wal-range " a " " b; a = $1 } { b = $1 } '
-    'END { if (NR) print "wal-range " a " " b }\'; }'
+    'END { if (NR) print "wal-range " a " " b }\'; }; }'
 )
 
 
@@ -41,18 +53,13 @@ class PitrState(converge.ContainerRead):
 
     def script(self):
         return (
-            "setpriv --reuid=postgres --regid=postgres --clear-groups "
-            f"pgbackrest --stanza={STANZA} info --output=json 2>/dev/null | tr -d '\\n' | sed 's/^/info /'; echo; "
+            f"info=$({_PGBACKREST} info --output=json 2>/dev/null | tr -d '\\n'); "
+            "printf 'info %s\\n' \"$info\"; "
             "current=$(psql -U postgres -tAc 'select pg_walfile_name(pg_current_wal_lsn()), "
             "coalesce(last_failed_time > last_archived_time, last_failed_time is not null), "
             "last_archived_wal from pg_stat_archiver' 2>/dev/null); "
             'echo "current $current"; tl=$(echo "$current" | cut -c 1-8); handed=${current##*|}; '
-            # Whether the WAL file PostgreSQL last handed to pgBackRest (pushed, or dropped) is in the repository.
-            '[ -n "$handed" ] && '
-            f'find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name "$handed-*" | grep -q . && '
-            "echo handed-in-repository; "
-            f"find {REPO_IN_CONTAINER}/archive/{STANZA} -type f -name '[0-9A-F]*-*' -printf 'archived %T@ %f\\n' "
-            '2>/dev/null | sort -k2 -n | tail -n 1; echo "now $(date +%s)"; ' + _SINCE_LAST_BACKUP
+            'echo "now $(date +%s)"; ' + _REPOSITORY
         )
 
     @staticmethod

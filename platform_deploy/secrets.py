@@ -51,6 +51,8 @@ SUPPLIED_SECRETS = {
     "restic_password": "backup_offsite",
     "restic_aws_access_key_id": "backup_offsite_s3",
     "restic_aws_secret_access_key": "backup_offsite_s3",
+    "pgbackrest_s3_key": "pitr_s3",
+    "pgbackrest_s3_key_secret": "pitr_s3",
 }
 
 # Supplied secrets another feature uses when they are there, without needing them:
@@ -59,7 +61,12 @@ OPTIONAL_USES = {"claude_api_key": "social_posts"}
 
 # Environment variable -> secret, per env file (secrets/<name>.env on the host).
 SECRET_ENV = {
-    "postgres": {"POSTGRES_PASSWORD": "postgres_password", "PGBACKREST_REPO1_CIPHER_PASS": "pgbackrest_cipher_pass"},
+    "postgres": {
+        "POSTGRES_PASSWORD": "postgres_password",
+        "PGBACKREST_REPO1_CIPHER_PASS": "pgbackrest_cipher_pass",
+        "PGBACKREST_REPO1_S3_KEY": "pgbackrest_s3_key",
+        "PGBACKREST_REPO1_S3_KEY_SECRET": "pgbackrest_s3_key_secret",
+    },
     "redis": {"REDIS_PASSWORD": "redis_password"},
     "chatwoot": {
         "POSTGRES_PASSWORD": "chatwoot_db_password",

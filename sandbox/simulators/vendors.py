@@ -30,6 +30,8 @@ tests assert on what the platform sent, not only on what it got back:
   (429, 500, 529) or delay.
 - Meta's webhook deliveries to the platform (sim_meta.py): signed like Meta, delivered again like
   Meta when not answered 2xx in time, in compressed time.
+- An S3-compatible object store on port 443 (TLS), moto's, when SIM_S3_CERT, SIM_S3_KEY (the
+  certificate and its key, files) and SIM_S3_BUCKETS (names, space-separated) are set (sim_s3.py).
 - An SMTP sink (aiosmtpd, port SIM_SMTP_PORT, 25 by default; no TLS) that takes any sender and
   recipient; with SIM_SMTP_USER/SIM_SMTP_PASSWORD set it requires AUTH PLAIN or LOGIN with them.
 
@@ -117,5 +119,9 @@ class Handler(GraphHandler, MessengerHandler, WhatsAppHandler, AnthropicHandler)
 if __name__ == "__main__":
     bind, port = os.environ.get("SIM_BIND", "0.0.0.0"), int(os.environ.get("SIM_PORT", "8090"))
     start_smtp(bind, int(os.environ.get("SIM_SMTP_PORT", "25")))
+    if os.environ.get("SIM_S3_CERT"):
+        from sim_s3 import start_s3
+
+        start_s3(bind, 443, os.environ["SIM_S3_CERT"], os.environ["SIM_S3_KEY"], os.environ["SIM_S3_BUCKETS"].split())
     print(f"[vendors SIMULATOR] listening on {bind}:{port}", flush=True)
     ThreadingHTTPServer((bind, port), Handler).serve_forever()

@@ -3,9 +3,11 @@ on a live host is tests/e2e/test_6_pitr.py."""
 
 import json
 
-from platform_deploy import pitr, pitr_state, stack
+from platform_deploy import cluster, config, pitr, pitr_state, stack
 from platform_deploy.secrets import SECRET_ENV
+from tests.unit.test_cluster import GOOD, RAM_8G, topology_of
 from tests.unit.test_config import load, refused
+from tests.unit.test_stack import TEMPLATES
 
 NOW = 1_800_000_000
 
@@ -117,3 +119,72 @@ def test_wal_missing_since_the_last_backup_began_is_a_gap_a_backup_closes():
     assert "from 1/08000000 missing" in gap("timeline-start 1/08000000", f"wal-range {start + 7} {start + 9}")
     # Nothing archived since (a backup just taken, or no WAL read): no gap is claimed.
     assert pitr_state.drift(state(backup=backups)) == {}
+
+
+BUCKET = {
+    "pitr_repo_s3_bucket": "msgplatform-pitr",
+    "pitr_repo_s3_endpoint": "s3.eu-central-1.amazonaws.com",
+    "pitr_repo_s3_region": "eu-central-1",
+}
+KEYS = {"pgbackrest_s3_key": "AKIAEXAMPLE", "pgbackrest_s3_key_secret": "secret-example"}
+
+
+def test_a_bucket_repository_is_reached_over_the_network_with_its_keys_and_no_host_directory():
+    cfg = load(supplied=KEYS, **BUCKET, pitr_repo_s3_ca_file=__file__)
+    service = stack.compose_document(cfg)["services"]["postgres"]
+    assert not any(pitr.REPO_IN_CONTAINER in volume for volume in service["volumes"])
+    assert f"./config/{pitr.S3_CA_FILE}:{pitr.ca_file(cfg)}:ro" in service["volumes"]
+    assert "repository" in service["networks"] and "internal" not in stack.compose_document(cfg)["networks"].get(
+        "repository", {}
+    )
+    assert pitr.managed_dirs(cfg) == []
+    conf = render_conf(cfg)
+    for line in ("repo1-type=s3", "repo1-s3-bucket=msgplatform-pitr", "repo1-s3-region=eu-central-1"):
+        assert line in conf
+    assert f"repo1-storage-ca-file={pitr.ca_file(cfg)}" in conf and "repo1-cipher-type=aes-256-cbc" in conf
+    assert SECRET_ENV["postgres"]["PGBACKREST_REPO1_S3_KEY"] == "pgbackrest_s3_key"
+    assert "repo1-type" not in render_conf(load())  # the host's directory by default
+
+
+def test_a_bucket_needs_its_keys_and_well_formed_settings():
+    assert "PLATFORM_PGBACKREST_S3_KEY = None: missing, and pitr_s3 needs it" in refused(**BUCKET)
+    assert "pitr_repo_s3_bucket = 'msgplatform-pitr': set while pitr is False" in refused(
+        supplied=KEYS, **BUCKET, pitr=False
+    )
+    assert "pitr_repo_s3_endpoint = 'https://s3.example.org'" in refused(
+        supplied=KEYS, **{**BUCKET, "pitr_repo_s3_endpoint": "https://s3.example.org"}
+    )
+    assert "pitr_repo_s3_uri_style = 'virtual'" in refused(supplied=KEYS, **BUCKET, pitr_repo_s3_uri_style="virtual")
+    assert "pitr_repo_s3_ca_file = '/nonexistent.pem': no such file" in refused(
+        supplied=KEYS, **BUCKET, pitr_repo_s3_ca_file="/nonexistent.pem"
+    )
+
+
+def render_conf(cfg):
+    return TEMPLATES.get_template("pgbackrest.conf.j2").render(
+        cfg=cfg,
+        stanza=pitr_state.STANZA,
+        repo=pitr_state.REPO_IN_CONTAINER,
+        spool=pitr.SPOOL,
+        ca_file=pitr.ca_file(cfg),
+    )
+
+
+def test_with_a_bucket_a_replica_is_seeded_from_it_and_keeps_the_keys_to_read_it():
+    def host(name, **overrides):
+        return config.load({**GOOD, **overrides}, ram_mb=RAM_8G, supplied=KEYS, topology=topology_of(name))
+
+    replica, primary, worker = host("db2", **BUCKET), host("db1", **BUCKET), host("w1", **BUCKET)
+    service = stack.compose_document(replica)["services"]["postgres"]
+    seed = service["command"][2]
+    assert "pgbackrest --stanza=main --type=standby" in seed and "pg_basebackup" in seed  # the fallback
+    assert service["image"] == pitr.postgres_image(replica) and "secrets/pgbackrest.env" in service["env_file"]
+    assert not any("archive_command" in part for part in service["command"])  # only the primary archives
+    assert set(cluster.BUCKET_KEYS) <= set(cluster.secret_names(replica))
+    assert cluster.peer_secret_env(replica)["pgbackrest"] == cluster.BUCKET_ENV
+    assert pitr.units(replica) == [] and pitr.units(primary) != []
+    assert "pgbackrest" not in cluster.peer_secret_env(worker)
+    # Without a bucket the replica is a base backup, with the pinned image.
+    plain = host("db2")
+    assert "pgbackrest" not in stack.compose_document(plain)["services"]["postgres"]["command"][2]
+    assert stack.compose_document(plain)["services"]["postgres"]["image"] == plain.stack.images["postgres"]

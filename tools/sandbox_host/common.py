@@ -11,6 +11,7 @@ STATE = ROOT / ".sandbox"
 KEY = STATE / "id_ed25519"
 # Bump the suffixes when a recipe changes.
 IMAGE = "platform-sandbox-host:trixie-1"
+VENDORS_IMAGE = "platform-vendors:trixie-1"  # the host's, with moto (sandbox/images/vendors)
 BASE_IMAGE = "platform-sandbox-base:bookworm-1"
 # The sandbox's Docker Hub: a real distribution registry in a container of its own, which
 # the sandbox hosts pull from by name like production pulls (TLS, the sandbox CA).

@@ -19,6 +19,7 @@ from .common import (
     ROOT,
     STATE,
     SUDO_USER,
+    VENDORS_IMAGE,
     image_exists,
     log,
     privileged,
@@ -148,6 +149,12 @@ def _ensure_base_and_registry():
 def _ensure_host_image():
     if not image_exists(IMAGE):
         build_host_image()
+    ensure_vendors_image()
+
+
+def ensure_vendors_image():
+    """The vendors' simulator's image: the host's root, with moto for its S3 part."""
+    _ensure_built({VENDORS_IMAGE: ("vendors", {"BASE": IMAGE})}, push=False)
 
 
 def _ensure_built(specs, push):

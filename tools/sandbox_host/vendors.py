@@ -3,7 +3,8 @@
 import subprocess
 import sys
 
-from .common import GROUP_DATA, IMAGE, NETWORK, ROOT, STATE, container_state, log, run
+from .common import GROUP_DATA, NETWORK, ROOT, STATE, VENDORS_IMAGE, container_state, image_exists, log, run
+from .pki import issue_cert
 
 VENDOR_SECRETS = (
     "PLATFORM_META_APP_SECRET",
@@ -12,7 +13,11 @@ VENDOR_SECRETS = (
     "PLATFORM_FACEBOOK_PAGE_TOKEN",
     "PLATFORM_INSTAGRAM_ACCESS_TOKEN",
     "PLATFORM_SMTP_PASSWORD",
+    "PLATFORM_PGBACKREST_S3_KEY",
+    "PLATFORM_PGBACKREST_S3_KEY_SECRET",
 )
+# The bucket the S3 stand-in holds from the start (group_data/sandbox_cluster.py's pitr_repo_s3_bucket).
+S3_BUCKET = "msgplatform-pitr"
 
 
 def vendor_secrets():
@@ -54,6 +59,15 @@ def ensure_vendors(name, port):
             ],
             stdout=subprocess.DEVNULL,
         )
+    # The S3 stand-in's certificate names the address as a DNS name too: pgBackRest 2.45 matches
+    # only DNS names (src/common/io/tls/client.c, tlsClientHostVerify).
+    certs = STATE / f"s3-{address}"
+    if not (certs / "s3.pem").exists():
+        issue_cert(certs, "s3", [address], [address])
+    if not image_exists(VENDORS_IMAGE):
+        from .images import ensure_vendors_image
+
+        ensure_vendors_image()
     secret = vendor_secrets()
     env = {
         "SIM_WHATSAPP_TOKEN": secret["PLATFORM_WHATSAPP_ACCESS_TOKEN"],
@@ -64,6 +78,9 @@ def ensure_vendors(name, port):
         "SIM_SMTP_USER": "platform",
         "SIM_SMTP_PASSWORD": secret["PLATFORM_SMTP_PASSWORD"],
         "PYTHONPATH": "/sim-lib",
+        "SIM_S3_CERT": "/sim-s3/s3.pem",
+        "SIM_S3_KEY": "/sim-s3/s3.key",
+        "SIM_S3_BUCKETS": S3_BUCKET,
     }
     args = [
         "--network",
@@ -75,9 +92,11 @@ def ensure_vendors(name, port):
         f"{ROOT / 'sandbox' / 'simulators'}:/sim:ro",
         "-v",
         f"{lib}:/sim-lib:ro",
+        "-v",
+        f"{certs}:/sim-s3:ro",
         "--entrypoint",
         "python3",
-        IMAGE,
+        VENDORS_IMAGE,
         "/sim/vendors.py",
     ]
     digest = hashlib.sha256("\0".join(args).encode()).hexdigest()[:16]
