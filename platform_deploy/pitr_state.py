@@ -153,14 +153,15 @@ def drift(state):
     if state["failing"]:
         found["archive"] = (
             "the WAL archive is failing: PostgreSQL's last archive_command failed (pg_stat_archiver): is the "
-            "repository (pitr_repo_dir) full, or not writable? The PostgreSQL container's log says why"
+            "repository (pitr_repo_dir, or the bucket) full, not writable or unreachable? The PostgreSQL container's "
+            "log says why"
         )
     elif WAL_FILE.fullmatch(state["handed_over"] or "") and not state["handed_in_repository"]:
         # pgBackRest told PostgreSQL a WAL file was archived that the repository does not have: it dropped it.
         found["archive"] = (
             f"the WAL archive is dropping WAL: PostgreSQL handed over {state['handed_over']}, the newest in the "
             f"repository is {state['archived'] or 'none'}: past pitr_queue_max_mb pgBackRest drops what the "
-            "repository (pitr_repo_dir) cannot take: is it full, or not writable?"
+            "repository (pitr_repo_dir, or the bucket) cannot take: is it full, not writable or unreachable?"
         )
     elif state["current"] and (not state["archived"] or (behind > 1 and age > MAX_ARCHIVE_AGE_S)):
         found["archive"] = (

@@ -29,7 +29,12 @@ def archived_now(host, timeout=120):
     switched = sql(host, "select pg_walfile_name(pg_switch_wal())")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if run_exec(["docker", "exec", host, "find", f"{REPO}/archive", "-name", f"{switched}-*"]).stdout.strip():
+        # Read through pgBackRest: the repository may be the host's directory or a bucket.
+        listed = run_exec(
+            ["docker", "exec", host, "docker", "exec", "-u", "postgres", PG, "pgbackrest", "--stanza=main", "repo-ls"]
+            + ["--recurse", "archive/main", f"--filter=/{switched}-"]
+        )
+        if listed.stdout.strip():
             return True
         time.sleep(1)
     return False

@@ -12,6 +12,8 @@ import time
 
 import pytest
 
+from tools.pitr_drill import archived_now, restore
+
 from cluster_helpers import (
     ADDRESS,
     OUTSIDER,
@@ -261,6 +263,28 @@ def test_a_replica_down_past_the_bound_costs_the_primary_no_more_wal_and_a_rerun
         "the replica seeded again and caught up",
         timeout=60,
     )
+    # From the primary's pgBackRest bucket (group_data/sandbox_cluster.py), not by a base backup.
+    assert "seeded from pgBackRest's repository" in sh(REPLICA, "docker logs msgplatform-postgres-1 2>&1")
+    auto = sh(REPLICA, f"{DC} exec -T postgres cat /var/lib/postgresql/data/postgresql.auto.conf")
+    assert re.search(r"^restore_command = 'pgbackrest .*--stanza=main archive-get %f", auto, re.M), auto
+    rc, log = audit()
+    assert rc == 0, log[-3000:]
+
+
+def test_the_primary_restored_from_its_bucket_and_the_replica_seeded_from_it_along_the_new_timeline(cluster):
+    """docs/operations.md, point-in-time recovery "With replicas": the primary restored to the end of the archive
+    in its bucket; the replica's data removed and the deploy run, which seeds it from the bucket again."""
+    psql(PRIMARY, "create table e2e_restore (v text); insert into e2e_restore values ('archived before the restore')")
+    assert archived_now(PRIMARY), "the WAL switch was not archived in the bucket within 120 s"
+    rc, out = restore(PRIMARY, "latest")
+    assert rc == 0, out[-3000:]
+    assert psql(PRIMARY, "select v from e2e_restore") == "archived before the restore"
+    sh(REPLICA, f"{DC} rm -sf postgres && docker volume rm msgplatform_postgres-data")
+    rc, results, log = deploy()
+    assert rc == 0, log[-3000:]
+    assert "seeded from pgBackRest's repository" in sh(REPLICA, "docker logs msgplatform-postgres-1 2>&1")
+    psql(PRIMARY, "insert into e2e_restore values ('written after the restore')")
+    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_restore") == "2", "the replica streams again")
     rc, log = audit()
     assert rc == 0, log[-3000:]
 
