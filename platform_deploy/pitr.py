@@ -361,10 +361,12 @@ def after_up(cfg, rollout, settings):
                 if in_bucket(cfg)
                 else [f"docker exec -u 0 {cfg.stack.stack_name}-postgres-1 chown postgres: {REPO_IN_CONTAINER}"]
             ),
-            # Both take the archive lock, which the background push holds while it works off a backlog: again
-            # while that is the error (50), for up to 10 minutes.
+            # Both take the archive lock, which the background push holds while it works off a backlog (or
+            # retries, before there is a stanza): again while that is the error (50), for up to 10 minutes. The
+            # upgrade only when the stanza cannot be made for another reason (PostgreSQL's major version changed).
             "end=$(($(date +%s) + 600)); while :; do "
-            f"{pgbackrest(cfg, 'stanza-create')} || {pgbackrest(cfg, 'stanza-upgrade')}; rc=$?; "
+            f"{pgbackrest(cfg, 'stanza-create')}; rc=$?; "
+            f'if [ "$rc" != 0 ] && [ "$rc" != 50 ]; then {pgbackrest(cfg, "stanza-upgrade")}; rc=$?; fi; '
             '[ "$rc" = 50 ] && [ "$(date +%s)" -lt "$end" ] || exit "$rc"; sleep 3; done',
             # check waits for a WAL switch to be archived, behind any backlog.
             f"{pgbackrest(cfg, '--archive-timeout=600', 'check')}",

@@ -188,3 +188,14 @@ def test_with_a_bucket_a_replica_is_seeded_from_it_and_keeps_the_keys_to_read_it
     plain = host("db2")
     assert "pgbackrest" not in stack.compose_document(plain)["services"]["postgres"]["command"][2]
     assert stack.compose_document(plain)["services"]["postgres"]["image"] == plain.stack.images["postgres"]
+
+
+def test_the_restore_script_is_python_for_either_repository_and_reaches_a_bucket_over_the_network():
+    for cfg in (load(), load(supplied=KEYS, **BUCKET, pitr_repo_s3_ca_file=__file__)):
+        text = TEMPLATES.get_template("backup/pitr-restore.py.j2").render(
+            cfg=cfg, root="/opt/msgplatform", stanza="main", image="pitr", repo=pitr.REPO_IN_CONTAINER,
+            spool=pitr.SPOOL, ca_file=pitr.ca_file(cfg), ca_on_host=f"/opt/msgplatform/config/{pitr.S3_CA_FILE}",
+        )  # fmt: skip
+        compile(text, "pitr-restore.py", "exec")
+        assert ('"--network", "none"' in text) is not pitr.in_bucket(cfg)
+        assert (pitr.REPO_IN_CONTAINER in text) is not pitr.in_bucket(cfg)
