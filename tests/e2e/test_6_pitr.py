@@ -3,6 +3,7 @@ after the scale-out ones (tools/run_suite.py): rows written every 200 ms for 90 
 recorded; PostgreSQL killed and its data volume deleted; restored to the end of the archive (RPO at most 60 s),
 then to a moment in the middle (exactly the commits up to it); a moment past the end refused, nothing changed."""
 
+import json
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from tools.pitr_drill import (
     sql,
     write_for,
 )
+from tools.sandbox_host.common import run_exec
 
 from conftest import NAME, changed, psql, run
 
@@ -160,6 +162,33 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
     assert rc == 0, log[-3000:]
     rc, results, log = host.deploy("--data", f"pitr_queue_max_mb={QUEUE_MB}")
     assert rc == 0 and changed(results) == [], changed(results)
+
+
+def test_retention_keeps_pitr_keep_full_full_backups_and_the_wal_from_the_oldest_of_them(host):
+    """Two full backups more, each by the weekly timer's unit as it runs: with pitr_keep_full = 2 the oldest full
+    backup is expired, with its differential ones and the WAL before the oldest full backup kept."""
+
+    def pgbackrest(*args):
+        command = ["docker", "exec", NAME, "docker", "exec", "-u", "postgres", PG, "pgbackrest", "--stanza=main"]
+        out = run_exec([*command, *args])
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout
+
+    def backups():
+        return json.loads(pgbackrest("info", "--output=json"))[0]["backup"]
+
+    oldest = next(b for b in backups() if b["type"] == "full")
+    for _ in range(2):
+        started = run_exec(["docker", "exec", NAME, "systemctl", "start", "msgplatform-pitr-full.service"])
+        assert started.returncode == 0, started.stderr
+    kept = backups()
+    fulls = {b["label"] for b in kept if b["type"] == "full"}
+    assert len(fulls) == 2 and oldest["label"] not in fulls, [b["label"] for b in kept]
+    # A differential backup's label starts with its full one's: none is left of the expired one.
+    assert all(b["label"].split("_")[0] in fulls for b in kept), [b["label"] for b in kept]
+    assert pgbackrest("repo-ls", "--recurse", "archive/main", f"--filter=/{oldest['archive']['start']}-") == ""
+    first = kept[0]["archive"]["start"]
+    assert pgbackrest("repo-ls", "--recurse", "archive/main", f"--filter=/{first}-").strip(), f"{first} expired"
 
 
 def test_the_quick_pitr_benchmark_prints_its_figures(host):
