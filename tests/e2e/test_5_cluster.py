@@ -284,7 +284,20 @@ def test_the_primary_restored_from_its_bucket_and_the_replica_seeded_from_it_alo
     assert rc == 0, log[-3000:]
     assert "seeded from pgBackRest's repository" in sh(REPLICA, "docker logs msgplatform-postgres-1 2>&1")
     psql(PRIMARY, "insert into e2e_restore values ('written after the restore')")
-    wait_until(lambda: psql(REPLICA, "select count(*) from e2e_restore") == "2", "the replica streams again")
+    # It replays the WAL archived since the bucket's newest backup first (this module wrote 150 MB of it).
+    started = time.monotonic()
+    try:
+        wait_until(
+            lambda: (
+                psql(REPLICA, "select count(*) from pg_tables where tablename = 'e2e_restore'") == "1"
+                and psql(REPLICA, "select count(*) from e2e_restore") == "2"
+            ),
+            "the replica followed the new timeline and streams again",
+            timeout=300,
+        )
+    finally:
+        print(sh(REPLICA, "docker logs msgplatform-postgres-1 2>&1 | tail -n 15"))
+    print(f"the replica caught up {time.monotonic() - started:.0f} s after the deploy")
     rc, log = audit()
     assert rc == 0, log[-3000:]
 
