@@ -27,18 +27,20 @@ _REPOSITORY = (
     """aid=$(printf '%s' "$info" | grep -o '"id":"[0-9]*-[0-9]*"' | tail -n 1 | cut -d'"' -f4); """
     """start=$(printf '%s' "$info" | grep -o '"start":"[0-9A-F]\\{24\\}"' | tail -n 1 | cut -d'"' -f4); """
     f'[ -n "$aid" ] && {{ arch=archive/{STANZA}/$aid; '
-    "dirs=$($pb repo-ls \"$arch\" --filter='^[0-9A-F]{16}$'); "
-    '[ -n "$handed" ] && $pb repo-ls "$arch/$(echo "$handed" | cut -c 1-16)" --filter="^$handed-" | grep -q . && '
-    "echo handed-in-repository; "
-    'last=$(echo "$dirs" | tail -n 1); [ -n "$last" ] && $pb repo-ls --output=json "$arch/$last" | '
+    'dirs=$($pb repo-ls "$arch" --filter=\'^[0-9A-F]{16}$\'); last=$(echo "$dirs" | tail -n 1); '
+    # The last directory's WAL files, "<time> <name>", listed once: most reads below need no other.
+    '[ -n "$last" ] && files=$($pb repo-ls --output=json "$arch/$last" | '
     """sed 's/},"/}\\n"/g' | sed -n 's/^{\\{0,1\\}"\\([0-9A-F]\\{24\\}-[^"]*\\)":{"type":"file","size":[0-9]*,"""
-    """"time":\\([0-9]*\\)}.*/archived \\2 \\1/p' | sort -k2 -n | tail -n 1; """
+    """"time":\\([0-9]*\\)}.*/\\2 \\1/p'); """
+    'ls_dir() { if [ "$1" = "$last" ]; then echo "$files" | cut -d " " -f 2; else $pb repo-ls "$arch/$1"; fi; }; '
+    'echo "$files" | sort -n | tail -n 1 | sed "s/^/archived /"; '
+    '[ -n "$handed" ] && ls_dir "$(echo "$handed" | cut -c 1-16)" | grep -q "^$handed-" && echo handed-in-repository; '
     '[ -n "$start" ] && [ -n "$tl" ] && { '
     'awk \'NF { last = $2 } END { if (last != "") print "timeline-start " last }\' '
     '"/var/lib/postgresql/data/pg_wal/$tl.history" 2>/dev/null; '
     'for d in $(echo "$dirs" | awk -v tl="$tl" -v s="$(echo "$start" | cut -c 9-16)" '
     "'substr($0, 1, 8) == tl && substr($0, 9, 8) >= s'); do "
-    '$pb repo-ls "$arch/$d" --filter="^$tl[0-9A-F]{16}-"; done | awk \''
+    'ls_dir "$d"; done | grep "^$tl[0-9A-F]\\{16\\}-" | awk \''
     "function hex(s, i, n) { n = 0; for (i = 1; i <= 8; i++) "
     'n = n * 16 + index("0123456789ABCDEF", substr(s, i, 1)) - 1; return n } '
     "{ print hex(substr($0, 9, 8)) * 256 + hex(substr($0, 17, 8)) }' | sort -n -u | awk '"
