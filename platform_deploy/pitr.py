@@ -131,6 +131,14 @@ class Settings(Section):
                 key="pitr_repo_s3_bucket",
                 value=self.pitr_repo_s3_bucket,
             )
+        if self.pitr_repo_s3_bucket and "." in self.pitr_repo_s3_bucket and self.pitr_repo_s3_uri_style == "host":
+            # <bucket>.<endpoint> then has more labels than the service's wildcard certificate covers.
+            raise refuse(
+                "has a dot while pitr_repo_s3_uri_style is host: TLS would fail (a wildcard matches one label)",
+                'set pitr_repo_s3_uri_style = "path", or use a bucket name without dots',
+                key="pitr_repo_s3_bucket",
+                value=self.pitr_repo_s3_bucket,
+            )
         return self
 
     @field_validator("pitr_repo_dir")

@@ -33,7 +33,7 @@ _REPOSITORY = (
     """sed 's/},"/}\\n"/g' | sed -n 's/^{\\{0,1\\}"\\([0-9A-F]\\{24\\}-[^"]*\\)":{"type":"file","size":[0-9]*,"""
     """"time":\\([0-9]*\\)}.*/\\2 \\1/p'); """
     'ls_dir() { if [ "$1" = "$last" ]; then echo "$files" | cut -d " " -f 2; else $pb repo-ls "$arch/$1"; fi; }; '
-    'echo "$files" | sort -n | tail -n 1 | sed "s/^/archived /"; '
+    '[ -n "$files" ] && echo "$files" | sort -n | tail -n 1 | sed "s/^/archived /"; '
     '[ -n "$handed" ] && ls_dir "$(echo "$handed" | cut -c 1-16)" | grep -q "^$handed-" && echo handed-in-repository; '
     '[ -n "$start" ] && [ -n "$tl" ] && { '
     'awk \'NF { last = $2 } END { if (last != "") print "timeline-start " last }\' '
@@ -91,9 +91,9 @@ class PitrState(converge.ContainerRead):
             elif kind == "current" and rest.strip():
                 state["current"], failing, state["handed_over"] = (rest.strip().split("|") + ["", ""])[:3]
                 state["failing"] = failing == "t"
-            elif kind == "archived":
-                when, _, name = rest.partition(" ")
-                state["archived"], state["archived_at"] = name.strip()[:24], float(when)
+            elif kind == "archived" and re.fullmatch(r"\d+ [0-9A-F]{24}\S*", rest.strip()):
+                when, _, name = rest.strip().partition(" ")
+                state["archived"], state["archived_at"] = name[:24], float(when)
             elif kind == "now" and rest.strip().isdigit():
                 state["now"] = int(rest)
             elif kind == "handed-in-repository":

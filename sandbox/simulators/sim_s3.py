@@ -1,7 +1,7 @@
 """STAND-IN for an S3-compatible object store (AWS S3, MinIO, ...): moto's S3 (Debian's
 python3-moto 5.1.1, in the simulator's image) served over TLS with a certificate of the
 sandbox CA, for pgBackRest's repository in a bucket (pitr_repo_s3_*). What it follows, and
-what it does not prove, is in docs/testing.md (the S3 stand-in's table).
+what it does not prove, is in S3_CONTRACT.md beside this file.
 
 Two departures from moto's own server (moto/server.py, werkzeug's run_simple), both in
 how connections end, not in the S3 API:

@@ -30,6 +30,18 @@ from conftest import NAME, changed, psql, run
 WRITE_SECONDS = 90
 
 
+def pgbackrest(*args):
+    command = ["docker", "exec", NAME, "docker", "exec", "-u", "postgres", PG, "pgbackrest", "--stanza=main"]
+    out = run_exec([*command, *args])
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout
+
+
+def backups():
+    """pgBackRest's backups, oldest first."""
+    return json.loads(pgbackrest("info", "--output=json"))[0]["backup"]
+
+
 def restore_from_here(host, target):
     """tools/pitr_restore.py, as an operator runs it from their machine: the restore, then the audit."""
     out = run(
@@ -68,6 +80,9 @@ def test_the_archive_after_losing_the_data_and_a_moment_in_the_middle(host):
     rc, out = restore_from_here(host, target.isoformat(sep=" "))
     assert rc == 0 and "restored; the audit:" in out and " passed" in out, out[-3000:]
     assert restored(NAME) == [row for row in acknowledged if row[0] <= middle[0]]
+    # The restore took a backup on its new timeline: a replica seeded from the repository can follow it.
+    timeline = int(sql(NAME, "select pg_walfile_name(pg_current_wal_lsn())")[:8], 16)
+    assert int(backups()[-1]["archive"]["start"][:8], 16) == timeline, backups()[-1]
 
 
 def test_a_moment_past_the_end_of_the_archive_is_refused(host):
@@ -167,15 +182,6 @@ def test_a_repository_that_takes_no_wal_stops_neither_the_database_nor_holds_pg_
 def test_retention_keeps_pitr_keep_full_full_backups_and_the_wal_from_the_oldest_of_them(host):
     """Two full backups more, each by the weekly timer's unit as it runs: with pitr_keep_full = 2 the oldest full
     backup is expired, with its differential ones and the WAL before the oldest full backup kept."""
-
-    def pgbackrest(*args):
-        command = ["docker", "exec", NAME, "docker", "exec", "-u", "postgres", PG, "pgbackrest", "--stanza=main"]
-        out = run_exec([*command, *args])
-        assert out.returncode == 0, out.stderr[-2000:]
-        return out.stdout
-
-    def backups():
-        return json.loads(pgbackrest("info", "--output=json"))[0]["backup"]
 
     oldest = next(b for b in backups() if b["type"] == "full")
     for _ in range(2):

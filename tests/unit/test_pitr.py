@@ -155,6 +155,10 @@ def test_a_bucket_needs_its_keys_and_well_formed_settings():
         supplied=KEYS, **{**BUCKET, "pitr_repo_s3_endpoint": "https://s3.example.org"}
     )
     assert "pitr_repo_s3_uri_style = 'virtual'" in refused(supplied=KEYS, **BUCKET, pitr_repo_s3_uri_style="virtual")
+    assert "pitr_repo_s3_bucket = 'pitr.example.org': has a dot" in refused(
+        supplied=KEYS, **{**BUCKET, "pitr_repo_s3_bucket": "pitr.example.org"}
+    )
+    assert load(supplied=KEYS, **{**BUCKET, "pitr_repo_s3_bucket": "pitr.example.org"}, pitr_repo_s3_uri_style="path")
     assert "pitr_repo_s3_ca_file = '/nonexistent.pem': no such file" in refused(
         supplied=KEYS, **BUCKET, pitr_repo_s3_ca_file="/nonexistent.pem"
     )
@@ -199,3 +203,8 @@ def test_the_restore_script_is_python_for_either_repository_and_reaches_a_bucket
         compile(text, "pitr-restore.py", "exec")
         assert ('"--network", "none"' in text) is not pitr.in_bucket(cfg)
         assert (pitr.REPO_IN_CONTAINER in text) is not pitr.in_bucket(cfg)
+
+
+def test_an_archive_with_no_wal_file_yet_reads_as_nothing_archived():
+    read = pitr_state.PitrState().process(["info [{}]", "current 000000010000000000000003|f|", "archived ", "now 5"])
+    assert read["archived"] is None and read["archived_at"] == 0.0
