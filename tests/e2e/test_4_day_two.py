@@ -97,7 +97,8 @@ def test_docker_daemon_restart_keeps_containers_running(sandbox):
 
 def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
     write_data(sandbox, "upgrade")
-    data, before, count = read_data(sandbox), started(sandbox), len(backups(sandbox))
+    # The newest backup's name, not their count: at backup_keep (7) a new one removes the oldest.
+    data, before, newest = read_data(sandbox), started(sandbox), backups(sandbox)[-1]
     # These two come as an air-gapped server gets them: offline_images, an archive the deploy
     # uploads and loads (they are not in the sandbox's registry).
     upgraded = (
@@ -109,7 +110,7 @@ def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
     assert rc == 0, log[-3000:]
     assert "Backup taken: before upgrading postgres, redis" in changed(results)
     assert "Images loaded" in changed(results)
-    assert len(backups(sandbox)) == count + 1
+    assert backups(sandbox)[-1] > newest
     after = started(sandbox)
     # PostgreSQL runs the upgraded image with pgBackRest added (pitr.py), built on the host from it.
     revision = '{{index .Config.Labels "org.opencontainers.image.revision"}}'
@@ -132,11 +133,11 @@ def test_upgrade_of_postgres_and_redis_keeps_every_row(sandbox):
 
 
 def test_failed_upgrade_explains_and_the_old_images_restore_service(sandbox):
-    count = len(backups(sandbox))
+    newest = backups(sandbox)[-1]
     rc, results, log = sandbox.deploy("--data", images(chatwoot=UPGRADES["chatwoot_broken"]))
     assert rc != 0
     assert "DEPLOY FAILED" in log and f"chatwoot: {SANDBOX_IMAGES['chatwoot']}" in log, log[-3000:]
-    assert len(backups(sandbox)) == count + 1, "no backup was taken before the upgrade"
+    assert backups(sandbox)[-1] > newest, "no backup was taken before the upgrade"
     # The migration runs before any container is replaced: Chatwoot still serves.
     assert started(sandbox)["msgplatform-chatwoot-web-1"].split()[0] == SANDBOX_IMAGES["chatwoot"]
     rc, results, log = sandbox.deploy()
