@@ -6,12 +6,10 @@ the edge network. Its own configuration comes from here; Pangolin's resources (t
 sites) reach it through Pangolin's HTTP provider.
 """
 
-import os
-
 from pydantic import field_validator, model_validator
 
 from . import converge
-from .model import DNS_LABELS_RE, Domain, Email, Section, refuse, setting
+from .model import DNS_LABELS_RE, Domain, Email, PemFile, Section, refuse, setting
 
 EDGE_SERVICES = ("chatwoot", "n8n", "directus", "pangolin")
 
@@ -55,7 +53,7 @@ class Settings(Section):
         pattern=r"^https://[^\s'\"]+$",
         fix='use e.g. "https://acme-staging-v02.api.letsencrypt.org/directory"',
     )
-    acme_ca_certificate: str | None = setting(
+    acme_ca_certificate: PemFile | None = setting(
         None,
         doc="A PEM file on this machine that the ACME server's own TLS certificate chains to, for a private ACME "
         "server (the sandbox's Pebble); None: the system's trust store.",
@@ -94,13 +92,6 @@ class Settings(Section):
         if len(set(names.values())) != len(names):
             raise refuse("two services share a hostname", "give each service its own name")
         return names
-
-    @field_validator("acme_ca_certificate")
-    @classmethod
-    def _pem_file(cls, path):
-        if path is not None and not os.path.isfile(path):
-            raise refuse("no such file on this machine", "give the path of a PEM file, or None")
-        return path
 
     @model_validator(mode="after")
     def _dns_token(self):

@@ -7,6 +7,7 @@ is not a boolean); `config.load` turns its errors into the project's messages.
 """
 
 import ipaddress
+import os
 import re
 from typing import Annotated, TypeVar
 
@@ -93,6 +94,8 @@ Domain = Annotated[
         'write a name like "example.org": no scheme, no path, no trailing dot',
     ),
 ]
+# A file on the machine pyinfra runs on (uploaded by the deploy), e.g. a private CA's certificate.
+PemFile = Annotated[str, check(os.path.isfile, "no such file on this machine", "give the path of a PEM file, or None")]
 Email = Annotated[str, check(is_email, "not an e-mail address", 'write an address like "ops@example.org"')]
 # A Meta object id (Page, phone number, WhatsApp Business Account): digits only.
 MetaId = Annotated[

@@ -9,7 +9,6 @@ runs the pinned image of group data with pgBackRest added (files/postgres/Docker
 on the host by the deploy: production keeps the vendor's image, and its tag, as the base."""
 
 import hashlib
-import os
 import shlex
 from io import StringIO
 from pathlib import Path
@@ -19,7 +18,7 @@ from pydantic import field_validator, model_validator
 from pyinfra.operations import server, systemd
 
 from . import converge
-from .model import CALENDAR_PATTERN, DEDICATED_DIR_PATTERN, PositiveInt, Section, refuse, setting
+from .model import CALENDAR_PATTERN, DEDICATED_DIR_PATTERN, PemFile, PositiveInt, Section, refuse, setting
 from .pitr_state import MAX_FULL_AGE_DAYS, REPO_IN_CONTAINER, STANZA, PitrState, drift
 from .topology import Role
 
@@ -108,19 +107,12 @@ class Settings(Section):
         pattern=r"^/[A-Za-z0-9._/-]*$",
         fix='write e.g. "/msgplatform"',
     )
-    pitr_repo_s3_ca_file: str | None = setting(
+    pitr_repo_s3_ca_file: PemFile | None = setting(
         None,
         doc="A PEM file on this machine that the S3 service's TLS certificate chains to, for a private S3 service; "
         "None: the system's trust store.",
         fix="give the path of a PEM file on this machine, or None",
     )
-
-    @field_validator("pitr_repo_s3_ca_file")
-    @classmethod
-    def _pem_file(cls, path):
-        if path is not None and not os.path.isfile(path):
-            raise refuse("no such file on this machine", "give the path of a PEM file, or None")
-        return path
 
     @model_validator(mode="after")
     def _s3_whole(self):
